@@ -1,0 +1,33 @@
+# Two commands a person needs (see README.md):
+#   make lab    set everything up, open JupyterLab on notebooks/quickstart.ipynb
+#   make test   set everything up, run every test (node, unit, kernel, notebooks, browser)
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PORT   ?= 8888
+
+.PHONY: lab test test-quick setup js-test clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,lab]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+lab: setup
+	$(PY) -m jupyter lab --notebook-dir=. --ServerApp.port=$(PORT) notebooks/quickstart.ipynb
+
+js-test:
+	node --test js/
+
+test: setup js-test
+	$(PY) -m pytest
+
+# The quick set: unit tests only, no kernel, browser or notebooks; under a minute.
+test-quick: setup
+	$(PY) -m pytest -m "not slow and not kernel and not browser and not notebook"
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info
