@@ -1,0 +1,23 @@
+"""cnnwidget: see inside Keras convolutional networks, live in Jupyter.
+
+    import cnnwidget as cw
+    probe = cw.ModelProbe(model)
+    cw.ActivationGrid(model, images)
+"""
+
+from .core import CnnWidgetError, ImageError, LayerError, LayerInfo, ModelError, ModelProbe
+
+__version__ = "0.1.0"
+
+_WIDGETS = ("ActivationGrid", "show_in_sidebar")
+
+__all__ = ["CnnWidgetError", "ImageError", "LayerError", "LayerInfo", "ModelError", "ModelProbe", *_WIDGETS]
+
+
+def __getattr__(name):
+    # Widgets load on first use, so scripts that only compute (cnnwidget.core) never import ipywidgets.
+    if name in _WIDGETS:
+        from . import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'cnnwidget' has no attribute {name!r}")

@@ -1,0 +1,6 @@
+"""Widgets: traitlets state and wire encoding over cnnwidget.core; no TensorFlow math here."""
+
+from .activation_grid import ActivationGrid
+from .sidebar import show_in_sidebar
+
+__all__ = ["ActivationGrid", "show_in_sidebar"]

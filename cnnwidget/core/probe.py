@@ -1,0 +1,275 @@
+"""ModelProbe: one Keras model, its layers by path, and compiled passes that return any layers' outputs."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import _graph
+from .errors import ModelError, unknown_layer
+from .images import as_image_batch
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer of a probed model.
+
+    ``path`` is unique ("base/block_6_expand_relu" for a layer inside a nested model, "name:1" for the second call
+    of a shared layer); ``name`` is the layer's own name; ``output_shape`` has no batch axis; ``is_spatial`` is
+    True for outputs (H, W, C), the ones shown as feature-map grids.
+    """
+
+    name: str
+    class_name: str
+    output_shape: tuple
+    is_spatial: bool
+    path: str
+
+
+class ModelProbe:
+    """Wraps a Keras model to read any layer's output for display-space images.
+
+    ``preprocess`` maps display space (``input_range``, default [0, 1]) to what the model expects (for a Keras
+    application, e.g. ``lambda x: preprocess_input(x * 255)``); it must be made of TensorFlow/Keras ops, since it runs
+    inside compiled passes and gradients flow through it. ``class_names`` labels the model's outputs.
+    Accepts functional models, Sequential models (built or not: an unbuilt one is built from the first images it is
+    given) and models nested inside either, whose inner layers are listed and reachable by path.
+    """
+
+    def __init__(self, model, preprocess: Callable | None = None, class_names: Sequence[str] | None = None,
+                 input_range: tuple[float, float] = (0.0, 1.0), batch_size: int = 32):
+        self.model = _check_model(model)
+        self.preprocess = preprocess
+        self.input_range = (float(input_range[0]), float(input_range[1]))
+        self.batch_size = int(batch_size)
+        self._class_names = None if class_names is None else [str(c) for c in class_names]
+        self._graph: _graph.FlatGraph | None = None
+        self._layers: list[LayerInfo] = []
+        self._fns: dict = {}
+        self._lock = threading.Lock()
+        self.trace_count = 0  # how many times a compiled pass was traced; steady state adds none
+        shape = _known_input_shape(self.model)
+        if shape is not None:
+            self._build(shape)
+
+    # -- the model's structure -------------------------------------------------------------------------------
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        """Every layer in model order, nested models flattened (their inner layers by path)."""
+        self._require_built()
+        return list(self._layers)
+
+    @property
+    def input_shape(self) -> tuple:
+        """(H, W, C) the model takes; None for a size it leaves free."""
+        self._require_built()
+        return tuple(self._graph.input.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        """Width of the model's output (1 for a single sigmoid unit)."""
+        self._require_built()
+        return int(self._graph.output.shape[-1])
+
+    @property
+    def class_names(self) -> list[str]:
+        """Names of the output classes; "0", "1", ... when none were given."""
+        if self._class_names is not None:
+            return list(self._class_names)
+        n = self.num_classes
+        return [str(i) for i in range(2 if n == 1 else n)]
+
+    @property
+    def spatial_layers(self) -> list[LayerInfo]:
+        """Layers whose output is a feature map (H, W, C)."""
+        return [info for info in self.layers if info.is_spatial]
+
+    def layer(self, layer) -> LayerInfo:
+        """Look a layer up by path, by unique name, by LayerInfo or by the Keras layer object."""
+        self._require_built()
+        by_path = {info.path: info for info in self._layers}
+        if isinstance(layer, LayerInfo):
+            layer = layer.path
+        if isinstance(layer, keras.layers.Layer):
+            for path, obj in self._graph.layers.items():
+                if obj is layer:
+                    return by_path[path]
+            raise unknown_layer(layer.name, list(by_path))
+        if isinstance(layer, str):
+            if layer in by_path:
+                return by_path[layer]
+            named = [info for info in self._layers if info.name == layer]
+            if len(named) == 1:
+                return named[0]
+            if len(named) > 1:
+                paths = ", ".join(repr(i.path) for i in named)
+                raise unknown_layer(f"{layer} (ambiguous: give one of {paths})", list(by_path))
+        raise unknown_layer(layer, list(by_path))
+
+    # -- passes ----------------------------------------------------------------------------------------------
+
+    def images(self, images) -> np.ndarray:
+        """Check ``images`` against the model's input and return them as float32 (N, H, W, C) in display space."""
+        if self._graph is None:  # an unbuilt Sequential: take the shape from the first images
+            batch = as_image_batch(images, input_range=self.input_range)
+            self._build_sequential(batch.shape[1:])
+        h, w, c = self.input_shape
+        return as_image_batch(images, height=h, width=w, channels=c, input_range=self.input_range)
+
+    def activations(self, images, layers: Iterable | str | None = None, reduce: Callable | None = None) -> dict:
+        """Outputs of ``layers`` (default: all) for ``images``, from one forward pass per batch.
+
+        Returns {path: np.ndarray (N, H, W, C) for spatial layers, (N, C) for vectors}. The pass is a compiled
+        function cached per layer set; it computes only what the deepest asked-for layer needs. ``reduce``, if
+        given, is applied to each layer's output tensor inside the compiled pass (e.g. a summary that is much
+        smaller than the feature map); it is part of the cache key, so pass the same function object each time.
+        """
+        batch = self.images(images)
+        if layers is None:
+            paths = tuple(info.path for info in self._layers)
+        else:
+            layers = [layers] if isinstance(layers, (str, LayerInfo, keras.layers.Layer)) else list(layers)
+            paths = tuple(self.layer(name).path for name in layers)
+        fn = self._compiled(paths, reduce)
+        outs = self._run_batched(fn, batch)
+        return dict(zip(paths, outs))
+
+    def predict(self, images) -> np.ndarray:
+        """Class probabilities (N, classes) for ``images``; logits are put through a softmax, a single sigmoid
+        unit becomes two columns (1 - p, p)."""
+        batch = self.images(images)
+        return self._run_batched(self._compiled(None, None), batch)[0]
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _compiled(self, paths: tuple | None, reduce: Callable | None):
+        key = (paths, reduce)
+        with self._lock:
+            fn = self._fns.get(key)
+            if fn is None:
+                fn = self._fns[key] = self._make_function(paths, reduce)
+            return fn
+
+    def _make_function(self, paths, reduce):
+        graph = self._graph
+        if paths is None:  # the model's own output, as probabilities
+            outputs, reduce = [graph.output], _probability_fn(self.model)
+        else:
+            outputs = [graph.outputs[p] for p in paths]
+        sub = keras.Model(graph.input, outputs)
+        preprocess = self.preprocess
+
+        def run(x):
+            self.trace_count += 1  # runs only while tracing
+            if preprocess is not None:
+                x = preprocess(x)
+            outs = sub(x, training=False)
+            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+            return [reduce(o) for o in outs] if reduce is not None else outs
+
+        spec = tf.TensorSpec((None,) + tuple(graph.input.shape[1:]), tf.float32)
+        return tf.function(run, input_signature=[spec])
+
+    def _run_batched(self, fn, batch: np.ndarray) -> list[np.ndarray]:
+        chunks = [fn(tf.constant(batch[i:i + self.batch_size])) for i in range(0, len(batch), self.batch_size)]
+        return [np.concatenate([np.asarray(c[j]) for c in chunks]) for j in range(len(chunks[0]))]
+
+    def _build_sequential(self, shape):
+        try:
+            self.model.build((None,) + tuple(shape))
+        except Exception as exc:
+            raise ModelError(f"could not build {self.model.name!r} for images of shape {tuple(shape)}: {exc}") from None
+        self._build(shape)
+
+    def _build(self, shape):
+        graph = _graph.flatten(self.model, shape)
+        layers = [
+            LayerInfo(name=layer.name, class_name=type(layer).__name__,
+                      output_shape=tuple(graph.outputs[path].shape[1:]),
+                      is_spatial=len(graph.outputs[path].shape) == 4, path=path)
+            for path, layer in graph.layers.items()
+        ]
+        if not any(info.is_spatial for info in layers):
+            described = ", ".join(f"{i.path} {i.output_shape}" for i in layers[:8])
+            raise ModelError(
+                f"{self.model.name!r} has no spatial layer: cnnwidget looks inside convolutional networks, whose "
+                f"layers output feature maps (N, H, W, C), but every layer here outputs vectors ({described})."
+            )
+        n_out = graph.output.shape[-1]
+        if self._class_names is not None and len(self._class_names) != max(int(n_out), 2 if n_out == 1 else 0):
+            raise ModelError(f"class_names has {len(self._class_names)} names, but the model outputs {n_out} classes.")
+        self._graph, self._layers = graph, layers
+
+    def _require_built(self):
+        if self._graph is None:
+            raise ModelError(
+                f"{self.model.name!r} is a Sequential model without an Input, so its layer shapes are not known yet. "
+                "Pass images once (probe.activations(images)) or give it a keras.Input as first layer."
+            )
+
+    def __repr__(self):
+        state = f"{len(self._layers)} layers" if self._graph is not None else "not built yet"
+        return f"ModelProbe({self.model.name!r}, {state})"
+
+
+def as_probe(model_or_probe, **kwargs) -> ModelProbe:
+    """Return a ModelProbe for a Keras model (extra keyword arguments go to ModelProbe), or a probe unchanged."""
+    if isinstance(model_or_probe, ModelProbe):
+        return model_or_probe
+    return ModelProbe(model_or_probe, **kwargs)
+
+
+def _check_model(model):
+    if not isinstance(model, keras.Model):
+        kind = f"{type(model).__module__}.{type(model).__name__}"
+        hint = ""
+        if "tf_keras" in kind or "keras.engine" in kind or "keras.src.engine" in kind:
+            hint = " It looks like a Keras 2 (tf_keras) model: save it and load it with Keras 3 (keras.saving.load_model)."
+        raise ModelError(f"expected a Keras 3 model (keras.Model) or a cnnwidget.ModelProbe; got {kind}.{hint}")
+    if not isinstance(model, keras.Sequential) and not _graph.is_functional(model):
+        raise _graph.subclassed_error(model)
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if inputs is not None and len(inputs) > 1:
+        names = ", ".join(f"{t.name} {tuple(t.shape)}" for t in inputs)
+        raise ModelError(
+            f"{model.name!r} takes {len(inputs)} inputs ({names}); cnnwidget probes models with one image input. "
+            "Wrap it in a functional model with a single image input and the other inputs fixed, e.g. "
+            "keras.Model(image_input, model([image_input, constant]))."
+        )
+    return model
+
+
+def _known_input_shape(model):
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return None
+    if not inputs:
+        return None
+    return tuple(inputs[0].shape[1:])
+
+
+def _probability_fn(model):
+    """Softmax unless the model's last layer already outputs probabilities (softmax or sigmoid activation)."""
+    last = model.layers[-1]
+    while isinstance(last, keras.Model) and last.layers:
+        last = last.layers[-1]
+    activation = getattr(last, "activation", None)
+    name = getattr(activation, "__name__", "")
+
+    def probabilities(out):
+        if out.shape[-1] == 1:
+            p = out if name == "sigmoid" else tf.sigmoid(out)
+            return tf.concat([1.0 - p, p], axis=-1)
+        return out if name == "softmax" else tf.nn.softmax(out, axis=-1)
+
+    return probabilities

@@ -1,0 +1,254 @@
+"""ActivationGrid: every channel of a layer for one input, a depth strip of all layers, and per-channel stats."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import anywidget
+import bqplot
+import ipywidgets
+import numpy as np
+import traitlets as t
+
+from ..core import CnnWidgetError, ImageError, as_probe
+from ..core.activations import channel_order, channel_stats, depth_strip, fit_within, resize
+from . import _transport
+from ._esm import bundle
+
+# Traits a person changes in the browser or from Python; the grid mirrors them from its view.
+_SHARED = ("layer", "image_index", "selected_channel", "page", "page_size", "sort", "colormap", "normalization",
+           "overlay", "overlay_opacity", "error", "status")
+
+
+class _GridView(anywidget.AnyWidget):
+    """The canvas view (js/activation_grid.js); its byte traits follow docs/wire-format.md."""
+
+    _esm = bundle("activation_grid.js")
+
+    layers = t.List(t.Dict()).tag(sync=True)
+    layer = t.Unicode("").tag(sync=True)
+    n_images = t.Int(1).tag(sync=True)
+    image_index = t.Int(0).tag(sync=True)
+    image = t.Bytes(b"").tag(sync=True)
+    image_shape = t.List(t.Int()).tag(sync=True)
+    tiles = t.Bytes(b"").tag(sync=True)
+    tile_ranges = t.Bytes(b"").tag(sync=True)
+    tile_meta = t.Dict().tag(sync=True)
+    focus = t.Bytes(b"").tag(sync=True)
+    focus_meta = t.Dict().tag(sync=True)
+    strip = t.Bytes(b"").tag(sync=True)
+    strip_meta = t.Dict().tag(sync=True)
+    selected_channel = t.Int(-1).tag(sync=True)
+    page = t.Int(0).tag(sync=True)
+    page_size = t.Int(64).tag(sync=True)
+    sort = t.Unicode("index").tag(sync=True)
+    colormap = t.Unicode("viridis").tag(sync=True)
+    normalization = t.Unicode("channel").tag(sync=True)
+    overlay = t.Bool(False).tag(sync=True)
+    overlay_opacity = t.Float(0.6).tag(sync=True)
+    error = t.Unicode("").tag(sync=True)
+    status = t.Unicode("").tag(sync=True)
+
+
+class ActivationGrid(ipywidgets.HBox):
+    """Every channel of one layer's output for one image, drawn on a canvas, with a depth strip and channel stats.
+
+    ``model_or_probe``: a Keras model or a ``ModelProbe``. ``images``: (N, H, W, C) or (H, W, C) in the probe's
+    display range. ``layer``: a layer path or name (default: the first convolution). ``page_size`` tiles are
+    sent per page; feature maps larger than ``max_tile`` pixels a side are area-downsampled for the grid (the
+    enlarged channel is sent at up to 256 a side). Colour map and normalization are applied in the browser.
+
+    Traits a person can read, set or observe: ``layer``, ``image_index``, ``selected_channel`` (the clicked
+    channel, -1 for none), ``page``, ``page_size``, ``sort`` ("index" or "mean"), ``colormap``, ``normalization``
+    ("channel" or "layer"), ``overlay``, ``overlay_opacity``, ``error`` (the last bad-input message, shown in the
+    widget), ``status``.
+    """
+
+    layer = t.Unicode("")
+    image_index = t.Int(0)
+    selected_channel = t.Int(-1)
+    page = t.Int(0)
+    page_size = t.Int(64)
+    sort = t.Unicode("index")
+    colormap = t.Unicode("viridis")
+    normalization = t.Unicode("channel")
+    overlay = t.Bool(False)
+    overlay_opacity = t.Float(0.6)
+    error = t.Unicode("")
+    status = t.Unicode("")
+
+    def __init__(self, model_or_probe, images, layer=None, *, page_size: int = 64, max_tile: int = 64,
+                 thumbnail: int = 32, **probe_options):
+        self.probe = as_probe(model_or_probe, **probe_options)
+        self._batch = self.probe.images(images)
+        self._max_tile, self._thumb = int(max_tile), int(thumbnail)
+        self._acts: OrderedDict = OrderedDict()  # layer path -> (N, ...) outputs, a few layers kept
+        self._strip = None
+        self._reverting = False
+        infos = self.probe.layers
+        start = self.probe.layer(layer).path if layer is not None else _default_layer(infos)
+        self.view = _GridView(
+            layers=[{"name": i.path, "shape": list(i.output_shape), "spatial": i.is_spatial} for i in infos],
+            n_images=len(self._batch), page_size=page_size, layer=start,
+        )
+        self.chart = _stats_chart()
+        super().__init__(children=[self.view, self.chart], layout=ipywidgets.Layout(flex_flow="row wrap"))
+        for name in _SHARED:
+            setattr(self, name, getattr(self.view, name))
+            t.link((self, name), (self.view, name))
+        self.observe(self._on_change, names=["layer", "image_index", "page", "page_size", "sort", "selected_channel"])
+        self._show(layer=start, image_index=0, page=0)
+
+    # -- public --------------------------------------------------------------------------------------------------
+
+    @property
+    def images(self) -> np.ndarray:
+        """The batch shown, float32 (N, H, W, C) in display space."""
+        return self._batch
+
+    @images.setter
+    def images(self, images):
+        try:
+            batch = self.probe.images(images)
+        except ImageError as exc:
+            self.error = str(exc)
+            raise
+        self._batch, self._acts, self._strip = batch, OrderedDict(), None
+        self.view.n_images = len(batch)
+        self._show(layer=self.layer, image_index=min(self.image_index, len(batch) - 1), page=self.page)
+
+    def activations(self, layer=None) -> np.ndarray:
+        """Outputs of ``layer`` (default: the one shown) for the whole batch, (N, H, W, C) or (N, C)."""
+        path = self.probe.layer(layer or self.layer).path
+        if path not in self._acts:
+            self._acts[path] = self.probe.activations(self._batch, [path])[path]
+            while len(self._acts) > 4:  # bound memory on large models
+                self._acts.popitem(last=False)
+        self._acts.move_to_end(path)
+        return self._acts[path]
+
+    # -- reacting to changes -------------------------------------------------------------------------------------
+
+    def _on_change(self, change):
+        if self._reverting:
+            return
+        name, old = change["name"], change["old"]
+        from_browser = bool(getattr(self.view, "_property_lock", None))
+        try:
+            if name == "selected_channel":
+                self._show_focus()
+            else:
+                state = {"layer": self.layer, "image_index": self.image_index, "page": self.page}
+                if name in ("layer", "sort", "page_size", "image_index"):
+                    state["page"] = 0 if name != "image_index" else self.page
+                self._show(**state)
+        except CnnWidgetError as exc:
+            self.error = str(exc)
+            self._reverting = True
+            try:
+                setattr(self, name, old)  # keep showing what was there: nothing lost
+            finally:
+                self._reverting = False
+            if not from_browser:
+                raise
+
+    def _show(self, layer: str, image_index: int, page: int):
+        """Compute everything for one (layer, image, page) first, then send it in one message."""
+        path = self.probe.layer(layer).path
+        n = len(self._batch)
+        if not 0 <= image_index < n:
+            raise ImageError(f"image_index must be between 0 and {n - 1} for this batch of {n}; got {image_index}.")
+        if self.page_size < 1:
+            raise ImageError(f"page_size must be at least 1; got {self.page_size}.")
+        maps = self.activations(path)[image_index]
+        means, zeros = channel_stats(maps)
+        order = channel_order(means, self.sort)
+        n_pages = max(1, -(-len(order) // self.page_size))
+        page = min(max(page, 0), n_pages - 1)
+        shown = order[page * self.page_size:(page + 1) * self.page_size]
+        if maps.ndim == 3:
+            stack = np.moveaxis(maps[..., shown], -1, 0)
+            h, w = fit_within(*stack.shape[1:], self._max_tile)
+            stack = resize(stack, h, w)
+            source = maps.shape[:2]
+        else:  # a vector layer: one 1x1 tile per unit
+            stack = maps[shown].reshape(-1, 1, 1)
+            source = (1, 1)
+        tiles, ranges = _transport.quantize(stack)
+        strip, strip_meta = self._strip_for(image_index)
+        image = self._batch[image_index]
+        with self.view.hold_sync():
+            self.view.tiles, self.view.tile_ranges = tiles, ranges
+            self.view.tile_meta = {
+                "k": int(stack.shape[0]), "h": int(stack.shape[1]), "w": int(stack.shape[2]),
+                "channels": [int(c) for c in shown], "n_channels": int(len(order)), "page": int(page),
+                "n_pages": int(n_pages), "source_h": int(source[0]), "source_w": int(source[1]),
+            }
+            self.view.image = _transport.image_bytes(image, self.probe.input_range)
+            self.view.image_shape = [int(image.shape[0]), int(image.shape[1])]
+            self.view.strip, self.view.strip_meta = strip, strip_meta
+            self._reverting = True
+            try:
+                self.layer, self.image_index, self.page = path, image_index, page
+                if self.selected_channel >= len(order):
+                    self.selected_channel = -1
+            finally:
+                self._reverting = False
+            self._show_focus()
+            self.error = ""
+        self._update_chart(path, means, zeros)
+
+    def _show_focus(self):
+        maps = self.activations(self.layer)[self.image_index]
+        c = self.selected_channel
+        channels = maps.shape[-1]
+        if c < 0:
+            self.view.focus, self.view.focus_meta = b"", {}
+            return
+        if c >= channels:
+            raise ImageError(f"selected_channel must be between 0 and {channels - 1} for {self.layer}; got {c}.")
+        one = maps[..., c] if maps.ndim == 3 else maps[c:c + 1].reshape(1, 1)
+        h, w = fit_within(*one.shape, 256)
+        one = resize(one, h, w)
+        data, ranges = _transport.quantize(one[None])
+        lo, hi = np.frombuffer(ranges, "<f4")
+        self.view.focus = data
+        self.view.focus_meta = {"channel": int(c), "h": int(h), "w": int(w), "lo": float(lo), "hi": float(hi)}
+
+    def _strip_for(self, image_index: int):
+        if self._strip is None:
+            self._strip = depth_strip(self.probe, self._batch, self._thumb)
+        thumbs, paths = self._strip
+        data, _ = _transport.quantize(thumbs[image_index])
+        shapes = {i.path: list(i.output_shape) for i in self.probe.layers}
+        return data, {"t": self._thumb, "layers": paths, "shapes": [shapes[p] for p in paths]}
+
+    def _update_chart(self, path: str, means: np.ndarray, zeros: np.ndarray):
+        bars, line = self.chart.marks
+        x = np.arange(len(means))
+        with bars.hold_sync(), line.hold_sync():
+            bars.x, bars.y = x, means
+            line.x, line.y = x, zeros
+        self.chart.title = f"{path}: mean activation (bars), fraction <= 0 (line)"
+
+
+def _default_layer(infos) -> str:
+    """The first convolution's output (what a person first looks at), else the first spatial layer."""
+    spatial = [i for i in infos if i.is_spatial]
+    convs = [i for i in spatial if "Conv" in i.class_name]
+    return (convs or spatial)[0].path
+
+
+def _stats_chart() -> bqplot.Figure:
+    x = bqplot.LinearScale()
+    y_mean, y_zero = bqplot.LinearScale(), bqplot.LinearScale(min=0.0, max=1.0)
+    bars = bqplot.Bars(x=[], y=[], scales={"x": x, "y": y_mean}, colors=["#4c72b0"], padding=0.1)
+    line = bqplot.Lines(x=[], y=[], scales={"x": x, "y": y_zero}, colors=["#dd8452"], stroke_width=1.5)
+    axes = [
+        bqplot.Axis(scale=x, label="channel"),
+        bqplot.Axis(scale=y_mean, orientation="vertical", label="mean activation"),
+        bqplot.Axis(scale=y_zero, orientation="vertical", side="right", label="fraction <= 0", tick_format=".0%"),
+    ]
+    return bqplot.Figure(marks=[bars, line], axes=axes, title="",
+                         layout=ipywidgets.Layout(width="420px", height="300px"),
+                         fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 60})
