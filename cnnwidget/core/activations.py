@@ -73,7 +73,7 @@ def thumbnail_reducer(size: int):
         if out.shape.rank == 4:
             img = tf.reduce_mean(tf.abs(out), axis=-1, keepdims=True)
         else:
-            vec = tf.reshape(out, (tf.shape(out)[0], -1)) if out.shape.rank == 2 else tf.reduce_mean(tf.abs(out), -1)
+            vec = out if out.shape.rank == 2 else tf.reduce_mean(tf.abs(out), axis=-1)
             n = int(vec.shape[-1])
             side = max(1, math.isqrt(n - 1) + 1)
             vec = tf.pad(vec, [[0, 0], [0, side * side - n]])

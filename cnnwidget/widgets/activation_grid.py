@@ -15,7 +15,7 @@ from ..core.activations import channel_order, channel_stats, depth_strip, fit_wi
 from . import _transport
 from ._esm import bundle
 
-# Traits a person changes in the browser or from Python; the grid mirrors them from its view.
+# The view's traits a person reads, sets or observes on the grid itself (see ActivationGrid.observe).
 _SHARED = ("layer", "image_index", "selected_channel", "page", "page_size", "sort", "colormap", "normalization",
            "overlay", "overlay_opacity", "error", "status")
 
@@ -46,6 +46,7 @@ class _GridView(anywidget.AnyWidget):
     normalization = t.Unicode("channel").tag(sync=True)
     overlay = t.Bool(False).tag(sync=True)
     overlay_opacity = t.Float(0.6).tag(sync=True)
+    predictions = t.List(t.Dict()).tag(sync=True)
     error = t.Unicode("").tag(sync=True)
     status = t.Unicode("").tag(sync=True)
 
@@ -64,26 +65,13 @@ class ActivationGrid(ipywidgets.HBox):
     widget), ``status``.
     """
 
-    layer = t.Unicode("")
-    image_index = t.Int(0)
-    selected_channel = t.Int(-1)
-    page = t.Int(0)
-    page_size = t.Int(64)
-    sort = t.Unicode("index")
-    colormap = t.Unicode("viridis")
-    normalization = t.Unicode("channel")
-    overlay = t.Bool(False)
-    overlay_opacity = t.Float(0.6)
-    error = t.Unicode("")
-    status = t.Unicode("")
-
     def __init__(self, model_or_probe, images, layer=None, *, page_size: int = 64, max_tile: int = 64,
                  thumbnail: int = 32, **probe_options):
         self.probe = as_probe(model_or_probe, **probe_options)
         self._batch = self.probe.images(images)
         self._max_tile, self._thumb = int(max_tile), int(thumbnail)
         self._acts: OrderedDict = OrderedDict()  # layer path -> (N, ...) outputs, a few layers kept
-        self._strip = None
+        self._strip = self._probs = None
         self._reverting = False
         infos = self.probe.layers
         start = self.probe.layer(layer).path if layer is not None else _default_layer(infos)
@@ -93,11 +81,26 @@ class ActivationGrid(ipywidgets.HBox):
         )
         self.chart = _stats_chart()
         super().__init__(children=[self.view, self.chart], layout=ipywidgets.Layout(flex_flow="row wrap"))
-        for name in _SHARED:
-            setattr(self, name, getattr(self.view, name))
-            t.link((self, name), (self.view, name))
-        self.observe(self._on_change, names=["layer", "image_index", "page", "page_size", "sort", "selected_channel"])
+        self.view.observe(self._on_change,
+                          names=["layer", "image_index", "page", "page_size", "sort", "selected_channel"])
         self._show(layer=start, image_index=0, page=0)
+
+    # The grid is a box around its view, and the view holds the synced state: the shared names read, write and
+    # observe the view's traits, so there is one copy of each value (a traitlets.link could not revert a bad one).
+    def observe(self, handler, names=t.All, type="change"):
+        """Observe traits; the grid's shared names (``layer``, ``selected_channel``, ...) are observed on its view."""
+        mine, theirs = _split_names(names)
+        if theirs:
+            self.view.observe(handler, names=theirs, type=type)
+        if mine:
+            super().observe(handler, names=mine, type=type)
+
+    def unobserve(self, handler, names=t.All, type="change"):
+        mine, theirs = _split_names(names)
+        if theirs:
+            self.view.unobserve(handler, names=theirs, type=type)
+        if mine:
+            super().unobserve(handler, names=mine, type=type)
 
     # -- public --------------------------------------------------------------------------------------------------
 
@@ -113,7 +116,7 @@ class ActivationGrid(ipywidgets.HBox):
         except ImageError as exc:
             self.error = str(exc)
             raise
-        self._batch, self._acts, self._strip = batch, OrderedDict(), None
+        self._batch, self._acts, self._strip, self._probs = batch, OrderedDict(), None, None
         self.view.n_images = len(batch)
         self._show(layer=self.layer, image_index=min(self.image_index, len(batch) - 1), page=self.page)
 
@@ -146,7 +149,7 @@ class ActivationGrid(ipywidgets.HBox):
             self.error = str(exc)
             self._reverting = True
             try:
-                setattr(self, name, old)  # keep showing what was there: nothing lost
+                setattr(self.view, name, old)  # keep showing what was there: nothing lost
             finally:
                 self._reverting = False
             if not from_browser:
@@ -187,6 +190,7 @@ class ActivationGrid(ipywidgets.HBox):
             self.view.image = _transport.image_bytes(image, self.probe.input_range)
             self.view.image_shape = [int(image.shape[0]), int(image.shape[1])]
             self.view.strip, self.view.strip_meta = strip, strip_meta
+            self.view.predictions = self._top_predictions(image_index)
             self._reverting = True
             try:
                 self.layer, self.image_index, self.page = path, image_index, page
@@ -215,6 +219,12 @@ class ActivationGrid(ipywidgets.HBox):
         self.view.focus = data
         self.view.focus_meta = {"channel": int(c), "h": int(h), "w": int(w), "lo": float(lo), "hi": float(hi)}
 
+    def _top_predictions(self, image_index: int, k: int = 5) -> list[dict]:
+        if self._probs is None:
+            self._probs = self.probe.predict(self._batch)
+        probs, names = self._probs[image_index], self.probe.class_names
+        return [{"label": names[i], "p": float(probs[i])} for i in np.argsort(-probs)[:k]]
+
     def _strip_for(self, image_index: int):
         if self._strip is None:
             self._strip = depth_strip(self.probe, self._batch, self._thumb)
@@ -230,6 +240,22 @@ class ActivationGrid(ipywidgets.HBox):
             bars.x, bars.y = x, means
             line.x, line.y = x, zeros
         self.chart.title = f"{path}: mean activation (bars), fraction <= 0 (line)"
+
+
+def _forward(name):
+    return property(lambda self: getattr(self.view, name), lambda self, value: setattr(self.view, name, value),
+                    doc=f"The view's synced ``{name}`` trait.")
+
+
+for _name in _SHARED:
+    setattr(ActivationGrid, _name, _forward(_name))
+
+
+def _split_names(names):
+    if names is t.All:
+        return t.All, list(_SHARED)
+    names = [names] if isinstance(names, str) else list(names)
+    return [n for n in names if n not in _SHARED], [n for n in names if n in _SHARED]
 
 
 def _default_layer(infos) -> str:

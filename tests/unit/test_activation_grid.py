@@ -1,0 +1,130 @@
+"""ActivationGrid's state, in process: what it sends for each change, and how it takes bad input."""
+
+import keras
+import numpy as np
+import pytest
+
+import cnnwidget as cw
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((40, 40, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(inp)
+    x = keras.layers.ReLU(name="relu1")(x)
+    x = keras.layers.Conv2D(100, 3, strides=2, padding="same", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="out")(x))
+
+
+@pytest.fixture
+def grid(model):
+    return cw.ActivationGrid(model, np.random.default_rng(0).random((3, 40, 40, 3)), page_size=64)
+
+
+def meta(grid):
+    return grid.view.tile_meta
+
+
+def test_it_starts_on_the_first_convolution_with_every_channel_as_a_tile(grid):
+    m = meta(grid)
+    assert grid.layer == "conv1" and m["channels"] == list(range(8)) and (m["h"], m["w"]) == (40, 40)
+    assert len(grid.view.tiles) == 8 * 40 * 40 and len(grid.view.tile_ranges) == 8 * 8
+
+
+def test_a_layer_with_more_channels_than_a_page_is_paged_not_truncated(grid):
+    grid.layer = "conv2"
+    assert meta(grid)["n_channels"] == 100 and meta(grid)["n_pages"] == 2 and meta(grid)["k"] == 64
+    grid.page = 1
+    assert meta(grid)["channels"] == list(range(64, 100))
+
+
+def test_large_maps_are_downsampled_for_the_grid_but_not_for_the_enlarged_channel(model):
+    grid = cw.ActivationGrid(model, np.zeros((1, 40, 40, 3)), max_tile=16)
+    assert (meta(grid)["h"], meta(grid)["source_h"]) == (16, 40)
+    grid.selected_channel = 2
+    assert (grid.view.focus_meta["h"], len(grid.view.focus)) == (40, 40 * 40)
+
+
+def test_sorting_by_mean_puts_the_most_active_channel_first(grid):
+    grid.sort = "mean"
+    acts = grid.activations("conv1")[0]
+    assert meta(grid)["channels"] == list(np.argsort(-acts.mean(axis=(0, 1)), kind="stable"))
+
+
+def test_a_click_sends_the_channel_at_full_resolution_with_its_range(grid):
+    grid.view.set_state({"selected_channel": 3})  # as the browser does
+    fm = grid.view.focus_meta
+    truth = grid.activations("conv1")[0, :, :, 3]
+    assert grid.selected_channel == 3 and fm["channel"] == 3
+    assert fm["lo"] == pytest.approx(truth.min()) and fm["hi"] == pytest.approx(truth.max())
+
+
+def test_the_chart_shows_every_channels_mean_and_dead_fraction(grid):
+    grid.layer = "relu1"
+    bars, line = grid.chart.marks
+    acts = grid.activations("relu1")[0]
+    np.testing.assert_allclose(bars.y, acts.mean(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(line.y, (acts <= 0).mean(axis=(0, 1)), rtol=1e-5)
+
+
+def test_the_depth_strip_has_a_thumbnail_for_every_layer(grid):
+    sm = grid.view.strip_meta
+    assert sm["layers"] == ["conv1", "relu1", "conv2", "gap", "out"]
+    assert len(grid.view.strip) == 5 * sm["t"] ** 2
+
+
+def test_changing_the_image_changes_the_tiles_and_the_input_picture(grid):
+    before = (grid.view.tiles, grid.view.image)
+    grid.image_index = 2
+    assert grid.view.tiles != before[0] and grid.view.image != before[1]
+
+
+def test_a_vector_layer_shows_one_tile_per_unit(grid):
+    grid.layer = "gap"
+    assert (meta(grid)["k"], meta(grid)["h"], meta(grid)["w"]) == (64, 1, 1)
+
+
+def test_an_unknown_layer_from_python_raises_and_keeps_the_grid(grid):
+    tiles = grid.view.tiles
+    with pytest.raises(cw.LayerError, match="Did you mean 'conv2'"):
+        grid.layer = "conv3"
+    assert grid.layer == "conv1" and grid.view.tiles == tiles and "conv3" in grid.error
+
+
+def test_an_unknown_layer_from_the_browser_shows_the_error_and_reverts_the_view(grid):
+    grid.view.set_state({"layer": "nope"})
+    assert grid.view.layer == "conv1" and "No layer named 'nope'" in grid.view.error
+
+
+def test_the_next_good_change_clears_the_error(grid):
+    grid.view.set_state({"layer": "nope"})
+    grid.layer = "relu1"
+    assert grid.error == ""
+
+
+def test_bad_images_keep_the_old_batch(grid):
+    with pytest.raises(cw.ImageError, match="40x40 pixels; got 20x20"):
+        grid.images = np.zeros((2, 20, 20, 3))
+    assert len(grid.images) == 3 and "20x20" in grid.view.error
+
+
+def test_nan_images_are_refused_with_the_message_in_the_widget(grid):
+    bad = np.zeros((1, 40, 40, 3))
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(cw.ImageError, match="NaN"):
+        grid.images = bad
+    assert "NaN" in grid.error
+
+
+def test_an_image_index_out_of_range_is_refused(grid):
+    grid.view.set_state({"image_index": 7})
+    assert grid.image_index == 0 and "between 0 and 2" in grid.error
+
+
+def test_the_top_predictions_of_the_image_are_sent_with_class_names_verbatim(model):
+    names = ["cat", "<img src=x onerror=alert(1)>", "dog"]
+    grid = cw.ActivationGrid(model, np.zeros((1, 40, 40, 3)), class_names=names)
+    probs = grid.probe.predict(grid.images)[0]
+    assert [p["label"] for p in grid.view.predictions] == [names[i] for i in np.argsort(-probs)]
