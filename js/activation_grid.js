@@ -1,0 +1,434 @@
+// The ActivationGrid view: every channel of a layer as a grid of tiles, the clicked channel enlarged beside the
+// input image, and a strip of one thumbnail per layer. It draws the buffers Python sends (docs/wire-format.md) and
+// writes back what the user picks; colour maps, normalization and overlay are applied here, with no kernel trip.
+// Model text (layer names) only ever reaches the page through textContent, option text and attributes.
+import { colormap, COLORMAPS } from "./colormaps.js";
+import {
+  bytesOf, floatsOf, gridLayout, indexLut, layerRange, paintIndexed, paintRGB, stackComplete, tileAt, tileScale,
+  tileView, trueValue,
+} from "./tiles.js";
+
+const GAP = 4; // px between tiles; wide enough to hold the 2 px selection outline of each neighbour
+const PAD = 2; // px around the grid, so an outline on the edge stays visible
+const MIN_TILE_PX = 48;
+const FOCUS_PX = 192; // the enlarged image is zoomed to about this size
+const FALLBACK_WIDTH = 640; // before the view is attached and has a width of its own
+const OUTLINE = "#ff5722"; // canvas strokes cannot read CSS variables; this orange stands out on every colour map
+const IDENTITY = indexLut(0, 1, 0, 1);
+
+const NORMALIZATIONS = [["channel", "per channel"], ["layer", "per layer"]];
+const SORTS = [["index", "channel index"], ["mean", "mean activation"]];
+
+const STYLE = `
+.cnnw-grid { display: flex; flex-direction: column; gap: 8px; padding: 4px 0;
+  font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
+  color: var(--jp-ui-font-color1, #212121); }
+.cnnw-grid [hidden] { display: none !important; }
+.cnnw-grid .cnnw-toolbar, .cnnw-grid .cnnw-pager { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
+.cnnw-grid label { display: inline-flex; align-items: center; gap: 4px; }
+.cnnw-grid select, .cnnw-grid input, .cnnw-grid button { font: inherit; color: inherit;
+  background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }
+.cnnw-grid .cnnw-layer-select { max-width: 22em; }
+.cnnw-grid input[type="number"] { width: 4.5em; }
+.cnnw-grid input[type="range"] { width: 6em; }
+.cnnw-grid button:disabled { opacity: 0.4; }
+.cnnw-grid .cnnw-muted { color: var(--jp-ui-font-color2, #616161); }
+.cnnw-grid .cnnw-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
+  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
+.cnnw-grid canvas { image-rendering: pixelated; }
+.cnnw-grid .cnnw-main { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 12px; }
+.cnnw-grid .cnnw-grid-wrap { position: relative; flex: 1 1 360px; min-width: 0; }
+.cnnw-grid .cnnw-grid-canvas { display: block; max-width: 100%; cursor: crosshair; }
+.cnnw-grid .cnnw-hover { position: absolute; z-index: 1; pointer-events: none; padding: 2px 6px; white-space: nowrap;
+  background: var(--jp-layout-color0, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd);
+  box-shadow: 0 1px 4px rgba(0, 0, 0, 0.25); font-variant-numeric: tabular-nums; }
+.cnnw-grid .cnnw-focus { flex: 0 0 auto; display: flex; flex-direction: column; gap: 4px; }
+.cnnw-grid .cnnw-predictions { margin: 0; padding-left: 1.6em; max-width: 392px; }
+.cnnw-grid .cnnw-predictions li span + span { margin-left: 0.6em; font-variant-numeric: tabular-nums; }
+.cnnw-grid .cnnw-strip { display: flex; gap: 4px; overflow-x: auto; padding-bottom: 4px; }
+.cnnw-grid .cnnw-strip-item { flex: 0 0 auto; display: flex; flex-direction: column; align-items: center; gap: 2px;
+  width: 64px; padding: 3px; border: 2px solid transparent; background: none; cursor: pointer; }
+.cnnw-grid .cnnw-strip-item.cnnw-current { border-color: var(--jp-brand-color1, #1976d2); }
+.cnnw-grid .cnnw-strip-item canvas { width: 48px; height: 48px; }
+.cnnw-grid .cnnw-strip-item span { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+  font-size: var(--jp-ui-font-size0, 11px); }
+`;
+
+/** createElement with properties and children; "class", "text" (textContent) and data-/aria-/role attributes. */
+function h(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (/^(data-|aria-|role$)/.test(key)) node.setAttribute(key, value);
+    else node[key] = value;
+  }
+  node.append(...children);
+  return node;
+}
+
+/** Replace the options of a select with [value, text] pairs. */
+function setOptions(select, pairs) {
+  select.replaceChildren(...pairs.map(([value, text]) => h("option", { value, text })));
+}
+
+/** "32×32×32" from [32, 32, 32]; unknown dimensions as "?". */
+function shapeText(shape) {
+  return Array.isArray(shape) ? shape.map((d) => d ?? "?").join("×") : "";
+}
+
+/** A short, readable number: 4 significant digits, exponent form for very small or large magnitudes. */
+function formatValue(v) {
+  const a = Math.abs(v);
+  if (!Number.isFinite(v) || a === 0) return String(v);
+  return a < 1e-3 || a >= 1e5 ? v.toExponential(2) : String(Number(v.toPrecision(4)));
+}
+
+export default {
+  render({ model, el }) {
+    // ---- DOM ----
+    const layerSelect = h("select", { class: "cnnw-layer-select" });
+    const imageInput = h("input", { class: "cnnw-image-input", type: "number", min: 0, step: 1 });
+    const imageCount = h("span", { class: "cnnw-muted" });
+    const cmapSelect = h("select", { class: "cnnw-cmap-select" });
+    const normSelect = h("select", { class: "cnnw-norm-select" });
+    const sortSelect = h("select", { class: "cnnw-sort-select" });
+    const overlayBox = h("input", { class: "cnnw-overlay", type: "checkbox" });
+    const opacity = h("input", { class: "cnnw-opacity", type: "range", min: 0, max: 1, step: 0.05, title: "opacity" });
+    setOptions(cmapSelect, COLORMAPS.map((name) => [name, name]));
+    setOptions(normSelect, NORMALIZATIONS);
+    setOptions(sortSelect, SORTS);
+
+    const prev = h("button", { class: "cnnw-prev", type: "button", text: "‹ prev" });
+    const next = h("button", { class: "cnnw-next", type: "button", text: "next ›" });
+    const pageInfo = h("span", { class: "cnnw-page-info" });
+    const status = h("span", { class: "cnnw-status cnnw-muted", "aria-live": "polite" });
+    const error = h("div", { class: "cnnw-error", role: "alert", hidden: true });
+
+    const canvas = h("canvas", { class: "cnnw-grid-canvas", width: 0, height: 0 });
+    const ctx = canvas.getContext("2d");
+    const hover = h("div", { class: "cnnw-hover", hidden: true });
+    const gridWrap = h("div", { class: "cnnw-grid-wrap" }, [canvas, hover]);
+    const focusTitle = h("div", { class: "cnnw-focus-title cnnw-muted" });
+    const focusCanvas = h("canvas", { class: "cnnw-focus-canvas", width: 0, height: 0 });
+    const predictions = h("ol", { class: "cnnw-predictions", "aria-label": "top classes for this image" });
+    const strip = h("div", { class: "cnnw-strip", role: "group", "aria-label": "activations by depth" });
+
+    const root = h("div", { class: "cnnw-grid" }, [
+      h("style", { text: STYLE }),
+      h("div", { class: "cnnw-toolbar" }, [
+        h("label", {}, ["Layer", layerSelect]),
+        h("label", {}, ["Image", imageInput, imageCount]),
+        h("label", {}, ["Colours", cmapSelect]),
+        h("label", {}, ["Scale", normSelect]),
+        h("label", {}, ["Sort by", sortSelect]),
+        h("label", {}, [overlayBox, "Overlay", opacity]),
+      ]),
+      h("div", { class: "cnnw-pager" }, [prev, pageInfo, next, status]),
+      error,
+      h("div", { class: "cnnw-main" }, [
+        gridWrap,
+        h("div", { class: "cnnw-focus" }, [focusTitle, focusCanvas, predictions]),
+      ]),
+      h("div", { class: "cnnw-muted", text: "Depth: one thumbnail per layer, input to output; click one to open it" }),
+      strip,
+    ]);
+    el.replaceChildren(root);
+
+    // ---- state read from traits ----
+    let cmap = { name: null, table: null };
+    /** The colour table of the current `colormap` trait, rebuilt only when it changes. */
+    function table() {
+      const name = model.get("colormap");
+      if (name !== cmap.name) cmap = { name, table: colormap(COLORMAPS.includes(name) ? name : "viridis") };
+      return cmap.table;
+    }
+
+    /** The page as drawn, kept for hit-testing and hover values. */
+    let grid = null;
+    /** The width the grid was last laid out for; a resize to another width lays it out again. */
+    let laidOutFor = -1;
+
+    /** Write a user's choice back to Python. */
+    function save(name, value) {
+      model.set(name, value);
+      model.save_changes();
+    }
+
+    // ---- drawing ----
+    function drawGrid() {
+      const meta = model.get("tile_meta") ?? {};
+      const bytes = bytesOf(model.get("tiles"));
+      const ranges = floatsOf(model.get("tile_ranges"));
+      if (!meta.k) {
+        grid = null;
+        canvas.width = canvas.height = 0;
+        canvas.dataset.channels = "";
+        return;
+      }
+      // A new page's bytes, ranges and meta can arrive in separate messages: keep the last page until all are here.
+      if (!stackComplete(bytes, ranges, meta)) return;
+      const scale = tileScale(meta.h, meta.w, MIN_TILE_PX);
+      laidOutFor = gridWrap.clientWidth;
+      const layout = gridLayout(meta.k, meta.w * scale, meta.h * scale, (laidOutFor || FALLBACK_WIDTH) - 2 * PAD, GAP);
+      canvas.width = layout.width + 2 * PAD;
+      canvas.height = layout.height + 2 * PAD;
+      const image = ctx.createImageData(canvas.width, canvas.height);
+      const [L, H] = layerRange(ranges);
+      const perLayer = model.get("normalization") === "layer";
+      const colours = table();
+      layout.origins.forEach(([x, y], i) => {
+        const lo = ranges[2 * i];
+        const hi = ranges[2 * i + 1];
+        const lut = perLayer ? indexLut(lo, hi, L, H) : indexLut(lo, hi, lo, hi);
+        const rect = { x: x + PAD, y: y + PAD, w: layout.tileW, h: layout.tileH };
+        paintIndexed(image, rect, { data: tileView(bytes, meta, i), w: meta.w, h: meta.h }, colours, lut);
+      });
+      ctx.putImageData(image, 0, 0);
+      const selected = meta.channels.indexOf(model.get("selected_channel"));
+      if (selected >= 0) {
+        const [x, y] = layout.origins[selected];
+        ctx.strokeStyle = OUTLINE;
+        ctx.lineWidth = 2;
+        ctx.strokeRect(x + PAD - 1, y + PAD - 1, layout.tileW + 2, layout.tileH + 2);
+      }
+      canvas.dataset.channels = meta.channels.join(",");
+      grid = { meta, bytes, ranges, layout, scale };
+    }
+
+    function drawPager() {
+      const meta = model.get("tile_meta") ?? {};
+      const shown = meta.k ?? 0;
+      const total = meta.n_channels ?? shown;
+      const page = meta.page ?? 0;
+      const pages = meta.n_pages ?? 1;
+      pageInfo.textContent = total > shown
+        ? `showing ${shown} of ${total} channels (page ${page + 1}/${pages})`
+        : `${total} channels`;
+      prev.hidden = next.hidden = pages <= 1;
+      prev.disabled = page <= 0;
+      next.disabled = page >= pages - 1;
+    }
+
+    function drawFocus() {
+      const fm = model.get("focus_meta") ?? {};
+      const focus = bytesOf(model.get("focus"));
+      const rgb = bytesOf(model.get("image"));
+      const [ih, iw] = model.get("image_shape") ?? [];
+      const hasImage = ih > 0 && iw > 0 && rgb.length >= ih * iw * 3;
+      const hasFocus = fm.h > 0 && fm.w > 0 && focus.length >= fm.h * fm.w;
+      focusTitle.textContent = hasFocus
+        ? `channel ${fm.channel}: ${formatValue(fm.lo)} to ${formatValue(fm.hi)}`
+        : "click a channel to enlarge it";
+      const [bh, bw] = hasImage ? [ih, iw] : hasFocus ? [fm.h, fm.w] : [0, 0];
+      if (!bh) {
+        focusCanvas.width = focusCanvas.height = 0;
+        return;
+      }
+      // Whole-pixel zoom for small images keeps them sharp; large ones shrink to fit.
+      const fit = FOCUS_PX / Math.max(bh, bw);
+      const zoom = fit >= 1 ? Math.floor(fit) : fit;
+      const w = Math.max(1, Math.round(bw * zoom));
+      const hgt = Math.max(1, Math.round(bh * zoom));
+      const overlay = model.get("overlay") && hasImage && hasFocus;
+      const sideBySide = hasImage && hasFocus && !overlay;
+      focusCanvas.width = sideBySide ? 2 * w + 2 * GAP : w;
+      focusCanvas.height = hgt;
+      const fctx = focusCanvas.getContext("2d");
+      const image = fctx.createImageData(focusCanvas.width, focusCanvas.height);
+      if (hasImage) paintRGB(image, { x: 0, y: 0, w, h: hgt }, { data: rgb, w: iw, h: ih });
+      if (hasFocus) {
+        // Under per-layer normalization the enlarged channel shares the page's scale, widened to its own range.
+        const [L, H] = layerRange(floatsOf(model.get("tile_ranges")));
+        const lut = model.get("normalization") === "layer"
+          ? indexLut(fm.lo, fm.hi, Math.min(L, fm.lo), Math.max(H, fm.hi))
+          : indexLut(fm.lo, fm.hi, fm.lo, fm.hi);
+        const rect = { x: sideBySide ? w + 2 * GAP : 0, y: 0, w, h: hgt };
+        const alpha = overlay ? model.get("overlay_opacity") : 1;
+        paintIndexed(image, rect, { data: focus, w: fm.w, h: fm.h }, table(), lut, alpha);
+      }
+      fctx.putImageData(image, 0, 0);
+    }
+
+    function drawStrip() {
+      const meta = model.get("strip_meta") ?? {};
+      const t = meta.t ?? 0;
+      const bytes = bytesOf(model.get("strip"));
+      const colours = table();
+      strip.replaceChildren(...(meta.layers ?? []).map((name, i) => {
+        const thumb = h("canvas", { width: t, height: t });
+        if (t > 0 && bytes.length >= (i + 1) * t * t) {
+          const tctx = thumb.getContext("2d");
+          const image = tctx.createImageData(t, t);
+          const source = { data: bytes.subarray(i * t * t, (i + 1) * t * t), w: t, h: t };
+          paintIndexed(image, { x: 0, y: 0, w: t, h: t }, source, colours, IDENTITY);
+          tctx.putImageData(image, 0, 0);
+        }
+        const shape = shapeText(meta.shapes?.[i]);
+        return h("button", { class: "cnnw-strip-item", type: "button", title: name, "data-layer": name,
+          "aria-label": shape ? `${name} (${shape})` : name }, [thumb, h("span", { text: name })]);
+      }));
+      highlightStrip();
+    }
+
+    function highlightStrip() {
+      const current = model.get("layer");
+      for (const item of strip.children) {
+        const on = item.dataset.layer === current;
+        item.classList.toggle("cnnw-current", on);
+        item.setAttribute("aria-pressed", String(on));
+      }
+    }
+
+    function fillLayers() {
+      setOptions(layerSelect, (model.get("layers") ?? []).map((l) => [l.name, `${l.name} (${shapeText(l.shape)})`]));
+      syncControls();
+    }
+
+    function syncControls() {
+      const n = model.get("n_images") ?? 0;
+      layerSelect.value = model.get("layer");
+      imageInput.max = Math.max(0, n - 1);
+      imageInput.disabled = n <= 1;
+      imageInput.value = model.get("image_index");
+      imageCount.textContent = `of ${n}`;
+      cmapSelect.value = model.get("colormap");
+      normSelect.value = model.get("normalization");
+      sortSelect.value = model.get("sort");
+      overlayBox.checked = model.get("overlay");
+      opacity.value = model.get("overlay_opacity");
+      opacity.disabled = !model.get("overlay");
+    }
+
+    function showPredictions() {
+      const top = model.get("predictions") ?? [];
+      predictions.replaceChildren(...top.map(({ label, p }) => h("li", {}, [
+        h("span", { text: String(label) }),
+        h("span", { class: "cnnw-muted", text: `${(100 * p).toFixed(1)}%` }),
+      ])));
+      predictions.hidden = top.length === 0;
+    }
+
+    function showError() {
+      const text = model.get("error") ?? "";
+      error.textContent = text;
+      error.hidden = text === "";
+    }
+
+    function showStatus() {
+      status.textContent = model.get("status") ?? "";
+    }
+
+    // ---- pointer ----
+    /** The tile and tile pixel under a pointer event, or null. */
+    function pointed(event) {
+      if (!grid) return null;
+      const box = canvas.getBoundingClientRect();
+      // The canvas may be shrunk by CSS (max-width); map back to canvas pixels.
+      const x = ((event.clientX - box.left) * canvas.width) / box.width - PAD;
+      const y = ((event.clientY - box.top) * canvas.height) / box.height - PAD;
+      const hit = tileAt(grid.layout, x, y);
+      if (!hit) return null;
+      const tx = Math.floor(hit.x / grid.scale);
+      const ty = Math.floor(hit.y / grid.scale);
+      return { index: hit.index, tx, ty, px: event.clientX - box.left, py: event.clientY - box.top };
+    }
+
+    function onMove(event) {
+      const at = pointed(event);
+      if (!at) {
+        hover.hidden = true;
+        return;
+      }
+      const { meta, bytes, ranges } = grid;
+      const q = tileView(bytes, meta, at.index)[at.ty * meta.w + at.tx];
+      const value = trueValue(ranges[2 * at.index], ranges[2 * at.index + 1], q);
+      const H0 = meta.source_h ?? meta.h;
+      const W0 = meta.source_w ?? meta.w;
+      const where = H0 === meta.h && W0 === meta.w
+        ? `x ${at.tx}, y ${at.ty}`
+        : `x ${at.tx}, y ${at.ty} of ${meta.w}×${meta.h} (map ${W0}×${H0})`;
+      hover.textContent = `channel ${meta.channels[at.index]} · ${formatValue(value)} · ${where}`;
+      hover.hidden = false;
+      // Beside the pointer, flipped to its left near the right edge of the grid.
+      const left = at.px + 14 + hover.offsetWidth > gridWrap.clientWidth ? at.px - 8 - hover.offsetWidth : at.px + 14;
+      hover.style.left = `${Math.max(0, left)}px`;
+      hover.style.top = `${at.py + 14}px`;
+    }
+
+    function onClick(event) {
+      const at = pointed(event);
+      if (at) save("selected_channel", grid.meta.channels[at.index]);
+    }
+
+    // ---- controls ----
+    layerSelect.addEventListener("change", () => save("layer", layerSelect.value));
+    imageInput.addEventListener("change", () => {
+      const n = model.get("n_images") ?? 0;
+      const value = Math.round(Number(imageInput.value));
+      if (Number.isFinite(value) && n > 0) save("image_index", Math.min(n - 1, Math.max(0, value)));
+      imageInput.value = model.get("image_index");
+    });
+    cmapSelect.addEventListener("change", () => save("colormap", cmapSelect.value));
+    normSelect.addEventListener("change", () => save("normalization", normSelect.value));
+    sortSelect.addEventListener("change", () => save("sort", sortSelect.value));
+    overlayBox.addEventListener("change", () => save("overlay", overlayBox.checked));
+    // Redraw while dragging; tell Python once, on release.
+    opacity.addEventListener("input", () => model.set("overlay_opacity", Number(opacity.value)));
+    opacity.addEventListener("change", () => save("overlay_opacity", Number(opacity.value)));
+    prev.addEventListener("click", () => save("page", Math.max(0, model.get("page") - 1)));
+    next.addEventListener("click", () => save("page", model.get("page") + 1));
+    canvas.addEventListener("pointermove", onMove);
+    canvas.addEventListener("pointerleave", () => { hover.hidden = true; });
+    canvas.addEventListener("click", onClick);
+    strip.addEventListener("click", (event) => {
+      const item = event.target.closest(".cnnw-strip-item");
+      if (item) save("layer", item.dataset.layer);
+    });
+
+    // ---- trait changes ----
+    // Several traits usually change in one message (a new page is tiles + ranges + meta): redraw once per frame.
+    const pending = new Set();
+    let frame = 0;
+    function schedule(draw) {
+      pending.add(draw);
+      frame ||= requestAnimationFrame(() => {
+        frame = 0;
+        const draws = [...pending];
+        pending.clear();
+        draws.forEach((d) => d());
+      });
+    }
+
+    const reactions = [
+      [fillLayers, ["layers"]],
+      [syncControls, ["layer", "n_images", "image_index", "colormap", "normalization", "sort", "overlay",
+        "overlay_opacity"]],
+      [drawGrid, ["tiles", "tile_ranges", "tile_meta", "colormap", "normalization", "selected_channel"]],
+      [drawPager, ["tile_meta"]],
+      [drawFocus, ["image", "image_shape", "focus", "focus_meta", "tile_ranges", "colormap", "normalization",
+        "overlay", "overlay_opacity"]],
+      [drawStrip, ["strip", "strip_meta", "colormap"]],
+      [highlightStrip, ["layer"]],
+      [showPredictions, ["predictions"]],
+      [showError, ["error"]],
+      [showStatus, ["status"]],
+    ];
+    const listeners = reactions.flatMap(([draw, traits]) =>
+      traits.map((trait) => [`change:${trait}`, () => schedule(draw)]));
+    listeners.forEach(([event, listener]) => model.on(event, listener));
+    reactions.forEach(([draw]) => draw());
+
+    // The number of columns follows the width the notebook gives the view.
+    const resize = new ResizeObserver(() => {
+      if (grid && gridWrap.clientWidth !== laidOutFor) schedule(drawGrid);
+    });
+    resize.observe(gridWrap);
+
+    return () => {
+      listeners.forEach(([event, listener]) => model.off(event, listener));
+      resize.disconnect();
+      cancelAnimationFrame(frame);
+    };
+  },
+};
