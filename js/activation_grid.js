@@ -147,7 +147,7 @@ export default {
     /** The page as drawn, kept for hit-testing and hover values. */
     let grid = null;
     /** The width the grid was last laid out for; a resize to another width lays it out again. */
-    let laidOutFor = -1;
+    let laidOutFor = 0;
 
     /** Write a user's choice back to Python. */
     function save(name, value) {
@@ -228,22 +228,22 @@ export default {
       // Whole-pixel zoom for small images keeps them sharp; large ones shrink to fit.
       const fit = FOCUS_PX / Math.max(bh, bw);
       const zoom = fit >= 1 ? Math.floor(fit) : fit;
-      const w = Math.max(1, Math.round(bw * zoom));
-      const hgt = Math.max(1, Math.round(bh * zoom));
+      const width = Math.max(1, Math.round(bw * zoom));
+      const height = Math.max(1, Math.round(bh * zoom));
       const overlay = model.get("overlay") && hasImage && hasFocus;
       const sideBySide = hasImage && hasFocus && !overlay;
-      focusCanvas.width = sideBySide ? 2 * w + 2 * GAP : w;
-      focusCanvas.height = hgt;
+      focusCanvas.width = sideBySide ? 2 * width + 2 * GAP : width;
+      focusCanvas.height = height;
       const fctx = focusCanvas.getContext("2d");
       const image = fctx.createImageData(focusCanvas.width, focusCanvas.height);
-      if (hasImage) paintRGB(image, { x: 0, y: 0, w, h: hgt }, { data: rgb, w: iw, h: ih });
+      if (hasImage) paintRGB(image, { x: 0, y: 0, w: width, h: height }, { data: rgb, w: iw, h: ih });
       if (hasFocus) {
         // Under per-layer normalization the enlarged channel shares the page's scale, widened to its own range.
         const [L, H] = layerRange(floatsOf(model.get("tile_ranges")));
         const lut = model.get("normalization") === "layer"
           ? indexLut(fm.lo, fm.hi, Math.min(L, fm.lo), Math.max(H, fm.hi))
           : indexLut(fm.lo, fm.hi, fm.lo, fm.hi);
-        const rect = { x: sideBySide ? w + 2 * GAP : 0, y: 0, w, h: hgt };
+        const rect = { x: sideBySide ? width + 2 * GAP : 0, y: 0, w: width, h: height };
         const alpha = overlay ? model.get("overlay_opacity") : 1;
         paintIndexed(image, rect, { data: focus, w: fm.w, h: fm.h }, table(), lut, alpha);
       }
