@@ -221,6 +221,9 @@ class ModelProbe:
 def as_probe(model_or_probe, **kwargs) -> ModelProbe:
     """Return a ModelProbe for a Keras model (extra keyword arguments go to ModelProbe), or a probe unchanged."""
     if isinstance(model_or_probe, ModelProbe):
+        if kwargs:
+            raise TypeError(f"{', '.join(kwargs)} belong to the ModelProbe; this one is already made, so set them "
+                            "there: ModelProbe(model, ...).")
         return model_or_probe
     return ModelProbe(model_or_probe, **kwargs)
 

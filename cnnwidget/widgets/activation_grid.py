@@ -239,7 +239,7 @@ class ActivationGrid(ipywidgets.HBox):
         with bars.hold_sync(), line.hold_sync():
             bars.x, bars.y = x, means
             line.x, line.y = x, zeros
-        self.chart.title = f"{path}: mean activation (bars), fraction <= 0 (line)"
+        self.chart.title = path
 
 
 def _forward(name):
@@ -272,8 +272,9 @@ def _stats_chart() -> bqplot.Figure:
     line = bqplot.Lines(x=[], y=[], scales={"x": x, "y": y_zero}, colors=["#dd8452"], stroke_width=1.5)
     axes = [
         bqplot.Axis(scale=x, label="channel"),
-        bqplot.Axis(scale=y_mean, orientation="vertical", label="mean activation"),
-        bqplot.Axis(scale=y_zero, orientation="vertical", side="right", label="fraction <= 0", tick_format=".0%"),
+        bqplot.Axis(scale=y_mean, orientation="vertical", label="mean activation (bars)", color="#4c72b0"),
+        bqplot.Axis(scale=y_zero, orientation="vertical", side="right", label="fraction <= 0 (line)",
+                    tick_format=".0%", color="#dd8452"),
     ]
     return bqplot.Figure(marks=[bars, line], axes=axes, title="",
                          layout=ipywidgets.Layout(width="420px", height="300px"),
