@@ -5,13 +5,14 @@
     cw.ActivationGrid(model, images)
 """
 
-from .core import CnnWidgetError, ImageError, LayerError, LayerInfo, ModelError, ModelProbe
+from .core import CnnWidgetError, ImageError, LayerError, LayerInfo, ModelError, ModelProbe, OptionError
 
 __version__ = "0.1.0"
 
 _WIDGETS = ("ActivationGrid", "show_in_sidebar")
 
-__all__ = ["CnnWidgetError", "ImageError", "LayerError", "LayerInfo", "ModelError", "ModelProbe", *_WIDGETS]
+__all__ = ["CnnWidgetError", "ImageError", "LayerError", "LayerInfo", "ModelError", "ModelProbe", "OptionError",
+           *_WIDGETS]
 
 
 def __getattr__(name):

@@ -8,6 +8,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
+from .errors import OptionError
+
 
 def channel_stats(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean activation and fraction of activations that are exactly zero or below.
@@ -25,7 +27,7 @@ def channel_order(means: np.ndarray, sort: str) -> np.ndarray:
         return np.arange(len(means))
     if sort == "mean":
         return np.argsort(-means, kind="stable")
-    raise ValueError(f"sort must be 'index' or 'mean'; got {sort!r}.")
+    raise OptionError(f"sort must be 'index' or 'mean'; got {sort!r}.")
 
 
 def resize(maps: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -21,6 +21,10 @@ class LayerError(CnnWidgetError, ValueError):
     """A layer that does not exist, or one of the wrong kind for what was asked."""
 
 
+class OptionError(CnnWidgetError, ValueError):
+    """An option out of its range: an image index past the batch, a channel past the layer, a page size of 0."""
+
+
 class ModelError(CnnWidgetError, TypeError):
     """An object that is not a Keras model, or a model cnnwidget cannot look inside."""
 

@@ -10,7 +10,7 @@ import ipywidgets
 import numpy as np
 import traitlets as t
 
-from ..core import CnnWidgetError, ImageError, as_probe
+from ..core import CnnWidgetError, ImageError, OptionError, as_probe
 from ..core.activations import channel_order, channel_stats, depth_strip, fit_within, resize
 from . import _transport
 from ._esm import bundle
@@ -75,15 +75,17 @@ class ActivationGrid(ipywidgets.HBox):
         self._reverting = False
         infos = self.probe.layers
         start = self.probe.layer(layer).path if layer is not None else _default_layer(infos)
+        first, stats = self._state(start, 0, 0, -1, int(page_size), "index")
+        # The first state goes in the view's comm_open, so the browser gets the grid in one message.
         self.view = _GridView(
             layers=[{"name": i.path, "shape": list(i.output_shape), "spatial": i.is_spatial} for i in infos],
-            n_images=len(self._batch), page_size=page_size, layer=start,
+            n_images=len(self._batch), page_size=int(page_size), **first,
         )
         self.chart = _stats_chart()
+        self._update_chart(start, *stats)
         super().__init__(children=[self.view, self.chart], layout=ipywidgets.Layout(flex_flow="row wrap"))
         self.view.observe(self._on_change,
                           names=["layer", "image_index", "page", "page_size", "sort", "selected_channel"])
-        self._show(layer=start, image_index=0, page=0)
 
     # The grid is a box around its view, and the view holds the synced state: the shared names read, write and
     # observe the view's traits, so there is one copy of each value (a traitlets.link could not revert a bad one).
@@ -157,67 +159,81 @@ class ActivationGrid(ipywidgets.HBox):
 
     def _show(self, layer: str, image_index: int, page: int):
         """Compute everything for one (layer, image, page) first, then send it in one message."""
+        state, stats = self._state(layer, image_index, page, self.selected_channel, self.page_size, self.sort)
+        with self.view.hold_sync():
+            self._reverting = True
+            try:
+                for name, value in state.items():
+                    setattr(self.view, name, value)
+            finally:
+                self._reverting = False
+        self._update_chart(state["layer"], *stats)
+
+    def _show_focus(self):
+        state = self._focus_state(self.activations(self.layer)[self.image_index], self.selected_channel)
+        with self.view.hold_sync():
+            for name, value in state.items():
+                setattr(self.view, name, value)
+
+    def _state(self, layer: str, image_index: int, page: int, selected: int, page_size: int,
+               sort: str) -> tuple[dict, tuple]:
+        """The view's traits for one (layer, image, page, selected channel), and the chart's (means, zeros).
+
+        Raises a CnnWidgetError for a bad layer or index before anything is changed.
+        """
         path = self.probe.layer(layer).path
         n = len(self._batch)
         if not 0 <= image_index < n:
-            raise ImageError(f"image_index must be between 0 and {n - 1} for this batch of {n}; got {image_index}.")
-        if self.page_size < 1:
-            raise ImageError(f"page_size must be at least 1; got {self.page_size}.")
+            raise OptionError(f"image_index must be between 0 and {n - 1} for this batch of {n}; got {image_index}.")
+        if page_size < 1:
+            raise OptionError(f"page_size must be at least 1; got {page_size}.")
         maps = self.activations(path)[image_index]
         means, zeros = channel_stats(maps)
-        order = channel_order(means, self.sort)
-        n_pages = max(1, -(-len(order) // self.page_size))
+        order = channel_order(means, sort)
+        n_pages = max(1, -(-len(order) // page_size))
         page = min(max(page, 0), n_pages - 1)
-        shown = order[page * self.page_size:(page + 1) * self.page_size]
+        shown = order[page * page_size:(page + 1) * page_size]
         if maps.ndim == 3:
             stack = np.moveaxis(maps[..., shown], -1, 0)
-            h, w = fit_within(*stack.shape[1:], self._max_tile)
-            stack = resize(stack, h, w)
+            stack = resize(stack, *fit_within(*stack.shape[1:], self._max_tile))
             source = maps.shape[:2]
         else:  # a vector layer: one 1x1 tile per unit
-            stack = maps[shown].reshape(-1, 1, 1)
-            source = (1, 1)
+            stack, source = maps[shown].reshape(-1, 1, 1), (1, 1)
         tiles, ranges = _transport.quantize(stack)
         strip, strip_meta = self._strip_for(image_index)
         image = self._batch[image_index]
-        with self.view.hold_sync():
-            self.view.tiles, self.view.tile_ranges = tiles, ranges
-            self.view.tile_meta = {
+        selected = selected if selected < len(order) else -1  # a channel the new layer does not have
+        state = {
+            "layer": path, "image_index": image_index, "page": page, "selected_channel": selected,
+            "tiles": tiles, "tile_ranges": ranges,
+            "tile_meta": {
                 "k": int(stack.shape[0]), "h": int(stack.shape[1]), "w": int(stack.shape[2]),
                 "channels": [int(c) for c in shown], "n_channels": int(len(order)), "page": int(page),
                 "n_pages": int(n_pages), "source_h": int(source[0]), "source_w": int(source[1]),
-            }
-            self.view.image = _transport.image_bytes(image, self.probe.input_range)
-            self.view.image_shape = [int(image.shape[0]), int(image.shape[1])]
-            self.view.strip, self.view.strip_meta = strip, strip_meta
-            self.view.predictions = self._top_predictions(image_index)
-            self._reverting = True
-            try:
-                self.layer, self.image_index, self.page = path, image_index, page
-                if self.selected_channel >= len(order):
-                    self.selected_channel = -1
-            finally:
-                self._reverting = False
-            self._show_focus()
-            self.error = ""
-        self._update_chart(path, means, zeros)
+            },
+            "image": _transport.image_bytes(image, self.probe.input_range),
+            "image_shape": [int(image.shape[0]), int(image.shape[1])],
+            "strip": strip, "strip_meta": strip_meta,
+            "predictions": self._top_predictions(image_index),
+            **self._focus_state(maps, selected),
+            "error": "",
+        }
+        return state, (means, zeros)
 
-    def _show_focus(self):
-        maps = self.activations(self.layer)[self.image_index]
-        c = self.selected_channel
+    def _focus_state(self, maps: np.ndarray, channel: int) -> dict:
+        """The enlarged channel at up to 256 pixels a side, or nothing for channel -1."""
+        if channel < 0:
+            return {"focus": b"", "focus_meta": {}}
         channels = maps.shape[-1]
-        if c < 0:
-            self.view.focus, self.view.focus_meta = b"", {}
-            return
-        if c >= channels:
-            raise ImageError(f"selected_channel must be between 0 and {channels - 1} for {self.layer}; got {c}.")
-        one = maps[..., c] if maps.ndim == 3 else maps[c:c + 1].reshape(1, 1)
+        if channel >= channels:
+            raise OptionError(
+                f"selected_channel must be between 0 and {channels - 1} for this layer; got {channel}.")
+        one = maps[..., channel] if maps.ndim == 3 else maps[channel:channel + 1].reshape(1, 1)
         h, w = fit_within(*one.shape, 256)
-        one = resize(one, h, w)
-        data, ranges = _transport.quantize(one[None])
+        data, ranges = _transport.quantize(resize(one, h, w)[None])
         lo, hi = np.frombuffer(ranges, "<f4")
-        self.view.focus = data
-        self.view.focus_meta = {"channel": int(c), "h": int(h), "w": int(w), "lo": float(lo), "hi": float(hi)}
+        return {"focus": data,
+                "focus_meta": {"channel": int(channel), "h": int(h), "w": int(w), "lo": float(lo), "hi": float(hi)}}
 
     def _top_predictions(self, image_index: int, k: int = 5) -> list[dict]:
         if self._probs is None:
