@@ -138,15 +138,15 @@ class ActivationGrid(ipywidgets.HBox):
         if self._reverting:
             return
         name, old = change["name"], change["old"]
+        # ipywidgets holds a property lock while it applies the browser's update: raising then would only reach
+        # the kernel log, so a browser-made mistake is shown in the widget alone, a Python-made one also raises.
         from_browser = bool(getattr(self.view, "_property_lock", None))
         try:
             if name == "selected_channel":
                 self._show_focus()
             else:
-                state = {"layer": self.layer, "image_index": self.image_index, "page": self.page}
-                if name in ("layer", "sort", "page_size", "image_index"):
-                    state["page"] = 0 if name != "image_index" else self.page
-                self._show(**state)
+                page = 0 if name in ("layer", "sort", "page_size") else self.page
+                self._show(self.layer, self.image_index, page)
         except CnnWidgetError as exc:
             self.error = str(exc)
             self._reverting = True
