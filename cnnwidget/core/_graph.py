@@ -30,6 +30,7 @@ class FlatGraph:
     input: object
     output: object
     outputs: dict = field(default_factory=dict)  # path -> KerasTensor
+    inputs: dict = field(default_factory=dict)  # path -> the KerasTensor the layer was called on (first argument)
     layers: dict = field(default_factory=dict)  # path -> keras.Layer
 
 
@@ -97,5 +98,6 @@ def _call(op, args, kwargs, prefix: str, graph: FlatGraph):
         while key in graph.outputs:
             key, n = f"{path}:{n}", n + 1
         graph.outputs[key] = keras.tree.flatten(out)[0]
+        graph.inputs[key] = keras.tree.flatten(args)[0] if args else None
         graph.layers[key] = op
     return out

@@ -146,7 +146,50 @@ class ModelProbe:
         batch = self.images(images)
         return self._run_batched(self._compiled(None, None), batch)[0]
 
+    def forward(self, layers: Sequence = (), logits: bool = False) -> Callable:
+        """A differentiable function of display-space images: ``f(x) -> [outputs of layers..., (logits)]``.
+
+        ``x`` is a float32 tensor (N, H, W, C); ``preprocess`` is applied inside, so gradients are taken with
+        respect to display-space pixels. With ``logits=True`` the last item is the model's pre-softmax output
+        (N, classes), found even when the last layer applies the softmax itself. Not compiled: call it inside
+        your own ``tf.function`` (a gradient step, an optimization loop); built once per layer set and reused.
+        """
+        self._require_built()
+        paths = tuple(self.layer(name).path for name in layers)
+        key = ("forward", paths, bool(logits))
+        with self._lock:
+            fn = self._fns.get(key)
+            if fn is None:
+                fn = self._fns[key] = self._make_forward(paths, logits=bool(logits))
+            return fn
+
     # -- internals -------------------------------------------------------------------------------------------
+
+    def _make_forward(self, paths: tuple, logits: bool = False, output: bool = False) -> Callable:
+        graph = self._graph
+        outputs = [graph.outputs[p] for p in paths] + ([graph.output] if output else [])
+        head = None
+        if logits:
+            last = next(reversed(graph.layers))
+            head = _pre_activation(graph.layers[last])
+            outputs.append(graph.inputs[last] if head is not None else graph.output)
+        sub = keras.Model(graph.input, outputs)
+        preprocess = self.preprocess
+
+        def forward(x, training=False):
+            if preprocess is not None:
+                x = preprocess(x)
+            outs = sub(x, training=training)
+            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+            if head is not None:
+                outs[-1] = head(outs[-1])
+            return outs
+
+        return forward
+
+    def _last_layer(self):
+        """The layer that makes the model's output (the last one replayed, nested models flattened)."""
+        return self._graph.layers[next(reversed(self._graph.layers))]
 
     def _compiled(self, paths: tuple | None, reduce: Callable | None):
         key = (paths, reduce)
@@ -159,18 +202,13 @@ class ModelProbe:
     def _make_function(self, paths, reduce):
         graph = self._graph
         if paths is None:  # the model's own output, as probabilities
-            outputs, reduce = [graph.output], _probability_fn(self.model)
+            forward_fn, reduce = self._make_forward((), output=True), _probability_fn(self._last_layer())
         else:
-            outputs = [graph.outputs[p] for p in paths]
-        sub = keras.Model(graph.input, outputs)
-        preprocess = self.preprocess
+            forward_fn = self._make_forward(paths)
 
         def run(x):
             self.trace_count += 1  # runs only while tracing
-            if preprocess is not None:
-                x = preprocess(x)
-            outs = sub(x, training=False)
-            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+            outs = forward_fn(x)
             return [reduce(o) for o in outs] if reduce is not None else outs
 
         spec = tf.TensorSpec((None,) + tuple(graph.input.shape[1:]), tf.float32)
@@ -261,13 +299,23 @@ def _known_input_shape(model):
     return tuple(inputs[0].shape[1:])
 
 
-def _probability_fn(model):
+def _pre_activation(layer) -> Callable | None:
+    """Maps the last layer's input to its pre-activation output (the logits), or None when its output already is."""
+    activation = getattr(layer, "activation", None)
+    if activation is None or getattr(activation, "__name__", "") == "linear":
+        return None
+    if isinstance(layer, keras.layers.Activation):
+        return lambda x: x
+    if isinstance(layer, keras.layers.Dense):
+        return lambda x: (tf.matmul(x, layer.kernel) + layer.bias) if layer.use_bias else tf.matmul(x, layer.kernel)
+    raise ModelError(f"cannot find the logits of {layer.name!r} ({type(layer).__name__}): its activation "
+                     f"{activation.__name__!r} is applied inside it. End the model with a Dense layer or an "
+                     "Activation layer.")
+
+
+def _probability_fn(last):
     """Softmax unless the model's last layer already outputs probabilities (softmax or sigmoid activation)."""
-    last = model.layers[-1]
-    while isinstance(last, keras.Model) and last.layers:
-        last = last.layers[-1]
-    activation = getattr(last, "activation", None)
-    name = getattr(activation, "__name__", "")
+    name = getattr(getattr(last, "activation", None), "__name__", "")
 
     def probabilities(out):
         if out.shape[-1] == 1:

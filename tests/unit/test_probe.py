@@ -188,3 +188,32 @@ def test_a_subclassed_model_is_refused_with_what_to_do(images):
     net(images)
     with pytest.raises(ModelError, match="subclassed model.*functional model"):
         ModelProbe(net)
+
+
+def test_forward_gives_pre_softmax_logits_of_a_softmax_dense_head(functional, images):
+    logits = ModelProbe(functional).forward(logits=True)(tf.constant(images))[-1]
+    np.testing.assert_allclose(tf.nn.softmax(logits), functional(images), atol=1e-6)
+    assert not np.allclose(logits, functional(images))
+
+
+def test_forward_gives_logits_before_a_softmax_activation_layer(images):
+    inp = keras.Input((H, H, 3))
+    x = head(keras.layers.Conv2D(4, 3)(inp), activation=None)
+    model = keras.Model(inp, keras.layers.Activation("softmax", name="soft")(x))
+    logits = ModelProbe(model).forward(logits=True)(tf.constant(images))[-1]
+    np.testing.assert_allclose(logits, keras.Model(inp, x)(images), atol=1e-6)
+
+
+def test_forward_is_differentiable_in_display_space_through_preprocess(functional, images):
+    probe = ModelProbe(functional, preprocess=lambda x: x * 2.0)
+    x = tf.constant(images[:1])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = probe.forward(["conv1"])(x)[0]
+        loss = tf.reduce_mean(out[..., 0])
+    grad = tape.gradient(loss, x)
+    with tf.GradientTape() as tape2:
+        y = tf.constant(images[:1] * 2.0)
+        tape2.watch(y)
+        direct = tf.reduce_mean(keras.Model(functional.input, functional.get_layer("conv1").output)(y)[..., 0])
+    np.testing.assert_allclose(grad, 2.0 * tape2.gradient(direct, y), atol=1e-6)
