@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
@@ -212,10 +213,14 @@ class ModelProbe:
             return [reduce(o) for o in outs] if reduce is not None else outs
 
         spec = tf.TensorSpec((None,) + tuple(graph.input.shape[1:]), tf.float32)
-        return tf.function(run, input_signature=[spec])
+        # A partial per pass: TF counts traces per Python function object, and would warn about "retracing"
+        # once a person has looked at five layers, though each pass is traced once.
+        return tf.function(functools.partial(run), input_signature=[spec])
 
     def _run_batched(self, fn, batch: np.ndarray) -> list[np.ndarray]:
         chunks = [fn(tf.constant(batch[i:i + self.batch_size])) for i in range(0, len(batch), self.batch_size)]
+        if len(chunks) == 1:  # no copy: a whole-model fetch is hundreds of MB on a large network
+            return [np.asarray(out) for out in chunks[0]]
         return [np.concatenate([np.asarray(c[j]) for c in chunks]) for j in range(len(chunks[0]))]
 
     def _build_sequential(self, shape):

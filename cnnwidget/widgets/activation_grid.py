@@ -71,7 +71,8 @@ class ActivationGrid(ipywidgets.HBox):
         self._batch = self.probe.images(images)
         self._max_tile, self._thumb = int(max_tile), int(thumbnail)
         self._acts: OrderedDict = OrderedDict()  # layer path -> (N, ...) outputs, a few layers kept
-        self._strip = self._probs = None
+        self._strips: dict = {}  # image index -> (uint8 bytes, meta); one image's strip costs a third of a pass
+        self._probs = None
         self._reverting = False
         infos = self.probe.layers
         start = self.probe.layer(layer).path if layer is not None else _default_layer(infos)
@@ -118,7 +119,7 @@ class ActivationGrid(ipywidgets.HBox):
         except ImageError as exc:
             self.error = str(exc)
             raise
-        self._batch, self._acts, self._strip, self._probs = batch, OrderedDict(), None, None
+        self._batch, self._acts, self._strips, self._probs = batch, OrderedDict(), {}, None
         self.view.n_images = len(batch)
         self._show(layer=self.layer, image_index=min(self.image_index, len(batch) - 1), page=self.page)
 
@@ -242,25 +243,28 @@ class ActivationGrid(ipywidgets.HBox):
         return [{"label": names[i], "p": float(probs[i])} for i in np.argsort(-probs)[:k]]
 
     def _strip_for(self, image_index: int):
-        if self._strip is None:
-            self._strip = depth_strip(self.probe, self._batch, self._thumb)
-        thumbs, paths = self._strip
-        data, _ = _transport.quantize(thumbs[image_index])
-        shapes = {i.path: list(i.output_shape) for i in self.probe.layers}
-        return data, {"t": self._thumb, "layers": paths, "shapes": [shapes[p] for p in paths]}
+        if image_index not in self._strips:
+            thumbs, paths = depth_strip(self.probe, self._batch[image_index:image_index + 1], self._thumb)
+            data, _ = _transport.quantize(thumbs[0])
+            shapes = {i.path: list(i.output_shape) for i in self.probe.layers}
+            self._strips[image_index] = data, {"t": self._thumb, "layers": paths, "shapes": [shapes[p] for p in paths]}
+        return self._strips[image_index]
 
     def _update_chart(self, path: str, means: np.ndarray, zeros: np.ndarray):
         bars, line = self.chart.marks
-        x = np.arange(len(means))
         with bars.hold_sync(), line.hold_sync():
-            bars.x, bars.y = x, means
-            line.x, line.y = x, zeros
+            if len(bars.x) != len(means):  # the x axis only changes with the channel count
+                bars.x = line.x = np.arange(len(means), dtype=np.float32)
+            bars.y, line.y = means.astype(np.float32), zeros.astype(np.float32)
         self.chart.title = path
 
 
 def _forward(name):
-    return property(lambda self: getattr(self.view, name), lambda self, value: setattr(self.view, name, value),
-                    doc=f"The view's synced ``{name}`` trait.")
+    def set_(self, value):
+        with self.view.hold_sync():  # the change and the page it causes leave in one message
+            setattr(self.view, name, value)
+
+    return property(lambda self: getattr(self.view, name), set_, doc=f"The view's synced ``{name}`` trait.")
 
 
 for _name in _SHARED:

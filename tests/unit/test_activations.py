@@ -42,5 +42,5 @@ def test_depth_strip_has_one_thumbnail_per_layer_in_order():
     images = np.random.default_rng(0).random((2, 12, 12, 3), dtype=np.float32)
     thumbs, paths = depth_strip(probe, images, size=8)
     assert paths == ["c", "f", "d"] and thumbs.shape == (2, 3, 8, 8)
-    conv = np.abs(probe.activations(images, ["c"])["c"]).mean(-1)  # (2, 10, 10)
+    conv = np.sqrt((probe.activations(images, ["c"])["c"] ** 2).mean(-1))  # RMS over channels, (2, 10, 10)
     np.testing.assert_allclose(thumbs[:, 0].mean(axis=(1, 2)), conv.mean(axis=(1, 2)), rtol=0.05)
