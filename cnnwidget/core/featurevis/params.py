@@ -1,0 +1,202 @@
+"""Image parameterizations: how the optimized images are made from trainable variables.
+
+Optimizing raw pixels gives high-frequency noise that excites a network strongly without showing anything; Lucid's
+answer (Olah et al., "Feature Visualization", Distill 2017) is to optimize in a space where natural images are
+easy to reach: a Fourier spectrum scaled by 1/frequency (so all frequencies learn at a similar pace) and colours
+expressed in decorrelated components (so the optimizer does not fight the colour statistics of natural images),
+put through a sigmoid into the valid range.
+
+A parameterization here is a recipe, independent of size: ``render`` asks it for variable shapes, initial values
+(from a seeded ``tf.random.Generator``) and the images as a differentiable function of the variables, in [0, 1].
+Called directly, ``param(batch, size, channels, seed, input_range)`` returns the pair
+``(variables, images_fn)``, with ``images_fn()`` -> (B, size, size, C) float32 in ``input_range``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from ..errors import ImageError, OptionError
+
+# Lucid's colour correlation of ImageNet ("color_correlation_svd_sqrt" in lucid/optvis/param/color.py): the
+# square root, via SVD (U * sqrt(S)), of the 3x3 covariance of RGB pixels in [0, 1]; rows are R, G, B, columns the
+# components (the first is luminance).
+IMAGENET_COLOR_CORRELATION = np.array(
+    [[0.26, 0.09, 0.02],
+     [0.27, 0.00, -0.05],
+     [0.27, -0.09, 0.03]], np.float32)
+
+
+def color_correlation(images, input_range=(0.0, 1.0)) -> np.ndarray:
+    """The 3x3 colour correlation of ``images`` (N, H, W, 3) in ``input_range``, for ``fft_image(color=...)``.
+
+    Computed as Lucid computed its ImageNet default: the covariance of RGB pixels mapped to [0, 1], and its square
+    root by SVD, ``U @ diag(sqrt(S))`` (rows R, G, B; columns principal components). Images of your own domain
+    (say, microscopy) give colours closer to that domain than ImageNet's statistics do.
+    """
+    x = np.asarray(images, np.float64)
+    if x.ndim != 4 or x.shape[-1] != 3 or x.shape[0] == 0:
+        raise ImageError(f"color_correlation needs RGB images (N, H, W, 3); got shape {x.shape}.")
+    if not np.all(np.isfinite(x)):
+        raise ImageError("color_correlation got images containing NaN or infinity.")
+    lo, hi = input_range
+    pixels = ((x - lo) / (hi - lo)).reshape(-1, 3)
+    u, s, _ = np.linalg.svd(np.cov(pixels, rowvar=False))
+    if s[0] <= 0:
+        raise ImageError("color_correlation needs images with some colour variation; these are uniform.")
+    return (u * np.sqrt(s)).astype(np.float32)
+
+
+class Parameterization:
+    """Base of parameterizations. ``key`` says what changes the compiled step (options that only change the
+    initial values, like ``sd``, are left out of it)."""
+
+    key: tuple = ()
+
+    def shapes(self, batch: int, size: int, channels: int) -> list[tuple]:
+        """Shapes of the trainable variables."""
+        raise NotImplementedError
+
+    def initial(self, generator: tf.random.Generator, batch: int, size: int, channels: int,
+                input_range=(0.0, 1.0)) -> list[tf.Tensor]:
+        """Initial values of the variables, drawn from ``generator``."""
+        raise NotImplementedError
+
+    def unit_images(self, variables: list, size: int, channels: int) -> tf.Tensor:
+        """The images (B, size, size, channels) in [0, 1], a differentiable function of ``variables``."""
+        raise NotImplementedError
+
+    def __call__(self, batch: int = 1, size: int = 128, channels: int = 3, seed: int = 0, input_range=(0.0, 1.0)):
+        """``(variables, images_fn)``: new tf.Variables and ``images_fn()`` -> (B, size, size, C) in
+        ``input_range``, for use in your own optimization loop."""
+        generator = tf.random.Generator.from_seed(seed)
+        variables = [tf.Variable(v) for v in self.initial(generator, batch, size, channels, input_range)]
+        lo, hi = input_range
+
+        def images_fn():
+            return lo + (hi - lo) * self.unit_images(variables, size, channels)
+
+        return variables, images_fn
+
+
+class _Colour:
+    """The shared last stage: decorrelated colour components -> RGB -> sigmoid into [0, 1]."""
+
+    def __init__(self, decorrelate: bool, color):
+        self.decorrelate = bool(decorrelate)
+        matrix = IMAGENET_COLOR_CORRELATION if color is None else np.asarray(color, np.float32)
+        if matrix.shape != (3, 3) or not np.all(np.isfinite(matrix)):
+            raise OptionError(f"color must be a finite 3x3 colour correlation matrix (see color_correlation); got "
+                              f"shape {matrix.shape}.")
+        if abs(np.linalg.det(matrix)) < 1e-8:
+            raise OptionError("color must be an invertible 3x3 matrix; this one is singular.")
+        # Lucid scales the matrix so its largest column has unit norm, keeping the sigmoid's input near the scale
+        # of the raw parameters.
+        self.matrix = matrix / np.max(np.linalg.norm(matrix, axis=0))
+        self.custom = color is not None
+
+    def key(self):
+        return (self.decorrelate, self.matrix.tobytes() if self.decorrelate else None)
+
+    def applies(self, channels: int) -> bool:
+        if self.decorrelate and channels != 3 and self.custom:
+            raise OptionError(f"a colour correlation matrix is for RGB images; this model takes {channels} "
+                              "channel(s). Leave color=None (decorrelation is then skipped).")
+        return self.decorrelate and channels == 3  # grey or other channel counts: nothing to decorrelate
+
+    def to_unit(self, latent, channels: int):
+        """(B, H, W, C) latent values -> images in [0, 1]."""
+        if self.applies(channels):
+            latent = tf.tensordot(latent, tf.constant(self.matrix.T), axes=1)
+        return tf.sigmoid(latent)
+
+    def to_latent(self, unit: np.ndarray, channels: int) -> np.ndarray:
+        """The inverse of ``to_unit``, for starting from given images (clipped off 0 and 1, where logit is
+        infinite)."""
+        u = np.clip(unit, 0.01, 0.99)
+        latent = np.log(u / (1 - u))
+        if self.applies(channels):
+            latent = latent @ np.linalg.inv(self.matrix.T)
+        return latent.astype(np.float32)
+
+
+class PixelImage(Parameterization):
+    """Each pixel is a variable (see :func:`pixel_image`)."""
+
+    def __init__(self, sd=0.01, decorrelate=False, color=None, init=None):
+        self.sd, self.colour = float(sd), _Colour(decorrelate, color)
+        self.init = None if init is None else np.asarray(init, np.float32)
+        self.key = ("pixel",) + self.colour.key()
+
+    def shapes(self, batch, size, channels):
+        return [(batch, size, size, channels)]
+
+    def initial(self, generator, batch, size, channels, input_range=(0.0, 1.0)):
+        shape = (batch, size, size, channels)
+        if self.init is None:
+            return [generator.normal(shape) * self.sd]
+        init = self.init[None] if self.init.ndim == 3 else self.init
+        if init.ndim != 4 or init.shape[1:] != shape[1:] or init.shape[0] not in (1, batch):
+            raise ImageError(f"pixel_image(init=...) needs images of shape ({batch} or 1, {size}, {size}, "
+                             f"{channels}) for this render; got {self.init.shape}.")
+        lo, hi = input_range
+        latent = self.colour.to_latent((init - lo) / (hi - lo), channels)
+        return [tf.constant(np.broadcast_to(latent, shape))]
+
+    def unit_images(self, variables, size, channels):
+        return self.colour.to_unit(variables[0], channels)
+
+
+class FFTImage(Parameterization):
+    """A Fourier spectrum per image and channel (see :func:`fft_image`)."""
+
+    def __init__(self, sd=0.01, decay_power=1.0, decorrelate=True, color=None):
+        self.sd, self.decay_power = float(sd), float(decay_power)
+        self.colour = _Colour(decorrelate, color)
+        self.key = ("fft", self.decay_power) + self.colour.key()
+
+    def shapes(self, batch, size, channels):
+        # Real and imaginary parts of the real-input 2-D FFT: size x (size // 2 + 1) coefficients.
+        return [(2, batch, channels, size, size // 2 + 1)]
+
+    def initial(self, generator, batch, size, channels, input_range=(0.0, 1.0)):
+        return [generator.normal(self.shapes(batch, size, channels)[0]) * self.sd]
+
+    def spectrum_scale(self, size: int) -> np.ndarray:
+        """(size, size // 2 + 1) factors: 1 / frequency ** decay_power (frequency in cycles per pixel, floored at
+        1 / size), times sqrt(size * size), as Lucid's ``fft_image``."""
+        fy = np.fft.fftfreq(size)[:, None]
+        fx = np.fft.rfftfreq(size)[None, :]
+        freqs = np.sqrt(fx * fx + fy * fy)
+        return (1.0 / np.maximum(freqs, 1.0 / size) ** self.decay_power * size).astype(np.float32)
+
+    def unit_images(self, variables, size, channels):
+        spectrum = tf.complex(variables[0][0], variables[0][1]) * tf.cast(self.spectrum_scale(size), tf.complex64)
+        image = tf.signal.irfft2d(spectrum, fft_length=[size, size])  # (B, C, size, size)
+        # Lucid divides by 4 so that the initial images have about the spread of natural images' colour components.
+        latent = tf.transpose(image, [0, 2, 3, 1]) / 4.0
+        return self.colour.to_unit(latent, channels)
+
+
+def pixel_image(sd: float = 0.01, decorrelate: bool = False, color=None, init=None) -> PixelImage:
+    """Plain pixels through a sigmoid: variables (B, size, size, C) drawn from N(0, sd), images sigmoid(v).
+
+    The simplest parameterization, and the noisiest result (high frequencies are as easy to change as low ones).
+    ``init``: images (size, size, C) or (B, size, size, C) in the display range to start from instead of grey
+    noise, e.g. for DeepDream on a photo. ``decorrelate``/``color`` as in :func:`fft_image` (off by default here).
+    """
+    return PixelImage(sd, decorrelate, color, init)
+
+
+def fft_image(decorrelate: bool = True, sd: float = 0.01, decay_power: float = 1.0, color=None) -> FFTImage:
+    """Lucid's default: a Fourier spectrum with 1/f^decay_power frequency scaling and decorrelated colour.
+
+    Variables: real and imaginary parts (2, B, C, size, size // 2 + 1), drawn from N(0, sd); each coefficient is
+    multiplied by ``size / max(f, 1 / size) ** decay_power`` (f in cycles per pixel), the inverse real FFT is divided
+    by 4, and with ``decorrelate`` (RGB only) the three channels are colour components mixed into RGB by ``color``:
+    a 3x3 matrix from :func:`color_correlation` on your images, or by default Lucid's documented ImageNet matrix
+    (IMAGENET_COLOR_CORRELATION), normalized to unit largest column. A sigmoid maps the result into [0, 1].
+    Models with other channel counts (e.g. grey, C = 1) get the spectrum without colour decorrelation.
+    """
+    return FFTImage(sd, decay_power, decorrelate, color)
