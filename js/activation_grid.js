@@ -42,10 +42,12 @@ const STYLE = `
 .cnnw-grid .cnnw-hover { position: absolute; z-index: 1; pointer-events: none; padding: 2px 6px; white-space: nowrap;
   background: var(--jp-layout-color0, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd);
   box-shadow: 0 1px 4px rgba(0, 0, 0, 0.25); font-variant-numeric: tabular-nums; }
-.cnnw-grid .cnnw-focus { flex: 0 0 auto; display: flex; flex-direction: column; gap: 4px; }
+.cnnw-grid .cnnw-focus { flex: 0 0 auto; max-width: 100%; display: flex; flex-direction: column; gap: 4px; }
+.cnnw-grid .cnnw-focus-canvas { max-width: 100%; }
 .cnnw-grid .cnnw-predictions { margin: 0; padding-left: 1.6em; max-width: 392px; }
 .cnnw-grid .cnnw-predictions li span + span { margin-left: 0.6em; font-variant-numeric: tabular-nums; }
-.cnnw-grid .cnnw-strip { display: flex; gap: 4px; overflow-x: auto; padding-bottom: 4px; }
+/* contain: the strip scrolls inside the width the view is given; its row of thumbnails must not widen the view */
+.cnnw-grid .cnnw-strip { display: flex; gap: 4px; overflow-x: auto; padding-bottom: 4px; contain: inline-size; }
 .cnnw-grid .cnnw-strip-item { flex: 0 0 auto; display: flex; flex-direction: column; align-items: center; gap: 2px;
   width: 64px; padding: 3px; border: 2px solid transparent; background: none; cursor: pointer; }
 .cnnw-grid .cnnw-strip-item.cnnw-current { border-color: var(--jp-brand-color1, #1976d2); }
