@@ -1,0 +1,39 @@
+"""Attribution: which input pixels drive a prediction.
+
+    from cnnwidget.core import attribution as attr
+    maps = attr.saliency(probe, images, target=None)      # (N, H, W) float32
+
+Every method takes ``(probe_or_model, images, target=None, **options)`` and returns one float32 value per input
+pixel, (N, H, W). ``images`` are display-space (N, H, W, C) or (H, W, C); ``target`` an int, one int per image,
+or None for each image's predicted class. The score explained is the target's pre-softmax logit (Score-CAM and
+the metrics use the probability; see ``_common``). Bad options raise OptionError, bad layers LayerError, images
+the model cannot take ImageError, all with what was expected and what was given. Long methods take
+``progress(done, total)`` and a ``cancel`` threading.Event (raising ``Cancelled``).
+
+gradients:     saliency, gradient_x_input, smoothgrad (variants "mean", "squared", "variance"),
+               integrated_gradients (+ completeness_gap), guided_backprop
+cam:           grad_cam, grad_cam_plus_plus, score_cam (any spatial layer, nested paths too; upsample=False: raw)
+perturbation:  occlusion, rise, lime, kernel_shap (over ``superpixels``)
+metrics:       deletion, insertion (AUCs (N,)), randomization (Spearman (N,) against a randomized copy)
+"""
+
+from ._common import Cancelled
+from .cam import default_layer, grad_cam, grad_cam_plus_plus, score_cam
+from .gradients import (baseline_images, completeness_gap, gradient_x_input, guided_backprop, integrated_gradients,
+                        saliency, smoothgrad)
+from .metrics import deletion, insertion, randomization, randomized_model, spearman
+from .perturbation import kernel_shap, lime, occlusion, rise
+from .segmentation import superpixels
+
+METHODS = {
+    "saliency": saliency, "gradient_x_input": gradient_x_input, "smoothgrad": smoothgrad,
+    "integrated_gradients": integrated_gradients, "guided_backprop": guided_backprop, "grad_cam": grad_cam,
+    "grad_cam_plus_plus": grad_cam_plus_plus, "score_cam": score_cam, "occlusion": occlusion, "rise": rise,
+    "lime": lime, "kernel_shap": kernel_shap,
+}
+"""Every attribution method by name, in a sensible display order (fast gradient methods first)."""
+
+__all__ = ["Cancelled", "METHODS", "baseline_images", "completeness_gap", "default_layer", "deletion",
+           "grad_cam", "grad_cam_plus_plus", "gradient_x_input", "guided_backprop", "insertion",
+           "integrated_gradients", "kernel_shap", "lime", "occlusion", "randomization", "randomized_model", "rise",
+           "saliency", "score_cam", "smoothgrad", "spearman", "superpixels"]
