@@ -1,0 +1,349 @@
+"""How long each attribution method takes, against its floor and against the peers.
+
+    .venv/bin/python benchmarks/attribution.py [--repeats 5] [--samples 1000] [--peers [NAME ...]]
+
+Workload: keras.applications.MobileNetV2(weights=None), 4 random images at 224 in [0, 1] (preprocess x * 2 - 1),
+target = the predicted class. For each method: median time and ratio to its **floor**, the passes the method must
+make times the cost of one such pass measured in the same run (interleaved, _timing.py):
+
+  G4   forward + backward (d logit / d input) on the 4 images       saliency, gradient x input, guided backprop
+  L4   forward + backward to the last conv output (out_relu)         Grad-CAM, Grad-CAM++
+  G32  forward + backward on 32 images                               SmoothGrad-50, IG-50: 200 rows = 200/32 G32
+  F32  forward on 32 images                                          occlusion, Score-CAM, RISE, LIME, SHAP:
+                                                                     rows / 32 F32 (rows = every masked pass)
+
+Target: every method <= 1.2x its floor. LIME and Kernel SHAP (--samples coalitions each, 1000 by default) are
+timed once (each takes tens of seconds); the rest are medians of --repeats.
+
+--peers runs Xplique, tf-keras-vis, tf-explain, lime and shap from PyPI, each in its own venv under
+benchmarks/_peers/<name> (gitignored; made on first use: Xplique and tf-keras-vis bring their own TensorFlow,
+tf-explain needs TensorFlow 2.15, lime and shap use this project's TensorFlow through a .pth file). Each peer
+runs in a subprocess of this script (``--peer-worker NAME``), measures its own floors the same way in its own
+TensorFlow, and reports its times; the table prints each peer's ratio to its own floor beside ours, and its
+time over ours. lime and shap get the same images, targets and superpixels as ours. A peer that cannot be
+installed or run prints why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import numpy as np  # noqa: E402
+
+from _timing import interleaved_medians, machine_note, median_seconds, verdict  # noqa: E402
+
+N, SIZE, BATCH, TARGET = 4, 224, 32, 1.2
+LAYER = "out_relu"
+PEERS = {  # name -> pip requirements for its venv, and whether it borrows this project's TensorFlow
+    "xplique": (["xplique"], False),
+    "tf-keras-vis": (["tf-keras-vis", "tensorflow"], False),
+    "tf-explain": (["tf-explain", "tensorflow==2.15.*", "opencv-python-headless"], False),
+    "lime": (["lime"], True),
+    "shap": (["shap"], True),
+}
+
+
+def workload():
+    """The model, 4 images in [0, 1] and the preprocessing, the same in every interpreter."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(weights=None)
+    images = np.random.default_rng(0).random((N, SIZE, SIZE, 3), dtype=np.float32)
+    return model, images
+
+
+def floors(model, layer_name=LAYER):
+    """Compiled one-pass functions {name: callable} for the floor units (see the module docstring)."""
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    x4 = tf.constant(rng.random((N, SIZE, SIZE, 3), dtype=np.float32))
+    x32 = tf.constant(rng.random((BATCH, SIZE, SIZE, 3), dtype=np.float32))
+    both = keras.Model(model.input, [model.get_layer(layer_name).output, model.output])
+
+    @tf.function
+    def forward(x):
+        return model(x * 2 - 1, training=False)
+
+    @tf.function
+    def input_grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            score = tf.reduce_max(model(x * 2 - 1, training=False), -1)
+        return tape.gradient(score, x)
+
+    @tf.function
+    def layer_grad(x):
+        with tf.GradientTape() as tape:
+            a, out = both(x * 2 - 1, training=False)
+            score = tf.reduce_max(out, -1)
+        return a, tape.gradient(score, a)
+
+    return {"G4": lambda: np.asarray(input_grad(x4)), "L4": lambda: [np.asarray(t) for t in layer_grad(x4)],
+            "G32": lambda: np.asarray(input_grad(x32)), "F32": lambda: np.asarray(forward(x32))}
+
+
+# -- ours --------------------------------------------------------------------------------------------------------
+
+def ours(repeats: int, samples: int):
+    from cnnwidget.core import ModelProbe
+    from cnnwidget.core import attribution as attr
+
+    model, images = workload()
+    probe = ModelProbe(model, preprocess=lambda x: x * 2 - 1)
+    seg = attr.superpixels(images, n_segments=50)
+    p = [int(s.max()) + 1 for s in seg]
+    n_occ = (len(range(0, SIZE - 32 + 1, 16)) ** 2 + 1) * N
+    methods = {  # name: (call, floor unit, passes in units of that floor)
+        "saliency": (lambda: attr.saliency(probe, images), "G4", 1),
+        "gradient_x_input": (lambda: attr.gradient_x_input(probe, images), "G4", 1),
+        "guided_backprop": (lambda: attr.guided_backprop(probe, images), "G4", 1),
+        "smoothgrad-50": (lambda: attr.smoothgrad(probe, images, samples=50), "G32", 50 * N / BATCH),
+        "integrated_gradients-50": (lambda: attr.integrated_gradients(probe, images, steps=50), "G32", 50 * N / BATCH),
+        "grad_cam": (lambda: attr.grad_cam(probe, images, layer=LAYER), "L4", 1),
+        "grad_cam_plus_plus": (lambda: attr.grad_cam_plus_plus(probe, images, layer=LAYER), "L4", 1),
+        "score_cam (64 ch)": (lambda: attr.score_cam(probe, images, layer=LAYER, channels=64), "F32", 64 * N / BATCH),
+        "occlusion 32/16": (lambda: attr.occlusion(probe, images, patch=32, stride=16), "F32", n_occ / BATCH),
+        "rise-256": (lambda: attr.rise(probe, images, masks=256), "F32", 256 * N / BATCH),
+    }
+    heavy = {
+        f"lime-{samples}": (lambda: attr.lime(probe, images, samples=samples, segments=seg), "F32",
+                            samples * N / BATCH),
+        f"kernel_shap-{samples}": (lambda: attr.kernel_shap(probe, images, samples=samples, segments=seg), "F32",
+                                   samples * N / BATCH),
+    }
+    units = floors(model)
+    for call, _, _ in methods.values():
+        call()  # trace every pass once, outside the timings
+    attr.lime(probe, images, samples=8, segments=seg)
+    attr.kernel_shap(probe, images, samples=8, segments=seg)
+    times = interleaved_medians({**units, **{k: v[0] for k, v in methods.items()}}, warmup=1, repeats=repeats)
+    for name, (call, _, _) in heavy.items():
+        times[name] = median_seconds(call, warmup=0, repeats=1)
+    rows = {}
+    for name, (_, unit, passes) in {**methods, **heavy}.items():
+        floor = times[unit] * passes
+        rows[name] = {"seconds": times[name], "floor": floor, "ratio": times[name] / floor, "unit": unit}
+    preds = probe.predict(images).argmax(-1)
+    return rows, {k: times[k] for k in units}, images, seg, preds, p
+
+
+# -- peers -------------------------------------------------------------------------------------------------------
+
+def ensure_peer(name: str) -> Path | str:
+    """The peer's python, making its venv on first use; or a string saying why it cannot be had."""
+    venv = HERE / "_peers" / name
+    python = venv / "bin" / "python"
+    log = HERE / "_peers" / f"{name}.log"
+    if python.exists():
+        return python
+    requirements, borrow = PEERS[name]
+    venv.parent.mkdir(exist_ok=True)
+    with open(log, "w") as out:
+        steps = [["python3", "-m", "venv", str(venv)], [str(python), "-m", "pip", "install", "-q", *requirements]]
+        for i, cmd in enumerate(steps):
+            if i == 1 and borrow:  # TensorFlow from this project's venv, the peer's own packages in front of it
+                site = next((venv / "lib").glob("python3*/site-packages"))
+                project_site = next((HERE.parent / ".venv" / "lib").glob("python3*/site-packages"))
+                (site / "project.pth").write_text(str(project_site) + "\n")
+            rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT)
+            if rc != 0:
+                tail = log.read_text().strip().splitlines()[-3:]
+                return f"could not install {' '.join(requirements)} (exit {rc}): {' | '.join(tail)[:300]}"
+    return python
+
+
+def run_peer(name: str, data_path: str, repeats: int, samples: int) -> dict | str:
+    python = ensure_peer(name)
+    if isinstance(python, str):
+        return python
+    cmd = [str(python), str(Path(__file__).resolve()), "--peer-worker", name, "--data", data_path,
+           "--repeats", str(repeats), "--samples", str(samples)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    results = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not results:
+        return f"exit {proc.returncode}: {' | '.join(proc.stderr.strip().splitlines()[-3:])[:400]}"
+    return json.loads(results[-1])
+
+
+def peer_worker(name: str, data_path: str, repeats: int, samples: int):
+    """Runs inside the peer's venv: prints one JSON line {floors, methods: {name: seconds}, note}."""
+    import tensorflow as tf
+
+    data = np.load(data_path)
+    model, _ = workload()
+    images, seg, preds = data["images"], data["segments"], data["preds"]
+    units = floors(model)
+    methods, heavy, note = {}, {}, ""
+    onehot = np.eye(model.output.shape[-1], dtype=np.float32)[preds]
+    if name == "xplique":
+        import xplique.attributions as xa
+
+        pre = _preprocessed(model)
+        expl = {
+            "saliency": xa.Saliency(pre, batch_size=BATCH),
+            "smoothgrad-50": xa.SmoothGrad(pre, nb_samples=50, noise=0.15, batch_size=BATCH),
+            "integrated_gradients-50": xa.IntegratedGradients(pre, steps=50, batch_size=BATCH),
+            "gradient_x_input": xa.GradientInput(pre, batch_size=BATCH),
+            "guided_backprop": xa.GuidedBackprop(pre, batch_size=BATCH),
+            "grad_cam": xa.GradCAM(pre, conv_layer=LAYER, batch_size=BATCH),
+            "grad_cam_plus_plus": xa.GradCAMPP(pre, conv_layer=LAYER, batch_size=BATCH),
+            "occlusion 32/16": xa.Occlusion(pre, patch_size=32, patch_stride=16, batch_size=BATCH),
+            "rise-256": xa.Rise(pre, nb_samples=256, batch_size=BATCH),
+        }
+        methods = {k: (lambda e=e: e(images, onehot)) for k, e in expl.items()}
+        note = "Xplique explains the model output (softmax probabilities); model wrapped with x * 2 - 1 inside"
+    elif name == "tf-keras-vis":
+        from tf_keras_vis.gradcam import Gradcam
+        from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+        from tf_keras_vis.saliency import Saliency
+        from tf_keras_vis.scorecam import Scorecam
+        from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+        from tf_keras_vis.utils.scores import CategoricalScore
+
+        pre = _preprocessed(model)
+        score = CategoricalScore(list(preds))
+        sal = Saliency(pre, model_modifier=ReplaceToLinear(), clone=True)
+        cam = Gradcam(pre, model_modifier=ReplaceToLinear(), clone=True)
+        campp = GradcamPlusPlus(pre, model_modifier=ReplaceToLinear(), clone=True)
+        scam = Scorecam(pre, model_modifier=ReplaceToLinear(), clone=True)
+        methods = {
+            "saliency": lambda: sal(score, images),
+            "smoothgrad-50": lambda: sal(score, images, smooth_samples=50, smooth_noise=0.15),
+            "grad_cam": lambda: cam(score, images, penultimate_layer=LAYER),
+            "grad_cam_plus_plus": lambda: campp(score, images, penultimate_layer=LAYER),
+            "score_cam (64 ch)": lambda: scam(score, images, penultimate_layer=LAYER, max_N=64),
+        }
+        note = "tf-keras-vis with ReplaceToLinear (logits), as its docs recommend"
+    elif name == "tf-explain":
+        from tf_explain.core.grad_cam import GradCAM
+        from tf_explain.core.integrated_gradients import IntegratedGradients
+        from tf_explain.core.occlusion_sensitivity import OcclusionSensitivity
+        from tf_explain.core.smoothgrad import SmoothGrad
+        from tf_explain.core.vanilla_gradients import VanillaGradients
+
+        pre = _preprocessed(model)
+        cls = int(preds[0])  # tf-explain takes one class for the whole batch
+        methods = {
+            "saliency": lambda: VanillaGradients().explain((images, None), pre, cls),
+            "smoothgrad-50": lambda: SmoothGrad().explain((images, None), pre, cls, num_samples=50, noise=0.15),
+            "integrated_gradients-50": lambda: IntegratedGradients().explain((images, None), pre, cls, n_steps=50),
+            "grad_cam": lambda: GradCAM().explain((images, None), pre, cls, layer_name=LAYER),
+            "occlusion 32/16": lambda: [OcclusionSensitivity().explain(([im], None), pre, cls, patch_size=32)
+                                        for im in images],
+        }
+        note = f"tf-explain takes one class per batch ({cls}); its occlusion has stride = patch (32/32)"
+    elif name in ("lime", "shap"):
+        forward = tf.function(lambda x: tf.nn.softmax(model(x * 2 - 1, training=False)))
+
+        def probabilities(batch):
+            return np.asarray(forward(tf.constant(np.asarray(batch, np.float32))))
+
+        if name == "lime":
+            from lime import lime_image
+
+            def run():
+                explainer = lime_image.LimeImageExplainer(random_state=0)
+                for im, s, t in zip(images, seg, preds):
+                    explainer.explain_instance(im.astype(np.float64), probabilities, labels=(int(t),), top_labels=None,
+                                               hide_color=0, num_samples=samples, segmentation_fn=lambda _, s=s: s)
+            heavy[f"lime-{samples}"] = run
+            note = "lime_image with our superpixels (segmentation_fn), its default batch_size=10"
+        else:
+            import shap
+
+            def run():
+                for im, s, t in zip(images, seg, preds):
+                    p = int(s.max()) + 1
+
+                    def f(z, im=im, s=s, t=t):
+                        masked = im[None] * z[:, s][..., None]
+                        return np.concatenate([probabilities(masked[i:i + BATCH])[:, t]
+                                               for i in range(0, len(z), BATCH)])
+                    shap.KernelExplainer(f, np.zeros((1, p))).shap_values(np.ones((1, p)), nsamples=samples,
+                                                                          silent=True)
+            heavy[f"kernel_shap-{samples}"] = run
+            note = "shap.KernelExplainer over our superpixels, model called in chunks of 32"
+    for fn in methods.values():
+        fn()
+    times = interleaved_medians({**units, **methods}, warmup=1, repeats=repeats)
+    for k, fn in heavy.items():
+        times[k] = median_seconds(fn, warmup=0, repeats=1)
+    print(json.dumps({"floors": {k: times[k] for k in units}, "methods": {k: times[k] for k in {**methods, **heavy}},
+                      "note": note, "tf": tf.__version__}))
+
+
+def _preprocessed(model):
+    """The peer's model with x * 2 - 1 folded in, so it takes display-space images as ours does."""
+    import tensorflow as tf
+
+    inp = tf.keras.Input((SIZE, SIZE, 3))
+    return tf.keras.Model(inp, model(inp * 2 - 1))
+
+
+# -- report ------------------------------------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=1000, help="LIME / Kernel SHAP coalitions per image")
+    parser.add_argument("--peers", nargs="*", default=None, help=f"peers to compare with ({', '.join(PEERS)}; "
+                        "none named = all)")
+    parser.add_argument("--peer-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peer_worker:
+        return peer_worker(args.peer_worker, args.data, args.repeats, args.samples)
+
+    print(f"attribution on MobileNetV2(weights=None), {N} images {SIZE}x{SIZE}, target = predicted class; "
+          f"{machine_note()}")
+    start = time.perf_counter()
+    rows, units, images, seg, preds, p = ours(args.repeats, args.samples)
+    print("floor units (ms): " + ", ".join(f"{k} {v * 1e3:.1f}" for k, v in units.items())
+          + f"; superpixels per image {p}")
+    peers = {}
+    if args.peers is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            data = os.path.join(tmp, "data.npz")
+            np.savez(data, images=images, segments=seg, preds=preds)
+            for name in args.peers or list(PEERS):
+                peers[name] = run_peer(name, data, args.repeats, args.samples)
+    print(f"\n{'method':<26}{'ms':>10}{'floor ms':>10}{'x floor':>9}  target")
+    for name, r in rows.items():
+        print(f"{name:<26}{r['seconds'] * 1e3:>10.1f}{r['floor'] * 1e3:>10.1f}{r['ratio']:>9.2f}  "
+              f"{verdict(r['ratio'], TARGET)} (<= {TARGET}x, floor {r['unit']})")
+    for name, res in peers.items():
+        if isinstance(res, str):
+            print(f"\n{name}: not run: {res}")
+            continue
+        print(f"\n{name} (TensorFlow {res['tf']}; {res['note']})")
+        print(f"{'method':<26}{'ms':>10}{'x its floor':>12}{'x ours':>9}{'ours x floor':>14}")
+        for method, seconds in res["methods"].items():
+            r = rows.get(method)
+            unit = r["unit"] if r else "F32"
+            passes = r["floor"] / units[unit] if r else 1
+            their_floor = res["floors"][unit] * passes
+            vs = f"{seconds / r['seconds']:>9.2f}" if r else f"{'':>9}"
+            print(f"{method:<26}{seconds * 1e3:>10.1f}{seconds / their_floor:>12.2f}{vs}"
+                  f"{(r['ratio'] if r else float('nan')):>14.2f}")
+            if method.startswith(("lime", "kernel_shap")) and r:
+                print(f"  {method}: ours {r['seconds']:.1f} s vs {name} {seconds:.1f} s: "
+                      f"{verdict(r['seconds'], seconds)} (faster than {name})")
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
