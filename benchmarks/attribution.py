@@ -188,11 +188,13 @@ def peer_worker(name: str, data_path: str, repeats: int, samples: int):
     images, seg, preds = data["images"], data["segments"], data["preds"]
     units = floors(model)
     methods, heavy, note = {}, {}, ""
+    # Peers get the bare model and preprocessed images (x * 2 - 1, negligible): a model wrapped around
+    # MobileNetV2 would be the nested case their CAMs cannot take.
+    pre, x = model, images * 2 - 1
     onehot = np.eye(model.output.shape[-1], dtype=np.float32)[preds]
     if name == "xplique":
         import xplique.attributions as xa
 
-        pre = _preprocessed(model)
         expl = {
             "saliency": xa.Saliency(pre, batch_size=BATCH),
             "smoothgrad-50": xa.SmoothGrad(pre, nb_samples=50, noise=0.15, batch_size=BATCH),
@@ -204,8 +206,8 @@ def peer_worker(name: str, data_path: str, repeats: int, samples: int):
             "occlusion 32/16": xa.Occlusion(pre, patch_size=32, patch_stride=16, batch_size=BATCH),
             "rise-256": xa.Rise(pre, nb_samples=256, batch_size=BATCH),
         }
-        methods = {k: (lambda e=e: e(images, onehot)) for k, e in expl.items()}
-        note = "Xplique explains the model output (softmax probabilities); model wrapped with x * 2 - 1 inside"
+        methods = {k: (lambda e=e: e(x, onehot)) for k, e in expl.items()}
+        note = "Xplique explains the model output (softmax probabilities)"
     elif name == "tf-keras-vis":
         from tf_keras_vis.gradcam import Gradcam
         from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
@@ -214,18 +216,17 @@ def peer_worker(name: str, data_path: str, repeats: int, samples: int):
         from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
         from tf_keras_vis.utils.scores import CategoricalScore
 
-        pre = _preprocessed(model)
         score = CategoricalScore(list(preds))
         sal = Saliency(pre, model_modifier=ReplaceToLinear(), clone=True)
         cam = Gradcam(pre, model_modifier=ReplaceToLinear(), clone=True)
         campp = GradcamPlusPlus(pre, model_modifier=ReplaceToLinear(), clone=True)
         scam = Scorecam(pre, model_modifier=ReplaceToLinear(), clone=True)
         methods = {
-            "saliency": lambda: sal(score, images),
-            "smoothgrad-50": lambda: sal(score, images, smooth_samples=50, smooth_noise=0.15),
-            "grad_cam": lambda: cam(score, images, penultimate_layer=LAYER),
-            "grad_cam_plus_plus": lambda: campp(score, images, penultimate_layer=LAYER),
-            "score_cam (64 ch)": lambda: scam(score, images, penultimate_layer=LAYER, max_N=64),
+            "saliency": lambda: sal(score, x),
+            "smoothgrad-50": lambda: sal(score, x, smooth_samples=50, smooth_noise=0.15),
+            "grad_cam": lambda: cam(score, x, penultimate_layer=LAYER),
+            "grad_cam_plus_plus": lambda: campp(score, x, penultimate_layer=LAYER),
+            "score_cam (64 ch)": lambda: scam(score, x, penultimate_layer=LAYER, max_N=64),
         }
         note = "tf-keras-vis with ReplaceToLinear (logits), as its docs recommend"
     elif name == "tf-explain":
@@ -235,15 +236,14 @@ def peer_worker(name: str, data_path: str, repeats: int, samples: int):
         from tf_explain.core.smoothgrad import SmoothGrad
         from tf_explain.core.vanilla_gradients import VanillaGradients
 
-        pre = _preprocessed(model)
         cls = int(preds[0])  # tf-explain takes one class for the whole batch
         methods = {
-            "saliency": lambda: VanillaGradients().explain((images, None), pre, cls),
-            "smoothgrad-50": lambda: SmoothGrad().explain((images, None), pre, cls, num_samples=50, noise=0.15),
-            "integrated_gradients-50": lambda: IntegratedGradients().explain((images, None), pre, cls, n_steps=50),
-            "grad_cam": lambda: GradCAM().explain((images, None), pre, cls, layer_name=LAYER),
+            "saliency": lambda: VanillaGradients().explain((x, None), pre, cls),
+            "smoothgrad-50": lambda: SmoothGrad().explain((x, None), pre, cls, num_samples=50, noise=0.15),
+            "integrated_gradients-50": lambda: IntegratedGradients().explain((x, None), pre, cls, n_steps=50),
+            "grad_cam": lambda: GradCAM().explain((x, None), pre, cls, layer_name=LAYER),
             "occlusion 32/16": lambda: [OcclusionSensitivity().explain(([im], None), pre, cls, patch_size=32)
-                                        for im in images],
+                                        for im in x],
         }
         note = f"tf-explain takes one class per batch ({cls}); its occlusion has stride = patch (32/32)"
     elif name in ("lime", "shap"):
@@ -284,14 +284,6 @@ def peer_worker(name: str, data_path: str, repeats: int, samples: int):
         times[k] = median_seconds(fn, warmup=0, repeats=1)
     print(json.dumps({"floors": {k: times[k] for k in units}, "methods": {k: times[k] for k in {**methods, **heavy}},
                       "note": note, "tf": tf.__version__}))
-
-
-def _preprocessed(model):
-    """The peer's model with x * 2 - 1 folded in, so it takes display-space images as ours does."""
-    import tensorflow as tf
-
-    inp = tf.keras.Input((SIZE, SIZE, 3))
-    return tf.keras.Model(inp, model(inp * 2 - 1))
 
 
 # -- report ------------------------------------------------------------------------------------------------------

@@ -60,15 +60,17 @@ def random_deletion(probe, data):
 def test_report(maps, data, probe, random_deletion):
     print(f"\n{'method':<22}{'pointing 0px':>13}{f'{TOLERANCE}px':>6}{'deletion':>10}{'insertion':>10}")
     for name, m in maps.items():
+        deletion, insertion = attr.deletion(probe, data.images, m), attr.insertion(probe, data.images, m)
         print(f"{name:<22}{pointing(m, data.masks):>13.2f}{pointing(m, data.masks, TOLERANCE):>6.2f}"
-              f"{attr.deletion(probe, data.images, m).mean():>10.3f}{attr.insertion(probe, data.images, m).mean():>10.3f}")
+              f"{deletion.mean():>10.3f}{insertion.mean():>10.3f}")
     print(f"{'random map':<22}{'':>19}{random_deletion:>10.3f}")
 
 
 @pytest.mark.parametrize("name", [
     pytest.param("grad_cam", marks=pytest.mark.xfail(strict=True, reason=(
-        "measured 0.53 strict, 0.83 within 4 px (30 images, seed 5) on the demo model: its last feature maps (8x8) fire on the "
-        "outline, often just outside the shape, and are diffuse for circles, rings, crescents and hearts"))),
+        "measured 0.53 strict, 0.83 within 4 px (30 images, seed 5) on the demo model: its last feature maps "
+        "(8x8) fire on the outline, often just outside the shape, and are diffuse for circles, rings, crescents "
+        "and hearts"))),
     "integrated_gradients",
 ])
 def test_pointing_game_hits_the_shape_in_at_least_90_percent_of_images(maps, data, name):
