@@ -11,6 +11,7 @@ import {
 const GAP = 4; // px between tiles; wide enough to hold the 2 px selection outline of each neighbour
 const PAD = 2; // px around the grid, so an outline on the edge stays visible
 const MIN_TILE_PX = 48;
+const MIN_VECTOR_PX = 192; // a vector layer is one tile of all its units: draw it large enough to point at one
 const FOCUS_PX = 192; // the enlarged image is zoomed to about this size
 const FALLBACK_WIDTH = 640; // before the view is attached and has a width of its own
 const OUTLINE = "#ff5722"; // canvas strokes cannot read CSS variables; this orange stands out on every colour map
@@ -42,14 +43,16 @@ const STYLE = `
 .cnnw-grid .cnnw-hover { position: absolute; z-index: 1; pointer-events: none; padding: 2px 6px; white-space: nowrap;
   background: var(--jp-layout-color0, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd);
   box-shadow: 0 1px 4px rgba(0, 0, 0, 0.25); font-variant-numeric: tabular-nums; }
-.cnnw-grid .cnnw-focus { flex: 0 0 auto; max-width: 100%; display: flex; flex-direction: column; gap: 4px; }
+/* the panel keeps the width of image + enlarged channel from the start, so the first click does not re-flow the grid */
+.cnnw-grid .cnnw-focus { flex: 0 1 392px; min-width: 0; max-width: 100%; display: flex; flex-direction: column;
+  gap: 4px; }
 .cnnw-grid .cnnw-focus-canvas { max-width: 100%; }
 .cnnw-grid .cnnw-predictions { margin: 0; padding-left: 1.6em; max-width: 392px; }
 .cnnw-grid .cnnw-predictions li span + span { margin-left: 0.6em; font-variant-numeric: tabular-nums; }
 /* contain: the strip scrolls inside the width the view is given; its row of thumbnails must not widen the view */
 .cnnw-grid .cnnw-strip { display: flex; gap: 4px; overflow-x: auto; padding-bottom: 4px; contain: inline-size; }
 .cnnw-grid .cnnw-strip-item { flex: 0 0 auto; display: flex; flex-direction: column; align-items: center; gap: 2px;
-  width: 64px; padding: 3px; border: 2px solid transparent; background: none; cursor: pointer; }
+  width: 88px; padding: 3px; border: 2px solid transparent; background: none; cursor: pointer; }
 .cnnw-grid .cnnw-strip-item.cnnw-current { border-color: var(--jp-brand-color1, #1976d2); }
 .cnnw-grid .cnnw-strip-item canvas { width: 48px; height: 48px; }
 .cnnw-grid .cnnw-strip-item span { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
@@ -77,6 +80,15 @@ function setOptions(select, pairs) {
 /** "32×32×32" from [32, 32, 32]; unknown dimensions as "?". */
 function shapeText(shape) {
   return Array.isArray(shape) ? shape.map((d) => d ?? "?").join("×") : "";
+}
+
+/** A layer name short enough for a strip label, keeping both ends ("block…6_expand_relu" style): layer names
+ * differ at the start (block number) and at the end (conv, bn, relu), rarely in the middle. */
+function shortName(path, max = 12) {
+  const name = path.split("/").pop();
+  if (name.length <= max) return name;
+  const tail = Math.ceil((max - 1) / 2);
+  return `${name.slice(0, max - 1 - tail)}…${name.slice(-tail)}`;
 }
 
 /** A short, readable number: 4 significant digits, exponent form for very small or large magnitudes. */
@@ -170,7 +182,7 @@ export default {
       }
       // A new page's bytes, ranges and meta can arrive in separate messages: keep the last page until all are here.
       if (!stackComplete(bytes, ranges, meta)) return;
-      const scale = tileScale(meta.h, meta.w, MIN_TILE_PX);
+      const scale = tileScale(meta.h, meta.w, meta.vector ? MIN_VECTOR_PX : MIN_TILE_PX);
       laidOutFor = gridWrap.clientWidth;
       const layout = gridLayout(meta.k, meta.w * scale, meta.h * scale, (laidOutFor || FALLBACK_WIDTH) - 2 * PAD, GAP);
       canvas.width = layout.width + 2 * PAD;
@@ -187,7 +199,7 @@ export default {
         paintIndexed(image, rect, { data: tileView(bytes, meta, i), w: meta.w, h: meta.h }, colours, lut);
       });
       ctx.putImageData(image, 0, 0);
-      const selected = meta.channels.indexOf(model.get("selected_channel"));
+      const selected = meta.vector ? -1 : meta.channels.indexOf(model.get("selected_channel"));
       if (selected >= 0) {
         const [x, y] = layout.origins[selected];
         ctx.strokeStyle = OUTLINE;
@@ -204,9 +216,11 @@ export default {
       const total = meta.n_channels ?? shown;
       const page = meta.page ?? 0;
       const pages = meta.n_pages ?? 1;
-      pageInfo.textContent = total > shown
-        ? `showing ${shown} of ${total} channels (page ${page + 1}/${pages})`
-        : `${total} channels`;
+      pageInfo.textContent = meta.vector
+        ? `${total} units`
+        : total > shown
+          ? `showing ${shown} of ${total} channels (page ${page + 1}/${pages})`
+          : `${total} channels`;
       prev.hidden = next.hidden = pages <= 1;
       prev.disabled = page <= 0;
       next.disabled = page >= pages - 1;
@@ -219,9 +233,11 @@ export default {
       const [ih, iw] = model.get("image_shape") ?? [];
       const hasImage = ih > 0 && iw > 0 && rgb.length >= ih * iw * 3;
       const hasFocus = fm.h > 0 && fm.w > 0 && focus.length >= fm.h * fm.w;
-      focusTitle.textContent = hasFocus
-        ? `channel ${fm.channel}: ${formatValue(fm.lo)} to ${formatValue(fm.hi)}`
-        : "click a channel to enlarge it";
+      focusTitle.textContent = fm.vector
+        ? `unit ${fm.channel}: ${formatValue(fm.lo)}`
+        : hasFocus
+          ? `channel ${fm.channel}: ${formatValue(fm.lo)} to ${formatValue(fm.hi)}`
+          : "click a channel to enlarge it";
       const [bh, bw] = hasImage ? [ih, iw] : hasFocus ? [fm.h, fm.w] : [0, 0];
       if (!bh) {
         focusCanvas.width = focusCanvas.height = 0;
@@ -268,7 +284,7 @@ export default {
         }
         const shape = shapeText(meta.shapes?.[i]);
         return h("button", { class: "cnnw-strip-item", type: "button", title: name, "data-layer": name,
-          "aria-label": shape ? `${name} (${shape})` : name }, [thumb, h("span", { text: name })]);
+          "aria-label": shape ? `${name} (${shape})` : name }, [thumb, h("span", { text: shortName(name) })]);
       }));
       highlightStrip();
     }
@@ -279,6 +295,15 @@ export default {
         const on = item.dataset.layer === current;
         item.classList.toggle("cnnw-current", on);
         item.setAttribute("aria-pressed", String(on));
+        if (on) scrollStripTo(item);
+      }
+    }
+
+    /** Bring a strip item into the strip's view, horizontally only (never scroll the notebook itself). */
+    function scrollStripTo(item) {
+      const offset = item.getBoundingClientRect().left - strip.getBoundingClientRect().left;
+      if (offset < 0 || offset + item.offsetWidth > strip.clientWidth) {
+        strip.scrollLeft += offset - (strip.clientWidth - item.offsetWidth) / 2;
       }
     }
 
@@ -345,12 +370,25 @@ export default {
       const { meta, bytes, ranges } = grid;
       const q = tileView(bytes, meta, at.index)[at.ty * meta.w + at.tx];
       const value = trueValue(ranges[2 * at.index], ranges[2 * at.index + 1], q);
+      if (meta.vector) {
+        const unit = meta.channels[at.ty * meta.w + at.tx];
+        if (unit === undefined) {  // the padding after the last unit
+          hover.hidden = true;
+          return;
+        }
+        showHover(at, `unit ${unit} · ${formatValue(value)}`);
+        return;
+      }
       const H0 = meta.source_h ?? meta.h;
       const W0 = meta.source_w ?? meta.w;
       const where = H0 === meta.h && W0 === meta.w
         ? `x ${at.tx}, y ${at.ty}`
         : `x ${at.tx}, y ${at.ty} of ${meta.w}×${meta.h} (map ${W0}×${H0})`;
-      hover.textContent = `channel ${meta.channels[at.index]} · ${formatValue(value)} · ${where}`;
+      showHover(at, `channel ${meta.channels[at.index]} · ${formatValue(value)} · ${where}`);
+    }
+
+    function showHover(at, text) {
+      hover.textContent = text;
       hover.hidden = false;
       // Beside the pointer, flipped to its left near the right edge of the grid.
       const left = at.px + 14 + hover.offsetWidth > gridWrap.clientWidth ? at.px - 8 - hover.offsetWidth : at.px + 14;
@@ -360,7 +398,9 @@ export default {
 
     function onClick(event) {
       const at = pointed(event);
-      if (at) save("selected_channel", grid.meta.channels[at.index]);
+      if (!at) return;
+      const unit = grid.meta.vector ? grid.meta.channels[at.ty * grid.meta.w + at.tx] : grid.meta.channels[at.index];
+      if (unit !== undefined) save("selected_channel", unit);
     }
 
     // ---- controls ----

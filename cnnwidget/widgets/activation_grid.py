@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import threading
 from collections import OrderedDict
 
 import anywidget
@@ -74,6 +76,9 @@ class ActivationGrid(ipywidgets.HBox):
         self._strips: dict = {}  # image index -> (uint8 bytes, meta); one image's strip costs a third of a pass
         self._probs = None
         self._reverting = False
+        # JupyterLab may deliver the browser's changes on a kernel subshell thread while a cell runs on the main
+        # one: one change at a time, so caches and the revert flag stay consistent.
+        self._lock = threading.RLock()
         infos = self.probe.layers
         start = self.probe.layer(layer).path if layer is not None else _default_layer(infos)
         first, stats = self._state(start, 0, 0, -1, int(page_size), "index")
@@ -114,6 +119,10 @@ class ActivationGrid(ipywidgets.HBox):
 
     @images.setter
     def images(self, images):
+        with self._lock:
+            self._set_images(images)
+
+    def _set_images(self, images):
         try:
             batch = self.probe.images(images)
         except ImageError as exc:
@@ -126,6 +135,10 @@ class ActivationGrid(ipywidgets.HBox):
     def activations(self, layer=None) -> np.ndarray:
         """Outputs of ``layer`` (default: the one shown) for the whole batch, (N, H, W, C) or (N, C)."""
         path = self.probe.layer(layer or self.layer).path
+        with self._lock:
+            return self._cached_activations(path)
+
+    def _cached_activations(self, path: str) -> np.ndarray:
         if path not in self._acts:
             self._acts[path] = self.probe.activations(self._batch, [path])[path]
             while len(self._acts) > 4:  # bound memory on large models
@@ -136,6 +149,10 @@ class ActivationGrid(ipywidgets.HBox):
     # -- reacting to changes -------------------------------------------------------------------------------------
 
     def _on_change(self, change):
+        with self._lock:
+            self._react(change)
+
+    def _react(self, change):
         if self._reverting:
             return
         name, old = change["name"], change["old"]
@@ -191,15 +208,21 @@ class ActivationGrid(ipywidgets.HBox):
         maps = self.activations(path)[image_index]
         means, zeros = channel_stats(maps)
         order = channel_order(means, sort)
-        n_pages = max(1, -(-len(order) // page_size))
-        page = min(max(page, 0), n_pages - 1)
-        shown = order[page * page_size:(page + 1) * page_size]
         if maps.ndim == 3:
+            n_pages = max(1, -(-len(order) // page_size))
+            page = min(max(page, 0), n_pages - 1)
+            shown = order[page * page_size:(page + 1) * page_size]
             stack = np.moveaxis(maps[..., shown], -1, 0)
             stack = resize(stack, *fit_within(*stack.shape[1:], self._max_tile))
             source = maps.shape[:2]
-        else:  # a vector layer: one 1x1 tile per unit
-            stack, source = maps[shown].reshape(-1, 1, 1), (1, 1)
+        else:
+            # A vector layer is one square tile, unit shown[i] at pixel i (row by row), on one shared range:
+            # one-pixel tiles would each be normalized to a single colour and cost 8 bytes of range per byte.
+            n_pages, page, shown = 1, 0, order
+            side = max(1, math.isqrt(len(order) - 1) + 1)
+            square = np.full(side * side, np.nan, np.float32)  # padding is drawn as the minimum
+            square[:len(order)] = maps[order]
+            stack, source = square.reshape(1, side, side), (1, 1)
         tiles, ranges = _transport.quantize(stack)
         strip, strip_meta = self._strip_for(image_index)
         image = self._batch[image_index]
@@ -211,6 +234,7 @@ class ActivationGrid(ipywidgets.HBox):
                 "k": int(stack.shape[0]), "h": int(stack.shape[1]), "w": int(stack.shape[2]),
                 "channels": [int(c) for c in shown], "n_channels": int(len(order)), "page": int(page),
                 "n_pages": int(n_pages), "source_h": int(source[0]), "source_w": int(source[1]),
+                "vector": bool(maps.ndim == 1),
             },
             "image": _transport.image_bytes(image, self.probe.input_range),
             "image_shape": [int(image.shape[0]), int(image.shape[1])],
@@ -229,7 +253,11 @@ class ActivationGrid(ipywidgets.HBox):
         if channel >= channels:
             raise OptionError(
                 f"selected_channel must be between 0 and {channels - 1} for this layer; got {channel}.")
-        one = maps[..., channel] if maps.ndim == 3 else maps[channel:channel + 1].reshape(1, 1)
+        if maps.ndim == 1:  # a unit of a vector layer has no map to enlarge: its value is the whole story
+            value = float(maps[channel])
+            return {"focus": b"", "focus_meta": {"channel": int(channel), "h": 0, "w": 0, "lo": value, "hi": value,
+                                                 "vector": True}}
+        one = maps[..., channel]
         h, w = fit_within(*one.shape, 256)
         data, ranges = _transport.quantize(resize(one, h, w)[None])
         lo, hi = np.frombuffer(ranges, "<f4")
@@ -251,11 +279,11 @@ class ActivationGrid(ipywidgets.HBox):
         return self._strips[image_index]
 
     def _update_chart(self, path: str, means: np.ndarray, zeros: np.ndarray):
-        bars, line = self.chart.marks
-        with bars.hold_sync(), line.hold_sync():
+        bars, dots = self.chart.marks
+        with bars.hold_sync(), dots.hold_sync():
             if len(bars.x) != len(means):  # the x axis only changes with the channel count
-                bars.x = line.x = np.arange(len(means), dtype=np.float32)
-            bars.y, line.y = means.astype(np.float32), zeros.astype(np.float32)
+                bars.x = dots.x = np.arange(len(means), dtype=np.float32)
+            bars.y, dots.y = means.astype(np.float32), zeros.astype(np.float32)
         self.chart.title = path
 
 
@@ -286,16 +314,19 @@ def _default_layer(infos) -> str:
 
 
 def _stats_chart() -> bqplot.Figure:
+    """Per-channel mean activation (bars) and fraction of activations <= 0 (dots: channels are not a sequence)."""
     x = bqplot.LinearScale()
-    y_mean, y_zero = bqplot.LinearScale(), bqplot.LinearScale(min=0.0, max=1.0)
-    bars = bqplot.Bars(x=[], y=[], scales={"x": x, "y": y_mean}, colors=["#4c72b0"], padding=0.1)
-    line = bqplot.Lines(x=[], y=[], scales={"x": x, "y": y_zero}, colors=["#dd8452"], stroke_width=1.5)
+    y_mean, y_zero = bqplot.LinearScale(), bqplot.LinearScale(min=0.0, max=1.0, allow_padding=False)
+    bars = bqplot.Bars(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y_mean},
+                       colors=["#4c72b0"], padding=0.1)
+    dots = bqplot.Scatter(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y_zero},
+                          colors=["#dd8452"], default_size=12)
     axes = [
-        bqplot.Axis(scale=x, label="channel"),
-        bqplot.Axis(scale=y_mean, orientation="vertical", label="mean activation (bars)", color="#4c72b0"),
-        bqplot.Axis(scale=y_zero, orientation="vertical", side="right", label="fraction <= 0 (line)",
-                    tick_format=".0%", color="#dd8452"),
+        bqplot.Axis(scale=x, label="channel", num_ticks=5),
+        bqplot.Axis(scale=y_mean, orientation="vertical", label="mean (bars)", color="#4c72b0", num_ticks=5),
+        bqplot.Axis(scale=y_zero, orientation="vertical", side="right", label="<= 0 (dots)", tick_format=".0%",
+                    color="#dd8452", num_ticks=5),
     ]
-    return bqplot.Figure(marks=[bars, line], axes=axes, title="",
-                         layout=ipywidgets.Layout(width="420px", height="300px"),
-                         fig_margin={"top": 40, "bottom": 40, "left": 60, "right": 60})
+    return bqplot.Figure(marks=[bars, dots], axes=axes, title="",
+                         layout=ipywidgets.Layout(width="100%", max_width="440px", min_width="240px", height="260px"),
+                         fig_margin={"top": 36, "bottom": 36, "left": 56, "right": 56})

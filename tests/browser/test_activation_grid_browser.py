@@ -37,13 +37,6 @@ SIDEBAR_TITLE = "Activations: block3"
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _run_all(lab, page):
-    """``lab.run_all`` first clicks the first cell's editor, which a rendered markdown cell hides (the quickstart
-    starts with one), so the click would wait forever; double-clicking the cell opens its editor first."""
-    page.locator(".jp-Notebook .jp-Cell").first.dblclick()
-    lab.run_all(page)
-
-
 def _py(lab, page, code: str) -> str:
     """Run ``code`` in the notebook's kernel; its stdout. Fails the test on an error."""
     out = lab.kernel_exec(page, code)
@@ -124,27 +117,18 @@ def _reset(lab, page):
 @pytest.fixture(scope="module")
 def quickstart(lab):
     page = lab.open_notebook("quickstart")
-    _run_all(lab, page)
+    lab.run_all(page)
     lab.wait_for(page, NB_CANVAS)
     _wait_channels(page, 16)
     # The first grid of the notebook is `grid`'s view (see NB_GRID), not `deep`'s hidden copy further down.
     assert "grid = cw.ActivationGrid" in page.locator(".jp-Notebook .jp-CodeCell").filter(
         has=page.locator(".cnnw-grid")).first.locator(".jp-InputArea").inner_text()
 
-    def per_test_cleanup(failed_test=None):
-        if failed_test:
-            for c, context in enumerate(lab.browser.contexts):
-                for p, pg in enumerate(context.pages):
-                    try:
-                        lab.screenshot(pg, f"FAIL-{re.sub(r'[^A-Za-z0-9_.-]+', '_', failed_test)[-100:]}-{c}{p}")
-                    except Exception:
-                        pass
-
-    lab.cleanup = per_test_cleanup  # keep this page and its kernel until the module ends
+    lab.keep(page)  # every test here shares this page and its kernel
     try:
         yield page
     finally:
-        del lab.cleanup  # the harness's own method again
+        lab.release(page)
         lab.cleanup()
 
 
@@ -411,25 +395,18 @@ EVIL_CELLS = [
 
 
 def test_class_names_from_the_model_are_shown_as_text_never_as_html(lab):
-    page = lab.open_notebook(EVIL_CELLS, name="model_text_is_data")
-    try:
-        lab.run_all(page)
-        lab.wait_for(page, ".cnnw-predictions li")
-        labels = page.locator(".cnnw-predictions li span:first-child").all_inner_texts()
-        assert EVIL in labels and "plain" in labels, labels
-        # Also the error box: a layer "name" with markup is echoed in the message, as text.
-        bad = lab.kernel_exec(page, "evil.layer = EVIL.replace('__pwned=1', '__pwned=2')")
-        assert bad["ename"] == "LayerError", bad
-        error = page.locator(".cnnw-error")
-        error.wait_for(state="visible")
-        assert "<img src=x onerror=\"window.__pwned=2\">" in error.inner_text()
-        page.wait_for_timeout(500)  # a broken <img> would have fired onerror by now
-        assert page.evaluate("() => typeof window.__pwned") == "undefined"
-        assert page.locator('.cnnw-grid img, img[src="x"]').count() == 0
-        lab.screenshot(page, "grid_model_text", selector=".cnnw-grid")
-    finally:
-        if getattr(lab.cleanup, "__name__", "") == "per_test_cleanup":  # the quickstart page is kept: close ours
-            page.context.close()
-            for s in lab.api("GET", "/api/sessions"):
-                if s["path"].endswith("model_text_is_data.ipynb"):
-                    lab.api("DELETE", f"/api/sessions/{s['id']}")
+    page = lab.open_notebook(EVIL_CELLS, name="model_text_is_data")  # closed after the test by the harness
+    lab.run_all(page)
+    lab.wait_for(page, ".cnnw-predictions li")
+    labels = page.locator(".cnnw-predictions li span:first-child").all_inner_texts()
+    assert EVIL in labels and "plain" in labels, labels
+    # Also the error box: a layer "name" with markup is echoed in the message, as text.
+    bad = lab.kernel_exec(page, "evil.layer = EVIL.replace('__pwned=1', '__pwned=2')")
+    assert bad["ename"] == "LayerError", bad
+    error = page.locator(".cnnw-error")
+    error.wait_for(state="visible")
+    assert "<img src=x onerror=\"window.__pwned=2\">" in error.inner_text()
+    page.wait_for_timeout(500)  # a broken <img> would have fired onerror by now
+    assert page.evaluate("() => typeof window.__pwned") == "undefined"
+    assert page.locator('.cnnw-grid img, img[src="x"]').count() == 0
+    lab.screenshot(page, "grid_model_text", selector=".cnnw-grid")

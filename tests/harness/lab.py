@@ -460,8 +460,19 @@ class LabHarness:
             raw = r.read()
         return json.loads(raw) if raw else None
 
+    def keep(self, page) -> None:
+        """Keep ``page`` (and its notebook's kernel) open across tests until ``release(page)`` or the end of the run:
+        for a module whose tests share one notebook that is slow to run."""
+        self._pages[id(page)]["kept"] = True
+
+    def release(self, page) -> None:
+        """Let the next ``cleanup`` close a page given to ``keep``."""
+        self._pages[id(page)]["kept"] = False
+
     def cleanup(self, failed_test: str | None = None) -> None:
-        """Close every page this harness opened (screenshotting them first if ``failed_test``), stop all kernels."""
+        """Close every page this harness opened (screenshotting them first if ``failed_test``), stop their kernels;
+        pages given to ``keep`` are screenshotted on failure but stay open, with their kernels."""
+        kept_paths = {info["path"] for info in self._pages.values() if info.get("kept")}
         for i, info in enumerate(list(self._pages.values())):
             page = info["page"]
             if failed_test:
@@ -469,20 +480,28 @@ class LabHarness:
                     self.screenshot(page, f"FAIL-{_slug(failed_test)}-{i}")
                 except Exception:
                     pass
+            if info.get("kept"):
+                continue
             try:
                 info["context"].close()
             except Exception:
                 pass
-        self._pages.clear()
+            del self._pages[id(page)]
         if not self.url or self.proc is None or self.proc.poll() is not None:
             return
         try:
+            kept_kernels = set()
             for s in self.api("GET", "/api/sessions"):
+                if s.get("path") in kept_paths or s.get("notebook", {}).get("path") in kept_paths:
+                    kept_kernels.add(s["kernel"]["id"])
+                    continue
                 try:
                     self.api("DELETE", f"/api/sessions/{s['id']}")
                 except Exception:
                     pass
             for k in self.api("GET", "/api/kernels"):
+                if k["id"] in kept_kernels:
+                    continue
                 try:
                     self.api("DELETE", f"/api/kernels/{k['id']}")
                 except Exception:
@@ -566,7 +585,9 @@ class LabHarness:
 
     def run_all(self, page, timeout: float = 300, raise_on_error: bool = True) -> list[dict]:
         path = self._path(page)
-        page.locator(".jp-Notebook .jp-Cell").first.locator(".jp-InputArea-editor").click()
+        # The command needs a focused notebook: click into the first code cell's editor (a rendered markdown
+        # cell hides its editor, so clicking the very first cell would wait forever).
+        page.locator(".jp-Notebook .jp-CodeCell").first.locator(".jp-InputArea-editor").click()
         page.evaluate(_RUN_ALL_JS, [path, int(timeout * 1000)])
         page.wait_for_function("(p) => window.__cwKernelIdle(p)", arg=path, timeout=timeout * 1000, polling=100)
         errors = self.cell_errors(page)

@@ -63,10 +63,10 @@ def test_a_click_sends_the_channel_at_full_resolution_with_its_range(grid):
 
 def test_the_chart_shows_every_channels_mean_and_dead_fraction(grid):
     grid.layer = "relu1"
-    bars, line = grid.chart.marks
+    bars, dots = grid.chart.marks
     acts = grid.activations("relu1")[0]
     np.testing.assert_allclose(bars.y, acts.mean(axis=(0, 1)), rtol=1e-5)
-    np.testing.assert_allclose(line.y, (acts <= 0).mean(axis=(0, 1)), rtol=1e-5)
+    np.testing.assert_allclose(dots.y, (acts <= 0).mean(axis=(0, 1)), rtol=1e-5)
 
 
 def test_the_depth_strip_has_a_thumbnail_for_every_layer(grid):
@@ -81,9 +81,15 @@ def test_changing_the_image_changes_the_tiles_and_the_input_picture(grid):
     assert grid.view.tiles != before[0] and grid.view.image != before[1]
 
 
-def test_a_vector_layer_shows_one_tile_per_unit(grid):
+def test_a_vector_layer_is_one_square_tile_of_all_its_units_on_one_range(grid):
     grid.layer = "gap"
-    assert (meta(grid)["k"], meta(grid)["h"], meta(grid)["w"]) == (64, 1, 1)
+    m = meta(grid)
+    assert (m["k"], m["h"], m["w"], m["n_channels"], m["vector"]) == (1, 10, 10, 100, True)
+    units = grid.activations("gap")[0]
+    lo, hi = np.frombuffer(grid.view.tile_ranges, "<f4")
+    assert (lo, hi) == (pytest.approx(units.min()), pytest.approx(units.max()))
+    q = np.frombuffer(grid.view.tiles, np.uint8)
+    assert q[m["channels"].index(int(units.argmax()))] == 255
 
 
 def test_an_unknown_layer_from_python_raises_and_keeps_the_grid(grid):
