@@ -16,8 +16,11 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# Jupyter refuses to start as root without --allow-root (containers and CI machines run as root).
+ROOT_FLAG = $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(PY) -m jupyter lab --notebook-dir=. --ServerApp.port=$(PORT) notebooks/quickstart.ipynb
+	$(PY) -m jupyterlab --ServerApp.root_dir=. --ServerApp.port=$(PORT) $(ROOT_FLAG) notebooks/quickstart.ipynb
 
 js-test:
 	node --test js/
