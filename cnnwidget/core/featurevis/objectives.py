@@ -266,7 +266,7 @@ def direction(layer, vector, cossim_pow: float = 0.0) -> Objective:
     def fn(T, v):
         act, unit, power = T[layer], v[0], v[1]
         dot = _pick_channels(act, unit)
-        cos = dot / (tf.norm(act, axis=-1) + 1e-4)
+        cos = dot / tf.sqrt(tf.reduce_sum(tf.square(act), axis=-1) + 1e-8)  # tf.norm's gradient is NaN at 0
         return tf.reduce_sum(_mean_per_image(dot * tf.pow(tf.maximum(cos, 0.1), power)))
 
     return Objective(fn, f"direction({layer!r}, <{vec.size} values>)", ("direction", layer), bind, 2, [layer])

@@ -149,7 +149,7 @@ class PixelImage(Parameterization):
 
 
 class FFTImage(Parameterization):
-    """A Fourier spectrum per image and channel (see :func:`fft_image`)."""
+    """Fourier coefficients per image and channel, scaled by 1 / frequency (see :func:`fft_image`)."""
 
     def __init__(self, sd=0.01, decay_power=1.0, decorrelate=True, color=None):
         self.sd, self.decay_power = float(sd), float(decay_power)
@@ -157,26 +157,53 @@ class FFTImage(Parameterization):
         self.key = ("fft", self.decay_power) + self.colour.key()
 
     def shapes(self, batch, size, channels):
-        # Real and imaginary parts of the real-input 2-D FFT: size x (size // 2 + 1) coefficients.
-        return [(2, batch, channels, size, size // 2 + 1)]
+        return [(batch, channels, size, size)]
 
     def initial(self, generator, batch, size, channels, input_range=(0.0, 1.0)):
         return [generator.normal(self.shapes(batch, size, channels)[0]) * self.sd]
 
     def spectrum_scale(self, size: int) -> np.ndarray:
-        """(size, size // 2 + 1) factors: 1 / frequency ** decay_power (frequency in cycles per pixel, floored at
-        1 / size), times sqrt(size * size), as Lucid's ``fft_image``."""
-        fy = np.fft.fftfreq(size)[:, None]
-        fx = np.fft.rfftfreq(size)[None, :]
-        freqs = np.sqrt(fx * fx + fy * fy)
-        return (1.0 / np.maximum(freqs, 1.0 / size) ** self.decay_power * size).astype(np.float32)
+        """(size, size) factors for the coefficients: Lucid's ``size / max(f, 1 / size) ** decay_power`` (f the
+        frequency in cycles per pixel), divided by 4 as Lucid's, times sqrt(2) / size, the norm of a real part of
+        an ``irfft2d`` coefficient's image, so the images start with the spread Lucid's start with."""
+        f = _real_fourier_frequencies(size)
+        freqs = np.sqrt(f[:, None] ** 2 + f[None, :] ** 2)
+        return (size / np.maximum(freqs, 1.0 / size) ** self.decay_power / 4.0 * np.sqrt(2) / size).astype(np.float32)
 
     def unit_images(self, variables, size, channels):
-        spectrum = tf.complex(variables[0][0], variables[0][1]) * tf.cast(self.spectrum_scale(size), tf.complex64)
-        image = tf.signal.irfft2d(spectrum, fft_length=[size, size])  # (B, C, size, size)
-        # Lucid divides by 4 so that the initial images have about the spread of natural images' colour components.
-        latent = tf.transpose(image, [0, 2, 3, 1]) / 4.0
-        return self.colour.to_unit(latent, channels)
+        # Frequency scaling and colour mixing are linear, like the transform to pixels, so they are applied to the
+        # coefficients: one multiply and one 3x3 matmul.
+        w = variables[0] * self.spectrum_scale(size)  # (B, C, size, size)
+        if self.colour.applies(channels):
+            w = tf.reshape(tf.matmul(self.colour.matrix, tf.reshape(w, [-1, channels, size * size])), tf.shape(w))
+        basis = tf.constant(_real_fourier_basis(size))
+        image = tf.matmul(tf.matmul(basis, w), basis, transpose_b=True)  # (B, C, size, size)
+        return tf.transpose(tf.sigmoid(image), [0, 2, 3, 1])
+
+
+def _real_fourier_frequencies(size: int) -> np.ndarray:
+    """Frequency (cycles per pixel) of each function of ``_real_fourier_basis(size)``."""
+    k = [0] + [j for j in range(1, (size + 1) // 2) for _ in (0, 1)] + ([size // 2] if size % 2 == 0 else [])
+    return np.array(k, np.float64) / size
+
+
+def _real_fourier_basis(size: int) -> np.ndarray:
+    """(size pixels, size functions): the orthonormal real Fourier basis: constant, then cos and sin of each
+    frequency 1 .. size/2 - 1, then (even sizes) the alternating Nyquist function.
+
+    An image is ``basis @ W @ basis.T``. Each product of a row and a column function mixes the 2-D Fourier modes
+    (ky, kx) and (ky, -kx), which have the same frequency, so scaling by 1/f means what it does for Lucid's
+    ``irfft2d`` spectrum, and i.i.d. normal coefficients give the same distribution of images. Two matmuls are
+    cheaper on a CPU than TensorFlow's inverse FFT and its gradient, most of all for batches.
+    """
+    n = np.arange(size)
+    functions = [np.full(size, 1.0 / np.sqrt(size))]
+    for k in range(1, (size + 1) // 2):
+        functions += [np.cos(2 * np.pi * k * n / size) * np.sqrt(2.0 / size),
+                      np.sin(2 * np.pi * k * n / size) * np.sqrt(2.0 / size)]
+    if size % 2 == 0:
+        functions.append(np.cos(np.pi * n) / np.sqrt(size))
+    return np.stack(functions, axis=1).astype(np.float32)
 
 
 def pixel_image(sd: float = 0.01, decorrelate: bool = False, color=None, init=None) -> PixelImage:
@@ -190,13 +217,15 @@ def pixel_image(sd: float = 0.01, decorrelate: bool = False, color=None, init=No
 
 
 def fft_image(decorrelate: bool = True, sd: float = 0.01, decay_power: float = 1.0, color=None) -> FFTImage:
-    """Lucid's default: a Fourier spectrum with 1/f^decay_power frequency scaling and decorrelated colour.
+    """Lucid's default: Fourier coefficients with 1/f^decay_power frequency scaling, and decorrelated colour.
 
-    Variables: real and imaginary parts (2, B, C, size, size // 2 + 1), drawn from N(0, sd); each coefficient is
-    multiplied by ``size / max(f, 1 / size) ** decay_power`` (f in cycles per pixel), the inverse real FFT is divided
-    by 4, and with ``decorrelate`` (RGB only) the three channels are colour components mixed into RGB by ``color``:
-    a 3x3 matrix from :func:`color_correlation` on your images, or by default Lucid's documented ImageNet matrix
-    (IMAGENET_COLOR_CORRELATION), normalized to unit largest column. A sigmoid maps the result into [0, 1].
-    Models with other channel counts (e.g. grey, C = 1) get the spectrum without colour decorrelation.
+    Variables: (B, C, size, size) coefficients of the real Fourier basis (cos and sin of each frequency along
+    each axis; see ``_real_fourier_basis``), drawn from N(0, sd); each is multiplied by
+    ``size / max(f, 1 / size) ** decay_power / 4`` (f in cycles per pixel), as Lucid scales its ``irfft2d``
+    spectrum, with the same spread of starting images. With ``decorrelate`` (RGB only) the three channels are colour
+    components mixed into RGB by ``color``: a 3x3 matrix from :func:`color_correlation` on your images, or by
+    default Lucid's documented ImageNet matrix (IMAGENET_COLOR_CORRELATION), scaled to unit largest column. A
+    sigmoid maps the result into [0, 1]. Models with other channel counts (e.g. grey, C = 1) get the spectrum
+    without colour decorrelation.
     """
     return FFTImage(sd, decay_power, decorrelate, color)

@@ -105,9 +105,8 @@ def render(model, objective, size: int | None = None, steps: int = 256, param: P
         for s in range(1, steps + 1):
             if cancel is not None and cancel.is_set():
                 break
-            loss, ok = step.step(values)
-            loss = float(loss)
-            if not (bool(ok) and math.isfinite(loss)):
+            loss = float(step.step(values))
+            if not math.isfinite(loss):
                 raise NaNLossError(
                     f"the loss became NaN or infinite at step {s} of {steps} (objective {objective.name}); the "
                     f"update was skipped and the images of step {s - 1} are in this error's .images. Try a lower "
@@ -148,16 +147,14 @@ class _Step:
 
         def read(outs):
             return {n: _redirected_relu(out, relus[n][1]) if n in relus else out for n, out in zip(names, outs)}
-        pipeline = compose(transforms)
-        fit = (h, w) if h is not None and w is not None and (h, w) != (output_size(transforms, size),) * 2 else None
+        # Fixed-size models get the transformed images resized to their input, inside the same resampling.
+        pipeline = compose(transforms, output=(h, w) if h is not None and w is not None else None)
 
         def step(values):
             _count_trace()
             with tf.GradientTape() as tape:
                 unit = param.unit_images(self.variables, size, channels)
                 x = pipeline(unit, self.generator)
-                if fit is not None:
-                    x = tf.image.resize(x, fit)
                 outs = forward(lo + (hi - lo) * x)
                 T = Activations(read(outs), outs[-1] if objective.logits else None, unit)
                 loss = -objective(T, values)
@@ -165,16 +162,17 @@ class _Step:
             if any(g is None for g in grads):
                 raise OptionError(f"the objective {objective.name} does not depend on the images, so there is "
                                   "nothing to optimize.")
-            ok = tf.math.is_finite(loss)
-            for g in grads:
-                ok = tf.logical_and(ok, tf.reduce_all(tf.math.is_finite(g)))
+            # A NaN or infinity anywhere in a gradient makes its sum non-finite: one reduction per variable.
+            ok = tf.reduce_all(tf.math.is_finite(tf.stack([loss] + [tf.reduce_sum(g) for g in grads])))
 
             def apply():
                 self.optimizer.apply_gradients(zip(grads, self.variables))
                 return tf.constant(True)
 
-            # A NaN gradient would poison the variables: skip the update, so the last good images stay.
-            return loss, tf.cond(ok, apply, lambda: tf.constant(False))
+            # A NaN gradient would poison the variables: skip the update, so the last good images stay, and
+            # report the step's loss as NaN (one scalar leaves the step: one sync per step).
+            applied = tf.cond(ok, apply, lambda: tf.constant(False))
+            return tf.where(applied, loss, tf.constant(math.nan))
 
         def images():
             _count_trace()
