@@ -143,7 +143,9 @@ class _Step:
         lo, hi = self.input_range
         names = objective.layers
         relus = _relu_inputs(probe, names)
-        forward = probe.forward([relus[n][0] if n in relus else n for n in names], logits=objective.logits)
+        fetch = [relus[n][0] if n in relus else n for n in names]
+        # An objective of the images alone (a penalty) needs no forward pass.
+        forward = probe.forward(fetch, logits=objective.logits) if fetch or objective.logits else (lambda x: [])
 
         def read(outs):
             return {n: _redirected_relu(out, relus[n][1]) if n in relus else out for n, out in zip(names, outs)}

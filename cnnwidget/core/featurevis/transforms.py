@@ -115,6 +115,7 @@ def standard_transforms() -> list[Transform]:
 def output_size(transforms: Sequence[Transform], size: int) -> int:
     """The side of the images after ``transforms`` for images of side ``size`` (raises OptionError if nothing is
     left)."""
+    _check(transforms)
     out = size
     for t in transforms:
         out = t.resize(out)
@@ -132,10 +133,7 @@ def compose(transforms: Sequence[Transform], output: tuple[int, int] | None = No
     one matrix per image and applied as a single bilinear resampling: pad and crop become reads outside or inside
     the input, so the padded canvas is never built.
     """
-    for t in transforms:
-        if not isinstance(t, Transform):
-            raise OptionError(f"transforms must be made by fv.pad, fv.jitter, fv.random_scale, fv.random_rotate "
-                              f"(or fv.standard_transforms()); got {t!r}.")
+    _check(transforms)
 
     def apply(x, generator):
         batch, side = x.shape[0], x.shape[1]
@@ -159,6 +157,13 @@ def compose(transforms: Sequence[Transform], output: tuple[int, int] | None = No
         return _resample(x, matrix, shape, fill)
 
     return apply
+
+
+def _check(transforms):
+    for t in transforms:
+        if not isinstance(t, Transform):
+            raise OptionError(f"transforms must be made by fv.pad, fv.jitter, fv.random_scale, fv.random_rotate "
+                              f"(or fv.standard_transforms()); got {t!r}.")
 
 
 def _resample(x, matrix, shape, fill):
