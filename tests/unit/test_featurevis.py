@@ -124,6 +124,15 @@ def test_batch_objectives_give_each_image_its_own_unit(probe):
     assert one_each.min_batch == 2 and fv.channels(LAYER, [4, 9]).batch == 2
 
 
+def test_class_logit_can_subtract_a_smooth_maximum_of_the_other_logits(probe):
+    T, _, logits, _ = activations(probe)
+    others = np.log(np.exp(np.delete(logits, 3, axis=1)).sum(axis=1))
+    assert value(fv.class_logit(3, others=0.5), probe, T) == pytest.approx((logits[:, 3] - 0.5 * others).sum(),
+                                                                           rel=1e-5)
+    assert value(fv.class_logits([3, 3], others=0.5), probe, T) == pytest.approx(
+        value(fv.class_logit(3, others=0.5), probe, T), rel=1e-5)
+
+
 def test_layer_channel_strings_are_channel_objectives():
     assert fv.as_objective("block3_relu:7").name == "channel('block3_relu', 7)"
 

@@ -272,14 +272,28 @@ def direction(layer, vector, cossim_pow: float = 0.0) -> Objective:
     return Objective(fn, f"direction({layer!r}, <{vec.size} values>)", ("direction", layer), bind, 2, [layer])
 
 
-def class_logit(class_index) -> Objective:
+def class_logit(class_index, others: float = 0.0) -> Objective:
     """Encourages the model to see class ``class_index``: its pre-softmax logit, summed over images.
 
     Logits, not probabilities: a probability can grow by pushing the other classes down, a logit only by adding
     evidence for its class. The logit is found even when the last layer applies the softmax itself.
+
+    ``others`` > 0 subtracts that weight times the log-sum-exp of the other classes' logits (a smooth maximum):
+    with few classes and features that can grow without bound (the demo model's), a pure logit can keep rising
+    while a class with larger weights on the same features rises faster and takes over the image. ``others=1``
+    maximizes the log-odds of the class, log(p / (1 - p)), which only a win over every other class raises.
     """
-    return Objective(lambda T, v: tf.reduce_sum(tf.gather(T.logits, v[0], axis=1)), f"class_logit({class_index!r})",
-                     ("class_logit",), lambda probe: [np.int32(_class(probe, class_index))], 1, logits=True)
+    return Objective(lambda T, v: tf.reduce_sum(_logit_margin(T.logits, v[0], v[1])),
+                     f"class_logit({_args(class_index, *((others,) if others else ()))})", ("class_logit",),
+                     lambda probe: [np.int32(_class(probe, class_index)), np.float32(others)], 2, logits=True)
+
+
+def _logit_margin(logits, k, others):
+    """(B,) logit of class k (a scalar, or one per image) minus ``others`` times the log-sum-exp of the others."""
+    k = tf.broadcast_to(k, tf.shape(logits)[:1])
+    target = tf.gather(logits, k, axis=1, batch_dims=1)
+    rest = tf.where(tf.one_hot(k, tf.shape(logits)[1]) > 0, tf.constant(-np.inf, logits.dtype), logits)
+    return target - others * tf.reduce_logsumexp(rest, axis=1)
 
 
 def diversity(layer) -> Objective:
@@ -364,18 +378,15 @@ def channels(layer, channel_list: Sequence[int]) -> Objective:
                      batch=len(chans))
 
 
-def class_logits(class_indices: Sequence[int]) -> Objective:
+def class_logits(class_indices: Sequence[int], others: float = 0.0) -> Objective:
     """A batch objective: image i encourages class ``class_indices[i]`` (as :func:`class_logit` does)."""
     classes = list(class_indices)
     if not classes:
         raise OptionError("class_logits() needs at least one class index.")
-
-    def fn(T, v):
-        return tf.reduce_sum(tf.gather(T.logits, v[0], axis=1, batch_dims=1))
-
-    return Objective(fn, f"class_logits({classes})", ("class_logits", len(classes)),
-                     lambda probe: [np.array([_class(probe, k) for k in classes], np.int32)], 1, logits=True,
-                     batch=len(classes))
+    return Objective(lambda T, v: tf.reduce_sum(_logit_margin(T.logits, v[0], v[1])),
+                     f"class_logits({_args(classes, *((others,) if others else ()))})", ("class_logits", len(classes)),
+                     lambda probe: [np.array([_class(probe, k) for k in classes], np.int32), np.float32(others)], 2,
+                     logits=True, batch=len(classes))
 
 
 def batch(objective: Objective, index: int) -> Objective:

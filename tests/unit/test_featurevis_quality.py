@@ -1,0 +1,80 @@
+"""Feature visualization reaches its objectives on the demo model (issue 3's proofs), with the default settings:
+Fourier parameterization with decorrelated colour, Lucid's standard transforms, Adam(0.05), 256 steps.
+"""
+
+import numpy as np
+import pytest
+
+from cnnwidget.core import ModelProbe
+from cnnwidget.core import featurevis as fv
+
+pytestmark = pytest.mark.slow
+
+LAYERS = {"early": "block1_relu", "middle": "block2_relu", "middle-late": "block3_relu", "late": "block4_relu"}
+CHANNELS = list(range(16))
+
+
+@pytest.fixture(scope="module")
+def probe():
+    from cnnwidget import demo
+
+    return ModelProbe(demo.load_model())
+
+
+@pytest.fixture(scope="module")
+def data():
+    from cnnwidget import demo
+
+    return demo.shapes(500, seed=1)
+
+
+def channel_means(probe, images, layer):
+    """(N, C) mean activation of each channel over positions, per image."""
+    return probe.activations(images, [layer])[layer].mean(axis=(1, 2))
+
+
+@pytest.mark.parametrize("depth", list(LAYERS))
+def test_optimized_channels_fire_far_above_their_data_set_level(probe, data, depth):
+    layer = LAYERS[depth]
+    on_data = channel_means(probe, data.images, layer)[:, CHANNELS]
+    images = fv.render(probe, fv.channels(layer, CHANNELS), steps=256)  # one image per channel, one pass
+    reached = channel_means(probe, images, layer)[np.arange(len(CHANNELS)), CHANNELS]
+    ratio = reached / on_data.mean(axis=0)
+    # At least a third of the channels of every layer reach 10x their mean over the data set. The others are broad
+    # detectors (in block1, of brightness or colour), already active on about half of each image: for block1's
+    # channel 0 even plain pixel optimization, which ends at a black image, stops at 3.3x.
+    assert (ratio >= 10).sum() >= len(CHANNELS) / 3, np.round(ratio, 1)
+    if depth != "early":  # past the first layer every channel beats the best of the 500 data set images
+        assert np.all(reached > on_data.max(axis=0)), np.round(reached / on_data.max(axis=0), 2)
+
+
+def test_class_visualizations_are_classified_as_their_class(probe):
+    classes = list(range(probe.num_classes))
+    # others=0.5: the logit minus half the smooth maximum of the other logits; a pure logit (others=0) is overtaken
+    # by a class sharing its features on this small model for 4 of the 10 classes at 256 steps (see class_logit).
+    images = fv.render(probe, fv.class_logits(classes, others=0.5), steps=256)
+    p = probe.predict(images)[classes, classes]
+    assert (p >= 0.9).mean() >= 0.8, np.round(p, 3)
+
+
+def test_diversity_makes_the_images_of_a_batch_differ(probe):
+    layer, objective = "block3_relu", fv.channel("block3_relu", 0)
+
+    def gram_similarity(images):
+        act = probe.activations(images, [layer])[layer].reshape(len(images), -1, 64)
+        grams = np.einsum("bnc,bnd->bcd", act, act).reshape(len(images), -1)
+        grams /= np.linalg.norm(grams, axis=1, keepdims=True)
+        sims = grams @ grams.T
+        return (sims.sum() - np.trace(sims)) / (len(images) * (len(images) - 1))
+
+    plain = fv.render(probe, objective, batch=4, steps=256)
+    diverse = fv.render(probe, objective + 1.0 * fv.diversity(layer), batch=4, steps=256)
+    assert gram_similarity(diverse) < gram_similarity(plain) - 0.05
+    pixel_distance = np.mean([np.abs(diverse[i] - diverse[j]).mean() for i in range(4) for j in range(i + 1, 4)])
+    assert pixel_distance > 0.1
+
+
+def test_full_renders_repeat_exactly_for_a_seed(probe):
+    objective = fv.channel("block3_relu", 7) - 1e-2 * fv.total_variation()
+    np.testing.assert_array_equal(fv.render(probe, objective, seed=3), fv.render(probe, objective, seed=3))
+    assert np.abs(fv.render(probe, objective, seed=3) - fv.render(probe, objective, seed=4)).mean() > 0.01
