@@ -9,7 +9,7 @@ from .core import CnnWidgetError, ImageError, LayerError, LayerInfo, ModelError,
 
 __version__ = "0.1.0"
 
-_WIDGETS = ("ActivationGrid", "show_in_sidebar")
+_WIDGETS = ("ActivationGrid", "FeatureVisualization", "show_in_sidebar")
 
 __all__ = ["CnnWidgetError", "ImageError", "LayerError", "LayerInfo", "ModelError", "ModelProbe", "OptionError",
            *_WIDGETS]
