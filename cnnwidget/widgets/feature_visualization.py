@@ -39,6 +39,10 @@ _FRAME_SECONDS = 0.1
 # however long the render (bqplot resends a mark's whole x and y on any change).
 _CURVE_POINTS = 256
 
+# The "class" objective is the class's logit minus this times a smooth maximum of the other logits: a pure logit
+# can keep rising while another class rises faster and takes over the image (see fv.class_logit's ``others``).
+_CLASS_OTHERS = 0.5
+
 _log = logging.getLogger(__name__)
 
 
@@ -92,7 +96,7 @@ class FeatureVisualization(ipywidgets.HBox):
     Settings (synced traits; set them from Python or in the view): ``mode`` ("single", or "gallery": every unit of
     the layer, or every class, in batches of ``page_size``, one page per batch), ``objective`` ("channel": a
     channel's mean; "neuron": one position ``x``, ``y`` of it, -1 for the centre; "class": the pre-softmax logit
-    of each of ``classes``), ``layer``, ``channels``, ``classes``, ``x``, ``y``, ``param`` ("fft" or "pixel"),
+    of each of ``classes``, less half a smooth maximum of the other logits), ``layer``, ``channels``, ``classes``, ``x``, ``y``, ``param`` ("fft" or "pixel"),
     ``decorrelate`` (colour decorrelation), ``transforms`` ("standard": Lucid's jitter, scale and rotation; "none"),
     ``steps``, ``size`` (px a side; a fixed-size model gets the image resized into its input), ``learning_rate``
     (Adam), ``seed``, ``page`` (gallery page shown). Also ``running``, ``error`` (the last problem, shown in the
@@ -217,6 +221,7 @@ class FeatureVisualization(ipywidgets.HBox):
                         setattr(self.view, name, value)
                 finally:
                     self._reverting = False
+                self.view.error = ""
                 self._settled()
 
     def render(self, objective=None, *, param=None, batch: int | None = None) -> Job:
@@ -327,7 +332,9 @@ class FeatureVisualization(ipywidgets.HBox):
         if not units:
             raise OptionError(f"{'classes' if kind == 'class' else 'channels'} must list at least one index.")
         if kind == "class":
-            return fv.class_logit(units[0]) if len(units) == 1 else fv.class_logits(units)
+            if len(units) == 1:
+                return fv.class_logit(units[0], others=_CLASS_OTHERS)
+            return fv.class_logits(units, others=_CLASS_OTHERS)
         layer = s["layer"]
         if kind == "channel":
             return fv.channel(layer, units[0]) if len(units) == 1 else fv.channels(layer, units)
