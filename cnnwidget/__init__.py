@@ -6,13 +6,14 @@
 """
 
 from .core import CnnWidgetError, ImageError, LayerError, LayerInfo, ModelError, ModelProbe, OptionError
+from .core.similarity import freeze_until
 
 __version__ = "0.1.0"
 
 _WIDGETS = ("ActivationGrid", "FeatureVisualization", "show_in_sidebar")
 
 __all__ = ["CnnWidgetError", "ImageError", "LayerError", "LayerInfo", "ModelError", "ModelProbe", "OptionError",
-           *_WIDGETS]
+           "freeze_until", *_WIDGETS]
 
 
 def __getattr__(name):

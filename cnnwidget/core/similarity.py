@@ -340,7 +340,7 @@ def freeze_until(model, layer) -> list[str]:
     """
     probe = as_probe(model)
     target = probe.layer(layer).path
-    probe.model.trainable = True  # also makes nested models trainable containers, so their later layers train
+    _unfreeze(probe.model)
     frozen = []
     for info in probe.layers:
         _keras_layer(probe, info.path).trainable = False
@@ -348,6 +348,16 @@ def freeze_until(model, layer) -> list[str]:
         if info.path == target:
             break
     return frozen
+
+
+def _unfreeze(model: keras.Model):
+    """Make a model, every nested model (a container must be trainable for its layers to train) and every layer
+    trainable. Done by hand: a functional model's trainable setter does not reach the layers of its graph."""
+    model.trainable = True
+    for layer in model.layers:
+        layer.trainable = True
+        if isinstance(layer, keras.Model):
+            _unfreeze(layer)
 
 
 def _keras_layer(probe: ModelProbe, path: str) -> keras.layers.Layer:
