@@ -168,6 +168,8 @@ def test_batch_objectives_of_different_sizes_do_not_combine():
     (dict(objective=fv.channels(LAYER, [0, 1, 2]), batch=2), ["optimizes 3 images", "batch=2"]),
     (dict(objective=fv.diversity(LAYER), batch=1), ["at least 2 images"]),
     (dict(steps=-1), ["steps must be a whole number >= 0"]),
+    (dict(learning_rate=0), ["learning_rate must be a number > 0"]),
+    (dict(seed=1.5), ["seed must be a whole number >= 0"]),
     (dict(size=4), ["size must be a whole number >= 8"]),
     (dict(transforms=[fv.jitter(80)]), ["too small for the transforms", "jitter"]),
     (dict(steps=4, thresholds=[2, 9]), ["thresholds [9] are past the last step (4)"]),

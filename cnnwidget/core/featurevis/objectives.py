@@ -149,7 +149,7 @@ def _layer(probe, layer, spatial: bool = False, what: str = ""):
     info = probe.layer(layer)  # raises LayerError with suggestions
     if spatial and not info.is_spatial:
         raise LayerError(f"{what} needs a spatial layer, whose output is a feature map (H, W, C); {info.path!r} "
-                         f"outputs a vector {info.output_shape}. Spatial layers are: "
+                         f"outputs a vector {info.output_shape}. Spatial layers include "
                          f"{', '.join(repr(i.path) for i in probe.spatial_layers[-6:])}.")
     if len(info.output_shape) not in (1, 3):
         raise LayerError(f"{what} reads channels of (H, W, C) or (C,) outputs; {info.path!r} outputs "

@@ -21,6 +21,7 @@ import math
 import threading
 import weakref
 from collections import OrderedDict
+from numbers import Real
 from typing import Callable
 
 import keras
@@ -92,6 +93,9 @@ def render(model, objective, size: int | None = None, steps: int = 256, param: P
         raise OptionError(f"param must be made by fv.fft_image(...) or fv.pixel_image(...); got {param!r}.")
     transforms = standard_transforms() if transforms is None else list(transforms)
     steps, callback_every = _count(steps, "steps", 0), _count(callback_every, "callback_every", 1)
+    seed = _count(seed, "seed", 0)
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, Real) or not learning_rate > 0:
+        raise OptionError(f"learning_rate must be a number > 0; got {learning_rate!r}.")
     snapshot_at = _thresholds(thresholds, steps)
     values = [tf.constant(v) for v in objective.bind(probe)]
     batch = _batch(objective, batch)
@@ -193,7 +197,7 @@ class _Step:
 
     def reset(self, param: Parameterization, seed: int, learning_rate: float | None):
         """Start afresh: new random images for ``seed``, the optimizer as new."""
-        self.generator.reset_from_seed(int(seed))
+        self.generator.reset_from_seed(seed)
         for var, value in zip(self.variables, param.initial(self.generator, self.batch, self.size, self.channels,
                                                             self.input_range)):
             var.assign(value)
