@@ -181,9 +181,12 @@ export default {
     }
 
     function drawProgress() {
-      const fraction = progressFraction(model.get("progress"));
+      const p = model.get("progress") ?? {};
+      const fraction = progressFraction(p);
       bar.style.width = `${(100 * fraction).toFixed(1)}%`;
       progress.setAttribute("aria-valuenow", String(Math.round(100 * fraction)));
+      progress.dataset.step = String(p.step ?? 0);
+      progress.title = p.steps ? `step ${p.step ?? 0} of ${p.steps}` : "";
     }
 
     function drawRunning() {

@@ -688,11 +688,13 @@ def _default_layer(infos) -> str:
 
 def _loss_chart() -> bqplot.Figure:
     """The loss (-objective) against the step; its x axis spans the render's steps."""
-    x, y = bqplot.LinearScale(min=0.0), bqplot.LinearScale()
+    x, y = bqplot.LinearScale(min=0.0, allow_padding=False), bqplot.LinearScale()
     line = bqplot.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y},
                         colors=["#4c72b0"], stroke_width=2)
-    axes = [bqplot.Axis(scale=x, label="step", num_ticks=5),
-            bqplot.Axis(scale=y, orientation="vertical", label="loss (−objective)", num_ticks=5)]
+    # Explicit tick formats: bqplot's guessed one fails ("invalid format") on a flat curve, and a dead unit's loss
+    # stays exactly 0 for the first steps.
+    axes = [bqplot.Axis(scale=x, label="step", num_ticks=5, tick_format="d"),
+            bqplot.Axis(scale=y, orientation="vertical", label="loss (−objective)", num_ticks=5, tick_format=".3~g")]
     return bqplot.Figure(marks=[line], axes=axes, title="loss",
                          layout=ipywidgets.Layout(width="100%", max_width="400px", min_width="240px", height="240px"),
                          fig_margin={"top": 36, "bottom": 36, "left": 64, "right": 16})
