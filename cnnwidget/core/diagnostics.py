@@ -58,7 +58,9 @@ class Thresholds:
     vanishing:  a layer's gradient norm below ``vanishing`` x the largest layer's norm at the same probe step
                 (default 1e-4: four orders of magnitude), on ``confirm`` probe steps in a row.
     exploding:  a non-finite gradient norm or loss at once; or a layer's norm that rose at each of the last
-                ``confirm`` probe steps and is now more than ``exploding`` x its first recorded value (default 100).
+                ``confirm`` probe steps and is now more than ``exploding`` x the median of its earlier values
+                (default 1000: three orders; healthy runs leaving the flat start of training were seen to grow
+                their norms 80-fold).
     dead:       an activation layer with more than this fraction of its units dead (never positive on any probe
                 image, at any position), on ``confirm`` probe steps in a row (default 0.5).
     confirm:    probe steps a gradient or dead-unit rule must hold in a row, so one noisy batch raises nothing.
@@ -68,14 +70,15 @@ class Thresholds:
                 underfitting: over the last ``patience`` + 1 epochs, training loss (and validation loss, when there
                 is one) moved by at most ``flat`` x its mean (flat), and the last training loss is still at least
                 ``high`` x the reference loss (high).
-    flat, high: see ``patience``. The reference loss is ``baseline_loss`` if given, else the loss on the first
-                training batch, before any update: for a model trained from scratch, about the loss of chance
-                guessing. When fine-tuning a model that already fits, give ``baseline_loss`` (e.g. the loss of
-                predicting the class prior) or the rule compares against an already-low start.
+    flat, high: see ``patience``. The reference loss is the loss of guessing: ``baseline_loss`` if given; else,
+                for a model compiled with a cross-entropy loss, that of a uniform prediction (ln K for
+                categorical or sparse categorical cross-entropy over K outputs, ln 2 for binary); else the loss of
+                the first training batch, before any update (about chance for a model trained from scratch, but
+                already low for one being fine-tuned: give ``baseline_loss`` then).
     """
 
     vanishing: float = 1e-4
-    exploding: float = 100.0
+    exploding: float = 1000.0
     dead: float = 0.5
     confirm: int = 2
     patience: int = 3
@@ -98,14 +101,13 @@ def vanishing_layers(norms: np.ndarray, t: Thresholds) -> list[int]:
 
 def exploding_layers(norms: np.ndarray, t: Thresholds) -> list[int]:
     """Indices of layers whose last gradient norm is NaN/inf, or that grew at each of the last ``t.confirm`` probe
-    steps to more than ``t.exploding`` x their first finite non-zero value; ``norms`` is (probe steps, layers)."""
+    steps to more than ``t.exploding`` x the median of their earlier values; ``norms`` is (probe steps, layers)."""
     last = norms[-1]
     bad = ~np.isfinite(last)
     if len(norms) > t.confirm:
-        recent = norms[-t.confirm - 1:]
-        rising = (np.diff(recent, axis=0) > 0).all(axis=0)
-        first = np.array([_first_positive(col) for col in norms.T])
-        bad |= rising & (last > t.exploding * first)
+        rising = (np.diff(norms[-t.confirm - 1:], axis=0) > 0).all(axis=0)
+        with np.errstate(invalid="ignore"):
+            bad |= rising & (last > t.exploding * _earlier_median(norms[:-1]))
     return [int(i) for i in np.flatnonzero(bad)]
 
 
@@ -151,9 +153,13 @@ def underfitting(loss: np.ndarray, val_loss: np.ndarray | None, reference: float
             "learning rate, a larger model or fewer constraints")
 
 
-def _first_positive(col: np.ndarray) -> float:
-    ok = col[np.isfinite(col) & (col > 0)]
-    return float(ok[0]) if len(ok) else np.inf
+def _earlier_median(norms: np.ndarray) -> np.ndarray:
+    """Per layer, the median of the finite values of ``norms`` (steps, layers); inf where there are none."""
+    finite = np.where(np.isfinite(norms), norms, np.nan)
+    with _pywarnings.catch_warnings():
+        _pywarnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        med = np.nanmedian(finite, axis=0)
+    return np.where(np.isfinite(med), med, np.inf)
 
 
 # -- the callback --------------------------------------------------------------------------------------------
@@ -340,7 +346,9 @@ class DiagnosticsCallback(keras.callbacks.Callback):
             self._batch_smoothed.append(smoothed)
             self._steps_done = step
             if self._reference is None:
-                self._reference = loss
+                self._reference = _chance_loss(self.model)
+                if self._reference is None:
+                    self._reference = loss
         self._notify({"kind": "batch", "step": step, "loss": loss, "smoothed": smoothed})
         if not math.isfinite(loss):
             self._raise("exploding_gradients", None, step, f"the training loss is {loss} at step {step}")
@@ -433,8 +441,8 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         if "exploding_gradients" in self.kinds:
             for i in exploding_layers(grad, t):
                 self._raise("exploding_gradients", paths[i], step,
-                            f"gradient norm of {paths[i]} is {grad[-1, i]:.3g} (first recorded "
-                            f"{_first_positive(grad[:, i]):.3g}): growing without bound or not finite")
+                            f"gradient norm of {paths[i]} is {grad[-1, i]:.3g} (median before "
+                            f"{_earlier_median(grad[:-1])[i]:.3g}): growing without bound or not finite")
         if "dead_units" in self.kinds and dead is not None:
             for i in dead_layers(dead, t):
                 self._raise("dead_units", self._act_paths[i], step,
@@ -484,6 +492,18 @@ class DiagnosticsCallback(keras.callbacks.Callback):
 
 def _print(text: str):
     print(text, file=sys.stdout, flush=True)
+
+
+def _chance_loss(model) -> float | None:
+    """The loss of a uniform prediction for cross-entropy losses (see Thresholds), or None for other losses."""
+    loss = model.loss
+    name = loss if isinstance(loss, str) else getattr(loss, "name", getattr(loss, "__name__", ""))
+    outputs = int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else 0
+    if name in ("sparse_categorical_crossentropy", "categorical_crossentropy") and outputs > 1:
+        return math.log(outputs)
+    if name == "binary_crossentropy":
+        return math.log(2.0)
+    return None
 
 
 def _check_compiled(model):

@@ -1,0 +1,266 @@
+"""Training diagnostics: the warning rules on synthetic histories (fast), the callback's bookkeeping and refusals on
+tiny models (fast, a few seconds of fit), and end-to-end runs (slow, each under 30 s on 2 cores): a deep sigmoid
+stack raises "vanishing_gradients", a tiny training set raises "overfitting", a healthy run raises nothing."""
+
+import keras
+import numpy as np
+import pytest
+
+from cnnwidget import demo
+from cnnwidget.core import ImageError, ModelError, OptionError
+from cnnwidget.core import diagnostics as dg
+from cnnwidget.core.diagnostics import DiagnosticsCallback, Thresholds
+
+T = Thresholds()
+
+
+# -- rules on synthetic histories ------------------------------------------------------------------------------
+
+def test_vanishing_needs_four_orders_below_the_largest_on_confirm_probes_in_a_row():
+    healthy = np.array([1.0, 0.5, 1e-3])
+    vanishing = np.array([1.0, 0.5, 1e-5])
+    assert dg.vanishing_layers(np.stack([vanishing, vanishing]), T) == [2]
+    assert dg.vanishing_layers(np.stack([healthy, vanishing]), T) == []  # one probe is not enough
+    assert dg.vanishing_layers(np.stack([healthy, healthy]), T) == []
+    assert dg.vanishing_layers(vanishing[None], Thresholds(confirm=1)) == [2]
+
+
+def test_exploding_on_nan_at_once_and_on_sustained_growth_by_three_orders():
+    assert dg.exploding_layers(np.array([[1.0, np.nan]]), T) == [1]
+    growing = np.array([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 10.0], [1.0, 2000.0]])
+    assert dg.exploding_layers(growing, T) == [1]  # rose twice in a row, to 2000 x the median before (1)
+    almost = growing.copy()
+    almost[-1, 1] = 900.0  # not yet three orders
+    assert dg.exploding_layers(almost, T) == []
+    spike = np.array([[1.0], [1.0], [5000.0], [10.0]])  # a spike that came back down is not growth
+    assert dg.exploding_layers(spike, T) == []
+
+
+def test_dead_units_need_the_fraction_above_threshold_on_confirm_probes():
+    fractions = np.array([[0.1, 0.6], [0.1, 0.7]])
+    assert dg.dead_layers(fractions, T) == [1]
+    assert dg.dead_layers(fractions, Thresholds(dead=0.8)) == []
+    assert dg.dead_layers(fractions[:1], T) == []
+
+
+def test_overfitting_is_validation_rising_from_its_best_for_patience_epochs_while_training_falls():
+    loss = np.array([2.0, 1.5, 1.0, 0.7, 0.5, 0.3])
+    val = np.array([2.0, 1.6, 1.4, 1.5, 1.6, 1.7])
+    assert dg.overfitting(loss[:5], val[:5], T) is None  # best at epoch 2, only 2 epochs ago
+    assert "rose from its best 1.4 to 1.7" in dg.overfitting(loss, val, T)
+    assert dg.overfitting(loss, np.array([2.0, 1.6, 1.4, 1.3, 1.2, 1.1]), T) is None  # still improving
+    assert dg.overfitting(np.array([2.0, 2.0, 2.0, 2.1, 2.2, 2.3]), val, T) is None  # training not falling
+    # epochs without validation (validation_freq=2) are skipped, not read as a fall
+    gappy = np.array([2.0, np.nan, 1.4, np.nan, 1.5, np.nan, 1.6, np.nan, 1.7])
+    assert dg.overfitting(np.linspace(2, 0.2, 9), gappy, T) is not None
+
+
+def test_underfitting_is_flat_and_high():
+    chance = np.log(10)
+    flat_high = np.array([2.5, 2.30, 2.29, 2.30, 2.29])
+    assert "not learning" in dg.underfitting(flat_high, None, chance, T)
+    assert dg.underfitting(flat_high, flat_high + 0.01, chance, T) is not None  # validation flat too
+    assert dg.underfitting(flat_high, np.array([2.5, 2.3, 2.0, 1.8, 1.6]), chance, T) is None  # val still moving
+    assert dg.underfitting(np.array([0.3, 0.05, 0.05, 0.05, 0.05]), None, chance, T) is None  # flat but low
+    assert dg.underfitting(np.array([2.5, 2.3, 2.1, 1.9, 1.7]), None, chance, T) is None  # high but falling
+    assert dg.underfitting(flat_high[:3], None, chance, T) is None  # fewer than patience + 1 epochs
+
+
+# -- the callback: bookkeeping and refusals ------------------------------------------------------------------------
+
+H = 16
+
+
+def tiny_model(compiled=True, loss="sparse_categorical_crossentropy"):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((H, H, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="out")(x))
+    if compiled:
+        model.compile(optimizer="adam", loss=loss)
+    return model
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    return rng.random((64, H, H, 3), dtype=np.float32), rng.integers(0, 3, 64)
+
+
+def test_batch_loss_is_recovered_from_the_running_mean():
+    cb = DiagnosticsCallback((np.zeros((1, H, H, 3)), np.zeros(1)))
+    losses = [3.0, 1.0, 2.0, 6.0]
+    means = np.cumsum(losses) / np.arange(1, 5)
+    assert [cb._batch_loss_from_mean(i, m) for i, m in enumerate(means)] == pytest.approx(losses)
+    cb._prev_index, cb._prev_mean = -1, 0.0  # steps_per_execution=2: the mean of the two steps since last call
+    assert cb._batch_loss_from_mean(1, means[1]) == pytest.approx(2.0)
+    assert cb._batch_loss_from_mean(3, means[3]) == pytest.approx(4.0)
+
+
+def test_a_fit_records_everything_traces_once_and_notifies_subscribers(data, tmp_path):
+    x, y = data
+    cb = DiagnosticsCallback((x[:16], y[:16]), every=3, bins=8, verbose=0)
+    updates = []
+    cb.on_update(lambda u: updates.append(u["kind"]))
+    model = tiny_model()
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[cb], validation_data=(x[:16], y[:16]))
+    h = cb.history
+    assert list(h["epoch"]) == [0, 1] and {"epoch/loss", "epoch/val_loss"} <= set(h)
+    assert list(h["step"]) == list(range(1, 17)) and np.isfinite(h["batch_loss_smoothed"]).all()
+    assert list(h["probe_step"]) == [1, 4, 7, 10, 13, 16]
+    assert list(h["weight_layers"]) == ["conv", "out"] and list(h["activation_layers"]) == ["conv"]
+    assert h["grad_norm"].shape == (6, 2) and (h["grad_norm"] > 0).all()
+    assert h["update_ratio"].shape == (6, 2) and (h["update_ratio"] > 0).all() and (h["update_ratio"] < 1).all()
+    assert h["dead_fraction"].shape == (6, 1)
+    assert h["weight_hist"].shape == (6, 2, 8) and (h["weight_hist"].sum(axis=2) == [4 * 27 + 4, 4 * 3 + 3]).all()
+    assert h["activation_hist"].sum(axis=2).tolist() == [[16 * H * H * 4]] * 6
+    assert h["weight_edges"].shape == (2, 9) and h["activation_edges"][0, 0] == 0  # ReLU: lower edge at 0
+    assert cb.trace_count == 1
+    assert updates[0] == "begin" and updates[-1] == "end"
+    assert updates.count("probe") == 6 and updates.count("epoch") == 2 and updates.count("batch") == 16
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[cb])  # a second fit starts a new history
+    assert cb.trace_count == 1 and len(cb.history["step"]) == 8
+
+    cb.save(tmp_path / "run.npz")
+    history, warnings = dg.load(tmp_path / "run.npz")
+    assert warnings == cb.warnings
+    np.testing.assert_array_equal(history["grad_norm"], cb.history["grad_norm"])
+
+
+def test_to_dataframe_when_pandas_is_there(data):
+    pd = pytest.importorskip("pandas")
+    x, y = data
+    cb = DiagnosticsCallback((x[:16], y[:16]), every=4, verbose=0)
+    tiny_model().fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[cb])
+    assert list(cb.to_dataframe("epochs").columns) == ["epoch", "loss"]
+    probes = cb.to_dataframe("probes")
+    assert isinstance(probes, pd.DataFrame) and set(probes["layer"]) == {"conv", "out"}
+    assert probes.loc[probes["layer"] == "out", "dead_fraction"].isna().all()
+
+
+def test_a_failing_subscriber_does_not_stop_training(data):
+    x, y = data
+    cb = DiagnosticsCallback((x[:8], y[:8]), every=4, verbose=0)
+    cb.on_update(lambda u: 1 / 0)
+    with pytest.warns(RuntimeWarning, match="subscriber raised ZeroDivisionError"):
+        tiny_model().fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[cb])
+    assert len(cb.history["step"]) == 4
+
+
+def test_warnings_are_printed_once_and_returned_as_data(data):
+    x, y = data
+    printed = []
+    cb = DiagnosticsCallback((x[:8], y[:8]), every=1, thresholds=Thresholds(dead=-1.0, confirm=1),
+                             print_fn=printed.append)  # dead=-1: every activation layer counts as dead
+    tiny_model().fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[cb])
+    assert [(w.kind, w.layer, w.step) for w in cb.warnings] == [("dead_units", "conv", 1)]
+    assert printed == ["cnnwidget dead_units at step 1: " + cb.warnings[0].message]
+
+
+def test_an_uncompiled_model_is_refused(data):
+    x, y = data
+    cb = DiagnosticsCallback((x[:8], y[:8]))
+    with pytest.raises(ModelError, match="not compiled"):
+        cb.set_model(tiny_model(compiled=False))
+    no_loss = tiny_model(compiled=False)
+    no_loss.compile(optimizer="adam")
+    with pytest.raises(ModelError, match="compile"):
+        cb.set_model(no_loss)
+    with pytest.raises(ValueError, match="compile"):  # in fit, Keras's own check comes first
+        tiny_model(compiled=False).fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+
+
+def test_a_probe_batch_of_the_wrong_shape_is_refused_when_fit_starts(data):
+    x, y = data
+    cb = DiagnosticsCallback((np.zeros((4, 8, 8, 3), np.float32), y[:4]))
+    with pytest.raises(ImageError, match="16x16"):
+        tiny_model().fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+    with pytest.raises(OptionError, match="one label each"):
+        tiny_model().fit(x, y, epochs=1, verbose=0, callbacks=[DiagnosticsCallback((x[:4], y[:3]))])
+
+
+def test_overfitting_detection_asked_for_without_validation_data_is_refused(data):
+    x, y = data
+    cb = DiagnosticsCallback((x[:8], y[:8]), warn=["overfitting"])
+    with pytest.raises(OptionError, match="no validation data"):
+        tiny_model().fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[cb])
+    default = DiagnosticsCallback((x[:8], y[:8]), verbose=0)  # by default it is simply not checked
+    tiny_model().fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[default])
+
+
+def test_bad_options_are_refused():
+    probe = (np.zeros((1, H, H, 3)), np.zeros(1))
+    with pytest.raises(OptionError, match="unknown warning kind"):
+        DiagnosticsCallback(probe, warn=["vanishing"])
+    with pytest.raises(OptionError, match="pair"):
+        DiagnosticsCallback(np.zeros((1, H, H, 3)))
+    with pytest.raises(OptionError, match="every"):
+        DiagnosticsCallback(probe, every=0)
+
+
+def test_chance_loss_is_known_for_cross_entropy_only():
+    assert dg._chance_loss(tiny_model()) == pytest.approx(np.log(3))
+    assert dg._chance_loss(tiny_model(loss=keras.losses.CategoricalCrossentropy())) == pytest.approx(np.log(3))
+    assert dg._chance_loss(tiny_model(loss="mse")) is None
+
+
+# -- end to end (slow) ------------------------------------------------------------------------------------------
+
+def _fit(model, x, y, callback, epochs, batch_size, validation=None):
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[callback], validation_data=validation)
+    return {w.kind for w in callback.warnings}, callback
+
+
+@pytest.mark.slow
+def test_a_deep_sigmoid_stack_raises_vanishing_gradients():
+    keras.utils.set_random_seed(0)
+    d = demo.shapes(512, seed=11)
+    x = d.images[:, ::4, ::4]  # 16 x 16
+    inp = h = keras.Input((16, 16, 3))
+    for i in range(10):
+        h = keras.layers.Conv2D(8, 3, padding="same", activation="sigmoid", name=f"conv{i}")(h)
+    out = keras.layers.Dense(10, activation="softmax", name="out")(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inp, out)
+    model.compile(keras.optimizers.SGD(0.05), "sparse_categorical_crossentropy")
+    kinds, cb = _fit(model, x, d.labels, DiagnosticsCallback((x[:64], d.labels[:64]), every=4, verbose=0), 1, 32)
+    assert "vanishing_gradients" in kinds
+    vanished = [w.layer for w in cb.warnings if w.kind == "vanishing_gradients"]
+    assert "conv0" in vanished and "conv9" not in vanished  # the layers farthest from the loss
+
+
+@pytest.mark.slow
+def test_a_tiny_training_set_raises_overfitting():
+    keras.utils.set_random_seed(0)
+    train, val = demo.shapes(32, seed=12), demo.shapes(256, seed=13)
+    x, xv = train.images[:, ::2, ::2], val.images[:, ::2, ::2]  # 32 x 32
+    inp = keras.Input((32, 32, 3))
+    h = keras.layers.MaxPooling2D(2)(keras.layers.Conv2D(16, 3, activation="relu")(inp))
+    h = keras.layers.Dense(64, activation="relu")(keras.layers.Flatten()(h))  # memorizes 32 images easily
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(h))
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    cb = DiagnosticsCallback((x, train.labels), every=10, warn=["overfitting"], verbose=0)
+    kinds, cb = _fit(model, x, train.labels, cb, 12, 16, validation=(xv, val.labels))
+    assert kinds == {"overfitting"}
+    h = cb.history
+    assert h["epoch/val_loss"][-1] > h["epoch/val_loss"].min() and h["epoch/loss"][-1] < h["epoch/loss"][0]
+
+
+@pytest.mark.slow
+def test_a_healthy_run_on_the_demo_data_raises_nothing():
+    keras.utils.set_random_seed(0)
+    train, val = demo.shapes(2048, seed=14), demo.shapes(512, seed=15)
+    x, xv = train.images[:, ::2, ::2], val.images[:, ::2, ::2]  # 32 x 32
+    inp = h = keras.Input((32, 32, 3))
+    for i, filters in enumerate((16, 32, 64)):
+        h = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(h)
+        h = keras.layers.MaxPooling2D(2)(h)
+    out = keras.layers.Dense(10, activation="softmax", name="out")(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inp, out)
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    cb = DiagnosticsCallback((x[:64], train.labels[:64]), verbose=0)  # defaults: every rule, every 50 steps
+    kinds, cb = _fit(model, x, train.labels, cb, 6, 64, validation=(xv, val.labels))
+    assert cb.warnings == []
+    h = cb.history
+    assert h["epoch/val_accuracy"][-1] > 0.25  # it learns (chance is 0.1)
+    assert len(h["probe_step"]) == 4
