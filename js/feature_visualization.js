@@ -8,8 +8,9 @@ import {
 } from "./images.js";
 import { bytesOf } from "./tiles.js";
 
-const SINGLE_PX = 256; // a single render is zoomed to about this size
-const GALLERY_PX = 112; // gallery tiles are smaller, so a page of 16 fits a notebook's width
+const SINGLE_PX = 256; // one image is zoomed to about this size
+const BATCH_PX = 160; // several images of one render, a little smaller, so a few fit side by side
+const GALLERY_PX = 112; // gallery tiles are smaller still, so a page of 16 fits a notebook's width
 
 const MODES = [["single", "single"], ["gallery", "gallery (every unit)"]];
 const OBJECTIVES = [["channel", "channel"], ["neuron", "neuron"], ["class", "class logit"]];
@@ -160,7 +161,8 @@ export default {
       const key = `${meta.n}/${meta.size}/${gallery}`;
       if (key !== tilesKey) {
         tilesKey = key;
-        const px = Math.round(meta.size * zoomFor(meta.size, gallery ? GALLERY_PX : SINGLE_PX));
+        const target = gallery ? GALLERY_PX : meta.n > 1 ? BATCH_PX : SINGLE_PX;
+        const px = Math.round(meta.size * zoomFor(meta.size, target));
         tiles = Array.from({ length: meta.n }, () => {
           const canvas = h("canvas", { class: "cnnw-fv-canvas", width: meta.size, height: meta.size });
           canvas.style.width = canvas.style.height = `${px}px`;
