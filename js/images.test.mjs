@@ -6,7 +6,8 @@ import {
 
 // A batch of two 2x2 RGB images as Python sends it: image i, pixel p holds bytes [100*i + 10*p + c].
 const META = { n: 2, size: 2 };
-const BATCH = Uint8Array.from({ length: 24 }, (_, j) => 100 * Math.floor(j / 12) + 10 * Math.floor((j % 12) / 3) + (j % 3));
+const BATCH = Uint8Array.from({ length: 24 },
+  (_, j) => 100 * Math.floor(j / 12) + 10 * Math.floor((j % 12) / 3) + (j % 3));
 
 test("batchComplete waits for every byte of the batch the meta describes", () => {
   assert.equal(batchComplete(BATCH, META), true);

@@ -96,8 +96,9 @@ class FeatureVisualization(ipywidgets.HBox):
     Settings (synced traits; set them from Python or in the view): ``mode`` ("single", or "gallery": every unit of
     the layer, or every class, in batches of ``page_size``, one page per batch), ``objective`` ("channel": a
     channel's mean; "neuron": one position ``x``, ``y`` of it, -1 for the centre; "class": the pre-softmax logit
-    of each of ``classes``, less half a smooth maximum of the other logits), ``layer``, ``channels``, ``classes``, ``x``, ``y``, ``param`` ("fft" or "pixel"),
-    ``decorrelate`` (colour decorrelation), ``transforms`` ("standard": Lucid's jitter, scale and rotation; "none"),
+    of each of ``classes``, less half a smooth maximum of the other logits), ``layer``, ``channels``, ``classes``,
+    ``x``, ``y``, ``param`` ("fft" or "pixel"), ``decorrelate`` (colour decorrelation), ``transforms``
+    ("standard": Lucid's jitter, scale and rotation; "none"),
     ``steps``, ``size`` (px a side; a fixed-size model gets the image resized into its input), ``learning_rate``
     (Adam), ``seed``, ``page`` (gallery page shown). Also ``running``, ``error`` (the last problem, shown in the
     view) and ``status``.
