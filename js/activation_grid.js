@@ -2,6 +2,7 @@
 // input image, and a strip of one thumbnail per layer. It draws the buffers Python sends (docs/wire-format.md) and
 // writes back what the user picks; colour maps, normalization and overlay are applied here, with no kernel trip.
 // Model text (layer names) only ever reaches the page through textContent, option text and attributes.
+import { h, setOptions } from "./dom.js";
 import { colormap, COLORMAPS } from "./colormaps.js";
 import {
   bytesOf, floatsOf, gridLayout, indexLut, layerRange, paintIndexed, paintRGB, stackComplete, tileAt, tileScale,
@@ -58,24 +59,6 @@ const STYLE = `
 .cnnw-grid .cnnw-strip-item span { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   font-size: var(--jp-ui-font-size0, 11px); }
 `;
-
-/** createElement with properties and children; "class", "text" (textContent) and data-/aria-/role attributes. */
-function h(tag, props = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (/^(data-|aria-|role$)/.test(key)) node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  node.append(...children);
-  return node;
-}
-
-/** Replace the options of a select with [value, text] pairs. */
-function setOptions(select, pairs) {
-  select.replaceChildren(...pairs.map(([value, text]) => h("option", { value, text })));
-}
 
 /** "32×32×32" from [32, 32, 32]; unknown dimensions as "?". */
 function shapeText(shape) {

@@ -3,6 +3,7 @@
 // the batch Python streams (uint8 RGB, one buffer: docs/wire-format.md) and writes back what the user picks; the
 // optimization itself runs in the kernel. Model text (layer and class names, objective names) only reaches the page
 // through textContent, option text and attributes.
+import { h, setOptions } from "./dom.js";
 import {
   batchComplete, channelCount, pageText, parseIndices, progressFraction, rgbaOf, zoomFor,
 } from "./images.js";
@@ -45,23 +46,6 @@ const STYLE = `
 .cnnw-fv .cnnw-fv-label { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   font-size: var(--jp-ui-font-size0, 11px); }
 `;
-
-/** createElement with properties and children; "class", "text" (textContent) and data-/aria-/role attributes. */
-function h(tag, props = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "class") node.className = value;
-    else if (key === "text") node.textContent = value;
-    else if (/^(data-|aria-|role$)/.test(key)) node.setAttribute(key, value);
-    else node[key] = value;
-  }
-  node.append(...children);
-  return node;
-}
-
-function setOptions(select, pairs) {
-  select.replaceChildren(...pairs.map(([value, text]) => h("option", { value, text })));
-}
 
 function numberInput(cls, props = {}) {
   return h("input", { class: cls, type: "number", ...props });
