@@ -1,7 +1,8 @@
 """Widgets: traitlets state and wire encoding over cnnwidget.core; no TensorFlow math here."""
 
 from .activation_grid import ActivationGrid
+from .attribution_map import AttributionMap
 from .feature_visualization import FeatureVisualization
 from .sidebar import show_in_sidebar
 
-__all__ = ["ActivationGrid", "FeatureVisualization", "show_in_sidebar"]
+__all__ = ["ActivationGrid", "AttributionMap", "FeatureVisualization", "show_in_sidebar"]

@@ -1,0 +1,247 @@
+// The AttributionMap view: one canvas per attribution method, the heat map drawn over the input image, with the
+// image and class pickers, opacity, colour map, normalization and sign controls, progress, Cancel and an error
+// box. Python sends each map as uint8 quantized over its own signed range (docs/wire-format.md's tile stack);
+// opacity, colour map, normalization and sign are applied here, so switching them never waits for the kernel.
+// Model text (class names, method labels, messages) only reaches the page through textContent and option text.
+import { colormap, COLORMAPS } from "./colormaps.js";
+import { aucText, heatLut, scales, SIGNS } from "./heatmaps.js";
+import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
+
+const MAP_PX = 192; // each map is zoomed by a whole factor to at least this many pixels a side
+
+const STYLE = `
+.cnnw-am { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0;
+  font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
+  color: var(--jp-ui-font-color1, #212121); }
+.cnnw-am [hidden] { display: none !important; }
+.cnnw-am .cnnw-am-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
+.cnnw-am label { display: inline-flex; align-items: center; gap: 4px; }
+.cnnw-am select, .cnnw-am button { font: inherit; color: inherit; background: var(--jp-layout-color1, #fff);
+  border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }
+.cnnw-am .cnnw-am-class { max-width: 22em; }
+.cnnw-am button { padding: 1px 10px; }
+.cnnw-am button:disabled { opacity: 0.4; }
+.cnnw-am .cnnw-am-muted { color: var(--jp-ui-font-color2, #616161); }
+.cnnw-am .cnnw-am-progress { position: relative; width: 160px; height: 8px; border-radius: 4px; overflow: hidden;
+  background: var(--jp-layout-color3, #bdbdbd); }
+.cnnw-am .cnnw-am-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
+.cnnw-am .cnnw-am-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
+  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
+.cnnw-am .cnnw-am-maps { display: flex; flex-wrap: wrap; gap: 10px; }
+.cnnw-am .cnnw-am-map { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 2px;
+  max-width: 100%; }
+.cnnw-am .cnnw-am-map[data-done="false"] .cnnw-am-canvas { opacity: 0.35; }
+.cnnw-am .cnnw-am-canvas { image-rendering: pixelated; max-width: 100%; background: var(--jp-layout-color2, #eee); }
+.cnnw-am .cnnw-am-label { max-width: ${MAP_PX}px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
+  font-weight: 600; }
+.cnnw-am .cnnw-am-score { font-size: var(--jp-ui-font-size0, 11px); }
+`;
+
+/** createElement with a class, properties and children; text goes in through textContent only. */
+function node(tag, cls, props = {}, children = []) {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "text") el.textContent = value;
+    else if (/^(data-|aria-|role$)/.test(key)) el.setAttribute(key, value);
+    else el[key] = value;
+  }
+  el.append(...children);
+  return el;
+}
+
+function fillSelect(select, pairs) {
+  select.replaceChildren(...pairs.map(([value, text]) => node("option", "", { value: String(value), text })));
+}
+
+export default {
+  render({ model, el }) {
+    // ---- DOM ----
+    const image = node("select", "cnnw-am-image");
+    const target = node("select", "cnnw-am-class");
+    const computeButton = node("button", "cnnw-am-compute", { type: "button", text: "Compute" });
+    const cancelButton = node("button", "cnnw-am-cancel", { type: "button", text: "Cancel" });
+    const bar = node("div", "cnnw-am-progress-bar");
+    const progress = node("div", "cnnw-am-progress", { role: "progressbar", "aria-valuemin": "0",
+      "aria-valuemax": "100" }, [bar]);
+    const status = node("span", "cnnw-am-status cnnw-am-muted", { "aria-live": "polite" });
+    const opacity = node("input", "cnnw-am-opacity", { type: "range", min: 0, max: 1, step: 0.05 });
+    const opacityText = node("span", "cnnw-am-opacity-value cnnw-am-muted");
+    const cmap = node("select", "cnnw-am-colormap");
+    const normalization = node("select", "cnnw-am-normalization");
+    const sign = node("select", "cnnw-am-sign");
+    fillSelect(cmap, COLORMAPS.map((c) => [c, c]));
+    fillSelect(normalization, [["map", "per map"], ["shared", "shared"]]);
+    fillSelect(sign, SIGNS.map((s) => [s, s]));
+    const error = node("div", "cnnw-am-error", { role: "alert", hidden: true });
+    const maps = node("div", "cnnw-am-maps");
+
+    const root = node("div", "cnnw-am", {}, [
+      node("style", "", { text: STYLE }),
+      node("div", "cnnw-am-row", {}, [
+        node("label", "", {}, ["Image", image]), node("label", "", {}, ["Class", target]),
+        computeButton, cancelButton, progress, status,
+      ]),
+      node("div", "cnnw-am-row", {}, [
+        node("label", "", {}, ["Opacity", opacity, opacityText]), node("label", "", {}, ["Colour map", cmap]),
+        node("label", "", {}, ["Normalization", normalization]), node("label", "", {}, ["Sign", sign]),
+      ]),
+      error,
+      maps,
+    ]);
+    el.replaceChildren(root);
+
+    function save(values) {
+      for (const [name, value] of Object.entries(values)) model.set(name, value);
+      model.save_changes();
+    }
+
+    // ---- drawing ----
+    /** One figure per method slot, rebuilt only when the slots or the map size change. */
+    let figures = [];
+    let figuresKey = "";
+
+    function ensureFigures(meta) {
+      const key = `${meta.k}/${meta.h}/${meta.w}/${(meta.labels ?? []).join("|")}`;
+      if (key === figuresKey) return;
+      figuresKey = key;
+      const zoom = tileScale(meta.h, meta.w, MAP_PX);
+      figures = (meta.labels ?? []).map((label) => {
+        const canvas = node("canvas", "cnnw-am-canvas", { width: meta.w * zoom, height: meta.h * zoom });
+        const caption = node("div", "cnnw-am-label", { text: label, title: label });
+        const score = node("div", "cnnw-am-score cnnw-am-muted");
+        const figure = node("figure", "cnnw-am-map", {}, [canvas, caption, score]);
+        return { canvas, score, figure };
+      });
+      maps.replaceChildren(...figures.map((f) => f.figure));
+    }
+
+    function drawMaps() {
+      const meta = model.get("maps_meta") ?? {};
+      if (!meta.k) return;
+      const bytes = bytesOf(model.get("maps"));
+      const ranges = floatsOf(model.get("map_ranges"));
+      const picture = bytesOf(model.get("image"));
+      // The stack and its meta travel in one message; if not, keep the last drawing rather than a torn one.
+      if (!stackComplete(bytes, ranges, meta) || picture.length < meta.h * meta.w * 3) return;
+      ensureFigures(meta);
+      const done = meta.done ?? [];
+      const chosenSign = model.get("sign");
+      const scale = scales(ranges, done, chosenSign, model.get("normalization"));
+      const table = colormap(model.get("colormap"));
+      const alpha = model.get("opacity");
+      const scores = model.get("scores") ?? [];
+      figures.forEach((f, i) => {
+        const ctx = f.canvas.getContext("2d");
+        const out = ctx.createImageData(f.canvas.width, f.canvas.height);
+        const rect = { x: 0, y: 0, w: f.canvas.width, h: f.canvas.height };
+        paintRGB(out, rect, { data: picture, w: meta.w, h: meta.h });
+        if (done[i]) {
+          const lut = heatLut(ranges[2 * i], ranges[2 * i + 1], chosenSign, scale[i]);
+          paintIndexed(out, rect, { data: tileView(bytes, meta, i), w: meta.w, h: meta.h }, table, lut, alpha);
+        }
+        ctx.putImageData(out, 0, 0);
+        f.figure.dataset.done = String(Boolean(done[i]));
+        const s = scores[i] ?? {};
+        if (s.error) f.score.textContent = "failed: see the message above";
+        else if (!done[i]) f.score.textContent = "computing…";
+        else f.score.textContent = `deletion ${aucText(s.deletion)} · insertion ${aucText(s.insertion)}`;
+        f.figure.title = s.error ?? "";
+      });
+      maps.dataset.image = String(meta.image_index);
+      maps.dataset.target = String(meta.target);
+    }
+
+    function fillImages() {
+      const n = model.get("n_images") ?? 1;
+      fillSelect(image, Array.from({ length: n }, (_, i) => [i, `image ${i}`]));
+      image.value = String(model.get("image_index"));
+    }
+
+    function fillClasses() {
+      const pairs = (model.get("predictions") ?? []).map((p) =>
+        [p.index, `${p.label} — ${(100 * p.p).toFixed(1)}%`]);
+      fillSelect(target, pairs);
+      target.value = String(model.get("target"));
+    }
+
+    function syncControls() {
+      image.value = String(model.get("image_index"));
+      target.value = String(model.get("target"));
+      opacity.value = String(model.get("opacity"));
+      opacityText.textContent = `${Math.round(100 * model.get("opacity"))}%`;
+      cmap.value = model.get("colormap");
+      normalization.value = model.get("normalization");
+      sign.value = model.get("sign");
+    }
+
+    function drawProgress() {
+      const p = model.get("progress") ?? {};
+      const fraction = p.total ? Math.min(1, ((p.done ?? 0) + (p.steps ? (p.step ?? 0) / p.steps : 0)) / p.total) : 0;
+      bar.style.width = `${(100 * fraction).toFixed(1)}%`;
+      progress.setAttribute("aria-valuenow", String(Math.round(100 * fraction)));
+    }
+
+    function drawRunning() {
+      const running = model.get("running");
+      cancelButton.disabled = !running;
+      root.dataset.running = String(running);
+    }
+
+    function showError() {
+      const text = model.get("error") ?? "";
+      error.textContent = text;
+      error.hidden = text === "";
+    }
+
+    function showStatus() {
+      status.textContent = model.get("status") ?? "";
+    }
+
+    // ---- controls ----
+    image.addEventListener("change", () => save({ image_index: Number(image.value) }));
+    target.addEventListener("change", () => save({ target: Number(target.value) }));
+    // The slider redraws from the local model at once; the value reaches Python too, but nothing waits for it.
+    opacity.addEventListener("input", () => save({ opacity: Number(opacity.value) }));
+    cmap.addEventListener("change", () => save({ colormap: cmap.value }));
+    normalization.addEventListener("change", () => save({ normalization: normalization.value }));
+    sign.addEventListener("change", () => save({ sign: sign.value }));
+    computeButton.addEventListener("click", () => model.send({ action: "compute" }));
+    cancelButton.addEventListener("click", () => model.send({ action: "cancel" }));
+
+    // ---- trait changes ----
+    // One message may change several traits (maps + ranges + meta + scores): redraw once per animation frame.
+    const pending = new Set();
+    let frame = 0;
+    function schedule(draw) {
+      pending.add(draw);
+      frame ||= requestAnimationFrame(() => {
+        frame = 0;
+        const draws = [...pending];
+        pending.clear();
+        draws.forEach((d) => d());
+      });
+    }
+
+    const reactions = [
+      [fillImages, ["n_images"]],
+      [fillClasses, ["predictions", "target"]],
+      [syncControls, ["image_index", "target", "opacity", "colormap", "normalization", "sign"]],
+      [drawMaps, ["maps", "map_ranges", "maps_meta", "scores", "image", "opacity", "colormap", "normalization",
+        "sign"]],
+      [drawProgress, ["progress"]],
+      [drawRunning, ["running"]],
+      [showError, ["error"]],
+      [showStatus, ["status"]],
+    ];
+    const listeners = reactions.flatMap(([draw, traits]) =>
+      traits.map((trait) => [`change:${trait}`, () => schedule(draw)]));
+    listeners.forEach(([event, listener]) => model.on(event, listener));
+    reactions.forEach(([draw]) => draw());
+
+    return () => {
+      listeners.forEach(([event, listener]) => model.off(event, listener));
+      cancelAnimationFrame(frame);
+    };
+  },
+};
