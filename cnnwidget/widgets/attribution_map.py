@@ -231,6 +231,8 @@ class AttributionMap(ipywidgets.HBox):
 
     def close(self):
         """Cancel the running job and close the views."""
+        if "view" not in self.__dict__:  # a constructor that raised early (ipywidgets' __del__ closes it too)
+            return super().close()
         with self._lock:
             self._generation += 1  # nothing the cancelled job still reports reaches a closed view
         self._worker.cancel()

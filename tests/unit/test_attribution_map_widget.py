@@ -1,0 +1,175 @@
+"""AttributionMap's state, in process, on the demo model: what it sends, how it takes bad input, and Cancel.
+
+Sample counts are small (LIME 64 samples, curves of 4 steps) and one probe is shared, so compiled passes are traced
+once for the module.
+"""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cnnwidget as cw
+from cnnwidget import demo
+from cnnwidget.core import OptionError
+from cnnwidget.core import attribution as attr
+from cnnwidget.widgets import _transport
+
+METHODS = ("saliency", "grad_cam", "occlusion", "lime")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return demo.shapes(3, seed=1234)
+
+
+@pytest.fixture(scope="module")
+def probe(data):
+    return cw.ModelProbe(demo.load_model(), class_names=data.class_names)
+
+
+@pytest.fixture
+def widget(probe, data):
+    w = cw.AttributionMap(probe, data.images, METHODS, curve_steps=4, lime={"samples": 64},
+                          occlusion={"patch": 16, "stride": 16})
+    yield w
+    w.close()
+
+
+def wait_for(condition, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_fast_maps_are_there_at_once_and_slow_ones_stream_in(widget, probe, data):
+    meta = widget.view.maps_meta
+    assert (meta["k"], meta["h"], meta["w"]) == (4, 64, 64)
+    assert meta["labels"][:2] == ["Saliency", "Grad-CAM"]
+    assert meta["done"][:2] == [True, True]  # computed in the constructor, before the worker's
+    assert widget.job.wait(60) and not widget.running and widget.error == ""
+    assert widget.view.maps_meta["done"] == [True] * 4
+    assert widget.status.startswith("4 of 4 maps, 4 curves in")
+    # one uint8 buffer of (k, H, W) and float32 (k, 2) ranges: the signed maps as computed by core
+    assert len(widget.view.maps) == 4 * 64 * 64 and len(widget.view.map_ranges) == 4 * 2 * 4
+    maps = widget.maps
+    x = data.images[:1]
+    np.testing.assert_allclose(maps["saliency"], attr.saliency(probe, x)[0], rtol=1e-5, atol=1e-6)
+    stack = np.stack([maps[m] for m in METHODS])
+    assert (widget.view.maps, widget.view.map_ranges) == _transport.quantize(stack)
+    assert maps["lime"].min() < 0 < maps["lime"].max()  # signed: the sign choice is the browser's
+
+
+def test_image_and_top5_classes_are_sent(widget, probe, data):
+    assert widget.view.image == _transport.image_bytes(data.images[0], (0.0, 1.0))
+    preds = widget.view.predictions
+    probs = probe.predict(data.images[:1])[0]
+    assert [p["index"] for p in preds] == list(np.argsort(-probs, kind="stable")[:5])
+    assert preds[0]["label"] == data.class_names[preds[0]["index"]] and widget.target == preds[0]["index"]
+
+
+def test_curves_with_aucs_go_to_the_charts_and_scores(widget):
+    widget.job.wait(60)
+    curves = widget.faithfulness
+    assert set(curves) == set(METHODS)
+    assert curves["grad_cam"]["deletion"].shape == (5,)
+    line = widget.deletion_chart.marks[0]
+    assert np.asarray(line.y).shape == (4, 5) and len(line.labels) == 4
+    assert line.labels[1] == f"Grad-CAM ({curves['grad_cam']['deletion_auc']:.3f})"
+    assert widget.view.scores[1]["insertion"] == pytest.approx(curves["grad_cam"]["insertion_auc"])
+
+
+def test_another_class_recomputes_and_coming_back_is_cached(widget):
+    widget.job.wait(60)
+    first = widget.maps["grad_cam"].copy()
+    other = widget.view.predictions[1]["index"]
+    widget.target = other
+    assert widget.view.maps_meta["target"] == other and widget.view.maps_meta["done"][:2] == [True, True]
+    assert not np.allclose(widget.maps["grad_cam"], first)
+    widget.job.wait(60)
+    widget.target = widget.view.predictions[0]["index"]
+    assert widget.job is None or not widget.running  # everything was kept: nothing to run
+    np.testing.assert_array_equal(widget.maps["grad_cam"], first)
+
+
+def test_a_new_image_is_explained_for_its_own_prediction(widget, probe, data):
+    widget.image_index = 2
+    assert widget.target == int(probe.predict(data.images[2:3])[0].argmax())
+    assert widget.view.image == _transport.image_bytes(data.images[2], (0.0, 1.0))
+    widget.job.wait(60)
+
+
+def test_bad_input_from_python_raises_shows_the_message_and_keeps_the_state(widget):
+    widget.job.wait(60)
+    before = widget.view.maps
+    with pytest.raises(OptionError, match="out of range"):
+        widget.target = 10
+    assert "target 10 is out of range" in widget.error and widget.target != 10
+    with pytest.raises(OptionError, match="stride must be"):
+        widget.set_options("occlusion", stride=0)
+    assert widget.error.startswith("Occlusion: stride must be")
+    assert widget.view.maps == before and "occlusion" in widget.maps  # nothing lost
+    for name, value in (("sign", "up"), ("normalization", "layer"), ("colormap", "jet"), ("opacity", 2.0)):
+        old = getattr(widget, name)
+        with pytest.raises(OptionError):
+            setattr(widget, name, value)
+        assert getattr(widget, name) == old
+    widget.sign = "both"  # a good one clears the message
+    assert widget.error == ""
+
+
+def test_a_bad_option_from_the_browser_is_shown_not_raised(widget):
+    widget.job.wait(60)
+    with widget.view._lock_property(target=99):  # what an update from the browser does
+        widget.view.target = 99
+    assert "out of range" in widget.error and widget.target != 99
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"methods": ("saliency", "nope")}, "unknown methods"),
+    ({"methods": ("saliency",), "lime": {"samples": 10}}, "not among the methods"),
+    ({"methods": ("lime",), "lime": {"steps": 10}}, "takes no option"),
+    ({"methods": ("integrated_gradients",), "integrated_gradients": {"steps": 0}}, "steps must be"),
+    ({"methods": ("kernel_shap",), "kernel_shap": {"samples": 0}}, "samples must be"),
+    ({"methods": ("saliency",), "curve_steps": 0}, "steps must be"),
+    ({"methods": ("saliency",), "target": 10}, "out of range"),
+])
+def test_bad_constructor_options_raise_a_clear_message(probe, data, options, match):
+    with pytest.raises(cw.CnnWidgetError, match=match):
+        cw.AttributionMap(probe, data.images, **options)
+
+
+def test_a_cam_on_a_dense_layer_says_it_needs_a_spatial_layer(probe, data):
+    dense = next(i.path for i in probe.layers if not i.is_spatial)
+    with pytest.raises(cw.LayerError, match="needs a spatial layer"):
+        cw.AttributionMap(probe, data.images, ("grad_cam",), layer=dense)
+
+
+def test_cancel_stops_lime_and_keeps_the_maps_made(probe, data):
+    w = cw.AttributionMap(probe, data.images, ("saliency", "lime"), curves=False, lime={"samples": 20000})
+    try:
+        wait_for(lambda: w.view.progress.get("step", 0) > 0)
+        started = time.monotonic()
+        w.cancel()
+        assert w.job.wait(10) and time.monotonic() - started < 3
+        assert w.status.startswith("cancelled: 1 of 2 maps") and not w.running and w.error == ""
+        assert w.view.maps_meta["done"] == [True, False] and "saliency" in w.maps
+        job = w.compute()  # resumes what is missing
+        assert job is not None and job.running
+        job.cancel()
+        job.wait(10)
+    finally:
+        w.close()
+    assert not any(t.name == "cnnwidget-attribution" and t.is_alive() for t in threading.enumerate())
+
+
+def test_cancel_from_the_view_message(probe, data):
+    w = cw.AttributionMap(probe, data.images, ("lime",), curves=False, lime={"samples": 20000})
+    try:
+        wait_for(lambda: w.running)
+        w._on_msg(w.view, {"action": "cancel"}, [])
+        assert w.job.wait(10) and w.status.startswith("cancelled")
+    finally:
+        w.close()
