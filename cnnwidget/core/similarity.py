@@ -16,6 +16,7 @@ batch size and the layer sizes, never on the number of images.
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 
 import keras
@@ -186,7 +187,20 @@ def layer_similarity(probe_a, probe_b, data, layers=None, strategy: tf.distribut
     return _cka_from_sums(*sums)
 
 
+# probe a -> {(probe b or None, paths a, paths b): compiled step}: a second pass over the same layers (another
+# data set, a strategy) reuses the trace. Weak keys: the steps go when the probe does.
+_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _similarity_step(pa: ModelProbe, pb: ModelProbe | None, paths_a: tuple, paths_b: tuple):
+    steps = _STEPS.setdefault(pa, {})
+    key = (pb, paths_a, paths_b)
+    if key not in steps:
+        steps[key] = _make_similarity_step(pa, pb, paths_a, paths_b)
+    return steps[key]
+
+
+def _make_similarity_step(pa: ModelProbe, pb: ModelProbe | None, paths_a: tuple, paths_b: tuple):
     forward_a = pa.forward(paths_a)
     forward_b = None if pb is None else pb.forward(paths_b)
     spec = tf.TensorSpec((None,) + tuple(pa.input_shape), tf.float32)
