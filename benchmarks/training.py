@@ -11,11 +11,12 @@ overhead  ``model.fit`` of the demo model (cnnwidget.demo.load_model(), Adam, ba
           for a machine whose load swings more than the overhead (other jobs on the same cores). Also printed:
           the time spent inside the monitor's hooks (its direct cost, much less sensitive to that load), the
           first probe step (tracing included) and the median of the later ones against the median training step.
-cka       layer_similarity(ModelProbe(demo model), None, data) for all 22 x 22 layer pairs, data a tf.data pipeline that
-          draws demo images in chunks of 500 (seeds 100, 101, ...) and batches them by 128, so nothing holds the
-          whole set. One untimed pass over one batch first traces the compiled step. Each image count runs in a fresh subprocess: seconds (data drawing included, and alone),
-          peak RSS (ru_maxrss) and its growth over the RSS before the pass, and the tracemalloc peak during the
-          pass (Python-side allocations; TensorFlow's own buffers are in RSS only). Target: the peak does not
+cka       layer_similarity(ModelProbe(demo model), None, data) for all 22 x 22 layer pairs, data a tf.data
+          pipeline that draws demo images in chunks of 500 (seeds 100, 101, ...) and batches them by 128, so
+          nothing holds the whole set. One untimed pass over one batch first traces the compiled step. Each image
+          count runs in a fresh subprocess: seconds (data drawing included, and alone), peak RSS (ru_maxrss) and
+          its growth over the RSS before the pass, and the tracemalloc peak during the pass (Python-side
+          allocations; TensorFlow's own buffers are in RSS only). Target: the peak does not
           grow with the number of images (10,000 vs 2,500: within 10%).
 
 Prints figures, then PASS/MISS lines; never fails the run (see benchmarks/README.md).
@@ -116,8 +117,8 @@ def fit_overhead(n_images: int, epochs: int, pairs: int) -> float:
     print(f"     first probe step   {probes[0] * 1e3:7.1f} ms (traces the pass)")
     if len(probes) > 1:
         later = statistics.median(probes[1:]) * 1e3
-        print(f"     later probe steps  {later:7.1f} ms median = {later / step_ms:.2f} training steps: steady-state cost "
-              f"{later / step_ms / monitor.every * 100:.1f}% of training at every={monitor.every}")
+        print(f"     later probe steps  {later:7.1f} ms median = {later / step_ms:.2f} training steps: "
+              f"steady-state cost {later / step_ms / monitor.every * 100:.1f}% of training at every={monitor.every}")
     return statistics.median(ratios)
 
 
