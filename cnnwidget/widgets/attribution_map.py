@@ -420,6 +420,9 @@ class AttributionMap(ipywidgets.HBox):
             return progress
 
         for method in maps:
+            # Named at once: a method's first progress comes only after its set-up (a segmentation, a first pass).
+            self._report(generation, {"done": done, "total": total, "method": LABELS[method], "step": 0,
+                                      "steps": 1}, f"{LABELS[method]}: starting")
             try:
                 value = attr.METHODS[method](self.probe, x, target=target, progress=reporter(LABELS[method]),
                                              cancel=cancel, **self._options[method])[0]

@@ -1,0 +1,89 @@
+"""AttributionMap over the real Jupyter wire: maps arrive as binary buffers, a class change sent as the browser sends
+it recomputes, and the kernel answers an execute while a slow method runs on the worker."""
+
+import time
+
+import pytest
+
+from harness.kernel import comm_msgs
+
+BUILD = """
+import cnnwidget as cw
+from cnnwidget import demo
+data = demo.shapes(3, seed=1234)
+amap = cw.AttributionMap(cw.ModelProbe(demo.load_model(), class_names=data.class_names), data.images,
+                         ("saliency", "grad_cam", "lime"), curve_steps=4, lime={"samples": 64})
+amap.job.wait(120)
+amap
+"""
+
+
+@pytest.fixture
+def amap(kns):
+    kns.execute(BUILD, timeout=240)
+    return kns, kns.model_id("amap.view")
+
+
+def map_updates(msgs, comm_id):
+    """Updates of the view that carry the maps buffer."""
+    return [m for m in comm_msgs(msgs, comm_id, "update") if ["maps"] in m["content"]["data"].get("buffer_paths", [])]
+
+
+def running_is(value):
+    def check(msgs):
+        return any(m["content"]["data"].get("state", {}).get("running") is value
+                   for m in msgs if m.get("msg_type") == "comm_msg" and m["content"].get("data"))
+    return check
+
+
+def test_maps_arrive_as_one_uint8_buffer_with_float_ranges(amap):
+    kns, comm_id = amap
+    state = kns.kernel.widget_state(comm_id)
+    meta = state["maps_meta"]
+    assert (meta["k"], meta["h"], meta["w"]) == (3, 64, 64) and meta["done"] == [True, True, True]
+    assert len(state["maps"]) == 3 * 64 * 64 and len(state["map_ranges"]) == 3 * 2 * 4
+    assert len(state["image"]) == 64 * 64 * 3 and len(state["predictions"]) == 5
+    assert all(s["deletion"] is not None for s in state["scores"])
+
+
+def test_a_class_change_from_the_browser_recomputes(amap):
+    kns, comm_id = amap
+    kernel = kns.kernel
+    other = kernel.widget_state(comm_id)["predictions"][1]["index"]
+    msgs = kernel.send_update(comm_id, {"target": other})
+    updates = map_updates(msgs, comm_id)
+    assert updates, "the fast maps of the new class did not come back with the change"
+    first = updates[0]["content"]["data"]["state"]["maps_meta"]
+    assert first["target"] == other and first["done"][:2] == [True, True]
+    if not running_is(False)(msgs):
+        msgs += kernel.collect(timeout=60, until=running_is(False))
+    state = kernel.widget_state(comm_id)
+    assert state["maps_meta"]["target"] == other and state["maps_meta"]["done"] == [True, True, True]
+    assert state["error"] == "" and kns.eval("amap.target") == other
+
+
+def test_a_bad_class_from_the_browser_is_shown_and_the_widget_keeps_working(amap):
+    kns, comm_id = amap
+    kernel = kns.kernel
+    kernel.send_update(comm_id, {"target": 42})
+    state = kernel.widget_state(comm_id)
+    assert "target 42 is out of range" in state["error"] and state["target"] != 42
+    kernel.send_update(comm_id, {"sign": "both"})
+    assert kernel.widget_state(comm_id)["error"] == ""
+
+
+def test_the_kernel_answers_while_lime_runs_and_cancel_from_the_browser_stops_it(amap):
+    kns, comm_id = amap
+    kernel = kns.kernel
+    kns.execute("amap.set_options('lime', samples=40000)")
+    assert kns.eval("amap.running") is True
+    t0 = time.monotonic()
+    res = kns.execute("print(amap.job.running, amap.view.progress.get('method'))", timeout=30)
+    assert time.monotonic() - t0 < 2.0, "the kernel was slow to answer during LIME"
+    assert res.stdout.split()[0] == "True" and "LIME" in res.stdout
+    msgs = kernel.send_comm_msg(comm_id, {"method": "custom", "content": {"action": "cancel"}})
+    if not running_is(False)(msgs):
+        kernel.collect(timeout=10, until=running_is(False))
+    assert time.monotonic() - t0 < 10
+    state = kernel.widget_state(comm_id)
+    assert state["status"].startswith("cancelled") and state["maps_meta"]["done"] == [True, True, False]
