@@ -128,6 +128,19 @@ def test_a_fit_records_everything_traces_once_and_notifies_subscribers(data, tmp
     np.testing.assert_array_equal(history["grad_norm"], cb.history["grad_norm"])
 
 
+def test_layers_inside_a_nested_model_are_recorded_by_path(data):
+    x, y = data
+    base = tiny_model(compiled=False)
+    inp = keras.Input((H, H, 3))
+    outer = keras.Model(inp, base(inp))
+    outer.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    cb = DiagnosticsCallback((x[:8], y[:8]), every=2, verbose=0)
+    outer.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[cb])
+    h = cb.history
+    assert list(h["weight_layers"]) == [f"{base.name}/conv", f"{base.name}/out"]
+    assert h["grad_norm"].shape == (2, 2) and (h["grad_norm"] > 0).all()
+
+
 def test_to_dataframe_when_pandas_is_there(data):
     pd = pytest.importorskip("pandas")
     x, y = data
