@@ -34,6 +34,8 @@ const STYLE = `
 .cnnw-am .cnnw-am-canvas { image-rendering: pixelated; max-width: 100%; background: var(--jp-layout-color2, #eee); }
 .cnnw-am .cnnw-am-label { max-width: ${MAP_PX}px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   font-weight: 600; }
+.cnnw-am .cnnw-am-swatch { display: inline-block; width: 10px; height: 10px; margin-right: 5px;
+  border-radius: 2px; }
 .cnnw-am .cnnw-am-score { font-size: var(--jp-ui-font-size0, 11px); }
 `;
 
@@ -106,12 +108,16 @@ export default {
       if (key === figuresKey) return;
       figuresKey = key;
       const zoom = tileScale(meta.h, meta.w, MAP_PX);
-      figures = (meta.labels ?? []).map((label) => {
+      figures = [];
+      (meta.labels ?? []).forEach((label) => {
         const canvas = node("canvas", "cnnw-am-canvas", { width: meta.w * zoom, height: meta.h * zoom });
-        const caption = node("div", "cnnw-am-label", { text: label, title: label });
+        // The swatch is the colour of this method's deletion and insertion curves in the charts beside the view.
+        const swatch = node("span", "cnnw-am-swatch");
+        swatch.style.background = (meta.colors ?? [])[figures.length] ?? "transparent";
+        const caption = node("div", "cnnw-am-label", { title: label }, [swatch, label]);
         const score = node("div", "cnnw-am-score cnnw-am-muted");
         const figure = node("figure", "cnnw-am-map", {}, [canvas, caption, score]);
-        return { canvas, score, figure };
+        figures.push({ canvas, score, figure });
       });
       maps.replaceChildren(...figures.map((f) => f.figure));
     }
@@ -144,7 +150,7 @@ export default {
         f.figure.dataset.done = String(Boolean(done[i]));
         const s = scores[i] ?? {};
         if (s.error) f.score.textContent = "failed: see the message above";
-        else if (!done[i]) f.score.textContent = "computing…";
+        else if (!done[i]) f.score.textContent = model.get("running") ? "computing…" : "not computed: Compute";
         else f.score.textContent = `deletion ${aucText(s.deletion)} · insertion ${aucText(s.insertion)}`;
         f.figure.title = s.error ?? "";
       });
@@ -228,7 +234,7 @@ export default {
       [fillClasses, ["predictions", "target"]],
       [syncControls, ["image_index", "target", "opacity", "colormap", "normalization", "sign"]],
       [drawMaps, ["maps", "map_ranges", "maps_meta", "scores", "image", "opacity", "colormap", "normalization",
-        "sign"]],
+        "sign", "running"]],
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
       [showError, ["error"]],

@@ -509,6 +509,7 @@ class AttributionMap(ipywidgets.HBox):
                   for m in self._methods]
         self.view.maps, self.view.map_ranges = data, ranges
         self.view.maps_meta = {"k": len(self._methods), "h": h, "w": w, "labels": labels,
+                               "colors": [PALETTE[i % len(PALETTE)] for i in range(len(self._methods))],
                                "done": [m in result["maps"] for m in self._methods],
                                "image_index": self.view.image_index, "target": self.view.target}
         self.view.scores = [{"deletion": result["curves"].get(m, {}).get("deletion_auc"),
@@ -530,7 +531,6 @@ class AttributionMap(ipywidgets.HBox):
                     line.y = np.stack([result["curves"][m][kind] for m in shown]).astype(np.float32)
                 else:
                     line.x, line.y = np.zeros(0, np.float32), np.zeros(0, np.float32)
-                line.labels = [f"{LABELS[m]} ({result['curves'][m][kind + '_auc']:.3f})" for m in shown]
                 line.colors = [PALETTE[self._methods.index(m) % len(PALETTE)] for m in shown] or [PALETTE[0]]
 
 
@@ -581,14 +581,15 @@ def _opacity(value):
 
 
 def _curve_chart(title: str) -> bqplot.Figure:
-    """Target probability against the fraction of pixels removed or put back; one line per method, AUC in the
-    legend."""
+    """Target probability against the fraction of pixels removed or put back; one line per method, in the colour
+    of the swatch beside its map's name in the view (which also shows the AUCs: a bqplot legend of a dozen long
+    names would cover the curves)."""
     x, y = bqplot.LinearScale(min=0.0, max=1.0), bqplot.LinearScale(min=0.0, max=1.0)
     line = bqplot.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y},
-                        colors=[PALETTE[0]], stroke_width=2, display_legend=True, labels=[])
+                        colors=[PALETTE[0]], stroke_width=2)
     # Explicit tick formats: bqplot's guessed one fails on a flat or empty axis (see FeatureVisualization).
     axes = [bqplot.Axis(scale=x, label="fraction of pixels", num_ticks=5, tick_format=".1f"),
             bqplot.Axis(scale=y, orientation="vertical", label="p(target)", num_ticks=5, tick_format=".1f")]
-    return bqplot.Figure(marks=[line], axes=axes, title=title, legend_location="top-right",
+    return bqplot.Figure(marks=[line], axes=axes, title=title,
                          layout=ipywidgets.Layout(width="360px", height="240px"),
                          fig_margin={"top": 36, "bottom": 40, "left": 48, "right": 16})
