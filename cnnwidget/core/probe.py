@@ -113,6 +113,15 @@ class ModelProbe:
                 raise unknown_layer(f"{layer} (ambiguous: give one of {paths})", list(by_path))
         raise unknown_layer(layer, list(by_path))
 
+    def keras_layer(self, layer) -> keras.layers.Layer:
+        """The Keras layer object behind a path or name (the same object the model holds: same weights)."""
+        return self._graph.layers[self.layer(layer).path]
+
+    def source_of(self, layer) -> str | None:
+        """Path of the layer whose output feeds ``layer``'s first input, or None when that is the model's input."""
+        inp = self._graph.inputs[self.layer(layer).path]
+        return next((path for path, out in self._graph.outputs.items() if out is inp), None)
+
     # -- passes ----------------------------------------------------------------------------------------------
 
     def images(self, images) -> np.ndarray:

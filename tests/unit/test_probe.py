@@ -217,3 +217,12 @@ def test_forward_is_differentiable_in_display_space_through_preprocess(functiona
         tape2.watch(y)
         direct = tf.reduce_mean(keras.Model(functional.input, functional.get_layer("conv1").output)(y)[..., 0])
     np.testing.assert_allclose(grad, 2.0 * tape2.gradient(direct, y), atol=1e-6)
+
+
+def test_keras_layer_and_source_of_read_the_flattened_graph():
+    base = small_base()
+    model = keras.Sequential([keras.Input((H, H, 3)), base, keras.layers.Flatten(name="flat")])
+    probe = ModelProbe(model)
+    assert probe.keras_layer("base/relu1") is base.get_layer("relu1")
+    assert probe.source_of("relu1") == "base/conv1" and probe.source_of("flat") == "base/conv2"
+    assert probe.source_of("conv1") is None

@@ -316,7 +316,7 @@ def _guided_relus(probe: ModelProbe):
     restore = []
     try:
         for info in probe.layers:
-            layer = probe._graph.layers[info.path]
+            layer = probe.keras_layer(info.path)
             if isinstance(layer, keras.layers.ReLU):
                 layer.call = _guided(layer.call)  # an instance attribute shadows the method; deleted below
                 restore.append((layer, "call", None))

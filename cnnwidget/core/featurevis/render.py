@@ -212,14 +212,10 @@ class _Step:
 
 
 def _relu_inputs(probe: ModelProbe, names) -> dict:
-    """{name: (path of the layer that feeds it, max value or None)} for the ReLU layers among ``names``.
-
-    Reads the probe's flattened graph (a private part of cnnwidget.core) to find each ReLU's input.
-    """
-    graph, found = probe._graph, {}
+    """{name: (path of the layer that feeds it, max value or None)} for the ReLU layers among ``names``."""
+    found = {}
     for name in names:
-        path = probe.layer(name).path
-        layer, max_value = graph.layers[path], None
+        layer, max_value = probe.keras_layer(name), None
         if isinstance(layer, keras.layers.ReLU):
             if float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
                 continue
@@ -231,7 +227,7 @@ def _relu_inputs(probe: ModelProbe, names) -> dict:
             max_value = 6.0 if kind == "relu6" else None
         else:
             continue
-        source = next((p for p, out in graph.outputs.items() if out is graph.inputs[path]), None)
+        source = probe.source_of(name)
         if source is not None:
             found[name] = (source, max_value)
     return found
