@@ -4,6 +4,7 @@
 // opacity, colour map, normalization and sign are applied here, so switching them never waits for the kernel.
 // Model text (class names, method labels, messages) only reaches the page through textContent and option text.
 import { colormap, COLORMAPS } from "./colormaps.js";
+import { h, setOptions } from "./dom.js";
 import { aucText, heatLut, scales, SIGNS } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
@@ -40,53 +41,37 @@ const STYLE = `
 `;
 
 /** createElement with a class, properties and children; text goes in through textContent only. */
-function node(tag, cls, props = {}, children = []) {
-  const el = document.createElement(tag);
-  if (cls) el.className = cls;
-  for (const [key, value] of Object.entries(props)) {
-    if (key === "text") el.textContent = value;
-    else if (/^(data-|aria-|role$)/.test(key)) el.setAttribute(key, value);
-    else el[key] = value;
-  }
-  el.append(...children);
-  return el;
-}
-
-function fillSelect(select, pairs) {
-  select.replaceChildren(...pairs.map(([value, text]) => node("option", "", { value: String(value), text })));
-}
-
 export default {
   render({ model, el }) {
     // ---- DOM ----
-    const image = node("select", "cnnw-am-image");
-    const target = node("select", "cnnw-am-class");
-    const computeButton = node("button", "cnnw-am-compute", { type: "button", text: "Compute" });
-    const cancelButton = node("button", "cnnw-am-cancel", { type: "button", text: "Cancel" });
-    const bar = node("div", "cnnw-am-progress-bar");
-    const progress = node("div", "cnnw-am-progress", { role: "progressbar", "aria-valuemin": "0",
+    const image = h("select", { class: "cnnw-am-image" });
+    const target = h("select", { class: "cnnw-am-class" });
+    const computeButton = h("button", { class: "cnnw-am-compute", type: "button", text: "Compute" });
+    const cancelButton = h("button", { class: "cnnw-am-cancel", type: "button", text: "Cancel" });
+    const bar = h("div", { class: "cnnw-am-progress-bar" });
+    const progress = h("div", { class: "cnnw-am-progress", role: "progressbar", "aria-valuemin": "0",
       "aria-valuemax": "100" }, [bar]);
-    const status = node("span", "cnnw-am-status cnnw-am-muted", { "aria-live": "polite" });
-    const opacity = node("input", "cnnw-am-opacity", { type: "range", min: 0, max: 1, step: 0.05 });
-    const opacityText = node("span", "cnnw-am-opacity-value cnnw-am-muted");
-    const cmap = node("select", "cnnw-am-colormap");
-    const normalization = node("select", "cnnw-am-normalization");
-    const sign = node("select", "cnnw-am-sign");
-    fillSelect(cmap, COLORMAPS.map((c) => [c, c]));
-    fillSelect(normalization, [["map", "per map"], ["shared", "shared"]]);
-    fillSelect(sign, SIGNS.map((s) => [s, s]));
-    const error = node("div", "cnnw-am-error", { role: "alert", hidden: true });
-    const maps = node("div", "cnnw-am-maps");
+    const status = h("span", { class: "cnnw-am-status cnnw-am-muted", "aria-live": "polite" });
+    const opacity = h("input", { class: "cnnw-am-opacity", type: "range", min: 0, max: 1, step: 0.05 });
+    const opacityText = h("span", { class: "cnnw-am-opacity-value cnnw-am-muted" });
+    const cmap = h("select", { class: "cnnw-am-colormap" });
+    const normalization = h("select", { class: "cnnw-am-normalization" });
+    const sign = h("select", { class: "cnnw-am-sign" });
+    setOptions(cmap, COLORMAPS.map((c) => [c, c]));
+    setOptions(normalization, [["map", "per map"], ["shared", "shared"]]);
+    setOptions(sign, SIGNS.map((s) => [s, s]));
+    const error = h("div", { class: "cnnw-am-error", role: "alert", hidden: true });
+    const maps = h("div", { class: "cnnw-am-maps" });
 
-    const root = node("div", "cnnw-am", {}, [
-      node("style", "", { text: STYLE }),
-      node("div", "cnnw-am-row", {}, [
-        node("label", "", {}, ["Image", image]), node("label", "", {}, ["Class", target]),
+    const root = h("div", { class: "cnnw-am" }, [
+      h("style", { text: STYLE }),
+      h("div", { class: "cnnw-am-row" }, [
+        h("label", {}, ["Image", image]), h("label", {}, ["Class", target]),
         computeButton, cancelButton, progress, status,
       ]),
-      node("div", "cnnw-am-row", {}, [
-        node("label", "", {}, ["Opacity", opacity, opacityText]), node("label", "", {}, ["Colour map", cmap]),
-        node("label", "", {}, ["Normalization", normalization]), node("label", "", {}, ["Sign", sign]),
+      h("div", { class: "cnnw-am-row" }, [
+        h("label", {}, ["Opacity", opacity, opacityText]), h("label", {}, ["Colour map", cmap]),
+        h("label", {}, ["Normalization", normalization]), h("label", {}, ["Sign", sign]),
       ]),
       error,
       maps,
@@ -110,13 +95,13 @@ export default {
       const zoom = tileScale(meta.h, meta.w, MAP_PX);
       figures = [];
       (meta.labels ?? []).forEach((label) => {
-        const canvas = node("canvas", "cnnw-am-canvas", { width: meta.w * zoom, height: meta.h * zoom });
+        const canvas = h("canvas", { class: "cnnw-am-canvas", width: meta.w * zoom, height: meta.h * zoom });
         // The swatch is the colour of this method's deletion and insertion curves in the charts beside the view.
-        const swatch = node("span", "cnnw-am-swatch");
+        const swatch = h("span", { class: "cnnw-am-swatch" });
         swatch.style.background = (meta.colors ?? [])[figures.length] ?? "transparent";
-        const caption = node("div", "cnnw-am-label", { title: label }, [swatch, label]);
-        const score = node("div", "cnnw-am-score cnnw-am-muted");
-        const figure = node("figure", "cnnw-am-map", {}, [canvas, caption, score]);
+        const caption = h("div", { class: "cnnw-am-label", title: label }, [swatch, label]);
+        const score = h("div", { class: "cnnw-am-score cnnw-am-muted" });
+        const figure = h("figure", { class: "cnnw-am-map" }, [canvas, caption, score]);
         figures.push({ canvas, score, figure });
       });
       maps.replaceChildren(...figures.map((f) => f.figure));
@@ -160,14 +145,14 @@ export default {
 
     function fillImages() {
       const n = model.get("n_images") ?? 1;
-      fillSelect(image, Array.from({ length: n }, (_, i) => [i, `image ${i}`]));
+      setOptions(image, Array.from({ length: n }, (_, i) => [i, `image ${i}`]));
       image.value = String(model.get("image_index"));
     }
 
     function fillClasses() {
       const pairs = (model.get("predictions") ?? []).map((p) =>
         [p.index, `${p.label} — ${(100 * p.p).toFixed(1)}%`]);
-      fillSelect(target, pairs);
+      setOptions(target, pairs);
       target.value = String(model.get("target"));
     }
 
