@@ -530,7 +530,7 @@ class _ProbePass:
         if len(labels) != len(images):
             raise OptionError(f"probe_data has {len(images)} images but {len(labels)} labels; give one label each.")
         self.x, self.y = tf.constant(images), tf.constant(labels)
-        layers = probe._graph.layers  # path -> keras layer (same package: the probe's flattened graph)
+        layers = {info.path: probe.keras_layer(info.path) for info in probe.layers}
         weight_layers, seen = [], set()
         for path, layer in layers.items():
             if layer.trainable_weights and id(layer) not in seen:  # a shared layer once, under its first path

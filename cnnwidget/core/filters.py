@@ -139,20 +139,20 @@ def _to_display(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _layer(probe, layer):
     info = probe.layer(layer)
-    return info.path, probe._graph.layers[info.path]  # the probe's flattened graph: path -> keras layer
+    return info.path, probe.keras_layer(info.path)
 
 
 def _conv_layer(probe, layer):
     if layer is None:
         for info in probe.layers:
-            obj = probe._graph.layers[info.path]
+            obj = probe.keras_layer(info.path)
             if isinstance(obj, _CONV):
                 return info.path, obj
         raise LayerError(f"{probe.model.name!r} has no 2-D convolution layer (Conv2D, DepthwiseConv2D, "
                          "SeparableConv2D) whose filters could be shown.")
     path, obj = _layer(probe, layer)
     if not isinstance(obj, _CONV):
-        convs = [i.path for i in probe.layers if isinstance(probe._graph.layers[i.path], _CONV)]
+        convs = [i.path for i in probe.layers if isinstance(probe.keras_layer(i.path), _CONV)]
         raise LayerError(f"{path!r} is a {type(obj).__name__}, not a 2-D convolution, so it has no filters to show. "
                          f"Convolution layers: {', '.join(repr(c) for c in convs[:12]) or 'none'}.")
     return path, obj

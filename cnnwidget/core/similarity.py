@@ -277,14 +277,14 @@ def weight_drift(model_a, model_b, layers=None) -> dict[str, float]:
     pa, pb = as_probe(model_a), as_probe(model_b)
     strict = layers is not None
     if layers is None:
-        names = [i.path for i in pa.layers if _keras_layer(pa, i.path).weights]
+        names = [i.path for i in pa.layers if pa.keras_layer(i.path).weights]
         paths_b = [_resolve(pb, n, "second") if _has(pb, n) else None for n in names]
     else:
         _, _, names, paths_b = _paired(pa, pb, layers)
     drift = {}
     for path_a, path_b in zip(names, paths_b):
-        wa = _keras_layer(pa, path_a).weights
-        wb = _keras_layer(pb, path_b).weights if path_b is not None else []
+        wa = pa.keras_layer(path_a).weights
+        wb = pb.keras_layer(path_b).weights if path_b is not None else []
         if [tuple(w.shape) for w in wa] != [tuple(w.shape) for w in wb]:
             if strict:
                 raise LayerError(f"{path_a!r} has weights {[tuple(w.shape) for w in wa]} in the first model and "
@@ -337,7 +337,7 @@ def compare_models(base, tuned, data, layers=None, threshold: float = GENERIC_TH
     cka = layer_similarity(pa, pb, data, layers=layers, strategy=strategy, batch_size=batch_size)
     drift_by_path = weight_drift(pa, pb)
     drift = np.array([drift_by_path.get(p, np.nan) for p in paths_a])
-    trainable = [bool(_keras_layer(pb, p).trainable_weights) if _keras_layer(pb, p).weights else None
+    trainable = [bool(pb.keras_layer(p).trainable_weights) if pb.keras_layer(p).weights else None
                  for p in paths_b]
     diagonal = np.diag(cka)
     verdict = ["unknown" if not np.isfinite(c) else "generic" if c >= threshold else "specific" for c in diagonal]
@@ -357,7 +357,7 @@ def freeze_until(model, layer) -> list[str]:
     _unfreeze(probe.model)
     frozen = []
     for info in probe.layers:
-        _keras_layer(probe, info.path).trainable = False
+        probe.keras_layer(info.path).trainable = False
         frozen.append(info.path)
         if info.path == target:
             break
@@ -372,10 +372,6 @@ def _unfreeze(model: keras.Model):
         layer.trainable = True
         if isinstance(layer, keras.Model):
             _unfreeze(layer)
-
-
-def _keras_layer(probe: ModelProbe, path: str) -> keras.layers.Layer:
-    return probe._graph.layers[path]  # the probe's flattened graph: path -> layer object (same package)
 
 
 def _has(probe: ModelProbe, name: str) -> bool:
