@@ -4,5 +4,6 @@ from .activation_grid import ActivationGrid
 from .attribution_map import AttributionMap
 from .feature_visualization import FeatureVisualization
 from .sidebar import show_in_sidebar
+from .training_monitor import TrainingMonitor
 
-__all__ = ["ActivationGrid", "AttributionMap", "FeatureVisualization", "show_in_sidebar"]
+__all__ = ["ActivationGrid", "AttributionMap", "FeatureVisualization", "show_in_sidebar", "TrainingMonitor"]

@@ -1,0 +1,243 @@
+"""TrainingMonitor: loss curves, per-layer gradient norms, update ratios, dead units and warnings, live during fit."""
+
+from __future__ import annotations
+
+import time
+
+import bqplot
+import ipywidgets
+import numpy as np
+import traitlets as t
+
+from ..core import CnnWidgetError
+from ..core.diagnostics import DiagnosticsCallback
+
+_MAX_COLUMNS = 120  # probe steps shown in the heatmap: one SVG cell each, so the newest ones only
+_FIGURE = dict(fig_margin={"top": 36, "bottom": 40, "left": 64, "right": 16},
+               layout=ipywidgets.Layout(width="100%", max_width="460px", min_width="260px", height="260px"))
+
+
+class TrainingMonitor(ipywidgets.VBox):
+    """Live training health for ``model.fit(..., callbacks=[monitor.callback])``.
+
+    ``probe_data``: (images, labels), a fixed batch in what ``fit`` takes (e.g. ``(x[:64], y[:64])``); gradients,
+    update ratios, dead units and histograms are measured on it every ``every`` steps. The other options are
+    those of ``cnnwidget.core.diagnostics.DiagnosticsCallback`` (``bins``, ``smoothing``, ``warn``,
+    ``thresholds``, ``verbose``). ``max_rate``: at most this many redraws a second while batches arrive (an
+    epoch's end, a warning and the end of fit always redraw), so a fast fit is not slowed by its own display.
+
+    Shows: per-batch loss (raw and smoothed) against the step; per-epoch loss and val_loss, and the other
+    metrics; log10 gradient norm per weight layer (rows) and probe step (columns, the newest 120); log10
+    ||update|| / ||weight|| per weight layer and the dead fraction per activation layer at the latest probe step;
+    a weight or activation histogram of a chosen layer at a chosen probe step; the warnings as text.
+    Data: ``warnings``, ``history`` (dict of numpy arrays), ``to_dataframe(what)``, ``save(path)``.
+    Traits: ``error`` (the last bad-input message, also shown), ``status`` (step and epoch).
+    """
+
+    error = t.Unicode("")
+    status = t.Unicode("")
+
+    def __init__(self, probe_data, *, every: int = 50, bins: int = 32, smoothing: float = 0.9, warn=None,
+                 thresholds=None, verbose: int = 0, max_rate: float = 4.0):
+        self._error_label = ipywidgets.Label(layout=ipywidgets.Layout(display="none"))
+        self._error_label.add_class("cnnw-error")
+        try:
+            self.callback = DiagnosticsCallback(probe_data, every=every, bins=bins, smoothing=smoothing, warn=warn,
+                                                thresholds=thresholds, verbose=verbose)
+        except CnnWidgetError as exc:
+            super().__init__(children=[self._error_label])
+            self.error = str(exc)
+            raise
+        self._interval = 1.0 / float(max_rate) if max_rate and max_rate > 0 else 0.0
+        self._last_draw = 0.0
+        self._epoch = None
+        self.draws = 0  # redraws so far: the throttle is tested on it
+        self.batch_fig, (self._raw, self._smooth) = _lines_figure("batch loss", "step", 2, ["loss", "smoothed"],
+                                                                  ["#c7d4e8", "#1f4e9c"])
+        self.loss_fig, (self._epoch_loss,) = _lines_figure("epoch loss", "epoch", 1)
+        self.metric_fig, (self._epoch_metric,) = _lines_figure("epoch metrics", "epoch", 1)
+        self.grad_fig, self._grad = _grid_figure()
+        self.ratio_fig, self._ratio = _bars_figure("log10 update / weight (latest probe)", None)
+        self.dead_fig, self._dead = _bars_figure("dead unit fraction (latest probe)", (0.0, 1.0))
+        self.hist_layer = ipywidgets.Dropdown(description="histogram", options=[], layout={"width": "320px"})
+        self.hist_step = ipywidgets.IntSlider(description="probe", min=0, max=0, continuous_update=False)
+        self.hist_fig, self._hist = _bars_figure("histogram", None, x_scale=bqplot.LinearScale())
+        self._warning_box = ipywidgets.VBox()
+        self._status_label = ipywidgets.Label()
+        t.dlink((self, "status"), (self._status_label, "value"))
+        for control in (self.hist_layer, self.hist_step):
+            control.observe(lambda _: self._draw_histogram(self.callback.history), names="value")
+        self._unsubscribe = self.callback.on_update(self._on_update)
+        row = dict(layout=ipywidgets.Layout(flex_flow="row wrap"))
+        super().__init__(children=[
+            self._status_label, self._error_label,
+            ipywidgets.HBox([self.batch_fig, self.loss_fig, self.metric_fig], **row),
+            ipywidgets.HBox([self.grad_fig, self.ratio_fig, self.dead_fig], **row),
+            ipywidgets.HBox([ipywidgets.VBox([self.hist_layer, self.hist_step]), self.hist_fig], **row),
+            ipywidgets.Label("Warnings"), self._warning_box,
+        ])
+        self.observe(self._show_error, names="error")
+
+    # -- data -------------------------------------------------------------------------------------------------
+
+    @property
+    def warnings(self) -> list:
+        """Every warning raised so far: [Warning(kind, layer, step, message)] (see core.diagnostics)."""
+        return self.callback.warnings
+
+    @property
+    def history(self) -> dict:
+        """Everything recorded, as a dict of numpy arrays (shapes in DiagnosticsCallback.history)."""
+        return self.callback.history
+
+    def to_dataframe(self, what: str = "epochs"):
+        """The history as a pandas DataFrame: what = "epochs", "batches" or "probes"."""
+        return self.callback.to_dataframe(what)
+
+    def save(self, path) -> None:
+        """Write history and warnings to an ``.npz`` file (``cnnwidget.core.diagnostics.load`` reads it)."""
+        self.callback.save(path)
+
+    def refresh(self) -> None:
+        """Redraw everything from the recorded history (e.g. after reopening a finished run)."""
+        self._draw(self.callback.history)
+
+    def close(self):
+        if hasattr(self, "_unsubscribe"):  # not when the constructor refused its options
+            self._unsubscribe()
+        super().close()
+
+    # -- updates ----------------------------------------------------------------------------------------------
+
+    def _on_update(self, update: dict):
+        # Called on the training thread by the callback; traits set here leave as comm messages at once, while
+        # the cell is busy. Batches come fast, so they redraw at most every ``_interval`` seconds.
+        kind = update["kind"]
+        if kind == "epoch":
+            self._epoch = update["epoch"]
+        now = time.monotonic()
+        if kind in ("batch", "probe") and now - self._last_draw < self._interval:
+            return
+        self._last_draw = now
+        self._draw(self.callback.history)
+
+    def _draw(self, h: dict):
+        self.draws += 1
+        steps = h["step"]
+        with self._raw.hold_sync(), self._smooth.hold_sync():
+            self._raw.x, self._raw.y = steps, h["batch_loss"]
+            self._smooth.x, self._smooth.y = steps, h["batch_loss_smoothed"]
+        self._draw_epochs(h)
+        self._draw_probes(h)
+        self._draw_warnings()
+        epoch = "" if self._epoch is None else f", epoch {self._epoch + 1} done"
+        self.status = f"step {int(steps[-1]) if len(steps) else 0}{epoch}, {len(h['probe_step'])} probe steps"
+
+    def _draw_epochs(self, h: dict):
+        keys = [k.split("/", 1)[1] for k in h if k.startswith("epoch/")]
+        losses = [k for k in keys if k in ("loss", "val_loss")]
+        metrics = [k for k in keys if k not in losses and not k.endswith("learning_rate")]
+        epochs = h["epoch"] + 1
+        for line, names in ((self._epoch_loss, losses), (self._epoch_metric, metrics)):
+            # a line needs two points, and bqplot would squeeze a one-epoch (lines, 1) array to the wrong shape
+            if not names or len(epochs) < 2:
+                continue
+            with line.hold_sync():
+                line.labels = names
+                line.colors = _PALETTE[:len(names)] or _PALETTE[:1]
+                line.x, line.y = epochs, np.stack([h[f"epoch/{k}"] for k in names])
+
+    def _draw_probes(self, h: dict):
+        if not len(h["probe_step"]):
+            return
+        grad = h["grad_norm"][-_MAX_COLUMNS:]
+        # bqplot squeezes a color array with a length-1 axis, so the grid starts at 2 layers and 2 probe steps
+        if min(grad.shape) >= 2:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                color = np.log10(grad).T  # (layers, steps): rows are layers
+            with self._grad.hold_sync():
+                # color first: bqplot checks row and column against the color shape already set
+                self._grad.color = np.where(np.isfinite(color), color, np.nan)
+                self._grad.row = [str(p) for p in h["weight_layers"]]
+                self._grad.column = h["probe_step"][-_MAX_COLUMNS:]
+        with np.errstate(divide="ignore"):
+            ratio = np.log10(np.maximum(h["update_ratio"][-1], 1e-12))
+        _set_bars(self._ratio, list(h["weight_layers"]), ratio)
+        _set_bars(self._dead, list(h["activation_layers"]), h["dead_fraction"][-1])
+        options = [f"weights: {p}" for p in h["weight_layers"]] + [f"activations: {p}" for p in h["activation_layers"]]
+        at_end = self.hist_step.value == self.hist_step.max
+        if list(self.hist_layer.options) != options:
+            self.hist_layer.options = options
+            if self.hist_layer.value is None:
+                self.hist_layer.value = options[0]
+        self.hist_step.max = len(h["probe_step"]) - 1
+        if at_end:  # follow the newest probe step unless a person went back to an earlier one
+            self.hist_step.value = self.hist_step.max
+        self._draw_histogram(h)
+
+    def _draw_histogram(self, h: dict):
+        choice, p = self.hist_layer.value, self.hist_step.value
+        if not choice or p >= len(h["probe_step"]):
+            return
+        which, path = choice.split(": ", 1)
+        prefix = "weight" if which == "weights" else "activation"
+        i = list(h[f"{prefix}_layers"]).index(path)
+        edges = h[f"{prefix}_edges"][i]
+        with self._hist.hold_sync():
+            self._hist.x = (edges[:-1] + edges[1:]) / 2
+            self._hist.y = h[f"{prefix}_hist"][p, i]
+        self.hist_fig.title = f"{path} at step {int(h['probe_step'][p])}"
+
+    def _draw_warnings(self):
+        warnings = self.callback.warnings
+        if len(warnings) != len(self._warning_box.children):
+            # Label sets textContent: layer names from the model are never parsed as HTML.
+            self._warning_box.children = [ipywidgets.Label(f"{w.kind} at step {w.step}: {w.message}")
+                                          for w in warnings]
+
+    def _show_error(self, change):
+        self._error_label.value = change["new"]
+        self._error_label.layout.display = "" if change["new"] else "none"
+
+
+_PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def _lines_figure(title, x_label, n, labels=None, colors=None):
+    x, y = bqplot.LinearScale(), bqplot.LinearScale()
+    lines = [bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, labels=labels or [],
+                          colors=colors or _PALETTE, display_legend=True)]
+    if n == 2:  # the raw loss as one faint line under the smoothed one, so each keeps its own colour
+        lines = [bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, labels=[label],
+                              colors=[color], display_legend=True) for label, color in zip(labels, colors)]
+    axes = [bqplot.Axis(scale=x, label=x_label, num_ticks=5),
+            bqplot.Axis(scale=y, orientation="vertical", num_ticks=5)]
+    return bqplot.Figure(marks=lines, axes=axes, title=title, legend_location="top-right", **_FIGURE), lines
+
+
+def _grid_figure():
+    rows, cols, color = bqplot.OrdinalScale(), bqplot.OrdinalScale(), bqplot.ColorScale(scheme="viridis")
+    # color first: bqplot checks row and column against the color shape already set
+    grid = bqplot.GridHeatMap(color=np.full((2, 2), np.nan), row=["", " "], column=[0, 1],
+                              scales={"row": rows, "column": cols, "color": color}, null_color="#eeeeee")
+    axes = [bqplot.Axis(scale=cols, label="probe step", num_ticks=5, tick_values=[]),
+            bqplot.Axis(scale=rows, orientation="vertical"),
+            bqplot.ColorAxis(scale=color, label="log10 |grad|", side="right")]
+    fig = bqplot.Figure(marks=[grid], axes=axes, title="gradient norm per layer",
+                        fig_margin={"top": 36, "bottom": 40, "left": 140, "right": 60},
+                        layout=ipywidgets.Layout(width="100%", max_width="560px", min_width="300px", height="300px"))
+    return fig, grid
+
+
+def _bars_figure(title, y_range, x_scale=None):
+    x = x_scale or bqplot.OrdinalScale()
+    y = bqplot.LinearScale(**({"min": y_range[0], "max": y_range[1]} if y_range else {}))
+    bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#4c72b0"], padding=0.1)
+    axes = [bqplot.Axis(scale=x, tick_rotate=-30 if x_scale is None else 0, num_ticks=5),
+            bqplot.Axis(scale=y, orientation="vertical", num_ticks=5)]
+    return bqplot.Figure(marks=[bars], axes=axes, title=title, **_FIGURE), bars
+
+
+def _set_bars(bars, names, values):
+    with bars.hold_sync():
+        bars.x, bars.y = [str(n) for n in names], np.asarray(values, np.float64)

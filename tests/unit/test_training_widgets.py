@@ -1,0 +1,80 @@
+"""TrainingMonitor, FilterGrid and LayerSimilarity in process: what they show after a short fit or a data pass,
+and how they take bad input. Models are tiny (32 px inputs, a few thousand weights) so the module runs in seconds.
+"""
+
+import numpy as np
+import pytest
+
+import cnnwidget as cw
+from cnnwidget.core import OptionError
+from cnnwidget.demo import shapes
+
+# a view that raises while it draws is reported by the callback as this warning: here it fails the test
+pytestmark = pytest.mark.filterwarnings("error:a DiagnosticsCallback subscriber:RuntimeWarning")
+
+
+@pytest.fixture(scope="module")
+def data():
+    d = shapes(192, seed=3, size=32)
+    return d.images, d.labels
+
+
+def small_cnn(activation="relu", depth=0):
+    import keras
+
+    layers = [keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3, activation=activation, name="conv1"),
+              keras.layers.MaxPooling2D(2), keras.layers.Conv2D(16, 3, activation=activation, name="conv2"),
+              keras.layers.GlobalAveragePooling2D()]
+    layers += [keras.layers.Dense(16, activation=activation, name=f"deep{i}") for i in range(depth)]
+    model = keras.Sequential(layers + [keras.layers.Dense(10, activation="softmax", name="out")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_monitor_follows_a_fit_and_keeps_its_history(data):
+    x, y = data
+    mon = cw.TrainingMonitor((x[:32], y[:32]), every=2, max_rate=0)  # max_rate 0: redraw on every update
+    small_cnn().fit(x, y, validation_split=0.25, epochs=2, batch_size=32, callbacks=[mon.callback], verbose=0)
+    h = mon.history
+    assert len(h["step"]) == 10 and len(h["epoch"]) == 2
+    assert list(mon._raw.x) == list(h["step"]) and np.allclose(mon._smooth.y, h["batch_loss_smoothed"])
+    assert list(mon._epoch_loss.labels) == ["loss", "val_loss"] and mon._epoch_loss.y.shape == (2, 2)
+    assert "accuracy" in mon._epoch_metric.labels
+    # the heatmap: one row per weight layer, one column per probe step, log10 of the gradient norm
+    assert list(mon._grad.row) == ["conv1", "conv2", "out"]
+    assert np.allclose(mon._grad.color, np.log10(h["grad_norm"]).T)
+    assert list(mon._dead.x) == ["conv1", "conv2"] and np.allclose(mon._dead.y, h["dead_fraction"][-1])
+    assert np.allclose(mon._ratio.y, np.log10(h["update_ratio"][-1]))
+    assert mon.hist_step.max == len(h["probe_step"]) - 1 and mon._hist.y.sum() == 8 * 3 * 3 * 3 + 8  # kernel + bias
+    mon.hist_layer.value = "activations: conv2"
+    assert mon.hist_fig.title.startswith("conv2 at step")
+    assert mon.status.startswith("step 10, epoch 2 done")
+    assert mon.to_dataframe("epochs").shape[0] == 2
+    mon.close()
+
+
+def test_monitor_throttles_redraws_while_batches_arrive(data):
+    x, y = data
+    mon = cw.TrainingMonitor((x[:16], y[:16]), every=1, max_rate=0.001)
+    small_cnn().fit(x, y, epochs=2, batch_size=16, callbacks=[mon.callback], verbose=0)
+    # 24 batches and 24 probes, but only begin, the first batch, two epoch ends and the end redraw
+    assert mon.draws <= 5, mon.draws
+    assert len(mon._raw.x) == 24  # the last redraw shows everything
+    mon.close()
+
+
+def test_monitor_lists_a_vanishing_gradient_warning(data):
+    x, y = data
+    mon = cw.TrainingMonitor((x[:32], y[:32]), every=1, warn=["vanishing_gradients"])
+    small_cnn("sigmoid", depth=8).fit(x, y, epochs=1, batch_size=32, callbacks=[mon.callback], verbose=0)
+    kinds = {w.kind for w in mon.warnings}
+    assert kinds == {"vanishing_gradients"}
+    assert len(mon._warning_box.children) == len(mon.warnings)
+    assert mon._warning_box.children[0].value.startswith("vanishing_gradients at step")
+
+
+def test_monitor_refuses_bad_options_with_a_message():
+    with pytest.raises(OptionError, match="probe_data must be a pair"):
+        cw.TrainingMonitor(np.zeros((4, 32, 32, 3)))
+    with pytest.raises(OptionError, match="unknown warning kind"):
+        cw.TrainingMonitor((np.zeros((4, 32, 32, 3)), np.zeros(4)), warn=["slow"])
