@@ -78,3 +78,37 @@ def test_monitor_refuses_bad_options_with_a_message():
         cw.TrainingMonitor(np.zeros((4, 32, 32, 3)))
     with pytest.raises(OptionError, match="unknown warning kind"):
         cw.TrainingMonitor((np.zeros((4, 32, 32, 3)), np.zeros(4)), warn=["slow"])
+
+
+def test_filter_grid_shows_first_layer_kernels_as_rgb_and_deeper_ones_per_input_channel():
+    from cnnwidget.core import filters
+
+    model = small_cnn()
+    grid = cw.FilterGrid(model)
+    meta = grid.view.meta
+    assert grid.layer == "conv1" and (meta["k"], meta["h"], meta["w"], meta["c"]) == (8, 3, 3, 3)
+    expected = filters.first_layer_filters(model, "conv1").images
+    got = np.frombuffer(grid.view.tiles, np.uint8).reshape(8, 3, 3, 3)
+    assert np.abs(got / 255.0 - expected).max() <= 0.5 / 255 + 1e-6
+    assert grid.hist.title == "kernel weights of conv1" and grid._bars.y.sum() == 8 * 27
+    grid.layer = "conv2"  # 16 filters of 8 input channels, 16 a page by default: one page
+    meta = grid.view.meta
+    assert (meta["k"], meta["cols"], meta["c"], meta["per_input"], grid.view.n_pages) == (128, 8, 1, True, 1)
+    assert len(grid.view.tiles) == 128 * 9 and grid._bars.y.sum() == 16 * 8 * 9
+    grid.show = "norms"
+    assert (grid.view.meta["h"], grid.view.meta["w"]) == (16, 8) and max(grid.view.tiles) == 255
+
+
+def test_filter_grid_pages_and_refuses_bad_input_with_a_message():
+    grid = cw.FilterGrid(small_cnn(), "conv2", grid_page_size=5)
+    assert grid.view.n_pages == 4
+    grid.page = 3
+    assert grid.view.meta["filters"] == [15]
+    with pytest.raises(OptionError, match="page must be in"):
+        grid.page = 4
+    assert grid.page == 3 and "page must be in" in grid.error  # reverted, still working
+    with pytest.raises(cw.LayerError, match="not a 2-D convolution"):
+        grid.layer = "out"
+    assert grid.layer == "conv2"
+    grid.page = 0
+    assert grid.error == "" and grid.view.meta["filters"] == [0, 1, 2, 3, 4]
