@@ -4,7 +4,8 @@ from .activation_grid import ActivationGrid
 from .attribution_map import AttributionMap
 from .feature_visualization import FeatureVisualization
 from .filter_grid import FilterGrid
+from .layer_similarity import LayerSimilarity
 from .sidebar import show_in_sidebar
 from .training_monitor import TrainingMonitor
 
-__all__ = ["ActivationGrid", "AttributionMap", "FeatureVisualization", "FilterGrid", "show_in_sidebar", "TrainingMonitor"]
+__all__ = ["ActivationGrid", "AttributionMap", "FeatureVisualization", "FilterGrid", "LayerSimilarity", "show_in_sidebar", "TrainingMonitor"]

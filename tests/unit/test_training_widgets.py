@@ -112,3 +112,57 @@ def test_filter_grid_pages_and_refuses_bad_input_with_a_message():
     assert grid.layer == "conv2"
     grid.page = 0
     assert grid.error == "" and grid.view.meta["filters"] == [0, 1, 2, 3, 4]
+
+
+def test_layer_similarity_of_a_model_with_itself_has_a_unit_diagonal(data):
+    x, _ = data
+    model = small_cnn()
+    sim = cw.LayerSimilarity(model, data=x[:128], layers=["conv1", "conv2", "out"])
+    assert sim.job.wait(120) and not sim.running and sim.error == ""
+    assert sim.cka.shape == (3, 3) and np.allclose(np.diag(sim.cka), 1.0, atol=1e-4)
+    assert np.allclose(sim._grid.color, sim.cka) and list(sim._grid.row) == ["conv1", "conv2", "out"]
+    assert sim.progress == 1.0 and sim.status == "done: 3 layers"
+
+
+def test_layer_similarity_of_a_fine_tuned_copy_gives_drift_and_verdicts(data):
+    import keras
+
+    x, y = data
+    base = small_cnn()
+    tuned = keras.models.clone_model(base)
+    tuned.set_weights(base.get_weights())
+    tuned.compile("adam", "sparse_categorical_crossentropy")
+    cw.freeze_until(tuned, "conv1")
+    tuned.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    tuned.fit(x, (y + 1) % 10, epochs=2, batch_size=32, verbose=0)
+    sim = cw.LayerSimilarity(base, tuned, (x[:128], y[:128]), layers=["conv1", "conv2", "out"])
+    assert sim.job.wait(120) and sim.error == ""
+    comp = sim.comparison
+    assert comp.drift[0] == 0.0 and comp.drift[1] > 0 and comp.verdict[0] == "generic"
+    texts = [label.value for label in sim._verdicts.children[1:]]
+    assert texts[0].startswith("conv1: generic (CKA 1.000, drift 0")
+    assert list(sim._drift.x) == ["conv1", "conv2", "out"]
+
+
+def test_layer_similarity_cancel_stops_the_pass_and_keeps_working(data):
+    x, _ = data
+    sim = cw.LayerSimilarity(small_cnn(), data=np.repeat(x, 20, axis=0), layers=["conv1", "conv2"], batch_size=16,
+                             autostart=False)
+    job = sim.run()
+    sim.cancel()
+    assert job.wait(120) and sim.cka is None and sim.status.startswith("cancelled") and not sim.running
+    assert sim.run().wait(300) and sim.cka.shape == (2, 2)
+
+
+def test_layer_similarity_refuses_bad_input_with_a_message(data):
+    import keras
+
+    x, _ = data
+    other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3, name="c"),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, name="d")])
+    with pytest.raises(cw.LayerError, match="do not match"):
+        cw.LayerSimilarity(small_cnn(), other, x[:16])
+    with pytest.raises(cw.LayerError):
+        cw.LayerSimilarity(small_cnn(), other, x[:16], layers=["conv1"])
+    with pytest.raises(cw.ImageError):
+        cw.LayerSimilarity(small_cnn(), data=np.zeros((8, 16, 16, 3)))
