@@ -62,6 +62,9 @@ class TrainingMonitor(ipywidgets.VBox):
         self.hist_layer = ipywidgets.Dropdown(description="histogram", options=[], layout={"width": "320px"})
         self.hist_step = ipywidgets.IntSlider(description="probe", min=0, max=0, continuous_update=False)
         self.hist_fig, self._hist = _bars_figure("histogram", None, x_scale=bqplot.LinearScale())
+        for fig, name in ((self.batch_fig, "batch-loss"), (self.loss_fig, "epoch-loss"), (self.grad_fig, "grad-norms"),
+                          (self.ratio_fig, "update-ratio"), (self.dead_fig, "dead-units")):
+            fig.add_class(f"cnnw-monitor-{name}")  # stable hooks for page tests and user CSS
         self._warning_box = ipywidgets.VBox()
         self._status_label = ipywidgets.Label()
         t.dlink((self, "status"), (self._status_label, "value"))
@@ -224,7 +227,7 @@ def _grid_figure():
             bqplot.Axis(scale=rows, orientation="vertical"),
             bqplot.ColorAxis(scale=color, label="log10 |grad|", side="right")]
     fig = bqplot.Figure(marks=[grid], axes=axes, title="gradient norm per layer",
-                        fig_margin={"top": 36, "bottom": 40, "left": 140, "right": 60},
+                        fig_margin={"top": 36, "bottom": 40, "left": 140, "right": 100},
                         layout=ipywidgets.Layout(width="100%", max_width="560px", min_width="300px", height="300px"))
     return fig, grid
 
