@@ -1,6 +1,10 @@
-"""The TrainingMonitor in a real JupyterLab (chromium): the loss curve and the gradient-norm heatmap are drawn and
-change while a fit runs. The fit runs on a thread of the kernel, so the test can read the page meanwhile; trait
-changes from that thread reach the page as comm messages, as they do from a busy cell (tests/kernel covers that)."""
+"""The training widgets in a real JupyterLab (chromium).
+
+TrainingMonitor: the loss curve and the gradient-norm heatmap are drawn and change while a fit runs. The fit runs on
+a thread of the kernel, so the test can read the page meanwhile; trait changes from that thread reach the page as
+comm messages, as they do from a busy cell (tests/kernel covers that).
+FilterGrid: its canvas (js/filter_grid.js) draws the kernels Python sends, and its pager asks Python for the next page.
+"""
 
 import time
 
@@ -58,3 +62,22 @@ def test_heatmap_and_curves_render_and_change_during_fit(lab):
     during = {(s["cells"], s["path"]) for s in seen}
     assert len(during) >= 3, f"the page changed only {len(during)} times during the fit: {seen}"
     lab.screenshot(page, "training_monitor_heatmap", selector=".cnnw-monitor-grad-norms")
+
+
+def test_filter_grid_draws_kernels_and_pages_from_the_page(lab):
+    build = "import cnnwidget as cw\nfrom cnnwidget import demo\ng = cw.FilterGrid(demo.load_model(), 'block2_conv')"
+    page = lab.open_notebook([build, "g"])
+    lab.run_all(page, timeout=240)
+    page.wait_for_selector(".cnnw-filter-canvas", timeout=60_000)
+    meta = lab.kernel_exec(page, "print(g.view.meta['k'], g.view.meta['cols'], g.view.n_pages)")["stdout"].split()
+    k, cols, pages = map(int, meta)
+    assert pages == 2 and k == 16 * cols  # 16 output filters a page, one tile per input channel
+    first = lab.canvas_pixels(page, ".cnnw-filter-canvas")
+    assert first["non_transparent"] == k * 36 * 36 and first["distinct_colors"] > 20  # 3x3 kernels at 12x zoom
+    page.locator(".cnnw-filters .cnnw-next").click()
+    page.wait_for_function("() => document.querySelector('.cnnw-page-info').textContent === 'page 2 of 2'")
+    assert lab.kernel_exec(page, "print(g.page, g.view.meta['filters'][0])")["stdout"].split() == ["1", "16"]
+    deadline = time.monotonic() + 30
+    while lab.canvas_pixels(page, ".cnnw-filter-canvas")["hash"] == first["hash"]:
+        assert time.monotonic() < deadline, "the canvas still shows the first page"
+        page.wait_for_timeout(50)
