@@ -2,7 +2,7 @@
 // input image, and a strip of one thumbnail per layer. It draws the buffers Python sends (docs/wire-format.md) and
 // writes back what the user picks; colour maps, normalization and overlay are applied here, with no kernel trip.
 // Model text (layer names) only ever reaches the page through textContent, option text and attributes.
-import { h, setOptions } from "./dom.js";
+import { h, react, setOptions } from "./dom.js";
 import { colormap, COLORMAPS } from "./colormaps.js";
 import {
   bytesOf, floatsOf, gridLayout, indexLut, layerRange, paintIndexed, paintRGB, stackComplete, tileAt, tileScale,
@@ -412,19 +412,6 @@ export default {
     });
 
     // ---- trait changes ----
-    // Several traits usually change in one message (a new page is tiles + ranges + meta): redraw once per frame.
-    const pending = new Set();
-    let frame = 0;
-    function schedule(draw) {
-      pending.add(draw);
-      frame ||= requestAnimationFrame(() => {
-        frame = 0;
-        const draws = [...pending];
-        pending.clear();
-        draws.forEach((d) => d());
-      });
-    }
-
     const reactions = [
       [fillLayers, ["layers"]],
       [syncControls, ["layer", "n_images", "image_index", "colormap", "normalization", "sort", "overlay",
@@ -439,10 +426,7 @@ export default {
       [showError, ["error"]],
       [showStatus, ["status"]],
     ];
-    const listeners = reactions.flatMap(([draw, traits]) =>
-      traits.map((trait) => [`change:${trait}`, () => schedule(draw)]));
-    listeners.forEach(([event, listener]) => model.on(event, listener));
-    reactions.forEach(([draw]) => draw());
+    const { schedule, dispose } = react(model, reactions);
 
     // The number of columns follows the width the notebook gives the view.
     const resize = new ResizeObserver(() => {
@@ -451,9 +435,8 @@ export default {
     resize.observe(gridWrap);
 
     return () => {
-      listeners.forEach(([event, listener]) => model.off(event, listener));
+      dispose();
       resize.disconnect();
-      cancelAnimationFrame(frame);
     };
   },
 };

@@ -4,7 +4,7 @@
 // opacity, colour map, normalization and sign are applied here, so switching them never waits for the kernel.
 // Model text (class names, method labels, messages) only reaches the page through textContent and option text.
 import { colormap, COLORMAPS } from "./colormaps.js";
-import { h, setOptions } from "./dom.js";
+import { h, react, setOptions } from "./dom.js";
 import { aucText, heatLut, scales, SIGNS } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
@@ -201,19 +201,6 @@ export default {
     cancelButton.addEventListener("click", () => model.send({ action: "cancel" }));
 
     // ---- trait changes ----
-    // One message may change several traits (maps + ranges + meta + scores): redraw once per animation frame.
-    const pending = new Set();
-    let frame = 0;
-    function schedule(draw) {
-      pending.add(draw);
-      frame ||= requestAnimationFrame(() => {
-        frame = 0;
-        const draws = [...pending];
-        pending.clear();
-        draws.forEach((d) => d());
-      });
-    }
-
     const reactions = [
       [fillImages, ["n_images"]],
       [fillClasses, ["predictions", "target"]],
@@ -225,14 +212,8 @@ export default {
       [showError, ["error"]],
       [showStatus, ["status"]],
     ];
-    const listeners = reactions.flatMap(([draw, traits]) =>
-      traits.map((trait) => [`change:${trait}`, () => schedule(draw)]));
-    listeners.forEach(([event, listener]) => model.on(event, listener));
-    reactions.forEach(([draw]) => draw());
+    const { dispose } = react(model, reactions);
 
-    return () => {
-      listeners.forEach(([event, listener]) => model.off(event, listener));
-      cancelAnimationFrame(frame);
-    };
+    return dispose;
   },
 };

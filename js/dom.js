@@ -18,3 +18,33 @@ export function h(tag, props = {}, children = []) {
 export function setOptions(select, pairs) {
   select.replaceChildren(...pairs.map(([value, text]) => h("option", { value, text })));
 }
+
+/**
+ * Redraw on trait changes, at most once per animation frame for each draw: one message often changes several
+ * traits (a page is bytes + ranges + meta). `reactions` is [[draw, [trait, ...]], ...]; every draw also runs once
+ * now. Returns { schedule(draw) } for other triggers (a resize) and dispose(), which removes the listeners.
+ */
+export function react(model, reactions) {
+  const pending = new Set();
+  let frame = 0;
+  function schedule(draw) {
+    pending.add(draw);
+    frame ||= requestAnimationFrame(() => {
+      frame = 0;
+      const draws = [...pending];
+      pending.clear();
+      draws.forEach((d) => d());
+    });
+  }
+  const listeners = reactions.flatMap(([draw, traits]) =>
+    traits.map((trait) => [`change:${trait}`, () => schedule(draw)]));
+  listeners.forEach(([event, listener]) => model.on(event, listener));
+  reactions.forEach(([draw]) => draw());
+  return {
+    schedule,
+    dispose() {
+      listeners.forEach(([event, listener]) => model.off(event, listener));
+      cancelAnimationFrame(frame);
+    },
+  };
+}

@@ -3,7 +3,7 @@
 // the batch Python streams (uint8 RGB, one buffer: docs/wire-format.md) and writes back what the user picks; the
 // optimization itself runs in the kernel. Model text (layer and class names, objective names) only reaches the page
 // through textContent, option text and attributes.
-import { h, setOptions } from "./dom.js";
+import { h, react, setOptions } from "./dom.js";
 import {
   batchComplete, channelCount, pageText, parseIndices, progressFraction, rgbaOf, zoomFor,
 } from "./images.js";
@@ -279,19 +279,6 @@ export default {
     next.addEventListener("click", () => save({ page: model.get("page") + 1 }));
 
     // ---- trait changes ----
-    // A frame changes several traits in one message (images + meta + progress): redraw once per animation frame.
-    const pending = new Set();
-    let frame = 0;
-    function schedule(draw) {
-      pending.add(draw);
-      frame ||= requestAnimationFrame(() => {
-        frame = 0;
-        const draws = [...pending];
-        pending.clear();
-        draws.forEach((d) => d());
-      });
-    }
-
     const reactions = [
       [fillLayers, ["layers"]],
       [syncControls, ["mode", "objective", "layer", "channels", "classes", "x", "y", "param", "decorrelate",
@@ -303,14 +290,8 @@ export default {
       [showError, ["error"]],
       [showStatus, ["status"]],
     ];
-    const listeners = reactions.flatMap(([draw, traits]) =>
-      traits.map((trait) => [`change:${trait}`, () => schedule(draw)]));
-    listeners.forEach(([event, listener]) => model.on(event, listener));
-    reactions.forEach(([draw]) => draw());
+    const { dispose } = react(model, reactions);
 
-    return () => {
-      listeners.forEach(([event, listener]) => model.off(event, listener));
-      cancelAnimationFrame(frame);
-    };
+    return dispose;
   },
 };

@@ -16,6 +16,7 @@ from ..core import CnnWidgetError, ImageError, OptionError, as_probe
 from ..core.activations import channel_order, channel_stats, depth_strip, fit_within, resize
 from . import _transport
 from ._esm import bundle
+from ._viewbox import ViewTraits
 
 # The view's traits a person reads, sets or observes on the grid itself (see ActivationGrid.observe).
 _SHARED = ("layer", "image_index", "selected_channel", "page", "page_size", "sort", "colormap", "normalization",
@@ -53,7 +54,7 @@ class _GridView(anywidget.AnyWidget):
     status = t.Unicode("").tag(sync=True)
 
 
-class ActivationGrid(ipywidgets.HBox):
+class ActivationGrid(ViewTraits, ipywidgets.HBox):
     """Every channel of one layer's output for one image, drawn on a canvas, with a depth strip and channel stats.
 
     ``model_or_probe``: a Keras model or a ``ModelProbe``. ``images``: (N, H, W, C) or (H, W, C) in the probe's
@@ -66,6 +67,8 @@ class ActivationGrid(ipywidgets.HBox):
     ("channel" or "layer"), ``overlay``, ``overlay_opacity``, ``error`` (the last bad-input message, shown in the
     widget), ``status``.
     """
+
+    _view_traits = _SHARED
 
     def __init__(self, model_or_probe, images, layer=None, *, page_size: int = 64, max_tile: int = 64,
                  thumbnail: int = 32, **probe_options):
@@ -92,23 +95,6 @@ class ActivationGrid(ipywidgets.HBox):
         super().__init__(children=[self.view, self.chart], layout=ipywidgets.Layout(flex_flow="row wrap"))
         self.view.observe(self._on_change,
                           names=["layer", "image_index", "page", "page_size", "sort", "selected_channel"])
-
-    # The grid is a box around its view, and the view holds the synced state: the shared names read, write and
-    # observe the view's traits, so there is one copy of each value (a traitlets.link could not revert a bad one).
-    def observe(self, handler, names=t.All, type="change"):
-        """Observe traits; the grid's shared names (``layer``, ``selected_channel``, ...) are observed on its view."""
-        mine, theirs = _split_names(names)
-        if theirs:
-            self.view.observe(handler, names=theirs, type=type)
-        if mine:
-            super().observe(handler, names=mine, type=type)
-
-    def unobserve(self, handler, names=t.All, type="change"):
-        mine, theirs = _split_names(names)
-        if theirs:
-            self.view.unobserve(handler, names=theirs, type=type)
-        if mine:
-            super().unobserve(handler, names=mine, type=type)
 
     # -- public --------------------------------------------------------------------------------------------------
 
@@ -285,25 +271,6 @@ class ActivationGrid(ipywidgets.HBox):
                 bars.x = dots.x = np.arange(len(means), dtype=np.float32)
             bars.y, dots.y = means.astype(np.float32), zeros.astype(np.float32)
         self.chart.title = path
-
-
-def _forward(name):
-    def set_(self, value):
-        with self.view.hold_sync():  # the change and the page it causes leave in one message
-            setattr(self.view, name, value)
-
-    return property(lambda self: getattr(self.view, name), set_, doc=f"The view's synced ``{name}`` trait.")
-
-
-for _name in _SHARED:
-    setattr(ActivationGrid, _name, _forward(_name))
-
-
-def _split_names(names):
-    if names is t.All:
-        return t.All, list(_SHARED)
-    names = [names] if isinstance(names, str) else list(names)
-    return [n for n in names if n not in _SHARED], [n for n in names if n in _SHARED]
 
 
 def _default_layer(infos) -> str:

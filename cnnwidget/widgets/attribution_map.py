@@ -17,6 +17,7 @@ from ..core import CnnWidgetError, OptionError, as_probe
 from ..core import attribution as attr
 from . import _transport
 from ._esm import bundle
+from ._viewbox import ViewTraits
 from ._jobs import Job, Worker
 
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "grad_cam", "occlusion", "lime")
@@ -84,7 +85,7 @@ class _AttributionView(anywidget.AnyWidget):
     sign = t.Unicode("positive").tag(sync=True)  # which part of a signed map is drawn
 
 
-class AttributionMap(ipywidgets.HBox):
+class AttributionMap(ViewTraits, ipywidgets.HBox):
     """Which input pixels drive a prediction, by several attribution methods side by side, with how faithful each
     map is (deletion and insertion curves, Petsiuk et al. 2018).
 
@@ -107,6 +108,8 @@ class AttributionMap(ipywidgets.HBox):
     view as it finishes, with progress; ``cancel()`` (or Cancel) stops within one batch of passes and keeps the maps
     made so far; ``compute()`` (or Compute) resumes. Results are kept per (image, class), so coming back is free.
     """
+
+    _view_traits = _SHARED
 
     def __init__(self, model_or_probe, images, methods=DEFAULT_METHODS, *, image_index: int = 0, target=None,
                  layer: str | None = None, curves: bool = True, curve_steps: int = 10, opacity: float = 0.6,
@@ -152,22 +155,6 @@ class AttributionMap(ipywidgets.HBox):
         except CnnWidgetError:
             self.close()
             raise
-
-    # The widget is a box around its view, and the view holds the synced state (as in FeatureVisualization).
-    def observe(self, handler, names=t.All, type="change"):
-        """Observe traits; the shared names (``target``, ``sign``, ``running``, ...) are observed on the view."""
-        mine, theirs = _split_names(names)
-        if theirs:
-            self.view.observe(handler, names=theirs, type=type)
-        if mine:
-            super().observe(handler, names=mine, type=type)
-
-    def unobserve(self, handler, names=t.All, type="change"):
-        mine, theirs = _split_names(names)
-        if theirs:
-            self.view.unobserve(handler, names=theirs, type=type)
-        if mine:
-            super().unobserve(handler, names=mine, type=type)
 
     # -- public --------------------------------------------------------------------------------------------------
 
@@ -532,25 +519,6 @@ class AttributionMap(ipywidgets.HBox):
                 else:
                     line.x, line.y = np.zeros(0, np.float32), np.zeros(0, np.float32)
                 line.colors = [PALETTE[self._methods.index(m) % len(PALETTE)] for m in shown] or [PALETTE[0]]
-
-
-def _forward(name):
-    def set_(self, value):
-        with self.view.hold_sync():  # the change and what it causes leave in one message
-            setattr(self.view, name, value)
-
-    return property(lambda self: getattr(self.view, name), set_, doc=f"The view's synced ``{name}`` trait.")
-
-
-for _name in _SHARED:
-    setattr(AttributionMap, _name, _forward(_name))
-
-
-def _split_names(names):
-    if names is t.All:
-        return t.All, list(_SHARED)
-    names = [names] if isinstance(names, str) else list(names)
-    return [n for n in names if n not in _SHARED], [n for n in names if n in _SHARED]
 
 
 def _method_names(methods) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ from ..core import featurevis as fv
 from ..core.featurevis.render import DEFAULT_FREE_SIZE
 from . import _transport
 from ._esm import bundle
+from ._viewbox import ViewTraits
 from ._jobs import Job, Worker
 
 OBJECTIVES = ("channel", "neuron", "class")
@@ -87,7 +88,7 @@ class _FeatureVisView(anywidget.AnyWidget):
     page_size = t.Int(16).tag(sync=True)  # gallery units per page, rendered as one batch
 
 
-class FeatureVisualization(ipywidgets.HBox):
+class FeatureVisualization(ViewTraits, ipywidgets.HBox):
     """Images optimized so that a unit of the model fires strongly (Lucid's method), shown live while they form.
 
     ``model_or_probe``: a Keras model or a ``ModelProbe``. ``layer``: a layer path or name (default: the last
@@ -108,6 +109,8 @@ class FeatureVisualization(ipywidgets.HBox):
     render cancels the running one; ``cancel()`` (or Cancel) stops within one step and keeps the last images;
     closing the widget cancels its job. ``FeatureVisualization.linked_to(grid)`` follows an ActivationGrid's clicks.
     """
+
+    _view_traits = _SHARED
 
     def __init__(self, model_or_probe, layer=None, channels=0, *, objective: str = "channel", classes=0,
                  x: int = -1, y: int = -1, mode: str = "single", param: str = "fft", decorrelate: bool = True,
@@ -157,22 +160,8 @@ class FeatureVisualization(ipywidgets.HBox):
         widget.follow(grid)
         return widget
 
-    # The widget is a box around its view, and the view holds the synced state: the shared names read, write and
-    # observe the view's traits, so there is one copy of each value.
-    def observe(self, handler, names=t.All, type="change"):
-        """Observe traits; the shared names (``layer``, ``channels``, ``running``, ...) are observed on the view."""
-        mine, theirs = _split_names(names)
-        if theirs:
-            self.view.observe(handler, names=theirs, type=type)
-        if mine:
-            super().observe(handler, names=mine, type=type)
-
-    def unobserve(self, handler, names=t.All, type="change"):
-        mine, theirs = _split_names(names)
-        if theirs:
-            self.view.unobserve(handler, names=theirs, type=type)
-        if mine:
-            super().unobserve(handler, names=mine, type=type)
+    def _coerce_view_trait(self, name, value):
+        return _units(value) if name in ("channels", "classes") else value
 
     # -- public --------------------------------------------------------------------------------------------------
 
@@ -639,27 +628,6 @@ class _Stream:
         if cancel.is_set():
             return f"cancelled after step {self.step} of {self.steps}" + (f" ({done} done)" if of else "")
         return f"done: {done} in {seconds:.1f} s"
-
-
-def _forward(name):
-    def set_(self, value):
-        if name in ("channels", "classes"):
-            value = _units(value)
-        with self.view.hold_sync():  # the change and what it causes leave in one message
-            setattr(self.view, name, value)
-
-    return property(lambda self: getattr(self.view, name), set_, doc=f"The view's synced ``{name}`` trait.")
-
-
-for _name in _SHARED:
-    setattr(FeatureVisualization, _name, _forward(_name))
-
-
-def _split_names(names):
-    if names is t.All:
-        return t.All, list(_SHARED)
-    names = [names] if isinstance(names, str) else list(names)
-    return [n for n in names if n not in _SHARED], [n for n in names if n in _SHARED]
 
 
 def _units(value) -> list[int]:

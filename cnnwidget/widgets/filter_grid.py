@@ -13,6 +13,7 @@ import traitlets as t
 from ..core import CnnWidgetError, LayerError, OptionError, as_probe
 from ..core import filters
 from ._esm import bundle
+from ._viewbox import ViewTraits
 
 _CONV_CLASSES = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D")  # the layers core.filters takes kernels from
 _SHOWS = ("kernels", "norms")
@@ -39,7 +40,7 @@ class _FilterView(anywidget.AnyWidget):
     error = t.Unicode("").tag(sync=True)
 
 
-class FilterGrid(ipywidgets.VBox):
+class FilterGrid(ViewTraits, ipywidgets.VBox):
     """The learned filters of one convolution layer, paged, and a histogram of its kernel weights.
 
     ``model_or_probe``: a Keras model or ModelProbe. ``layer``: a convolution layer's path or name (default: the
@@ -51,6 +52,8 @@ class FilterGrid(ipywidgets.VBox):
     Traits (on the view, forwarded here): ``layer``, ``show`` ("kernels" or "norms"), ``page``, ``error`` (the
     last bad-input message, shown in the widget).
     """
+
+    _view_traits = ("layer", "show", "page", "error")
 
     def __init__(self, model_or_probe, layer=None, *, image_page_size: int = 64, grid_page_size: int = 16,
                  bins: int = 50):
@@ -143,12 +146,3 @@ class FilterGrid(ipywidgets.VBox):
         with self._bars.hold_sync():
             self._bars.x, self._bars.y = (edges[:-1] + edges[1:]) / 2, counts
         self.hist.title = f"kernel weights of {self.view.layer}"
-
-
-def _forward(name):
-    return property(lambda self: getattr(self.view, name), lambda self, value: setattr(self.view, name, value),
-                    doc=f"The view's synced ``{name}`` trait.")
-
-
-for _name in ("layer", "show", "page", "error"):
-    setattr(FilterGrid, _name, _forward(_name))
