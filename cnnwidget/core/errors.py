@@ -25,6 +25,10 @@ class OptionError(CnnWidgetError, ValueError):
     """An option out of its range: an image index past the batch, a channel past the layer, a page size of 0."""
 
 
+class Cancelled(CnnWidgetError):
+    """Raised by a long computation whose ``cancel`` event was set; nothing partial is returned."""
+
+
 class ModelError(CnnWidgetError, TypeError):
     """An object that is not a Keras model, or a model cnnwidget cannot look inside."""
 

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .errors import ImageError, LayerError, ModelError, OptionError
+from .errors import Cancelled, ImageError, LayerError, ModelError, OptionError
 from .probe import ModelProbe, as_probe
 
 GENERIC_THRESHOLD = 0.9
@@ -160,7 +160,7 @@ def _hsic_pair_fn(x, y):
 # -- layers of models ----------------------------------------------------------------------------------------
 
 def layer_similarity(probe_a, probe_b, data, layers=None, strategy: tf.distribute.Strategy | None = None,
-                     batch_size: int = 128) -> np.ndarray:
+                     batch_size: int = 128, progress=None, cancel=None) -> np.ndarray:
     """CKA between every layer of ``probe_a`` and every layer of ``probe_b``: float64 (La, Lb).
 
     ``probe_a``, ``probe_b``: ModelProbes or Keras models; ``probe_b`` None (or the same) compares a model with
@@ -172,16 +172,24 @@ def layer_similarity(probe_a, probe_b, data, layers=None, strategy: tf.distribut
     minibatch of the estimator (see the module docstring); use batches of 64 or more, the same size throughout.
     ``strategy``: a tf.distribute.Strategy to run under (default: the current one); each replica's share of a
     batch is a minibatch, and the sums are reduced across replicas. NaN where a layer is constant on the data.
+    ``progress(done, total)`` is called after each batch (``total`` None when the data set's length is unknown);
+    ``cancel``, a threading.Event, is checked before each batch and raises ``Cancelled``.
     """
     pa, pb, paths_a, paths_b = _paired(probe_a, probe_b, layers)
     same = pb is pa and paths_a == paths_b
     step = _similarity_step(pa, None if same else pb, tuple(paths_a), tuple(paths_b))
     strategy = strategy or tf.distribute.get_strategy()
     sums = None
-    for batch in strategy.experimental_distribute_dataset(_image_batches(data, pa, batch_size)):
+    batches = _image_batches(data, pa, batch_size)
+    total = int(batches.cardinality()) if int(batches.cardinality()) >= 0 else None
+    for done, batch in enumerate(strategy.experimental_distribute_dataset(batches)):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"the CKA pass was cancelled after {done} batches.")
         out = [strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None).numpy()
                for t in strategy.run(step, args=(batch,))]
         sums = out if sums is None else [s + o for s, o in zip(sums, out)]
+        if progress is not None:
+            progress(done + 1, total)
     if sums is None:
         raise ImageError("data gave no images: pass a non-empty data set.")
     return _cka_from_sums(*sums)
@@ -324,7 +332,8 @@ class Comparison:
 
 
 def compare_models(base, tuned, data, layers=None, threshold: float = GENERIC_THRESHOLD,
-                   strategy: tf.distribute.Strategy | None = None, batch_size: int = 128) -> Comparison:
+                   strategy: tf.distribute.Strategy | None = None, batch_size: int = 128, progress=None,
+                   cancel=None) -> Comparison:
     """CKA matrix, weight drift and a generic/specific verdict per layer, for ``base`` and its fine-tuned copy
     ``tuned`` (models or probes) on ``data`` (as in layer_similarity), in one pass over the data.
 
@@ -334,7 +343,8 @@ def compare_models(base, tuned, data, layers=None, threshold: float = GENERIC_TH
     if not 0.0 <= float(threshold) <= 1.0:
         raise OptionError(f"threshold must be a CKA value in [0, 1]; got {threshold!r}.")
     pa, pb, paths_a, paths_b = _paired(base, tuned, layers)
-    cka = layer_similarity(pa, pb, data, layers=layers, strategy=strategy, batch_size=batch_size)
+    cka = layer_similarity(pa, pb, data, layers=layers, strategy=strategy, batch_size=batch_size, progress=progress,
+                           cancel=cancel)
     drift_by_path = weight_drift(pa, pb)
     drift = np.array([drift_by_path.get(p, np.nan) for p in paths_a])
     trainable = [bool(pb.keras_layer(p).trainable_weights) if pb.keras_layer(p).weights else None

@@ -8,10 +8,9 @@ import threading
 import bqplot
 import ipywidgets
 import numpy as np
-import tensorflow as tf
 import traitlets as t
 
-from ..core import CnnWidgetError, ImageError, LayerError, OptionError, as_probe
+from ..core import Cancelled, CnnWidgetError, LayerError, OptionError, as_probe
 from ..core import similarity
 from ._jobs import Worker
 
@@ -105,30 +104,17 @@ class LayerSimilarity(ipywidgets.VBox):
     # -- the pass (worker thread) ---------------------------------------------------------------------------
 
     def _pass(self, cancel: threading.Event):
-        images, size = self._images, self._batch_size
-        n_batches = -(-len(images) // size)
+        def progress(done, total):
+            self.progress = done / total if total else 0.0
 
-        def batches():
-            # Cancel and progress at batch granularity: core's pass pulls batches from this generator.
-            for i in range(n_batches):
-                if cancel.is_set():
-                    return
-                self.progress = i / n_batches
-                yield images[i * size:(i + 1) * size]
-
-        spec = tf.TensorSpec((None,) + images.shape[1:], tf.float32)
-        data = tf.data.Dataset.from_generator(batches, output_signature=spec)
+        options = dict(layers=self._layers, batch_size=self._batch_size, progress=progress, cancel=cancel)
         try:
             if self.probe_b is None:
-                result = similarity.layer_similarity(self.probe_a, None, data, layers=self._layers)
-            else:
-                result = similarity.compare_models(self.probe_a, self.probe_b, data, layers=self._layers,
-                                                   threshold=self._threshold)
-        except ImageError:
-            if cancel.is_set():  # cancelled before the first batch: core saw no images
-                return None
-            raise
-        return None if cancel.is_set() else result  # a part of the data is not the answer asked for
+                return similarity.layer_similarity(self.probe_a, None, self._images, **options)
+            return similarity.compare_models(self.probe_a, self.probe_b, self._images, threshold=self._threshold,
+                                             **options)
+        except Cancelled:
+            return None  # a part of the data is not the answer asked for
 
     def _done(self, result):
         self.running = False

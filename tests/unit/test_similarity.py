@@ -2,13 +2,15 @@
 generic/specific verdict and freeze_until; and the learned-filter helpers of core/filters.py, the other half of
 the transfer-learning and filter views. Small random models: the whole file runs in about 20 s on 2 cores."""
 
+import threading
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import cnnwidget
-from cnnwidget.core import ImageError, LayerError, ModelError, ModelProbe, OptionError
+from cnnwidget.core import Cancelled, ImageError, LayerError, ModelError, ModelProbe, OptionError
 from cnnwidget.core import filters
 from cnnwidget.core import similarity as sim
 
@@ -231,3 +233,16 @@ def test_kernel_grid_pages_and_norms_work_inside_a_nested_model():
         filters.kernel_grid(outer, "base/conv2", page=3, page_size=3)
     with pytest.raises(LayerError, match="not a 2-D convolution"):
         filters.kernel_grid(outer, "base/gap")
+
+
+def test_the_cka_pass_reports_progress_and_stops_on_cancel():
+    inp = keras.Input((8, 8, 3))
+    model = keras.Model(inp, keras.layers.Conv2D(2, 3, name="c")(keras.layers.Conv2D(2, 3, name="b")(inp)))
+    images = np.random.default_rng(0).random((40, 8, 8, 3), dtype=np.float32)
+    seen = []
+    sim.layer_similarity(model, None, images, batch_size=10, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled, match="after 0 batches"):
+        sim.layer_similarity(model, None, images, batch_size=10, cancel=cancel)

@@ -34,14 +34,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..errors import CnnWidgetError, OptionError
+from ..errors import Cancelled, CnnWidgetError, OptionError
 from ..probe import ModelProbe, as_probe
 
 __all__ = ["Cancelled", "as_probe"]
-
-
-class Cancelled(CnnWidgetError):
-    """Raised by a method whose ``cancel`` event was set; nothing partial is returned."""
 
 
 # -- option checks ---------------------------------------------------------------------------------------------
