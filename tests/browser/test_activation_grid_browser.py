@@ -16,9 +16,7 @@ columns as fit the width; tile ``i`` is at column ``i % cols``, row ``i // cols`
 from __future__ import annotations
 
 import math
-import os
 import re
-import signal
 import time
 
 import pytest
@@ -37,17 +35,10 @@ SIDEBAR_TITLE = "Activations: block3"
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def _py(lab, page, code: str) -> str:
-    """Run ``code`` in the notebook's kernel; its stdout. Fails the test on an error."""
-    out = lab.kernel_exec(page, code)
-    assert out["status"] == "ok", f"{code!r} failed: {out['ename']}: {out['evalue']}\n{out['traceback']}"
-    return out["stdout"]
-
-
 def _py_eval(lab, page, expr: str):
     import json
 
-    return json.loads(_py(lab, page, f"import json as _json; print(_json.dumps({expr}))"))
+    return json.loads(lab.kernel_run(page, f"import json as _json; print(_json.dumps({expr}))"))
 
 
 def _channels(page, root: str = NB_GRID) -> list[int]:
@@ -101,7 +92,7 @@ def _origin(geo: dict, i: int) -> tuple[int, int]:
 
 def _reset(lab, page):
     """Put `grid` in the state the tests start from: first conv layer, per channel, viridis, nothing selected."""
-    _py(lab, page, "grid.selected_channel = -1\ngrid.layer = 'block1_conv'\ngrid.normalization = 'channel'\n"
+    lab.kernel_run(page, "grid.selected_channel = -1\ngrid.layer = 'block1_conv'\ngrid.normalization = 'channel'\n"
                    "grid.colormap = 'viridis'\ngrid.error = ''")
     _wait_channels(page, 16)
     page.wait_for_function(
@@ -154,7 +145,7 @@ def test_the_view_fits_the_width_it_is_given(lab, quickstart):
     """In the notebook's output area and in the narrow sidebar, with a channel enlarged (the widest state)."""
     page = quickstart
     _reset(lab, page)
-    _py(lab, page, "grid.selected_channel = 3\ndeep.selected_channel = 3")
+    lab.kernel_run(page, "grid.selected_channel = 3\ndeep.selected_channel = 3")
     page.wait_for_function("() => [...document.querySelectorAll('.cnnw-focus-title')]"
                            ".every((t) => t.textContent.startsWith('channel 3:'))", polling=50)
     page.wait_for_timeout(300)  # a ResizeObserver relayout, if any
@@ -289,15 +280,9 @@ def test_normalization_and_colour_map_redraw_in_the_browser_while_the_kernel_is_
     page = quickstart
     _reset(lab, page)
     root = page.locator(NB_GRID).first
-    pid = int(_py(lab, page, "import os; print(os.getpid())"))
     per_channel = lab.canvas_pixels(page, NB_CANVAS)
     with lab.ws_traffic(page, settle=0.5) as t:
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            deadline = time.monotonic() + 5
-            while not re.search(r"^State:\s+T", open(f"/proc/{pid}/status").read(), re.M):
-                assert time.monotonic() < deadline, "the kernel process did not stop"
-                time.sleep(0.01)
+        with lab.frozen_kernel(page):
             frozen_at = page.evaluate("() => performance.now()")
 
             root.locator(".cnnw-norm-select").select_option("layer")
@@ -309,10 +294,8 @@ def test_normalization_and_colour_map_redraw_in_the_browser_while_the_kernel_is_
             root.locator(".cnnw-cmap-select").select_option("viridis")
             back = _wait_pixels_change(lab, page, magma_per_channel["hash"], timeout=10)
             resumed_at = page.evaluate("() => performance.now()")
-        finally:
-            os.kill(pid, signal.SIGCONT)
         deadline = time.monotonic() + 30
-        while _py(lab, page, "print(grid.normalization, grid.colormap)").split() != ["channel", "viridis"]:
+        while lab.kernel_run(page, "print(grid.normalization, grid.colormap)").split() != ["channel", "viridis"]:
             assert time.monotonic() < deadline, "the kernel never saw the browser's changes"
             page.wait_for_timeout(100)
     # While frozen, not one frame came from the kernel, yet the canvas changed four times.
@@ -350,12 +333,12 @@ def test_show_in_sidebar_puts_the_grid_in_jupyterlabs_right_sidebar(lab, quickst
                                   ".filter((g) => g.offsetWidth > 0 && g.offsetHeight > 0).length")
     assert visible_in_nb == 1
     # The sidebar's grid is `deep`: a change to it from Python shows there, and not in the notebook.
-    _py(lab, page, "deep.layer = 'block2_conv'")
+    lab.kernel_run(page, "deep.layer = 'block2_conv'")
     page.wait_for_function("() => document.querySelector('#jp-right-stack .cnnw-grid-canvas').dataset.channels"
                            ".split(',').length === 32", polling=50)
     assert _channels(page) == list(range(16))
     lab.screenshot(page, "grid_sidebar")
-    _py(lab, page, "deep.layer = 'block3_relu'")
+    lab.kernel_run(page, "deep.layer = 'block3_relu'")
 
 
 def test_a_bad_layer_from_python_raises_shows_a_readable_error_and_the_view_keeps_working(lab, quickstart):

@@ -5,9 +5,7 @@ One notebook page is opened and run once (the module-scoped ``page`` fixture) an
 """
 from __future__ import annotations
 
-import os
 import re
-import signal
 import time
 
 import pytest
@@ -25,12 +23,6 @@ CELLS = [
 ROOT = ".jp-Notebook .cnnw-am"
 CANVAS = ".jp-Notebook .cnnw-am-canvas"
 CELL = ".jp-Notebook .jp-CodeCell:has(.cnnw-am) .jp-OutputArea"
-
-
-def _py(lab, page, code: str) -> str:
-    out = lab.kernel_exec(page, code)
-    assert out["status"] == "ok", f"{code!r} failed: {out['ename']}: {out['evalue']}\n{out['traceback']}"
-    return out["stdout"].strip()
 
 
 def _wait_running(page, value: bool, timeout: float = 30):
@@ -80,15 +72,9 @@ def test_opacity_and_sign_redraw_in_the_browser_while_the_kernel_is_frozen(lab, 
     """SIGSTOP the kernel, move the opacity slider and switch the sign: the canvases change with no message from
     the kernel; after SIGCONT it only echoes the browser's updates (see the ActivationGrid test for why)."""
     root = page.locator(ROOT).first
-    pid = int(_py(lab, page, "import os; print(os.getpid())"))
     before = lab.canvas_pixels(page, CANVAS, nth=3)
     with lab.ws_traffic(page, settle=0.5) as t:
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            deadline = time.monotonic() + 5
-            while not re.search(r"^State:\s+T", open(f"/proc/{pid}/status").read(), re.M):
-                assert time.monotonic() < deadline, "the kernel process did not stop"
-                time.sleep(0.01)
+        with lab.frozen_kernel(page):
             frozen_at = page.evaluate("() => performance.now()")
             root.locator(".cnnw-am-opacity").fill("0.2")
             deadline = time.monotonic() + 10
@@ -102,21 +88,19 @@ def test_opacity_and_sign_redraw_in_the_browser_while_the_kernel_is_frozen(lab, 
                 page.wait_for_timeout(50)
             assert root.locator(".cnnw-am-opacity-value").inner_text() == "20%"
             resumed_at = page.evaluate("() => performance.now()")
-        finally:
-            os.kill(pid, signal.SIGCONT)
         deadline = time.monotonic() + 30
-        while _py(lab, page, "print(amap.opacity, amap.sign)").split() != ["0.2", "both"]:
+        while lab.kernel_run(page, "print(amap.opacity, amap.sign)").split() != ["0.2", "both"]:
             assert time.monotonic() < deadline, "the kernel never saw the browser's changes"
             page.wait_for_timeout(100)
     assert [r for r in t.received if frozen_at <= r["t"] <= resumed_at] == []
     assert t.comm_msgs("in", method="update") == [], t
     lab.screenshot(page, "am_faint_both", selector=CELL)
-    _py(lab, page, "amap.opacity, amap.sign = 0.6, 'positive'")
+    lab.kernel_run(page, "amap.opacity, amap.sign = 0.6, 'positive'")
 
 
 def test_cancel_on_the_page_stops_lime_and_the_other_maps_stay(lab, page):
     root = page.locator(ROOT).first
-    _py(lab, page, "amap.set_options('lime', samples=40000)")
+    lab.kernel_run(page, "amap.set_options('lime', samples=40000)")
     _wait_running(page, True)
     page.wait_for_function("(sel) => /LIME/.test(document.querySelector(sel).textContent)",
                            arg=".jp-Notebook .cnnw-am-status")
@@ -130,7 +114,7 @@ def test_cancel_on_the_page_stops_lime_and_the_other_maps_stay(lab, page):
     done = [root.locator(".cnnw-am-map").nth(i).get_attribute("data-done") for i in range(5)]
     assert done == ["true", "true", "true", "true", "false"]
     assert root.locator(".cnnw-am-score").nth(4).inner_text() == "not computed: Compute"
-    assert _py(lab, page, "print(amap.job.cancelled, amap.job.running, sorted(amap.maps))") == (
+    assert lab.kernel_run(page, "print(amap.job.cancelled, amap.job.running, sorted(amap.maps))") == (
         "True False ['grad_cam', 'integrated_gradients', 'occlusion', 'saliency']")
     assert root.locator(".cnnw-am-error").is_hidden() and cancel.is_disabled()
     assert lab.canvas_pixels(page, CANVAS, nth=0)["distinct_colors"] > 20

@@ -625,6 +625,28 @@ class LabHarness:
             out["traceback"] = _strip(out["traceback"])
         return out
 
+    def kernel_run(self, page, code: str, timeout: float = 60) -> str:
+        """Run ``code`` in the notebook's kernel and return its stdout, stripped; fail the test on an error."""
+        out = self.kernel_exec(page, code, timeout)
+        assert out["status"] == "ok", f"{code!r} failed: {out['ename']}: {out['evalue']}\n{out['traceback']}"
+        return out["stdout"].strip()
+
+    @contextmanager
+    def frozen_kernel(self, page):
+        """Stop the notebook's kernel process (SIGSTOP) for the block, then resume it: what the page does meanwhile
+        cannot involve the kernel. (Sleeping in a cell proves nothing: JupyterLab 4.6 answers widget messages on a
+        kernel subshell thread while the main thread sleeps.)"""
+        pid = int(self.kernel_run(page, "import os; print(os.getpid())"))
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 5
+            while not re.search(r"^State:\s+T", Path(f"/proc/{pid}/status").read_text(), re.M):
+                assert time.monotonic() < deadline, "the kernel process did not stop"
+                time.sleep(0.01)
+            yield pid
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
     # ------------------------------------------------------------------ websocket traffic
     def ws_log(self, page) -> list[dict]:
         return page.evaluate("() => window.__cwWS.log")
