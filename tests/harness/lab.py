@@ -45,6 +45,9 @@ API
 ``kernel_exec(page, code, timeout=60) -> dict``  run code in the notebook's own kernel over its websocket
     (``requestExecute``, not shown in the notebook): ``{"status", "stdout", "stderr", "ename", "evalue",
     "traceback"}``. Handy to read kernel-side widget values from a browser test.
+``kernel_run(page, code, timeout=60) -> str``  the same, failing the test on an error; stdout, stripped.
+``frozen_kernel(page)``  context manager: the notebook's kernel process is SIGSTOPped for the block (to prove a
+    browser-side change needs no kernel), SIGCONTed after.
 ``ws_traffic(page, settle=0.5)``  context manager -> :class:`WsTraffic`, the kernel websocket frames seen while the
     block ran (plus ``settle`` seconds after it). E.g.::
 
