@@ -2,7 +2,7 @@
 // input image, and a strip of one thumbnail per layer. It draws the buffers Python sends (docs/wire-format.md) and
 // writes back what the user picks; colour maps, normalization and overlay are applied here, with no kernel trip.
 // Model text (layer names) only ever reaches the page through textContent, option text and attributes.
-import { h, react, setOptions } from "./dom.js";
+import { h, react, setOptions, showsText } from "./dom.js";
 import { colormap, COLORMAPS } from "./colormaps.js";
 import {
   bytesOf, floatsOf, gridLayout, indexLut, layerRange, paintIndexed, paintRGB, stackComplete, tileAt, tileScale,
@@ -319,15 +319,8 @@ export default {
       predictions.hidden = top.length === 0;
     }
 
-    function showError() {
-      const text = model.get("error") ?? "";
-      error.textContent = text;
-      error.hidden = text === "";
-    }
-
-    function showStatus() {
-      status.textContent = model.get("status") ?? "";
-    }
+    const showError = showsText(model, "error", error, true);
+    const showStatus = showsText(model, "status", status);
 
     // ---- pointer ----
     /** The tile and tile pixel under a pointer event, or null. */

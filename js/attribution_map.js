@@ -4,7 +4,7 @@
 // opacity, colour map, normalization and sign are applied here, so switching them never waits for the kernel.
 // Model text (class names, method labels, messages) only reaches the page through textContent and option text.
 import { colormap, COLORMAPS } from "./colormaps.js";
-import { h, react, setOptions } from "./dom.js";
+import { h, react, setOptions, showsText } from "./dom.js";
 import { aucText, heatLut, scales, SIGNS } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
@@ -179,15 +179,8 @@ export default {
       root.dataset.running = String(running);
     }
 
-    function showError() {
-      const text = model.get("error") ?? "";
-      error.textContent = text;
-      error.hidden = text === "";
-    }
-
-    function showStatus() {
-      status.textContent = model.get("status") ?? "";
-    }
+    const showError = showsText(model, "error", error, true);
+    const showStatus = showsText(model, "status", status);
 
     // ---- controls ----
     image.addEventListener("change", () => save({ image_index: Number(image.value) }));

@@ -19,6 +19,15 @@ export function setOptions(select, pairs) {
   select.replaceChildren(...pairs.map(([value, text]) => h("option", { value, text })));
 }
 
+/** A draw that shows a text trait in `node` (as text), hiding the node while the text is empty if `hideEmpty`. */
+export function showsText(model, trait, node, hideEmpty = false) {
+  return () => {
+    const text = model.get(trait) ?? "";
+    node.textContent = text;
+    if (hideEmpty) node.hidden = text === "";
+  };
+}
+
 /**
  * Redraw on trait changes, at most once per animation frame for each draw: one message often changes several
  * traits (a page is bytes + ranges + meta). `reactions` is [[draw, [trait, ...]], ...]; every draw also runs once

@@ -3,7 +3,7 @@
 // the batch Python streams (uint8 RGB, one buffer: docs/wire-format.md) and writes back what the user picks; the
 // optimization itself runs in the kernel. Model text (layer and class names, objective names) only reaches the page
 // through textContent, option text and attributes.
-import { h, react, setOptions } from "./dom.js";
+import { h, react, setOptions, showsText } from "./dom.js";
 import {
   batchComplete, channelCount, pageText, parseIndices, progressFraction, rgbaOf, zoomFor,
 } from "./images.js";
@@ -226,15 +226,8 @@ export default {
       pageSizeBox.hidden = !gallery;
     }
 
-    function showError() {
-      const text = model.get("error") ?? "";
-      error.textContent = text;
-      error.hidden = text === "";
-    }
-
-    function showStatus() {
-      status.textContent = model.get("status") ?? "";
-    }
+    const showError = showsText(model, "error", error, true);
+    const showStatus = showsText(model, "status", status);
 
     // ---- controls ----
     mode.addEventListener("change", () => save({ mode: mode.value }));

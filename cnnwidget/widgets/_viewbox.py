@@ -8,6 +8,8 @@ holds the view's sync, so the change and everything its observers change leave i
 
 from __future__ import annotations
 
+import contextlib
+
 import traitlets as t
 
 
@@ -15,6 +17,16 @@ class ViewTraits:
     """Mixin for an ipywidgets Box with a ``view`` attribute; see the module docstring."""
 
     _view_traits: tuple[str, ...] = ()
+    _reverting = False  # True while the widget itself sets its view: its own observers then stay still
+
+    @contextlib.contextmanager
+    def _quiet(self):
+        """Set view traits without the widget's observers reacting: it made the state, or is putting one back."""
+        self._reverting = True
+        try:
+            yield
+        finally:
+            self._reverting = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

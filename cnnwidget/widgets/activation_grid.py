@@ -78,7 +78,6 @@ class ActivationGrid(ViewTraits, ipywidgets.HBox):
         self._acts: OrderedDict = OrderedDict()  # layer path -> (N, ...) outputs, a few layers kept
         self._strips: dict = {}  # image index -> (uint8 bytes, meta); one image's strip costs a third of a pass
         self._probs = None
-        self._reverting = False
         # JupyterLab may deliver the browser's changes on a kernel subshell thread while a cell runs on the main
         # one: one change at a time, so caches and the revert flag stay consistent.
         self._lock = threading.RLock()
@@ -153,11 +152,8 @@ class ActivationGrid(ViewTraits, ipywidgets.HBox):
                 self._show(self.layer, self.image_index, page)
         except CnnWidgetError as exc:
             self.error = str(exc)
-            self._reverting = True
-            try:
+            with self._quiet():
                 setattr(self.view, name, old)  # keep showing what was there: nothing lost
-            finally:
-                self._reverting = False
             if not from_browser:
                 raise
 
@@ -165,12 +161,9 @@ class ActivationGrid(ViewTraits, ipywidgets.HBox):
         """Compute everything for one (layer, image, page) first, then send it in one message."""
         state, stats = self._state(layer, image_index, page, self.selected_channel, self.page_size, self.sort)
         with self.view.hold_sync():
-            self._reverting = True
-            try:
+            with self._quiet():
                 for name, value in state.items():
                     setattr(self.view, name, value)
-            finally:
-                self._reverting = False
         self._update_chart(state["layer"], *stats)
 
     def _show_focus(self):

@@ -127,7 +127,6 @@ class AttributionMap(ViewTraits, ipywidgets.HBox):
         self._lock = threading.RLock()  # browser changes may arrive on a subshell thread; results on the worker
         self._worker = Worker("cnnwidget-attribution")
         self._generation = 0  # bumped by every new job, so a replaced job's progress is never shown
-        self._reverting = False
         # (image index, target) -> {"maps": {method: (H, W)}, "curves": {method: dict}, "errors": {method: str}}
         self._results: dict[tuple[int, int], dict] = {}
         self._probs = self.probe.predict(self._batch)  # (N, classes), for the class picker
@@ -283,11 +282,8 @@ class AttributionMap(ViewTraits, ipywidgets.HBox):
                 return
             if name == "image_index":
                 target = int(self._probs[value].argmax())  # a new image is explained for its own prediction
-                self._reverting = True
-                try:
+                with self._quiet():
                     self.view.target = target
-                finally:
-                    self._reverting = False
             self.view.error = ""
             self._select(self.view.image_index, self.view.target, raise_errors=not from_browser)
 
@@ -310,11 +306,8 @@ class AttributionMap(ViewTraits, ipywidgets.HBox):
 
     def _revert(self, name: str, old, message: str):
         self.view.error = message
-        self._reverting = True
-        try:
+        with self._quiet():
             setattr(self.view, name, old)  # keep what was there: nothing lost
-        finally:
-            self._reverting = False
 
     def _on_msg(self, _widget, content, _buffers):
         action = content.get("action") if isinstance(content, dict) else None

@@ -122,7 +122,6 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
         self._lock = threading.RLock()  # browser changes may arrive on a kernel subshell thread; frames on the worker
         self._worker = Worker("cnnwidget-featurevis")
         self._generation = 0  # bumped by every render: frames of a replaced job are dropped, never shown
-        self._reverting = False
         self._unlink = None
         self._images = None  # float (B, S, S, C) display-space images of the last single render
         self._single_meta: dict = {}  # and their images_meta
@@ -205,12 +204,9 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
                 self.view.error = str(exc)
                 raise
             with self.view.hold_sync():
-                self._reverting = True
-                try:
+                with self._quiet():
                     for name, value in settings.items():
                         setattr(self.view, name, value)
-                finally:
-                    self._reverting = False
                 self.view.error = ""
                 self._settled()
 
@@ -371,11 +367,8 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
                 self._check(self._settings())
             except CnnWidgetError as exc:
                 self.view.error = str(exc)
-                self._reverting = True
-                try:
+                with self._quiet():
                     setattr(self.view, change["name"], change["old"])  # keep what was there: nothing lost
-                finally:
-                    self._reverting = False
                 if not from_browser:
                     raise
                 return
@@ -391,11 +384,8 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
         fresh = self._gallery_key == self._gallery_settings(s)
         self.view.gallery_done = sorted(self._gallery) if fresh else []
         if self.view.page >= pages:
-            self._reverting = True
-            try:
+            with self._quiet():
                 self.view.page = 0
-            finally:
-                self._reverting = False
         self._show_current()
 
     def _on_page(self, change):
@@ -406,11 +396,8 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
             pages = self.view.gallery_pages
             if not 0 <= change["new"] < pages:
                 self.view.error = f"page must be between 0 and {pages - 1}; got {change['new']}."
-                self._reverting = True
-                try:
+                with self._quiet():
                     self.view.page = change["old"]
-                finally:
-                    self._reverting = False
                 if not from_browser:
                     raise OptionError(self.view.error)
                 return

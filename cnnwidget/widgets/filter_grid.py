@@ -65,7 +65,6 @@ class FilterGrid(ViewTraits, ipywidgets.VBox):
         convs = [i.path for i in self.probe.layers if i.class_name in _CONV_CLASSES]
         if not convs:
             raise LayerError(f"{self.probe.model.name!r} has no convolution layer whose filters could be shown.")
-        self._reverting = False
         self._lock = threading.RLock()  # browser changes may arrive on another thread while a cell runs
         start = self.probe.layer(layer).path if layer is not None else convs[0]
         self.view = _FilterView(layers=convs, **self._state(start, "kernels", 0))
@@ -101,12 +100,9 @@ class FilterGrid(ViewTraits, ipywidgets.VBox):
 
     def _set(self, state: dict):
         with self.view.hold_sync():
-            self._reverting = True
-            try:
+            with self._quiet():
                 for name, value in state.items():
                     setattr(self.view, name, value)
-            finally:
-                self._reverting = False
 
     def _state(self, layer: str, show: str, page: int) -> dict:
         """The view's traits for (layer, show, page); a CnnWidgetError before anything changes for bad ones."""
