@@ -45,7 +45,7 @@ DEMO_CASES = [
     ("block2_relu", 64, "early-middle"),
     ("block3_relu", 64, "middle"),
     ("block4_relu", 64, "late, many channels"),
-    ("fc", 64, "vector layer (1x1 tiles)"),
+    ("gap", 64, "vector layer (one tile of all units)"),
 ]
 MOBILENET_CASES = [
     ("Conv1_relu", 64, "early, large maps (downsampled)"),

@@ -133,7 +133,7 @@ def test_grad_cam_works_on_layers_inside_a_nested_base_model(images):
 
 
 def test_the_default_cam_layer_is_the_last_conv_or_activation_output(probe):
-    assert attr.default_layer(probe) == "block4_relu"  # not block4_pool or block4_dropout after it
+    assert attr.default_layer(probe) == "block4_relu"  # not block4_dropout after it
 
 
 def test_kernel_shap_values_add_up_to_the_full_minus_the_empty_coalition(probe, images):
@@ -200,7 +200,7 @@ def test_cancel_stops_a_long_method_and_progress_reports_chunks(probe, images):
     (lambda p, x: attr.occlusion(p, x, fill="grey"), OptionError, "'mean'"),
     (lambda p, x: attr.rise(p, x, keep=1.5), OptionError, "probability"),
     (lambda p, x: attr.grad_cam(p, x, layer="gap"), LayerError, "needs a spatial layer"),
-    (lambda p, x: attr.score_cam(p, x, layer="fc"), LayerError, "(128,)"),
+    (lambda p, x: attr.score_cam(p, x, layer="gap"), LayerError, "(128,)"),
     (lambda p, x: attr.grad_cam(p, x, layer="block9_conv"), LayerError, "block4_conv"),
     (lambda p, x: attr.saliency(p, x[:, :32]), ImageError, "64x64"),
     (lambda p, x: attr.lime(p, x, segments=np.zeros((5, 5), int)), OptionError, "segments"),

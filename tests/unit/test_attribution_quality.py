@@ -2,8 +2,9 @@
 
 Pointing game (Zhang et al. 2016): a hit when a map's maximum falls inside the shape's mask. Zhang et al. allow
 15 px at 224 px, since evidence sits on an object's outline as much as inside it; here that is 4 px at 64 px,
-and the strict (0 px) score is printed beside it. Deletion: the area under the target probability as the map's
-top pixels are replaced by the image's mean colour; every method must beat random maps (lower is better).
+and the strict (0 px) score is printed beside it: it is lower for rings and crescents, whose maps peak in the
+hole or the bite their outline encloses. Deletion: the area under the target probability as the map's top pixels
+are replaced by the image's mean colour; every method must beat random maps (lower is better).
 Run with ``-s`` to see every method's figures.
 """
 
@@ -66,13 +67,7 @@ def test_report(maps, data, probe, random_deletion):
     print(f"{'random map':<22}{'':>19}{random_deletion:>10.3f}")
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param("grad_cam", marks=pytest.mark.xfail(strict=True, reason=(
-        "measured 0.53 strict, 0.83 within 4 px (30 images, seed 5) on the demo model: its last feature maps "
-        "(8x8) fire on the outline, often just outside the shape, and are diffuse for circles, rings, crescents "
-        "and hearts"))),
-    "integrated_gradients",
-])
+@pytest.mark.parametrize("name", ["grad_cam", "integrated_gradients"])
 def test_pointing_game_hits_the_shape_in_at_least_90_percent_of_images(maps, data, name):
     assert pointing(maps[name], data.masks, TOLERANCE) >= 0.9
 

@@ -123,7 +123,7 @@ def test_configure_checks_a_layer_and_its_channels_together(widget):
     widget.configure(layer="block1_relu", channels=[3])
     assert (widget.layer, widget.channels) == ("block1_relu", [3]) and widget.error == ""
     with pytest.raises(LayerError, match="needs a spatial layer"):
-        widget.configure(objective="neuron", layer="fc")
+        widget.configure(objective="neuron", layer="gap")
     assert (widget.objective, widget.layer) == ("channel", "block1_relu")
 
 
