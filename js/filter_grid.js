@@ -1,13 +1,14 @@
 // The FilterGrid view: a page of a convolution layer's kernels as tiles (RGB images for a first layer, one
 // coolwarm tile per input channel for deeper ones, one row per output filter) or a layer's kernel-norm matrix.
-// It draws the uint8 buffer Python sends and writes back the layer, view and page a person picks.
-// Layer names only ever reach the page through textContent and option text.
-import { h, setOptions } from "./dom.js";
+// It draws the uint8 buffer Python sends, names the filter, input channel and weight under the pointer (read back
+// from the bytes and the per-filter scale, so hovering needs no kernel), and writes back the layer, view and page
+// a person picks. Layer names only ever reach the page through textContent and option text.
+import { h, react, setOptions, showsText } from "./dom.js";
 import { colormap } from "./colormaps.js";
-import { bytesOf, indexLut, paintIndexed, paintRGB, tileScale } from "./tiles.js";
+import { bytesOf, gridLayout, indexLut, paintIndexed, paintRGB, tileAt, tileScale } from "./tiles.js";
+import { kernelHoverText } from "./kernels.js";
 
-const GAP = 3; // px between tiles
-const ROW_GAP = 8; // px between the rows of output filters in the per-input-channel view
+const GAP = 3; // px between tiles, both ways
 const IDENTITY = indexLut(0, 1, 0, 1); // bytes are already colour-map indices
 const VIEWS = [["kernels", "kernels"], ["norms", "kernel norms (out × in)"]];
 
@@ -23,8 +24,11 @@ const STYLE = `
 .cnnw-filters .cnnw-muted { color: var(--jp-ui-font-color2, #616161); }
 .cnnw-filters .cnnw-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
   color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
-.cnnw-filters .cnnw-wrap { overflow: auto; max-height: 640px; }
-.cnnw-filters canvas { image-rendering: pixelated; display: block; }
+.cnnw-filters .cnnw-wrap { position: relative; overflow: auto; max-height: 640px; }
+.cnnw-filters canvas { image-rendering: pixelated; display: block; cursor: crosshair; }
+.cnnw-filters .cnnw-filter-hover { position: absolute; z-index: 1; pointer-events: none; padding: 2px 6px;
+  white-space: nowrap; background: var(--jp-layout-color0, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd);
+  box-shadow: 0 1px 4px rgba(0, 0, 0, 0.25); font-variant-numeric: tabular-nums; }
 `;
 
 export default {
@@ -38,53 +42,80 @@ export default {
     const error = h("div", { class: "cnnw-error", role: "alert", hidden: true });
     const canvas = h("canvas", { class: "cnnw-filter-canvas", width: 0, height: 0 });
     const ctx = canvas.getContext("2d");
+    const hover = h("div", { class: "cnnw-filter-hover", hidden: true });
+    const wrap = h("div", { class: "cnnw-wrap" }, [canvas, hover]);
     el.append(h("div", { class: "cnnw-filters" }, [
       h("style", { text: STYLE }),
       h("div", { class: "cnnw-toolbar" }, [
         h("label", {}, ["Layer ", layerSelect]), h("label", {}, ["Show ", viewSelect]), prev, pageInfo, next,
       ]),
       error,
-      h("div", { class: "cnnw-wrap" }, [canvas]),
+      wrap,
     ]));
+
+    /** The page as drawn, kept for hit-testing and hover values. */
+    let drawn = null;
 
     function draw() {
       const meta = model.get("meta") || {};
       const bytes = bytesOf(model.get("tiles"));
       const { k = 0, h: th = 0, w: tw = 0, c = 1, cols = 1 } = meta;
+      hover.hidden = true;
       if (!k || bytes.length < k * th * tw * c) {
+        drawn = null;
         canvas.width = canvas.height = 0;
+        canvas.dataset.filters = "";
         return;
       }
       const zoom = meta.view === "norms" ? tileScale(th, tw, 256) : tileScale(th, tw, 36);
-      const rows = Math.ceil(k / cols);
-      const rowGap = meta.per_input ? ROW_GAP : GAP;
-      canvas.width = cols * (tw * zoom + GAP);
-      canvas.height = rows * (th * zoom + rowGap);
+      // Exactly `cols` tiles a row (a row is one output filter in the per-input-channel view).
+      const layout = gridLayout(k, tw * zoom, th * zoom, cols * (tw * zoom + GAP) - GAP, GAP);
+      canvas.width = layout.width;
+      canvas.height = layout.height;
       const image = ctx.createImageData(canvas.width, canvas.height);
       const table = colormap(meta.view === "norms" ? "viridis" : "coolwarm");
       const size = th * tw * c;
-      for (let i = 0; i < k; i++) {
-        const rect = { x: (i % cols) * (tw * zoom + GAP), y: Math.floor(i / cols) * (th * zoom + rowGap),
-          w: tw * zoom, h: th * zoom };
+      layout.origins.forEach(([x, y], i) => {
+        const rect = { x, y, w: layout.tileW, h: layout.tileH };
         const source = { data: bytes.subarray(i * size, (i + 1) * size), w: tw, h: th };
         if (c === 3) paintRGB(image, rect, source);
         else paintIndexed(image, rect, source, table, IDENTITY);
-      }
+      });
       ctx.putImageData(image, 0, 0);
+      drawn = { meta, bytes, layout, zoom };
+      // What is drawn, for tests and tools that read the page (attributes: text, never HTML).
+      Object.assign(canvas.dataset, { layer: model.get("layer"), view: meta.view, filters: meta.filters.join(",") });
     }
 
-    function sync() {
+    function syncControls() {
       setOptions(layerSelect, model.get("layers").map((name) => [name, name]));
       layerSelect.value = model.get("layer");
       viewSelect.value = model.get("show");
-      const page = model.get("page");
+      const current = model.get("page");
       const pages = model.get("n_pages");
-      pageInfo.textContent = `page ${page + 1} of ${pages}`;
-      prev.disabled = page <= 0;
-      next.disabled = page >= pages - 1;
-      error.textContent = model.get("error");
-      error.hidden = !model.get("error");
-      draw();
+      pageInfo.textContent = `page ${current + 1} of ${pages}`;
+      prev.disabled = current <= 0;
+      next.disabled = current >= pages - 1;
+    }
+
+    function onMove(event) {
+      const box = canvas.getBoundingClientRect();
+      const px = event.clientX - box.left;
+      const py = event.clientY - box.top;
+      const hit = drawn && tileAt(drawn.layout, (px * canvas.width) / box.width, (py * canvas.height) / box.height);
+      const text = hit && kernelHoverText(drawn.meta, drawn.bytes, hit.index, Math.floor(hit.x / drawn.zoom),
+        Math.floor(hit.y / drawn.zoom));
+      if (!text) {
+        hover.hidden = true;
+        return;
+      }
+      hover.textContent = text;
+      hover.hidden = false;
+      // Beside the pointer (canvas and hover share the scrolled wrap's origin), flipped left near its right edge.
+      const right = wrap.scrollLeft + wrap.clientWidth;
+      const left = px + 14 + hover.offsetWidth > right ? px - 8 - hover.offsetWidth : px + 14;
+      hover.style.left = `${Math.max(0, left)}px`;
+      hover.style.top = `${py + 14}px`;
     }
 
     const set = (name, value) => {
@@ -95,9 +126,13 @@ export default {
     viewSelect.addEventListener("change", () => set("show", viewSelect.value));
     prev.addEventListener("click", () => set("page", model.get("page") - 1));
     next.addEventListener("click", () => set("page", model.get("page") + 1));
-    for (const name of ["layers", "layer", "show", "page", "n_pages", "tiles", "meta", "error"]) {
-      model.on(`change:${name}`, sync);
-    }
-    sync();
+    canvas.addEventListener("pointermove", onMove);
+    canvas.addEventListener("pointerleave", () => { hover.hidden = true; });
+    const { dispose } = react(model, [
+      [syncControls, ["layers", "layer", "show", "page", "n_pages"]],
+      [showsText(model, "error", error, true), ["error"]],
+      [draw, ["tiles", "meta"]],
+    ]);
+    return dispose;
   },
 };

@@ -24,8 +24,9 @@ class _FilterView(anywidget.AnyWidget):
 
     tiles: uint8 bytes of (k, h, w, c): c = 3 for RGB kernel images, c = 1 for colour-map indices (coolwarm for
     kernels, 128 = a zero weight; viridis for norms, 0..255 = 0..the largest norm). meta: k, h, w, c, cols (tiles
-    a row), per_input (one row per output filter), view, filters (the output-filter indices shown), scale (max
-    |weight| of each shown filter: weight = (byte / 255 - 0.5) * 2 * scale; for norms, the largest norm).
+    a row), per_input (one row per output filter), view, inputs (input channels of the layer's filters), filters
+    (the output-filter indices shown), scale (max |weight| of each shown filter: weight = (byte / 255 - 0.5) * 2 *
+    scale; for norms, the largest norm). The view reads hover values back from these (docs/wire-format.md).
     """
 
     _esm = bundle("filter_grid.js")
@@ -115,7 +116,7 @@ class FilterGrid(ViewTraits, ipywidgets.VBox):
             top = float(norms.max()) or 1.0
             tiles = np.rint(255 * norms / top).astype(np.uint8)
             meta = {"k": 1, "h": n_out, "w": n_in, "c": 1, "cols": 1, "per_input": False, "view": show,
-                    "filters": list(range(n_out)), "scale": [top]}
+                    "inputs": int(n_in), "filters": list(range(n_out)), "scale": [top]}
             return self._page_state(path, show, 0, 1, tiles, meta)
         rgb = n_in in (1, 3)
         size = self._sizes[0] if rgb else self._sizes[1]
@@ -128,7 +129,7 @@ class FilterGrid(ViewTraits, ipywidgets.VBox):
             c, cols = 1, n_in
         tiles = np.rint(255 * f.images).astype(np.uint8)
         meta = {"k": int(len(f.index) * (1 if rgb else n_in)), "h": int(kh), "w": int(kw), "c": c, "cols": int(cols),
-                "per_input": not rgb, "view": show, "filters": [int(i) for i in f.index],
+                "per_input": not rgb, "view": show, "inputs": int(n_in), "filters": [int(i) for i in f.index],
                 "scale": [float(s) for s in f.scale]}
         return self._page_state(path, show, page, pages, tiles, meta)
 
