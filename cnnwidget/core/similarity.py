@@ -175,7 +175,7 @@ def layer_similarity(probe_a, probe_b, data, layers=None, strategy: tf.distribut
     ``progress(done, total)`` is called after each batch (``total`` None when the data set's length is unknown);
     ``cancel``, a threading.Event, is checked before each batch and raises ``Cancelled``.
     """
-    pa, pb, paths_a, paths_b = _paired(probe_a, probe_b, layers)
+    pa, pb, paths_a, paths_b = paired_layers(probe_a, probe_b, layers)
     same = pb is pa and paths_a == paths_b
     step = _similarity_step(pa, None if same else pb, tuple(paths_a), tuple(paths_b))
     strategy = strategy or tf.distribute.get_strategy()
@@ -241,8 +241,13 @@ def _image_batches(data, probe: ModelProbe, batch_size: int) -> tf.data.Dataset:
     return tf.data.Dataset.from_tensor_slices(images).batch(int(batch_size))
 
 
-def _paired(probe_a, probe_b, layers):
-    """(probe a, probe b, paths in a, paths in b) for ``layers``, or LayerError/ModelError when they cannot pair."""
+def paired_layers(probe_a, probe_b, layers):
+    """Pair ``layers`` (names, a name, or None for every layer) between two models, checked in both.
+
+    Returns (probe a, probe b, paths in a, paths in b), the two path lists of equal length and in the same order;
+    probe b is probe a when ``probe_b`` is None or the same model. Raises LayerError naming what is only in either
+    model, ModelError when the two take different inputs, OptionError for an empty list.
+    """
     pa = as_probe(probe_a)
     pb = pa if probe_b is None or probe_b is probe_a or probe_b is pa.model else as_probe(probe_b)
     if pb is not pa and tuple(pa.input_shape) != tuple(pb.input_shape):
@@ -288,7 +293,7 @@ def weight_drift(model_a, model_b, layers=None) -> dict[str, float]:
         names = [i.path for i in pa.layers if pa.keras_layer(i.path).weights]
         paths_b = [_resolve(pb, n, "second") if _has(pb, n) else None for n in names]
     else:
-        _, _, names, paths_b = _paired(pa, pb, layers)
+        _, _, names, paths_b = paired_layers(pa, pb, layers)
     drift = {}
     for path_a, path_b in zip(names, paths_b):
         wa = pa.keras_layer(path_a).weights
@@ -342,7 +347,7 @@ def compare_models(base, tuned, data, layers=None, threshold: float = GENERIC_TH
     """
     if not 0.0 <= float(threshold) <= 1.0:
         raise OptionError(f"threshold must be a CKA value in [0, 1]; got {threshold!r}.")
-    pa, pb, paths_a, paths_b = _paired(base, tuned, layers)
+    pa, pb, paths_a, paths_b = paired_layers(base, tuned, layers)
     cka = layer_similarity(pa, pb, data, layers=layers, strategy=strategy, batch_size=batch_size, progress=progress,
                            cancel=cancel)
     drift_by_path = weight_drift(pa, pb)

@@ -207,7 +207,7 @@ class LayerSimilarity(ipywidgets.VBox):
         diagonal = np.diag(cka)
         # Label sets textContent: layer names from the model are never parsed as HTML.
         self._verdicts.children = [ipywidgets.Label("layer: verdict (CKA to its base self, weight drift)")] + [
-            ipywidgets.Label(f"{name}: {verdict} (CKA {c:.3f}, drift {d:.3g})")
+            ipywidgets.Label(f"{name}: {verdict} (CKA {c:.3f}, " + ("no weights)" if np.isnan(d) else f"drift {d:.3g})"))
             for name, verdict, c, d in zip(names, verdicts, diagonal, drift)]
 
     def _show_error(self, change):
@@ -226,7 +226,7 @@ class LayerSimilarity(ipywidgets.VBox):
                 layers = list(layers)
             except TypeError:
                 raise OptionError(f"layers must be a layer name, a list of names, or None; got {layers!r}.") from None
-        _, _, paths, _ = similarity._paired(self.probe_a, self.probe_b, layers)
+        _, _, paths, _ = similarity.paired_layers(self.probe_a, self.probe_b, layers)
         return layers, paths
 
     def _set_layers(self, layers, from_page: bool = False):
