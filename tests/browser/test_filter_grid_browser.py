@@ -148,3 +148,19 @@ def test_hover_values_come_from_the_page_alone(lab, notebook):
             second = _hover(page, meta, 15, 1, 1)
     assert first.startswith("filter 0 · x 0, y 0 · weights R ") and second.startswith("filter 15 · x 1, y 1 · ")
     assert traffic.comm_msgs("out") == [], traffic
+
+
+def test_the_weight_histogram_follows_the_layer_with_bars_of_height(lab, notebook):
+    # Bars whose data arrives after display were drawn with zero height when the count axis set num_ticks (bqplot
+    # 0.13, seen on LayerSimilarity's drift bars); a layer change sends exactly such data.
+    _show(lab, notebook, "block3_conv")
+    counts = _py(lab, notebook, "[int(c) for c in g._bars.y]")
+    heights = notebook.wait_for_function(
+        """(n) => { const t = [...document.querySelectorAll('.jp-OutputArea-output .bqplot text.mainheading')]
+                      .find((e) => e.textContent.includes('block3_conv'));
+                    const bars = t && [...t.closest('.bqplot').querySelectorAll('rect.bar')];
+                    return bars && bars.length === n ? bars.map((r) => Number(r.getAttribute('height'))) : null; }""",
+        arg=len(counts), polling=100, timeout=30_000).json_value()
+    tallest = max(range(len(counts)), key=counts.__getitem__)
+    assert heights[tallest] == max(heights) > 20
+    assert all((h > 0) == (c > 0) for h, c in zip(heights, counts))
