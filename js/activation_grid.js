@@ -27,10 +27,12 @@ const STYLE = `
   color: var(--jp-ui-font-color1, #212121); }
 .cnnw-grid [hidden] { display: none !important; }
 .cnnw-grid .cnnw-toolbar, .cnnw-grid .cnnw-pager { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
-.cnnw-grid label { display: inline-flex; align-items: center; gap: 4px; }
+.cnnw-grid label { display: inline-flex; align-items: center; gap: 4px; max-width: 100%; }
 .cnnw-grid select, .cnnw-grid input, .cnnw-grid button { font: inherit; color: inherit;
   background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }
-.cnnw-grid .cnnw-layer-select { max-width: 22em; }
+/* width 100% (of a label sized by its content) lets the select shrink below its longest option: a long layer name
+   ("block4_dropout (16x16x128)") must not make the view wider than a narrow sidebar */
+.cnnw-grid .cnnw-layer-select { width: 100%; max-width: 22em; min-width: 0; }
 .cnnw-grid input[type="number"] { width: 4.5em; }
 .cnnw-grid input[type="range"] { width: 6em; }
 .cnnw-grid button:disabled { opacity: 0.4; }

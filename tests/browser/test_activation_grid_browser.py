@@ -115,12 +115,8 @@ def quickstart(lab):
     assert "grid = cw.ActivationGrid" in page.locator(".jp-Notebook .jp-CodeCell").filter(
         has=page.locator(".cnnw-grid")).first.locator(".jp-InputArea").inner_text()
 
-    lab.keep(page)  # every test here shares this page and its kernel
-    try:
+    with lab.kept(page):  # every test here shares this page and its kernel
         yield page
-    finally:
-        lab.release(page)
-        lab.cleanup()
 
 
 # ------------------------------------------------------------------------------------------------ tests

@@ -1,7 +1,7 @@
 """The AttributionMap view in a real JupyterLab (chromium), on the demo model.
 
 One notebook page is opened and run once (the module-scoped ``page`` fixture) and shared by the tests
-(``lab.keep``). Its cell waits for every map and curve, so the tests start from a finished view.
+(``lab.kept``). Its cell waits for every map and curve, so the tests start from a finished view.
 """
 from __future__ import annotations
 
@@ -38,12 +38,8 @@ def page(lab):
     _wait_running(page, False, timeout=120)
     page.wait_for_function("(sel) => [...document.querySelectorAll(sel)].every((f) => f.dataset.done === 'true')",
                            arg=".jp-Notebook .cnnw-am-map")
-    lab.keep(page)
-    try:
+    with lab.kept(page):
         yield page
-    finally:
-        lab.release(page)
-        lab.cleanup()
 
 
 def test_every_map_is_drawn_over_the_image_with_its_scores(lab, page):

@@ -1,7 +1,7 @@
 """The FeatureVisualization view in a real JupyterLab (chromium), on the demo model.
 
 One notebook page is opened and run once (the module-scoped ``page`` fixture); the tests share it and its kernel
-(``lab.keep``). Its cell renders 4 steps first, so the compiled step is traced before any test, then sets 3000
+(``lab.kept``). Its cell renders 4 steps first, so the compiled step is traced before any test, then sets 3000
 steps (~12 s on the demo model): long enough to watch frames arrive and to cancel.
 """
 from __future__ import annotations
@@ -42,12 +42,8 @@ def page(lab):
     lab.run_all(page)
     lab.wait_for(page, CANVAS)
     page.wait_for_function("(sel) => document.querySelector(sel).dataset.running === 'false'", arg=ROOT)
-    lab.keep(page)
-    try:
+    with lab.kept(page):
         yield page
-    finally:
-        lab.release(page)
-        lab.cleanup()
 
 
 def test_the_image_canvas_changes_while_the_render_runs(lab, page):

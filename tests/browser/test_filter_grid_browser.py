@@ -36,12 +36,8 @@ def notebook(lab):
     page = lab.open_notebook([BUILD, "g"])
     lab.run_all(page, timeout=240)
     lab.wait_for(page, CANVAS)
-    lab.keep(page)  # every test here shares this page and its kernel
-    try:
+    with lab.kept(page):  # every test here shares this page and its kernel
         yield page
-    finally:
-        lab.release(page)
-        lab.cleanup()
 
 
 def _py(lab, page, expr: str):

@@ -79,12 +79,8 @@ def notebook(lab):
     lab.run_all(page, timeout=240)
     lab.wait_for(page, ROOT)
     _wait_status(page, "done: 3 layers", timeout=120)
-    lab.keep(page)  # every test here shares this page and its kernel
-    try:
+    with lab.kept(page):  # every test here shares this page and its kernel
         yield page
-    finally:
-        lab.release(page)
-        lab.cleanup()
 
 
 def _read(page) -> dict:

@@ -84,6 +84,7 @@ latency of what you expect (a kernel reply usually takes < 100 ms, a worker thre
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -471,6 +472,17 @@ class LabHarness:
     def release(self, page) -> None:
         """Let the next ``cleanup`` close a page given to ``keep``."""
         self._pages[id(page)]["kept"] = False
+
+    @contextlib.contextmanager
+    def kept(self, page):
+        """``keep(page)`` for the block, then release and close it: the body of a module-scoped fixture whose tests
+        share one notebook (``with lab.kept(page): yield page``)."""
+        self.keep(page)
+        try:
+            yield page
+        finally:
+            self.release(page)
+            self.cleanup()
 
     def cleanup(self, failed_test: str | None = None) -> None:
         """Close every page this harness opened (screenshotting them first if ``failed_test``), stop their kernels;
