@@ -4,12 +4,13 @@ import { trueValue } from "./tiles.js";
 
 /**
  * [lo, hi], the true values bytes 0 and 255 stand for in row `row` of a FilterGrid page (one output filter; the
- * norms view has one row): [-s, s] for kernels, s being the filter's largest |weight|, and [0, s] for norms, s
- * being the largest norm. A byte q then stands for trueValue(lo, hi, q).
+ * norms view has one row), so that a byte q stands for trueValue(lo, hi, q). Norms: [0, s], s the largest norm.
+ * Kernels are sent as 0..254 with 127 for zero (s (q - 127) / 127, s the filter's largest |weight|): that is
+ * [-s, 128 s / 127] over 0..255.
  */
 export function kernelRange(meta, row) {
   const s = meta.scale?.[row] ?? 0;
-  return meta.view === "norms" ? [0, s] : [-s, s];
+  return meta.view === "norms" ? [0, s] : [-s, (128 * s) / 127];
 }
 
 /**

@@ -23,10 +23,10 @@ class _FilterView(anywidget.AnyWidget):
     """The canvas view (js/filter_grid.js).
 
     tiles: uint8 bytes of (k, h, w, c): c = 3 for RGB kernel images, c = 1 for colour-map indices (coolwarm for
-    kernels, 128 = a zero weight; viridis for norms, 0..255 = 0..the largest norm). meta: k, h, w, c, cols (tiles
+    kernels, 0..254 with 127 = a zero weight; viridis for norms, 0..255 = 0..the largest norm). meta: k, h, w, c, cols (tiles
     a row), per_input (one row per output filter), view, inputs (input channels of the layer's filters), filters
-    (the output-filter indices shown), scale (max |weight| of each shown filter: weight = (byte / 255 - 0.5) * 2 *
-    scale; for norms, the largest norm). The view reads hover values back from these (docs/wire-format.md).
+    (the output-filter indices shown), scale (max |weight| of each shown filter: weight = (byte - 127) / 127 *
+    scale, so a zero weight is exact; for norms, the largest norm). The view reads hover values back from these (docs/wire-format.md).
     """
 
     _esm = bundle("filter_grid.js")
@@ -127,7 +127,8 @@ class FilterGrid(ViewTraits, ipywidgets.VBox):
         else:
             f = filters.kernel_grid(self.probe, path, page, size)  # images (n, in, kh, kw)
             c, cols = 1, n_in
-        tiles = np.rint(255 * f.images).astype(np.uint8)
+        # 254 steps, not 255: byte 127 is then exactly a zero weight (pruned or dead kernels read back as 0).
+        tiles = np.rint(254 * f.images).astype(np.uint8)
         meta = {"k": int(len(f.index) * (1 if rgb else n_in)), "h": int(kh), "w": int(kw), "c": c, "cols": int(cols),
                 "per_input": not rgb, "view": show, "inputs": int(n_in), "filters": [int(i) for i in f.index],
                 "scale": [float(s) for s in f.scale]}

@@ -107,7 +107,7 @@ def test_hovering_an_rgb_kernel_shows_its_filter_and_three_weights(lab, notebook
     m = re.fullmatch(rf"filter 5 · x 2, y 1 · weights R ({NUMBER}), G ({NUMBER}), B ({NUMBER})", text)
     assert m, text
     true = _py(lab, page, f"filters.kernel(g.probe, 'block1_conv')[1][5, :, {y}, {x}].tolist()")
-    step = 2 * meta["scale"][tile] / 255
+    step = 2 * meta["scale"][tile] / 254
     assert all(_close(shown, w, step) for shown, w in zip(m.groups(), true)), (text, true, step)
 
 
@@ -120,7 +120,7 @@ def test_hovering_a_per_input_tile_shows_filter_input_channel_and_weight(lab, no
     m = re.fullmatch(rf"filter 17 · input channel 3 · x 0, y 2 · weight ({NUMBER})", text)
     assert m, text
     true = _py(lab, page, "float(filters.kernel(g.probe, 'block2_conv')[1][17, 3, 2, 0])")
-    assert _close(m.group(1), true, 2 * meta["scale"][1] / 255), (text, true)
+    assert _close(m.group(1), true, 2 * meta["scale"][1] / 254), (text, true)
 
 
 def test_hovering_the_norm_matrix_shows_the_kernel_norm(lab, notebook):

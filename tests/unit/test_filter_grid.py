@@ -25,7 +25,7 @@ def _read_back(view) -> np.ndarray:
     if meta["view"] == "norms":
         return (q / 255 * meta["scale"][0]).reshape(meta["h"], meta["w"])
     s = np.array(meta["scale"])[:, None]
-    return (-s + 2 * s * q.reshape(len(s), -1) / 255).reshape(len(s), -1)
+    return s * (q.reshape(len(s), -1) - 127) / 127
 
 
 @pytest.mark.parametrize("layer, grid_page_size, page", [("conv1", 16, 0), ("conv2", 2, 1)])
@@ -41,7 +41,7 @@ def test_a_page_gives_back_its_weights_within_half_a_step(model, layer, grid_pag
     else:  # RGB images (filter) of (kh, kw, input channel)
         assert meta["inputs"] == 3 and meta["c"] == 3
         want = shown.transpose(0, 2, 3, 1).reshape(len(shown), -1)
-    half_step = np.array(meta["scale"])[:, None] / 255
+    half_step = np.array(meta["scale"])[:, None] / 254
     assert np.all(np.abs(_read_back(grid.view) - want) <= half_step * (1 + 1e-5))
 
 
@@ -52,3 +52,16 @@ def test_the_norms_view_gives_back_every_kernel_norm_within_half_a_step(model):
     meta = grid.view.meta
     assert (meta["h"], meta["w"], meta["inputs"], meta["filters"]) == (5, 6, 6, [0, 1, 2, 3, 4])
     assert np.all(np.abs(_read_back(grid.view) - norms) <= norms.max() / 510 * (1 + 1e-5))
+
+
+def test_a_zero_weight_reads_back_as_exactly_zero(model):
+    import keras
+
+    pruned = keras.models.clone_model(model)
+    pruned.set_weights(model.get_weights())
+    kernel, bias = pruned.get_layer("conv2").get_weights()
+    kernel[0, 0, :, :] = 0.0  # the top-left tap of every kernel pruned
+    pruned.get_layer("conv2").set_weights([kernel, bias])
+    grid = cw.FilterGrid(pruned, "conv2")
+    shown = _read_back(grid.view).reshape(-1, 3, 3)  # (filter x input channel, kh, kw)
+    assert np.all(shown[:, 0, 0] == 0.0)
