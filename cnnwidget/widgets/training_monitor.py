@@ -20,16 +20,20 @@ _FIGURE = dict(fig_margin={"top": 36, "bottom": 40, "left": 64, "right": 16},
 class TrainingMonitor(ipywidgets.VBox):
     """Live training health for ``model.fit(..., callbacks=[monitor.callback])``.
 
-    ``probe_data``: (images, labels), a fixed batch in what ``fit`` takes (e.g. ``(x[:64], y[:64])``); gradients,
-    update ratios, dead units and histograms are measured on it every ``every`` steps. The other options are
-    those of ``cnnwidget.core.diagnostics.DiagnosticsCallback`` (``bins``, ``smoothing``, ``warn``,
-    ``thresholds``, ``verbose``). ``max_rate``: at most this many redraws a second while batches arrive (an
-    epoch's end, a warning and the end of fit always redraw), so a fast fit is not slowed by its own display.
+    ``probe_data``: (images, labels), a fixed batch in what ``fit`` takes (e.g. ``(x[:64], y[:64])``); gradient
+    norms, dead units and activation histograms are measured on it every ``every`` steps. Optional: Keras
+    callbacks never see the training batches, so without it (``TrainingMonitor()``) those three are replaced by a
+    message saying to pass it, and the rest is shown as usual, with the warnings that need no data (overfitting,
+    underfitting, exploding from a non-finite loss or weights). The other options are those of
+    ``cnnwidget.core.diagnostics.DiagnosticsCallback`` (``bins``, ``smoothing``, ``warn``, ``thresholds``,
+    ``verbose``). ``max_rate``: at most this many redraws a second while batches arrive (an epoch's end, a
+    warning and the end of fit always redraw), so a fast fit is not slowed by its own display.
 
     Shows: per-batch loss (raw and smoothed) against the step; per-epoch loss and val_loss, and the other
-    metrics; log10 gradient norm per weight layer (rows) and probe step (columns, the newest 120); log10
-    ||update|| / ||weight|| per weight layer and the dead fraction per activation layer at the latest probe step;
-    a weight or activation histogram of a chosen layer at a chosen probe step; the warnings as text.
+    metrics; log10 ||update|| / ||weight|| per weight layer at the latest probe step; a weight histogram of a
+    chosen layer at a chosen probe step; the warnings as text. With probe data, also: log10 gradient norm per
+    weight layer (rows) and probe step (columns, the newest 120), the dead fraction per activation layer at the
+    latest probe step, and activation histograms.
     Data: ``warnings``, ``history`` (dict of numpy arrays), ``to_dataframe(what)``, ``save(path)``.
     Traits: ``error`` (the last bad-input message, also shown), ``status`` (step and epoch).
     """
@@ -37,7 +41,7 @@ class TrainingMonitor(ipywidgets.VBox):
     error = t.Unicode("")
     status = t.Unicode("")
 
-    def __init__(self, probe_data, *, every: int = 50, bins: int = 32, smoothing: float = 0.9, warn=None,
+    def __init__(self, probe_data=None, *, every: int = 50, bins: int = 32, smoothing: float = 0.9, warn=None,
                  thresholds=None, verbose: int = 0, max_rate: float = 4.0):
         self._error_label = ipywidgets.Label(layout=ipywidgets.Layout(display="none"))
         self._error_label.add_class("cnnw-error")
@@ -56,15 +60,23 @@ class TrainingMonitor(ipywidgets.VBox):
                                                                   ["#c7d4e8", "#1f4e9c"])
         self.loss_fig, (self._epoch_loss,) = _lines_figure("epoch loss", "epoch", 1)
         self.metric_fig, (self._epoch_metric,) = _lines_figure("epoch metrics", "epoch", 1)
-        self.grad_fig, self._grad = _grid_figure()
         self.ratio_fig, self._ratio = _bars_figure("log10 update / weight (latest probe)", None)
-        self.dead_fig, self._dead = _bars_figure("dead unit fraction (latest probe)", (0.0, 1.0))
+        if probe_data is not None:
+            self.grad_fig, self._grad = _grid_figure()
+            self.dead_fig, self._dead = _bars_figure("dead unit fraction (latest probe)", (0.0, 1.0))
+            probe_row = [self.grad_fig, self.ratio_fig, self.dead_fig]
+        else:  # nothing to draw them from: say how to get them instead of showing empty charts
+            self.grad_fig = self._grad = self.dead_fig = self._dead = None
+            self.no_probe_note = ipywidgets.HTML(f"<p>{_NO_PROBE_DATA}</p>", layout={"max_width": "460px"})
+            self.no_probe_note.add_class("cnnw-monitor-no-probe")
+            probe_row = [self.no_probe_note, self.ratio_fig]
         self.hist_layer = ipywidgets.Dropdown(description="histogram", options=[], layout={"width": "320px"})
         self.hist_step = ipywidgets.IntSlider(description="probe", min=0, max=0, continuous_update=False)
         self.hist_fig, self._hist = _bars_figure("histogram", None, x_scale=bqplot.LinearScale())
         for fig, name in ((self.batch_fig, "batch-loss"), (self.loss_fig, "epoch-loss"), (self.grad_fig, "grad-norms"),
                           (self.ratio_fig, "update-ratio"), (self.dead_fig, "dead-units")):
-            fig.add_class(f"cnnw-monitor-{name}")  # stable hooks for page tests and user CSS
+            if fig is not None:
+                fig.add_class(f"cnnw-monitor-{name}")  # stable hooks for page tests and user CSS
         self._warning_box = ipywidgets.VBox()
         self._status_label = ipywidgets.Label()
         t.dlink((self, "status"), (self._status_label, "value"))
@@ -75,7 +87,7 @@ class TrainingMonitor(ipywidgets.VBox):
         super().__init__(children=[
             self._status_label, self._error_label,
             ipywidgets.HBox([self.batch_fig, self.loss_fig, self.metric_fig], **row),
-            ipywidgets.HBox([self.grad_fig, self.ratio_fig, self.dead_fig], **row),
+            ipywidgets.HBox(probe_row, **row),
             ipywidgets.HBox([ipywidgets.VBox([self.hist_layer, self.hist_step]), self.hist_fig], **row),
             ipywidgets.Label("Warnings"), self._warning_box,
         ])
@@ -155,7 +167,7 @@ class TrainingMonitor(ipywidgets.VBox):
             return
         grad = h["grad_norm"][-_MAX_COLUMNS:]
         # bqplot squeezes a color array with a length-1 axis, so the grid starts at 2 layers and 2 probe steps
-        if min(grad.shape) >= 2:
+        if self._grad is not None and min(grad.shape) >= 2:
             with np.errstate(divide="ignore", invalid="ignore"):
                 color = np.log10(grad).T  # (layers, steps): rows are layers
             with self._grad.hold_sync():
@@ -166,7 +178,8 @@ class TrainingMonitor(ipywidgets.VBox):
         with np.errstate(divide="ignore"):
             ratio = np.log10(np.maximum(h["update_ratio"][-1], 1e-12))
         _set_bars(self._ratio, list(h["weight_layers"]), ratio)
-        _set_bars(self._dead, list(h["activation_layers"]), h["dead_fraction"][-1])
+        if self._dead is not None:
+            _set_bars(self._dead, list(h["activation_layers"]), h["dead_fraction"][-1])
         options = [f"weights: {p}" for p in h["weight_layers"]] + [f"activations: {p}" for p in h["activation_layers"]]
         at_end = self.hist_step.value == self.hist_step.max
         if list(self.hist_layer.options) != options:
@@ -203,6 +216,9 @@ class TrainingMonitor(ipywidgets.VBox):
         self._error_label.layout.display = "" if change["new"] else "none"
 
 
+_NO_PROBE_DATA = ("Gradient norms, dead units and activation histograms are measured on a fixed probe batch, "
+                  "which Keras does not hand to callbacks: pass probe_data=(x, y), for example the first 64 "
+                  "training examples, to TrainingMonitor to see them.")
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 

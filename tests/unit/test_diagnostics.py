@@ -1,6 +1,7 @@
 """Training diagnostics: the warning rules on synthetic histories (fast), the callback's bookkeeping and refusals on
-tiny models (fast, a few seconds of fit), and end-to-end runs (slow, each under 30 s on 2 cores): a deep sigmoid
-stack raises "vanishing_gradients", a tiny training set raises "overfitting", a healthy run raises nothing."""
+tiny models (fast, a few seconds of fit), with and without a probe batch, and end-to-end runs (slow, each under
+30 s on 2 cores): a deep sigmoid stack raises "vanishing_gradients", a tiny training set raises "overfitting", a
+healthy run raises nothing, and the callback works under a two-replica MirroredStrategy (in a subprocess)."""
 
 import keras
 import numpy as np
@@ -206,10 +207,82 @@ def test_bad_options_are_refused():
     probe = (np.zeros((1, H, H, 3)), np.zeros(1))
     with pytest.raises(OptionError, match="unknown warning kind"):
         DiagnosticsCallback(probe, warn=["vanishing"])
-    with pytest.raises(OptionError, match="pair"):
+    with pytest.raises(OptionError, match=r"pair \(images, labels\).*got ndarray of shape \(1, 16, 16, 3\)"):
         DiagnosticsCallback(np.zeros((1, H, H, 3)))
     with pytest.raises(OptionError, match="every"):
         DiagnosticsCallback(probe, every=0)
+
+
+def test_warnings_that_need_a_probe_batch_are_refused_without_one():
+    with pytest.raises(OptionError, match=r"\['vanishing_gradients', 'dead_units'\].*pass probe_data=\(images"):
+        DiagnosticsCallback(warn=["vanishing_gradients", "overfitting", "dead_units"])
+    DiagnosticsCallback(warn=["exploding_gradients", "overfitting", "underfitting"])  # these need no probe batch
+
+
+# -- without probe data -------------------------------------------------------------------------------------------
+
+def test_without_probe_data_update_ratios_and_weight_histograms_are_recorded_and_gradients_are_nan(data):
+    x, y = data
+    cb = DiagnosticsCallback(every=3, bins=8, verbose=0)
+    tiny_model().fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[cb], validation_data=(x[:16], y[:16]))
+    h = cb.history
+    assert {"epoch/loss", "epoch/val_loss"} <= set(h) and len(h["batch_loss_smoothed"]) == 16
+    assert list(h["probe_step"]) == [1, 4, 7, 10, 13, 16] and list(h["weight_layers"]) == ["conv", "out"]
+    assert (h["update_ratio"] > 0).all() and (h["update_ratio"] < 1).all()
+    assert (h["weight_hist"].sum(axis=2) == [4 * 27 + 4, 4 * 3 + 3]).all() and h["weight_edges"].shape == (2, 9)
+    assert np.isnan(h["grad_norm"]).all() and h["grad_norm"].shape == (6, 2)
+    assert list(h["activation_layers"]) == [] and h["dead_fraction"].shape == (6, 0)
+    assert h["activation_hist"].shape == (6, 0, 8) and cb.trace_count == 1
+
+
+def test_without_probe_data_no_gradient_or_dead_unit_warning_is_claimed(data):
+    x, y = data
+    # thresholds under which every layer is vanishing and every activation dead, were they measured
+    flag_all = Thresholds(vanishing=2.0, dead=-1.0, confirm=1)
+    measured = DiagnosticsCallback((x[:8], y[:8]), every=1, thresholds=flag_all, verbose=0)
+    tiny_model().fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[measured])
+    assert {w.kind for w in measured.warnings} == {"vanishing_gradients", "dead_units"}
+    blind = DiagnosticsCallback(every=1, thresholds=flag_all, verbose=0)
+    tiny_model().fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[blind])
+    assert blind.warnings == []
+
+
+@pytest.mark.parametrize("with_probe_data", [False, True])
+def test_non_finite_weights_raise_exploding_for_their_layer_and_fit_goes_on(data, with_probe_data):
+    x, y = data
+    model = tiny_model()
+    kernel = model.get_layer("conv").kernel
+    kernel.assign(np.full(kernel.shape, np.inf, np.float32))
+    cb = DiagnosticsCallback((x[:8], y[:8]) if with_probe_data else None, every=2, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[cb])  # NaN values are not binned
+    conv = [w for w in cb.warnings if w.layer == "conv"]
+    assert [w.kind for w in conv] == ["exploding_gradients"] and "weights of conv are not finite" in conv[0].message
+    assert len(cb.history["probe_step"]) == 2
+
+
+def test_an_unbuilt_sequential_without_probe_data_is_probed_from_the_step_after_keras_builds_it(data):
+    x, y = data
+    model = keras.Sequential([keras.layers.Conv2D(2, 3, name="conv"), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(3, activation="softmax", name="out")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    cb = DiagnosticsCallback(every=2, verbose=0)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[cb])
+    assert list(cb.history["probe_step"]) == [2, 4] and list(cb.history["weight_layers"]) == ["conv", "out"]
+
+
+# -- histograms ----------------------------------------------------------------------------------------------------
+
+def test_a_large_layer_is_sampled_for_its_histogram_across_every_channel():
+    import tensorflow as tf
+
+    channel_of = np.tile(np.arange(64, dtype=np.float32), 2048)  # a (2048, 64) map, flattened: 131,072 values
+    sample = dg._sample(tf.constant(channel_of), 64).numpy()
+    assert len(sample) <= dg._SAMPLE and set(sample) == set(range(64))  # a stride of 2 would see even channels only
+
+
+def test_histograms_leave_out_nan_and_put_values_beyond_the_edges_in_the_end_bins():
+    counts = dg._histograms([np.array([np.nan, -10.0, 0.25, 0.75, 10.0, np.inf])], np.array([[0.0, 0.5, 1.0]]), 2)
+    assert counts.tolist() == [[2, 3]]
 
 
 def test_chance_loss_is_known_for_cross_entropy_only():
@@ -219,6 +292,57 @@ def test_chance_loss_is_known_for_cross_entropy_only():
 
 
 # -- end to end (slow) ------------------------------------------------------------------------------------------
+
+# Two replicas on one machine need two logical CPU devices, which TensorFlow allows only before it initializes:
+# hence a fresh interpreter. The last probe step is the last training step (every=7 over 8 steps), so the last
+# recorded gradient norms can be checked against a plain GradientTape on the final weights, outside the strategy.
+MIRRORED = """
+import json
+import keras, numpy as np, tensorflow as tf
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+from cnnwidget.core.diagnostics import DiagnosticsCallback
+keras.utils.set_random_seed(0)
+rng = np.random.default_rng(0)
+x, y = rng.random((64, 16, 16, 3), dtype=np.float32), rng.integers(0, 3, 64)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    inp = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
+    out = keras.layers.Dense(3, activation="softmax", name="out")(keras.layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inp, out)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+cb = DiagnosticsCallback((x[:16], y[:16]), every=7, verbose=0)
+model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[cb])
+with tf.GradientTape() as tape:
+    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y[:16], model(x[:16], training=False)))
+grads = tape.gradient(loss, [model.get_layer("conv").trainable_weights, model.get_layer("out").trainable_weights])
+reference = [float(tf.sqrt(sum(tf.reduce_sum(tf.square(g)) for g in layer))) for layer in grads]
+h = cb.history
+print(json.dumps({"replicas": strategy.num_replicas_in_sync, "probe_step": h["probe_step"].tolist(),
+                  "grad_norm": h["grad_norm"].tolist(), "update_ratio": h["update_ratio"].tolist(),
+                  "loss": h["epoch/loss"].tolist(), "steps": len(h["step"]), "reference": reference}))
+"""
+
+
+@pytest.mark.slow
+def test_the_callback_records_true_gradient_norms_under_a_two_replica_mirrored_strategy():
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(root)}
+    run = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2 and out["steps"] == 8 and len(out["loss"]) == 2 and np.isfinite(out["loss"]).all()
+    grad = np.array(out["grad_norm"])
+    assert out["probe_step"] == [1, 8] and np.isfinite(grad).all() and (grad > 0).all()
+    assert (np.array(out["update_ratio"]) > 0).all()
+    np.testing.assert_allclose(grad[-1], out["reference"], rtol=1e-4)
 
 def _fit(model, x, y, callback, epochs, batch_size, validation=None):
     model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[callback], validation_data=validation)

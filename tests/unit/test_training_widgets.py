@@ -73,11 +73,29 @@ def test_monitor_lists_a_vanishing_gradient_warning(data):
     assert mon._warning_box.children[0].value.startswith("vanishing_gradients at step")
 
 
+def test_monitor_without_probe_data_draws_the_rest_and_says_how_to_see_gradients(data):
+    x, y = data
+    mon = cw.TrainingMonitor(every=2, max_rate=0)
+    small_cnn().fit(x, y, validation_split=0.25, epochs=2, batch_size=32, callbacks=[mon.callback], verbose=0)
+    h = mon.history
+    assert mon._epoch_loss.y.shape == (2, 2) and len(mon._raw.x) == 10
+    assert list(mon._ratio.x) == ["conv1", "conv2", "out"]
+    assert np.allclose(mon._ratio.y, np.log10(h["update_ratio"][-1]))
+    assert mon.hist_layer.options == ("weights: conv1", "weights: conv2", "weights: out") and mon._hist.y.sum() > 0
+    # no empty heatmap or dead-unit chart: a message in their place, on the page
+    assert mon.grad_fig is None and mon.dead_fig is None
+    shown = [w for box in mon.children for w in getattr(box, "children", ())]
+    assert mon.no_probe_note in shown and "pass probe_data=(x, y)" in mon.no_probe_note.value
+    mon.close()
+
+
 def test_monitor_refuses_bad_options_with_a_message():
     with pytest.raises(OptionError, match="probe_data must be a pair"):
         cw.TrainingMonitor(np.zeros((4, 32, 32, 3)))
     with pytest.raises(OptionError, match="unknown warning kind"):
         cw.TrainingMonitor((np.zeros((4, 32, 32, 3)), np.zeros(4)), warn=["slow"])
+    with pytest.raises(OptionError, match="measured on a probe batch"):
+        cw.TrainingMonitor(warn=["dead_units"])
 
 
 def test_filter_grid_shows_first_layer_kernels_as_rgb_and_deeper_ones_per_input_channel():
