@@ -30,11 +30,14 @@ def fit(epochs):
 fit(1)  # traces fit and the probe pass before the page is read
 """
 
-# Cells of the heatmap, and the length of the smoothed loss path (its "d" grows with every point drawn).
+# Cells of the heatmap, the length of the smoothed loss path (its "d" grows with every point drawn), and the heights
+# of the update-ratio bars.
 READ = """() => {
   const cells = document.querySelectorAll('.cnnw-monitor-grad-norms .heatmapcell').length;
   const paths = [...document.querySelectorAll('.cnnw-monitor-batch-loss path.line')];
-  return { cells, path: Math.max(0, ...paths.map((p) => (p.getAttribute('d') || '').length)) };
+  const bars = [...document.querySelectorAll('.cnnw-monitor-update-ratio rect.bar')];
+  return { cells, path: Math.max(0, ...paths.map((p) => (p.getAttribute('d') || '').length)),
+           ratios: bars.map((r) => Number(r.getAttribute('height'))) };
 }"""
 
 
@@ -59,9 +62,23 @@ def test_heatmap_and_curves_render_and_change_during_fit(lab):
     probes = int(lab.kernel_exec(page, "print(len(mon.history['probe_step']))")["stdout"])
     assert after["cells"] == rows * probes and after["cells"] > before["cells"], (before, after)
     assert after["path"] > 0 and after["path"] != before["path"]
+    # Bars whose data arrives after display: bqplot 0.13 drew them at height 0 with num_ticks on the value axis
+    # (found on LayerSimilarity). log10 update ratios are far from 0, so every bar has a height.
+    assert len(after["ratios"]) == rows and min(after["ratios"]) > 5, after["ratios"]
     during = {(s["cells"], s["path"]) for s in seen}
     assert len(during) >= 3, f"the page changed only {len(during)} times during the fit: {seen}"
     lab.screenshot(page, "training_monitor_heatmap", selector=".cnnw-monitor-grad-norms")
+
+
+def test_without_probe_data_the_page_says_how_to_get_gradients(lab):
+    build = BUILD.replace("cw.TrainingMonitor((d.images[:32], d.labels[:32]), every=4)", "cw.TrainingMonitor(every=4)")
+    page = lab.open_notebook([build, "mon"])
+    lab.run_all(page, timeout=240)
+    note = page.wait_for_selector(".cnnw-monitor-no-probe", timeout=60_000).inner_text()
+    assert "probe_data=(x, y)" in note, note
+    assert page.locator(".cnnw-monitor-grad-norms").count() == 0
+    page.wait_for_selector(".cnnw-monitor-batch-loss path.line", timeout=30_000)  # the curves are still there
+    assert len(page.evaluate(READ)["ratios"]) == 3
 
 
 def test_filter_grid_draws_kernels_and_pages_from_the_page(lab):
