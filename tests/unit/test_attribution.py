@@ -52,6 +52,24 @@ def test_saliency_equals_the_gradient_taken_with_a_tape(model, probe, images):
     np.testing.assert_allclose(attr.saliency(probe, images), want, atol=1e-5)
 
 
+def test_grad_cam_plus_plus_weights_follow_the_papers_alpha(model, probe, images):
+    x = tf.constant(images)
+    relu4 = keras.Model(model.input, model.get_layer("block4_relu").output)
+    rest = keras.Sequential([model.get_layer(n) for n in ("block4_dropout", "gap", "gap_dropout")])
+    head = model.get_layer("predictions")
+    with tf.GradientTape() as tape:
+        a = relu4(x)
+        tape.watch(a)
+        logits = tf.matmul(rest(a), head.kernel) + head.bias
+        score = tf.gather(logits, tf.argmax(logits, -1), batch_dims=1)
+    a, g = a.numpy().astype(np.float64), tape.gradient(score, a).numpy().astype(np.float64)
+    alpha = g ** 2 / (2 * g ** 2 + a.sum(axis=(1, 2), keepdims=True) * g ** 3)  # Chattopadhay et al., eq. 19
+    weights = (np.nan_to_num(alpha) * np.maximum(g, 0)).sum(axis=(1, 2))
+    want = np.maximum(np.einsum("nijk,nk->nij", a, weights), 0)
+    got = attr.grad_cam_plus_plus(probe, images, layer="block4_relu", upsample=False)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * want.max())
+
+
 def test_integrated_gradients_add_up_to_the_logit_change_within_5_percent(probe):
     images = demo.shapes(8, seed=7).images
     maps, gap = attr.integrated_gradients(probe, images, steps=50, return_gap=True)
