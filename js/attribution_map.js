@@ -16,10 +16,11 @@ const STYLE = `
   color: var(--jp-ui-font-color1, #212121); }
 .cnnw-am [hidden] { display: none !important; }
 .cnnw-am .cnnw-am-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
-.cnnw-am label { display: inline-flex; align-items: center; gap: 4px; }
+.cnnw-am label { display: inline-flex; align-items: center; gap: 4px; max-width: 100%; }
 .cnnw-am select, .cnnw-am button { font: inherit; color: inherit; background: var(--jp-layout-color1, #fff);
   border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }
-.cnnw-am .cnnw-am-class { max-width: 22em; }
+/* width 100% of a content-sized label: the select may shrink below its longest class name in a narrow sidebar */
+.cnnw-am .cnnw-am-class { width: 100%; max-width: 22em; min-width: 0; }
 .cnnw-am button { padding: 1px 10px; }
 .cnnw-am button:disabled { opacity: 0.4; }
 .cnnw-am .cnnw-am-muted { color: var(--jp-ui-font-color2, #616161); }

@@ -24,10 +24,11 @@ const STYLE = `
   color: var(--jp-ui-font-color1, #212121); }
 .cnnw-fv [hidden] { display: none !important; }
 .cnnw-fv .cnnw-fv-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
-.cnnw-fv label { display: inline-flex; align-items: center; gap: 4px; }
+.cnnw-fv label { display: inline-flex; align-items: center; gap: 4px; max-width: 100%; }
 .cnnw-fv select, .cnnw-fv input, .cnnw-fv button { font: inherit; color: inherit;
   background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }
-.cnnw-fv .cnnw-fv-layer { max-width: 18em; }
+/* width 100% of a content-sized label: the select may shrink below its longest layer name in a narrow sidebar */
+.cnnw-fv .cnnw-fv-layer { width: 100%; max-width: 18em; min-width: 0; }
 .cnnw-fv input[type="number"] { width: 5em; }
 .cnnw-fv .cnnw-fv-units { width: 8em; }
 .cnnw-fv button { padding: 1px 10px; }
