@@ -2,7 +2,7 @@
 // input image, and a strip of one thumbnail per layer. It draws the buffers Python sends (docs/wire-format.md) and
 // writes back what the user picks; colour maps, normalization and overlay are applied here, with no kernel trip.
 // Model text (layer names) only ever reaches the page through textContent, option text and attributes.
-import { h, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, h, react, setOptions, showsText } from "./dom.js";
 import { colormap, COLORMAPS } from "./colormaps.js";
 import {
   bytesOf, floatsOf, gridLayout, indexLut, layerRange, paintIndexed, paintRGB, stackComplete, tileAt, tileScale,
@@ -21,15 +21,9 @@ const IDENTITY = indexLut(0, 1, 0, 1);
 const NORMALIZATIONS = [["channel", "per channel"], ["layer", "per layer"]];
 const SORTS = [["index", "channel index"], ["mean", "mean activation"]];
 
-const STYLE = `
-.cnnw-grid { display: flex; flex-direction: column; gap: 8px; padding: 4px 0;
-  font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
-  color: var(--jp-ui-font-color1, #212121); }
-.cnnw-grid [hidden] { display: none !important; }
+const STYLE = baseStyle("cnnw-grid") + `
+.cnnw-grid { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; }
 .cnnw-grid .cnnw-toolbar, .cnnw-grid .cnnw-pager { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
-.cnnw-grid label { display: inline-flex; align-items: center; gap: 4px; max-width: 100%; }
-.cnnw-grid select, .cnnw-grid input, .cnnw-grid button { font: inherit; color: inherit;
-  background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }
 /* width 100% (of a label sized by its content) lets the select shrink below its longest option: a long layer name
    ("block4_dropout (16x16x128)") must not make the view wider than a narrow sidebar */
 .cnnw-grid .cnnw-layer-select { width: 100%; max-width: 22em; min-width: 0; }

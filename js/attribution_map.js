@@ -4,21 +4,15 @@
 // opacity, colour map, normalization and sign are applied here, so switching them never waits for the kernel.
 // Model text (class names, method labels, messages) only reaches the page through textContent and option text.
 import { colormap, COLORMAPS } from "./colormaps.js";
-import { h, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, h, react, setOptions, showsText } from "./dom.js";
 import { aucText, heatLut, scales, SIGNS } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
 const MAP_PX = 192; // each map is zoomed by a whole factor to at least this many pixels a side
 
-const STYLE = `
-.cnnw-am { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0;
-  font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
-  color: var(--jp-ui-font-color1, #212121); }
-.cnnw-am [hidden] { display: none !important; }
+const STYLE = baseStyle("cnnw-am", ["select", "button"]) + `
+.cnnw-am { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0; }
 .cnnw-am .cnnw-am-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
-.cnnw-am label { display: inline-flex; align-items: center; gap: 4px; max-width: 100%; }
-.cnnw-am select, .cnnw-am button { font: inherit; color: inherit; background: var(--jp-layout-color1, #fff);
-  border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }
 /* width 100% of a content-sized label: the select may shrink below its longest class name in a narrow sidebar */
 .cnnw-am .cnnw-am-class { width: 100%; max-width: 22em; min-width: 0; }
 .cnnw-am button { padding: 1px 10px; }

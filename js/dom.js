@@ -57,3 +57,19 @@ export function react(model, reactions) {
     },
   };
 }
+
+/**
+ * The CSS every view starts from, scoped to its root class: JupyterLab's UI font and colour, [hidden] honoured,
+ * labels as inline rows no wider than the view, and the form `controls` in the theme's colours. A view appends
+ * its own layout rules.
+ */
+export function baseStyle(root, controls = ["select", "input", "button"]) {
+  const r = `.${root}`;
+  return `
+${r} { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
+  color: var(--jp-ui-font-color1, #212121); }
+${r} [hidden] { display: none !important; }
+${r} label { display: inline-flex; align-items: center; gap: 4px; max-width: 100%; }
+${controls.map((c) => `${r} ${c}`).join(", ")} { font: inherit; color: inherit;
+  background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }`;
+}

@@ -3,7 +3,7 @@
 // the batch Python streams (uint8 RGB, one buffer: docs/wire-format.md) and writes back what the user picks; the
 // optimization itself runs in the kernel. Model text (layer and class names, objective names) only reaches the page
 // through textContent, option text and attributes.
-import { h, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, h, react, setOptions, showsText } from "./dom.js";
 import {
   batchComplete, channelCount, pageText, parseIndices, progressFraction, rgbaOf, zoomFor,
 } from "./images.js";
@@ -18,15 +18,9 @@ const OBJECTIVES = [["channel", "channel"], ["neuron", "neuron"], ["class", "cla
 const PARAMS = [["fft", "Fourier"], ["pixel", "pixels"]];
 const TRANSFORMS = [["standard", "standard (Lucid)"], ["none", "none"]];
 
-const STYLE = `
-.cnnw-fv { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0;
-  font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
-  color: var(--jp-ui-font-color1, #212121); }
-.cnnw-fv [hidden] { display: none !important; }
+const STYLE = baseStyle("cnnw-fv") + `
+.cnnw-fv { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0; }
 .cnnw-fv .cnnw-fv-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
-.cnnw-fv label { display: inline-flex; align-items: center; gap: 4px; max-width: 100%; }
-.cnnw-fv select, .cnnw-fv input, .cnnw-fv button { font: inherit; color: inherit;
-  background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }
 /* width 100% of a content-sized label: the select may shrink below its longest layer name in a narrow sidebar */
 .cnnw-fv .cnnw-fv-layer { width: 100%; max-width: 18em; min-width: 0; }
 .cnnw-fv input[type="number"] { width: 5em; }
