@@ -1,0 +1,277 @@
+"""Mutation runner: put each bug of tools/mutations.py into a scratch copy of the repo, one at a time, and run the
+tests that should catch it. Prints one line per mutation: id, killed / survived / stale, seconds, failing tests.
+
+    .venv/bin/python tools/mutate.py                      # HEAD, quick tier (+ node tests), every mutation
+    .venv/bin/python tools/mutate.py --only M03,M04       # some of them
+    .venv/bin/python tools/mutate.py --tier slow          # survivors of the quick tier go on to the slow tier
+    .venv/bin/python tools/mutate.py --ref 6504a6a        # mutate (and test) that commit's tree: the "before" score
+    .venv/bin/python tools/mutate.py --list               # the table and whether each snippet still matches
+
+Targeted, not exhaustive: each mutant runs only the test files its entry names (the tests that should catch it
+and its module's unit tests), not the whole quick set, so a test elsewhere that would also catch it is not counted.
+A tier runs only for mutants the tiers below it left alive. A failure counts as a kill only if the same test
+passes on the unmutated tree (each test invocation is run once on the clean tree, when a mutant first fails it).
+
+The tree is ``git archive <ref>`` of the repository unpacked in /tmp/mut-*, never the working tree; tests run there
+with PYTHONPATH=<scratch> and cwd=<scratch>. ``cnnwidget.widgets._esm.js_dir()`` finds ``js/`` next to the
+imported package, so kernels and JupyterLab started by the browser tier (which inherit PYTHONPATH) load the mutated
+JS. Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mutations import MUTATIONS, TIERS, Mutation  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+MARKERS = {
+    "quick": "not slow and not kernel and not browser and not notebook",
+    "slow": "(slow or kernel or notebook) and not browser",
+    "browser": "browser",
+}
+TIMEOUT = {"quick": 900, "slow": 2400, "browser": 2400}  # seconds per test invocation; a hang counts as a failure
+
+
+@dataclass
+class Outcome:
+    id: str
+    status: str = "survived"  # killed | survived | stale | untested
+    seconds: float = 0.0
+    tier: str = ""  # the tier that killed it, or the last tier run
+    failing: list = field(default_factory=list)  # tests that failed on the mutant and pass on the clean tree
+    notes: list = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- test invocations
+def invocations(tree: Path, specs: list[str], tier: str) -> tuple[list[tuple], list[str]]:
+    """Specs -> (invocations, missing). An invocation is ("node", files) or ("pytest", args)."""
+    plain, keyed, node, missing = [], [], [], []
+    for spec in specs:
+        first, *rest = shlex.split(spec)
+        path, _, test = first.partition("::")
+        found = sorted(glob.glob(path, root_dir=tree)) if glob.has_magic(path) else (
+            [path] if (tree / path).exists() else [])
+        if not found:
+            missing.append(spec)
+            continue
+        items = [f + ("::" + test if test else "") for f in found]
+        if path.endswith(".mjs"):
+            node += [f for f in items if f not in node]
+        elif rest:
+            keyed.append(tuple(items + rest))
+        else:
+            plain += [f for f in items if f not in plain]
+    runs = [("node", tuple(node))] if node else []
+    runs += [("pytest", tuple(plain))] if plain else []
+    runs += [("pytest", k) for k in keyed]
+    return runs, missing
+
+
+def run(tree: Path, python: str, kind: str, args: tuple, tier: str) -> tuple[set, str]:
+    """Run one invocation in ``tree``: (the ids of failing tests, a short note such as "no tests")."""
+    if kind == "node":
+        cmd = ["node", "--test", "--test-reporter=tap", *args]
+    else:
+        cmd = [python, "-m", "pytest", "-q", "-rfE", "--tb=no", "-p", "no:cacheprovider", "-m", MARKERS[tier], *args]
+    env = dict(os.environ, PYTHONPATH=str(tree) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("CNNWIDGET_DEV", None)
+    proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=TIMEOUT[tier])
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {f"TIMEOUT({TIMEOUT[tier]}s): {' '.join(args)}"}, ""
+    if kind == "node":
+        failing = {m.group(1).strip() for m in re.finditer(r"^\s*not ok \d+ - (.*)$", out, re.MULTILINE)}
+        if proc.returncode and not failing:
+            failing = {f"node rc={proc.returncode}"}
+        return failing, ""
+    failing = {m.group(2) for m in re.finditer(r"^(FAILED|ERROR) (\S+)", out, re.MULTILINE)}
+    if proc.returncode == 5:
+        return set(), "no tests selected: " + " ".join(args)
+    if proc.returncode and not failing:
+        tail = " | ".join(out.strip().splitlines()[-3:])
+        failing = {f"pytest rc={proc.returncode}: {tail[:200]}"}
+    return failing, ""
+
+
+class CleanResults:
+    """Each invocation's failures on the unmutated tree, run once on first need (shared by the workers)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._results: dict = {}
+        self.seconds = 0.0
+
+    def get(self, tree: Path, python: str, kind: str, args: tuple, tier: str) -> set:
+        key = (kind, args, tier)
+        with self._lock:
+            if key not in self._results:
+                t0 = time.monotonic()
+                self._results[key] = run(tree, python, kind, args, tier)[0]
+                self.seconds += time.monotonic() - t0
+            return self._results[key]
+
+    def failing_on_clean(self) -> dict:
+        return {f"{k[0]} {' '.join(k[1])} [{k[2]}]": sorted(v) for k, v in self._results.items() if v}
+
+
+# ---------------------------------------------------------------------------------------------- one mutation
+def count(tree: Path, m: Mutation) -> int:
+    path = tree / m.file
+    return path.read_text(encoding="utf-8").count(m.old) if path.is_file() else -1
+
+
+def mutate(tree: Path, python: str, m: Mutation, max_tier: str, clean: CleanResults) -> Outcome:
+    out = Outcome(m.id)
+    n = count(tree, m)
+    if n != 1:
+        out.status = "stale"
+        out.notes.append(f"{m.file} missing" if n < 0 else f"'old' snippet found {n} times in {m.file}, not once")
+        return out
+    path = tree / m.file
+    original = path.read_text(encoding="utf-8")
+    t0 = time.monotonic()
+    ran_any = False
+    for tier in TIERS[:TIERS.index(max_tier) + 1]:
+        runs, missing = invocations(tree, m.tests.get(tier, []), tier)
+        out.notes += [f"{tier}: no such test {s}" for s in missing]
+        if not runs:
+            continue
+        out.tier = tier
+        mutant_failures = []
+        path.write_text(original.replace(m.old, m.new), encoding="utf-8")
+        try:
+            for kind, args in runs:
+                failing, note = run(tree, python, kind, args, tier)
+                ran_any = ran_any or not note
+                if note:
+                    out.notes.append(note)
+                if failing:
+                    mutant_failures.append((kind, args, failing))
+        finally:
+            path.write_text(original, encoding="utf-8")
+        for kind, args, failing in mutant_failures:  # the file is restored: the tree is clean here
+            on_clean = clean.get(tree, python, kind, args, tier)
+            out.failing += sorted(failing - on_clean)
+            if failing & on_clean:
+                out.notes.append(f"{len(failing & on_clean)} failing also on the clean tree (not counted)")
+        if out.failing:
+            out.status = "killed"
+            break
+    out.seconds = time.monotonic() - t0
+    if not ran_any and out.status != "killed":
+        out.status = "untested"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- main
+def scratch_copy(ref: str) -> Path:
+    tree = Path(tempfile.mkdtemp(prefix="mut-"))
+    archive = subprocess.Popen(["git", "-C", str(REPO), "archive", ref], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(tree)], stdin=archive.stdout, check=True)
+    if archive.wait():
+        raise SystemExit(f"git archive {ref} failed")
+    return tree
+
+
+def line(o: Outcome, m: Mutation) -> str:
+    shown = ", ".join(o.failing[:3]) + (f" (+{len(o.failing) - 3} more)" if len(o.failing) > 3 else "")
+    notes = f"  [{'; '.join(o.notes)}]" if o.notes else ""
+    return f"{o.id:5} {o.status:8} {o.seconds:6.1f}s  {o.tier or '-':7}  {shown}{notes}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--only", help="comma-separated ids, e.g. M03,M04")
+    p.add_argument("--tier", choices=TIERS, default="quick", help="the highest tier to run (default quick)")
+    p.add_argument("--ref", default="HEAD", help="git ref whose tree is mutated (default HEAD)")
+    p.add_argument("-j", type=int, default=1, help="mutants at once, each in its own scratch copy (default 1)")
+    p.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
+    p.add_argument("--list", action="store_true", help="print the table and each snippet's match count; no tests")
+    p.add_argument("--json", help="also write the outcomes to this file")
+    p.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    a = p.parse_args(argv)
+
+    chosen = MUTATIONS
+    if a.only:
+        ids = [s.strip() for s in a.only.split(",") if s.strip()]
+        unknown = [i for i in ids if i not in {m.id for m in MUTATIONS}]
+        if unknown:
+            p.error(f"unknown mutation ids {unknown}; known: {', '.join(m.id for m in MUTATIONS)}")
+        chosen = [m for m in MUTATIONS if m.id in ids]
+    sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", a.ref], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    trees = [scratch_copy(a.ref) for _ in range(max(1, a.j) if not a.list else 1)]
+    try:
+        if a.list:
+            for m in chosen:
+                n = count(trees[0], m)
+                print(f"{m.id:5} {'ok' if n == 1 else 'STALE (' + str(n) + ')':10} {m.file}: {m.description}")
+            return 0
+        print(f"# mutate {sha} ({a.ref}), tiers up to {a.tier}, {len(chosen)} mutations, -j {len(trees)}, "
+              f"scratch {trees[0]}")
+        print("# targeted: each mutant runs only the tests tools/mutations.py names for it, not the whole suite")
+        print(f"# {'id':5} {'status':8} {'secs':>7}  {'tier':7}  failing tests (pass on the clean tree)")
+        clean, free, lock, outcomes = CleanResults(), list(trees), threading.Lock(), {}
+
+        def work(m):
+            with lock:
+                tree = free.pop()
+            try:
+                o = mutate(tree, a.python, m, a.tier, clean)
+            finally:
+                with lock:
+                    free.append(tree)
+            with lock:
+                outcomes[m.id] = o
+                print(line(o, m), flush=True)
+            return o
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(trees)) as pool:
+            list(pool.map(work, chosen))
+        main_ids = [m.id for m in chosen if not m.extra]
+        killed = [i for i in main_ids if outcomes[i].status == "killed"]
+        extras = [m.id for m in chosen if m.extra]
+        print(f"# score {sha} up to {a.tier}: {len(killed)}/{len(main_ids)} main mutations killed"
+              + (f"; extras killed {sum(outcomes[i].status == 'killed' for i in extras)}/{len(extras)}"
+                 if extras else "")
+              + f"; {time.monotonic() - t0:.0f} s ({clean.seconds:.0f} s of it on the clean tree)")
+        for status in ("survived", "stale", "untested"):
+            ids = [m.id for m in chosen if outcomes[m.id].status == status]
+            if ids:
+                print(f"# {status}: {' '.join(ids)}")
+        for name, fails in clean.failing_on_clean().items():
+            print(f"# failing on the clean tree (not counted as kills): {name}: {', '.join(fails[:5])}")
+        if a.json:
+            Path(a.json).write_text(json.dumps({"ref": a.ref, "sha": sha, "tier": a.tier,
+                                                "outcomes": [vars(outcomes[m.id]) for m in chosen]}, indent=1))
+        return 0
+    finally:
+        if not a.keep:
+            for tree in trees:
+                shutil.rmtree(tree, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
