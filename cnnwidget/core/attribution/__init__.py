@@ -14,14 +14,15 @@ gradients:     saliency, gradient_x_input, smoothgrad (variants "mean", "squared
                integrated_gradients (+ completeness_gap), guided_backprop
 cam:           grad_cam, grad_cam_plus_plus, score_cam (any spatial layer, nested paths too; upsample=False: raw)
 perturbation:  occlusion, rise, lime, kernel_shap (over ``superpixels``)
-metrics:       deletion, insertion (AUCs (N,)), randomization (Spearman (N,) against a randomized copy)
+metrics:       deletion, insertion (AUCs (N,), pixels ranked as the map is shown: ``sign``), random_reference
+               (a random map's AUCs, the reference), randomization (Spearman (N,) against a randomized copy)
 """
 
 from ._common import Cancelled
 from .cam import default_layer, grad_cam, grad_cam_plus_plus, score_cam
 from .gradients import (baseline_images, completeness_gap, gradient_x_input, guided_backprop, integrated_gradients,
                         saliency, smoothgrad)
-from .metrics import deletion, insertion, randomization, randomized_model, spearman
+from .metrics import SIGNS, deletion, insertion, random_reference, randomization, randomized_model, shown, spearman
 from .perturbation import kernel_shap, lime, occlusion, rise
 from .segmentation import superpixels
 
@@ -33,7 +34,7 @@ METHODS = {
 }
 """Every attribution method by name, in a sensible display order (fast gradient methods first)."""
 
-__all__ = ["Cancelled", "METHODS", "baseline_images", "completeness_gap", "default_layer", "deletion",
+__all__ = ["Cancelled", "METHODS", "SIGNS", "baseline_images", "completeness_gap", "default_layer", "deletion",
            "grad_cam", "grad_cam_plus_plus", "gradient_x_input", "guided_backprop", "insertion",
-           "integrated_gradients", "kernel_shap", "lime", "occlusion", "randomization", "randomized_model", "rise",
-           "saliency", "score_cam", "smoothgrad", "spearman", "superpixels"]
+           "integrated_gradients", "kernel_shap", "lime", "occlusion", "random_reference", "randomization",
+           "randomized_model", "rise", "saliency", "score_cam", "shown", "smoothgrad", "spearman", "superpixels"]

@@ -194,11 +194,13 @@ def completeness_gap(model, images, maps, target, baseline=None, seed=0, batch_s
 
     0 for a map that satisfies completeness exactly; ``target`` as for the methods (None = predicted class);
     ``baseline`` and ``seed`` as for ``integrated_gradients``."""
+    from .metrics import check_maps
+
     probe = c.as_probe(model)
     batch = probe.images(images)
+    maps = check_maps(maps, *batch.shape[:3])
     base = baseline_images(probe, batch, baseline, seed)
     target, fx = c.predicted(probe, batch, c.targets(probe, len(batch), target), batch_size)
     _, fb = c.predicted(probe, base, target, batch_size)
     delta = fx - fb
-    return ((np.asarray(maps).reshape(len(batch), -1).sum(1) - delta) / np.maximum(np.abs(delta), 1e-12)
-            ).astype(np.float32)
+    return ((maps.reshape(len(batch), -1).sum(1) - delta) / np.maximum(np.abs(delta), 1e-12)).astype(np.float32)
