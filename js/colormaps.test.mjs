@@ -28,9 +28,25 @@ test("magma runs from black to pale yellow", () => {
   near(rgb(t, 255), [252, 253, 191]);
 });
 
-test("gray is the identity ramp", () => {
+test("gray is the identity ramp at every index", () => {
   const t = colormap("gray");
-  for (const i of [0, 1, 100, 254, 255]) assert.deepEqual(rgb(t, i), [i, i, i]);
+  for (let i = 0; i < 256; i++) assert.deepEqual(rgb(t, i), [i, i, i]);
+});
+
+test("each map's first and last entries are its end colours exactly (index 255 is the top, not near it)", () => {
+  const ends = { viridis: [[68, 1, 84], [253, 231, 37]], magma: [[0, 0, 4], [252, 253, 191]],
+    gray: [[0, 0, 0], [255, 255, 255]], coolwarm: [[59, 76, 192], [180, 4, 38]] };
+  for (const name of COLORMAPS) {
+    const t = colormap(name);
+    assert.deepEqual([rgb(t, 0), rgb(t, 255)], ends[name], name);
+  }
+});
+
+test("coolwarm's middle control point sits halfway: entries 127 and 128 straddle its grey", () => {
+  const t = colormap("coolwarm");
+  const [a, b] = [rgb(t, 127), rgb(t, 128)];
+  // 17 points: index 127.5 is the 9th (dddddd); the two neighbours are within one interpolation step of it
+  for (const c of [0, 1, 2]) assert.ok(Math.abs(a[c] - 0xdd) <= 2 && Math.abs(b[c] - 0xdd) <= 2, `${a} ${b}`);
 });
 
 test("coolwarm is blue at the low end, neutral in the middle, red at the high end", () => {

@@ -110,6 +110,34 @@ test("tileAt returns null on a gap, past the last tile and outside the grid", ()
   assert.equal(tileAt(layout, 4 * 54 + 1, 5), null);
 });
 
+test("tileAt at the exact edges: the last pixel of a tile hits it, the first gap pixel does not", () => {
+  const layout = gridLayout(10, 50, 40, 230, 4); // tiles 50 x 40, gap 4, 4 columns
+  assert.deepEqual(tileAt(layout, 49, 39), { index: 0, x: 49, y: 39 });
+  assert.equal(tileAt(layout, 10, 40), null); // y == tileH: the first gap row
+  assert.equal(tileAt(layout, 50, 10), null); // x == tileW: the first gap column
+  assert.equal(tileAt(layout, 50, 40), null);
+  assert.equal(tileAt(layout, 53, 10), null); // the last gap column
+  assert.equal(tileAt(layout, 10, 43), null); // the last gap row
+  assert.deepEqual(tileAt(layout, 54, 0), { index: 1, x: 0, y: 0 }); // x == tileW + gap: the next tile begins
+  assert.deepEqual(tileAt(layout, 0, 44), { index: 4, x: 0, y: 0 }); // y == tileH + gap: the next row begins
+  assert.equal(tileAt(layout, 3 * 54 + 50, 44 + 40), null); // the far corner of the last column, one past
+  assert.deepEqual(tileAt(layout, 3 * 54 + 49, 44 + 39), { index: 7, x: 49, y: 39 });
+  // A one-pixel gap and one-pixel tiles (a vector layer's units at zoom 1) leave no room for an off-by-one.
+  const dense = gridLayout(6, 1, 1, 5, 1);
+  assert.deepEqual([0, 1, 2, 3, 4].map((x) => tileAt(dense, x, 0)?.index ?? null), [0, null, 1, null, 2]);
+  assert.deepEqual([0, 1, 2, 3].map((y) => tileAt(dense, 0, y)?.index ?? null), [0, null, 3, null]);
+});
+
+test("paintIndexed takes each of R, G and B from its own column of the colour table", () => {
+  const image = { width: 2, height: 1, data: new Uint8ClampedArray(8) };
+  const table = new Uint8Array(256 * 3);
+  table.set([10, 20, 30], 7 * 3); // index 7
+  table.set([40, 50, 60], 8 * 3); // index 8
+  paintIndexed(image, { x: 0, y: 0, w: 2, h: 1 }, { data: Uint8Array.from([7, 8]), w: 2, h: 1 }, table,
+    indexLut(0, 1, 0, 1));
+  assert.deepEqual(Array.from(image.data), [10, 20, 30, 255, 40, 50, 60, 255]);
+});
+
 test("paintIndexed scales a tile up by whole pixels through the lut and colour table", () => {
   const image = { width: 5, height: 4, data: new Uint8ClampedArray(5 * 4 * 4) };
   const table = new Uint8Array(256 * 3).map((_, i) => Math.floor(i / 3)); // index i -> (i, i, i)
