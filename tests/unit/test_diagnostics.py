@@ -129,6 +129,47 @@ def test_a_fit_records_everything_traces_once_and_notifies_subscribers(data, tmp
     np.testing.assert_array_equal(history["grad_norm"], cb.history["grad_norm"])
 
 
+@pytest.fixture(scope="module")
+def dead_channel_run(data):
+    """A fit of 3 steps probed after each, conv channel 2 killed by a bias of -1000 (inputs are in [0, 1] and
+    its 27 weights under 1, so it is below zero at every position of every probe image); with a GradientTape's
+    per-layer gradient norms on the probe batch at the final weights, taken right after the fit."""
+    import tensorflow as tf
+
+    x, y = data
+    model = tiny_model()
+    model.get_layer("conv").bias.assign(np.array([0.0, 0.0, -1e3, 0.0], np.float32))
+    cb = DiagnosticsCallback((x[:16], y[:16]), every=1, verbose=0)
+    model.fit(x[:48], y[:48], batch_size=16, epochs=1, verbose=0, callbacks=[cb])
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y[:16], model(x[:16], training=False)))
+    grads = tape.gradient(loss, [model.get_layer("conv").trainable_weights, model.get_layer("out").trainable_weights])
+    tape_norms = [np.sqrt(sum(float(tf.reduce_sum(g ** 2)) for g in layer)) for layer in grads]
+    return model, cb, {k: np.array(v) for k, v in cb.history.items()}, tape_norms
+
+
+def test_a_channel_killed_by_its_bias_is_exactly_the_measured_dead_fraction(dead_channel_run):
+    # One unit of 4 dead: 0.25, however many positions the other channels are positive at.
+    _, _, history, _ = dead_channel_run
+    np.testing.assert_array_equal(history["dead_fraction"], [[0.25]] * 3)
+
+
+def test_the_last_probes_gradient_norms_equal_a_tapes_on_the_probe_batch(dead_channel_run):
+    # Probing after every step, the last probe sees the final weights, as the tape did.
+    _, _, history, tape_norms = dead_channel_run
+    assert list(history["probe_step"]) == [1, 2, 3]
+    np.testing.assert_allclose(history["grad_norm"][-1], tape_norms, rtol=1e-4)
+    assert not np.allclose(history["grad_norm"][0], tape_norms, rtol=1e-3)  # an earlier step's norms differ
+
+
+def test_with_the_bias_put_back_no_unit_is_dead(dead_channel_run, data):
+    x, y = data
+    model, cb, _, _ = dead_channel_run
+    model.get_layer("conv").bias.assign(np.zeros(4, np.float32))
+    model.fit(x[:32], y[:32], batch_size=16, epochs=1, verbose=0, callbacks=[cb])
+    np.testing.assert_array_equal(cb.history["dead_fraction"], [[0.0], [0.0]])
+
+
 def test_layers_inside_a_nested_model_are_recorded_by_path(data):
     x, y = data
     base = tiny_model(compiled=False)
