@@ -2,7 +2,7 @@
 // input image, and a strip of one thumbnail per layer. It draws the buffers Python sends (docs/wire-format.md) and
 // writes back what the user picks; colour maps, normalization and overlay are applied here, with no kernel trip.
 // Model text (layer names) only ever reaches the page through textContent, option text and attributes.
-import { baseStyle, h, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText } from "./dom.js";
 import { colormap, COLORMAPS } from "./colormaps.js";
 import {
   bytesOf, floatsOf, gridLayout, indexLut, layerRange, paintIndexed, paintRGB, stackComplete, tileAt, tileScale,
@@ -34,6 +34,10 @@ const STYLE = baseStyle("cnnw-grid") + `
 .cnnw-grid .cnnw-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
   color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 .cnnw-grid canvas { image-rendering: pixelated; }
+.cnnw-grid-outer { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 8px; min-width: 0; }
+.cnnw-grid-outer > .cnnw-grid { flex: 1 1 480px; min-width: 0; }
+.cnnw-grid-outer > .cnnw-grid-chart { flex: 0 1 440px; min-width: 240px; }
+.cnnw-grid .cnnw-busy { width: 6em; height: 6px; }
 .cnnw-grid .cnnw-main { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 12px; }
 .cnnw-grid .cnnw-grid-wrap { position: relative; flex: 1 1 360px; min-width: 0; }
 .cnnw-grid .cnnw-grid-canvas { display: block; max-width: 100%; cursor: crosshair; }
@@ -96,6 +100,7 @@ export default {
     const next = h("button", { class: "cnnw-next", type: "button", text: "next ›" });
     const pageInfo = h("span", { class: "cnnw-page-info" });
     const status = h("span", { class: "cnnw-status cnnw-muted", "aria-live": "polite" });
+    const busy = h("progress", { class: "cnnw-busy", hidden: true, "aria-label": "computing" });
     const error = h("div", { class: "cnnw-error", role: "alert", hidden: true });
 
     const canvas = h("canvas", { class: "cnnw-grid-canvas", width: 0, height: 0 });
@@ -117,7 +122,7 @@ export default {
         h("label", {}, ["Sort by", sortSelect]),
         h("label", {}, [overlayBox, "Overlay", opacity]),
       ]),
-      h("div", { class: "cnnw-pager" }, [prev, pageInfo, next, status]),
+      h("div", { class: "cnnw-pager" }, [prev, pageInfo, next, busy, status]),
       error,
       h("div", { class: "cnnw-main" }, [
         gridWrap,
@@ -126,7 +131,9 @@ export default {
       h("div", { class: "cnnw-muted", text: "Depth: one thumbnail per layer, input to output; click one to open it" }),
       strip,
     ]);
-    el.replaceChildren(root);
+    const chartBox = h("div", { class: "cnnw-grid-chart" });
+    el.replaceChildren(h("div", { class: "cnnw-grid-outer" }, [root, chartBox]));
+    const unmountChart = mountWidget(model, "chart", chartBox);
 
     // ---- state read from traits ----
     let cmap = { name: null, table: null };
@@ -317,6 +324,9 @@ export default {
 
     const showError = showsText(model, "error", error, true);
     const showStatus = showsText(model, "status", status);
+    function showRunning() {
+      busy.hidden = !model.get("running");
+    }
 
     // ---- pointer ----
     /** The tile and tile pixel under a pointer event, or null. */
@@ -377,10 +387,12 @@ export default {
 
     // ---- controls ----
     layerSelect.addEventListener("change", () => save("layer", layerSelect.value));
-    imageInput.addEventListener("change", () => {
+    commitOnEnter(imageInput, () => {
       const n = model.get("n_images") ?? 0;
       const value = Math.round(Number(imageInput.value));
-      if (Number.isFinite(value) && n > 0) save("image_index", Math.min(n - 1, Math.max(0, value)));
+      if (imageInput.value !== "" && Number.isFinite(value) && n > 0) {
+        save("image_index", Math.min(n - 1, Math.max(0, value)));
+      }
       imageInput.value = model.get("image_index");
     });
     cmapSelect.addEventListener("change", () => save("colormap", cmapSelect.value));
@@ -414,6 +426,7 @@ export default {
       [showPredictions, ["predictions"]],
       [showError, ["error"]],
       [showStatus, ["status"]],
+      [showRunning, ["running"]],
     ];
     const { schedule, dispose } = react(model, reactions);
 
@@ -426,6 +439,7 @@ export default {
     return () => {
       dispose();
       resize.disconnect();
+      unmountChart();
     };
   },
 };

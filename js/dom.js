@@ -73,3 +73,63 @@ ${r} label { display: inline-flex; align-items: center; gap: 4px; max-width: 100
 ${controls.map((c) => `${r} ${c}`).join(", ")} { font: inherit; color: inherit;
   background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }`;
 }
+
+/**
+ * Show the widget referenced by the trait `trait` (a child widget, "IPY_MODEL_<id>", e.g. a bqplot figure) inside
+ * `container`, as ipywidgets' own boxes do: its view is created by the widget manager and told it is attached
+ * (Lumino messages) and displayed, and told to re-lay itself out when `container` resizes. Follows changes of the
+ * trait. Returns a cleanup function that removes the view.
+ */
+export function mountWidget(model, trait, container) {
+  let view = null;
+  let token = 0;
+  const tell = (type) => {
+    const widget = view?.luminoWidget ?? view?.pWidget;
+    widget?.processMessage?.({ type, isConflatable: type === "resize", width: -1, height: -1 });
+  };
+  const resize = new ResizeObserver(() => tell("resize"));
+  async function show() {
+    const mine = ++token;
+    const ref = model.get(trait);
+    const manager = model.widget_manager;
+    view?.remove();
+    view = null;
+    if (typeof ref !== "string" || !ref.startsWith("IPY_MODEL_") || !manager) return;
+    const child = await manager.get_model(ref.slice("IPY_MODEL_".length));
+    const created = await manager.create_view(child, {});
+    if (mine !== token) {
+      created.remove();
+      return;
+    }
+    view = created;
+    tell("before-attach");
+    container.replaceChildren(view.el);
+    tell("after-attach");
+    view.trigger("displayed");
+  }
+  const listener = () => show();
+  model.on(`change:${trait}`, listener);
+  resize.observe(container);
+  show();
+  return () => {
+    token += 1;
+    model.off(`change:${trait}`, listener);
+    resize.disconnect();
+    view?.remove();
+    view = null;
+  };
+}
+
+/**
+ * Call `commit()` when the person presses Enter in `input` as well as on its change event: JupyterLab takes the
+ * Enter key for the notebook, so a typed number was applied only on blur. Enter stays inside the widget.
+ */
+export function commitOnEnter(input, commit) {
+  input.addEventListener("change", commit);
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    event.stopPropagation();
+    commit();
+  });
+}

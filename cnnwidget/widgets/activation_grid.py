@@ -3,97 +3,100 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections import OrderedDict
 
-import anywidget
 import bqplot
 import ipywidgets
 import numpy as np
 import traitlets as t
 
-from ..core import CnnWidgetError, ImageError, OptionError, as_probe
+from ..core import CnnWidgetError, OptionError, as_probe
 from ..core.activations import channel_order, channel_stats, depth_strip, fit_within, resize
 from . import _transport
+from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
-from ._viewbox import ViewTraits
 
-# The view's traits a person reads, sets or observes on the grid itself (see ActivationGrid.observe).
-_SHARED = ("layer", "image_index", "selected_channel", "page", "page_size", "sort", "colormap", "normalization",
-           "overlay", "overlay_opacity", "error", "status")
+COLORMAPS = ("viridis", "magma", "gray", "coolwarm")  # the tables of js/colormaps.js
+NORMALIZATIONS = ("channel", "layer")
+SORTS = ("index", "mean")
+IMAGE_PX = 256  # the input picture is sent at most this size a side: the view shows it at about 192 px
+FOCUS_PX = 256  # the enlarged channel likewise
+CACHE_BYTES = 64 * 2**20  # one image's layer outputs kept for going back and forth; bounded in bytes, not entries
 
-
-class _GridView(anywidget.AnyWidget):
-    """The canvas view (js/activation_grid.js); its byte traits follow docs/wire-format.md."""
-
-    _esm = bundle("activation_grid.js")
-
-    layers = t.List(t.Dict()).tag(sync=True)
-    layer = t.Unicode("").tag(sync=True)
-    n_images = t.Int(1).tag(sync=True)
-    image_index = t.Int(0).tag(sync=True)
-    image = t.Bytes(b"").tag(sync=True)
-    image_shape = t.List(t.Int()).tag(sync=True)
-    tiles = t.Bytes(b"").tag(sync=True)
-    tile_ranges = t.Bytes(b"").tag(sync=True)
-    tile_meta = t.Dict().tag(sync=True)
-    focus = t.Bytes(b"").tag(sync=True)
-    focus_meta = t.Dict().tag(sync=True)
-    strip = t.Bytes(b"").tag(sync=True)
-    strip_meta = t.Dict().tag(sync=True)
-    selected_channel = t.Int(-1).tag(sync=True)
-    page = t.Int(0).tag(sync=True)
-    page_size = t.Int(64).tag(sync=True)
-    sort = t.Unicode("index").tag(sync=True)
-    colormap = t.Unicode("viridis").tag(sync=True)
-    normalization = t.Unicode("channel").tag(sync=True)
-    overlay = t.Bool(False).tag(sync=True)
-    overlay_opacity = t.Float(0.6).tag(sync=True)
-    predictions = t.List(t.Dict()).tag(sync=True)
-    error = t.Unicode("").tag(sync=True)
-    status = t.Unicode("").tag(sync=True)
+_PAGE = ("layer", "image_index", "page", "page_size", "sort")  # what the tiles depend on
+_PY = dict(sync=True, owner="python")
 
 
-class ActivationGrid(ViewTraits, ipywidgets.HBox):
+class ActivationGrid(CnnWidget):
     """Every channel of one layer's output for one image, drawn on a canvas, with a depth strip and channel stats.
 
     ``model_or_probe``: a Keras model or a ``ModelProbe``. ``images``: (N, H, W, C) or (H, W, C) in the probe's
     display range. ``layer``: a layer path or name (default: the first convolution). ``page_size`` tiles are
     sent per page; feature maps larger than ``max_tile`` pixels a side are area-downsampled for the grid (the
-    enlarged channel is sent at up to 256 a side). Colour map and normalization are applied in the browser.
+    enlarged channel and the input picture are sent at up to 256 a side). Colour map, normalization and overlay
+    are applied in the browser. The widget shows at once; its first page is computed on its worker thread
+    (``grid.wait()`` blocks until it is there). Changes made later return once the new page is there.
 
-    Traits a person can read, set or observe: ``layer``, ``image_index``, ``selected_channel`` (the clicked
-    channel, -1 for none), ``page``, ``page_size``, ``sort`` ("index" or "mean"), ``colormap``, ``normalization``
-    ("channel" or "layer"), ``overlay``, ``overlay_opacity``, ``error`` (the last bad-input message, shown in the
-    widget), ``status``.
+    Public traits (real traitlets: ``traitlets.link``, ``widgets.jslink``, ``observe`` work): ``layer``,
+    ``image_index``, ``selected_channel`` (the clicked channel, -1 for none), ``page``, ``page_size``, ``sort``
+    ("index" or "mean"), ``colormap`` (viridis, magma, gray, coolwarm), ``normalization`` ("channel" or
+    "layer"), ``overlay``, ``overlay_opacity`` (0..1); read-only: ``n_images``, ``layers``, ``error`` (the last
+    refused value, shown in the widget), ``status``, ``running``. A bad value (wrong type, out of range, an
+    unknown layer or colour map) is refused, from Python (a CnnWidgetError) or from the page, and ``error`` says
+    why. The wire traits (``tiles``, ``tile_ranges``, ``tile_meta``, ``focus``, ``focus_meta``, ``image``,
+    ``strip``, ...) follow docs/wire-format.md.
     """
 
-    _view_traits = _SHARED
+    _esm = bundle("activation_grid.js")
+    _worker_name = "cnnwidget-grid"
+
+    # set by a person (Python or the page)
+    layer = t.Unicode("", help="the layer shown (path)").tag(sync=True)
+    image_index = t.Int(0, help="the image shown").tag(sync=True)
+    selected_channel = t.Int(-1, help="the enlarged channel; -1 for none").tag(sync=True)
+    page = t.Int(0, help="the page of channels shown").tag(sync=True)
+    page_size = t.Int(64, min=1, help="channels a page").tag(sync=True)
+    sort = t.Enum(SORTS, "index", help="channel order").tag(sync=True)
+    colormap = t.Enum(COLORMAPS, "viridis").tag(sync=True)
+    normalization = t.Enum(NORMALIZATIONS, "channel", help="each tile on its own range, or the page's").tag(
+        sync=True)
+    overlay = t.Bool(False, help="draw the enlarged channel over the image").tag(sync=True)
+    overlay_opacity = t.Float(0.6, min=0.0, max=1.0).tag(sync=True)
+    # set by Python only
+    layers = t.List(t.Dict()).tag(**_PY)
+    n_images = t.Int(1).tag(**_PY)
+    image = t.Bytes(b"").tag(**_PY)
+    image_shape = t.List(t.Int()).tag(**_PY)
+    tiles = t.Bytes(b"").tag(**_PY)
+    tile_ranges = t.Bytes(b"").tag(**_PY)
+    tile_meta = t.Dict().tag(**_PY)
+    focus = t.Bytes(b"").tag(**_PY)
+    focus_meta = t.Dict().tag(**_PY)
+    strip = t.Bytes(b"").tag(**_PY)
+    strip_meta = t.Dict().tag(**_PY)
+    predictions = t.List(t.Dict()).tag(**_PY)
+    chart = t.Instance(bqplot.Figure, allow_none=True).tag(**_PY, **ipywidgets.widget_serialization)
 
     def __init__(self, model_or_probe, images, layer=None, *, page_size: int = 64, max_tile: int = 64,
                  thumbnail: int = 32, **probe_options):
         self.probe = as_probe(model_or_probe, **probe_options)
         self._batch = self.probe.images(images)
-        self._max_tile, self._thumb = int(max_tile), int(thumbnail)
-        self._acts: OrderedDict = OrderedDict()  # layer path -> (N, ...) outputs, a few layers kept
-        self._strips: dict = {}  # image index -> (uint8 bytes, meta); one image's strip costs a third of a pass
-        self._probs = None
-        # JupyterLab may deliver the browser's changes on a kernel subshell thread while a cell runs on the main
-        # one: one change at a time, so caches and the revert flag stay consistent.
-        self._lock = threading.RLock()
+        self._max_tile = _whole(max_tile, "max_tile", 1)
+        self._thumb = _whole(thumbnail, "thumbnail", 1)
+        self._maps = _ByteCache(CACHE_BYTES)  # (layer path, image index) -> that image's layer output
+        self._strips: OrderedDict = OrderedDict()  # image index -> (uint8 bytes, meta); a third of a pass each
+        self._probs: dict[int, np.ndarray] = {}  # image index -> class probabilities
+        self._shown: dict = {}  # what the tiles and the focus show now: {"page": key, "focus": key}
         infos = self.probe.layers
         start = self.probe.layer(layer).path if layer is not None else _default_layer(infos)
-        first, stats = self._state(start, 0, 0, -1, int(page_size), "index")
-        # The first state goes in the view's comm_open, so the browser gets the grid in one message.
-        self.view = _GridView(
+        super().__init__(
             layers=[{"name": i.path, "shape": list(i.output_shape), "spatial": i.is_spatial} for i in infos],
-            n_images=len(self._batch), page_size=int(page_size), **first,
-        )
-        self.chart = _stats_chart()
-        self._update_chart(start, *stats)
-        super().__init__(children=[self.view, self.chart], layout=ipywidgets.Layout(flex_flow="row wrap"))
-        self.view.observe(self._on_change,
-                          names=["layer", "image_index", "page", "page_size", "sort", "selected_channel"])
+            n_images=len(self._batch), layer=start, page_size=_whole(page_size, "page_size", 1),
+            chart=_stats_chart(), status=f"computing {start}…")
+        self._start(self._update, settle=True)
+
+    def _describe(self):
+        return [f"layer {self.layer!r}", f"{len(self._batch)} image{'s' if len(self._batch) != 1 else ''}"]
 
     # -- public --------------------------------------------------------------------------------------------------
 
@@ -104,92 +107,119 @@ class ActivationGrid(ViewTraits, ipywidgets.HBox):
 
     @images.setter
     def images(self, images):
-        with self._lock:
-            self._set_images(images)
-
-    def _set_images(self, images):
-        try:
-            batch = self.probe.images(images)
-        except ImageError as exc:
-            self.error = str(exc)
-            raise
-        self._batch, self._acts, self._strips, self._probs = batch, OrderedDict(), {}, None
-        self.view.n_images = len(batch)
-        self._show(layer=self.layer, image_index=min(self.image_index, len(batch) - 1), page=self.page)
+        with self._locked():
+            try:
+                batch = self.probe.images(images)
+            except CnnWidgetError as exc:  # ImageError: the old batch stays
+                self._show_refusal(str(exc))
+                raise
+            self._batch = batch
+            self._maps.clear()
+            self._strips.clear()
+            self._probs.clear()
+            self._shown = {}
+            self._push(n_images=len(batch), image_index=min(self.image_index, len(batch) - 1))
+            job = self._start(self._update, settle=True)
+        self._settle([job])
 
     def activations(self, layer=None) -> np.ndarray:
-        """Outputs of ``layer`` (default: the one shown) for the whole batch, (N, H, W, C) or (N, C)."""
+        """Outputs of ``layer`` (default: the one shown) for the whole batch, (N, H, W, C) or (N, C); computed on
+        each call (the grid itself keeps only the shown image's outputs)."""
         path = self.probe.layer(layer or self.layer).path
-        with self._lock:
-            return self._cached_activations(path)
+        return self.probe.activations(self._batch, [path])[path]
 
-    def _cached_activations(self, path: str) -> np.ndarray:
-        if path not in self._acts:
-            self._acts[path] = self.probe.activations(self._batch, [path])[path]
-            while len(self._acts) > 4:  # bound memory on large models
-                self._acts.popitem(last=False)
-        self._acts.move_to_end(path)
-        return self._acts[path]
+    # -- checks: the same for Python and the page ------------------------------------------------------------
+
+    @checks("layer")
+    def _check_layer(self, value):
+        return self.probe.layer(value).path  # LayerError with suggestions; a name becomes its path
+
+    @checks("image_index")
+    def _check_image(self, value):
+        n = len(self._batch)
+        if not 0 <= value < n:
+            raise OptionError(f"image_index must be between 0 and {n - 1} for this batch of {n}; got {value}.")
+        return value
+
+    @checks("selected_channel")
+    def _check_channel(self, value):
+        channels = self._channels(self.layer)
+        if not -1 <= value < channels:
+            raise OptionError(f"selected_channel must be between 0 and {channels - 1} for {self.layer!r} (or -1 "
+                              f"for none); got {value}.")
+        return value
+
+    @checks("page")
+    def _check_page(self, value):
+        pages = max(1, -(-self._channels(self.layer) // self.page_size))
+        return min(max(value, 0), pages - 1)  # past either end: the nearest page
+
+    @checks("overlay_opacity")
+    def _check_opacity(self, value):
+        if not math.isfinite(value):
+            raise OptionError(f"overlay_opacity must be between 0 and 1; got {value}.")
+        return value
+
+    def _channels(self, layer: str) -> int:
+        info = self.probe.layer(layer)
+        return int(info.output_shape[-1])
 
     # -- reacting to changes -------------------------------------------------------------------------------------
 
-    def _on_change(self, change):
-        with self._lock:
-            self._react(change)
+    @reacts("layer", "sort", "page_size")
+    def _on_layer(self, change):
+        with self._quietly():
+            self.page = 0
+            if change["name"] == "layer" and self.selected_channel >= self._channels(self.layer):
+                self.selected_channel = -1  # a channel the new layer does not have
+        self._start(self._update, settle=True, revert={change["name"]: change["old"]})
 
-    def _react(self, change):
-        if self._reverting:
-            return
-        name, old = change["name"], change["old"]
-        # ipywidgets holds a property lock while it applies the browser's update: raising then would only reach
-        # the kernel log, so a browser-made mistake is shown in the widget alone, a Python-made one also raises.
-        from_browser = bool(getattr(self.view, "_property_lock", None))
-        try:
-            if name == "selected_channel":
-                self._show_focus()
-            else:
-                page = 0 if name in ("layer", "sort", "page_size") else self.page
-                self._show(self.layer, self.image_index, page)
-        except CnnWidgetError as exc:
-            self.error = str(exc)
-            with self._quiet():
-                setattr(self.view, name, old)  # keep showing what was there: nothing lost
-            if not from_browser:
-                raise
+    @reacts("image_index", "page", "selected_channel")
+    def _on_view(self, change):
+        self._start(self._update, settle=True, revert={change["name"]: change["old"]})
 
-    def _show(self, layer: str, image_index: int, page: int):
-        """Compute everything for one (layer, image, page) first, then send it in one message."""
-        state, stats = self._state(layer, image_index, page, self.selected_channel, self.page_size, self.sort)
-        with self.view.hold_sync():
-            with self._quiet():
-                for name, value in state.items():
-                    setattr(self.view, name, value)
-        self._update_chart(state["layer"], *stats)
+    def _update(self, job):
+        """On the worker: whatever of the page and the enlarged channel is not what is asked now."""
+        with self._locked():
+            want = {name: getattr(self, name) for name in (*_PAGE, "selected_channel")}
+            shown = dict(self._shown)
+        page_key = tuple(want[n] for n in _PAGE)
+        focus_key = (want["layer"], want["image_index"], want["selected_channel"])
+        state: dict = {}
+        maps = self._layer_output(want["layer"], want["image_index"])
+        if job.cancelled:
+            return None
+        if shown.get("page") != page_key:
+            state.update(self._page_state(maps, want))
+        if shown.get("focus") != focus_key or "tile_meta" in state:
+            state.update(self._focus_state(maps, want["selected_channel"]))
+        if job.cancelled:
+            return None
+        stats = channel_stats(maps) if "tile_meta" in state else None
+        with self._locked():
+            if not self._report(job, **state, error="", status=""):
+                return None
+            self._shown = {"page": page_key, "focus": focus_key}
+            if stats is not None:
+                self._update_chart(want["layer"], *stats)
+        return {}
 
-    def _show_focus(self):
-        state = self._focus_state(self.activations(self.layer)[self.image_index], self.selected_channel)
-        with self.view.hold_sync():
-            for name, value in state.items():
-                setattr(self.view, name, value)
+    def _layer_output(self, path: str, index: int) -> np.ndarray:
+        key = (path, index)
+        maps = self._maps.get(key)
+        if maps is None:
+            maps = self.probe.activations(self._batch[index:index + 1], [path])[path][0]
+            self._maps.put(key, maps)
+        return maps
 
-    def _state(self, layer: str, image_index: int, page: int, selected: int, page_size: int,
-               sort: str) -> tuple[dict, tuple]:
-        """The view's traits for one (layer, image, page, selected channel), and the chart's (means, zeros).
-
-        Raises a CnnWidgetError for a bad layer or index before anything is changed.
-        """
-        path = self.probe.layer(layer).path
-        n = len(self._batch)
-        if not 0 <= image_index < n:
-            raise OptionError(f"image_index must be between 0 and {n - 1} for this batch of {n}; got {image_index}.")
-        if page_size < 1:
-            raise OptionError(f"page_size must be at least 1; got {page_size}.")
-        maps = self.activations(path)[image_index]
-        means, zeros = channel_stats(maps)
-        order = channel_order(means, sort)
+    def _page_state(self, maps: np.ndarray, want: dict) -> dict:
+        """The tiles of one (layer, image, page, page size, sort), the input picture, strip and predictions."""
+        path, image_index, page_size = want["layer"], want["image_index"], want["page_size"]
+        means, _ = channel_stats(maps)
+        order = channel_order(means, want["sort"])
         if maps.ndim == 3:
             n_pages = max(1, -(-len(order) // page_size))
-            page = min(max(page, 0), n_pages - 1)
+            page = min(max(want["page"], 0), n_pages - 1)
             shown = order[page * page_size:(page + 1) * page_size]
             stack = np.moveaxis(maps[..., shown], -1, 0)
             stack = resize(stack, *fit_within(*stack.shape[1:], self._max_tile))
@@ -204,49 +234,44 @@ class ActivationGrid(ViewTraits, ipywidgets.HBox):
             stack, source = square.reshape(1, side, side), (1, 1)
         tiles, ranges = _transport.quantize(stack)
         strip, strip_meta = self._strip_for(image_index)
-        image = self._batch[image_index]
-        selected = selected if selected < len(order) else -1  # a channel the new layer does not have
-        state = {
-            "layer": path, "image_index": image_index, "page": page, "selected_channel": selected,
-            "tiles": tiles, "tile_ranges": ranges,
+        picture = self._batch[image_index]
+        ph, pw = fit_within(*picture.shape[:2], IMAGE_PX)
+        if (ph, pw) != picture.shape[:2]:  # sent at the size it is shown, not at full resolution
+            picture = np.moveaxis(resize(np.moveaxis(picture, -1, 0), ph, pw), 0, -1)
+        return {
+            "page": int(page), "tiles": tiles, "tile_ranges": ranges,
             "tile_meta": {
                 "k": int(stack.shape[0]), "h": int(stack.shape[1]), "w": int(stack.shape[2]),
                 "channels": [int(c) for c in shown], "n_channels": int(len(order)), "page": int(page),
                 "n_pages": int(n_pages), "source_h": int(source[0]), "source_w": int(source[1]),
                 "vector": bool(maps.ndim == 1),
             },
-            "image": _transport.image_bytes(image, self.probe.input_range),
-            "image_shape": [int(image.shape[0]), int(image.shape[1])],
+            "image": _transport.image_bytes(picture, self.probe.input_range),
+            "image_shape": [int(ph), int(pw)],
             "strip": strip, "strip_meta": strip_meta,
             "predictions": self._top_predictions(image_index),
-            **self._focus_state(maps, selected),
-            "error": "",
         }
-        return state, (means, zeros)
 
     def _focus_state(self, maps: np.ndarray, channel: int) -> dict:
-        """The enlarged channel at up to 256 pixels a side, or nothing for channel -1."""
-        if channel < 0:
+        """The enlarged channel at up to FOCUS_PX pixels a side, or nothing for channel -1."""
+        if channel < 0 or channel >= maps.shape[-1]:
             return {"focus": b"", "focus_meta": {}}
-        channels = maps.shape[-1]
-        if channel >= channels:
-            raise OptionError(
-                f"selected_channel must be between 0 and {channels - 1} for this layer; got {channel}.")
         if maps.ndim == 1:  # a unit of a vector layer has no map to enlarge: its value is the whole story
             value = float(maps[channel])
             return {"focus": b"", "focus_meta": {"channel": int(channel), "h": 0, "w": 0, "lo": value, "hi": value,
                                                  "vector": True}}
         one = maps[..., channel]
-        h, w = fit_within(*one.shape, 256)
+        h, w = fit_within(*one.shape, FOCUS_PX)
         data, ranges = _transport.quantize(resize(one, h, w)[None])
         lo, hi = np.frombuffer(ranges, "<f4")
         return {"focus": data,
                 "focus_meta": {"channel": int(channel), "h": int(h), "w": int(w), "lo": float(lo), "hi": float(hi)}}
 
     def _top_predictions(self, image_index: int, k: int = 5) -> list[dict]:
-        if self._probs is None:
-            self._probs = self.probe.predict(self._batch)
-        probs, names = self._probs[image_index], self.probe.class_names
+        probs = self._probs.get(image_index)
+        if probs is None:
+            probs = self._probs[image_index] = self.probe.predict(self._batch[image_index:image_index + 1])[0]
+        names = self.probe.class_names
         return [{"label": names[i], "p": float(probs[i])} for i in np.argsort(-probs)[:k]]
 
     def _strip_for(self, image_index: int):
@@ -255,6 +280,9 @@ class ActivationGrid(ViewTraits, ipywidgets.HBox):
             data, _ = _transport.quantize(thumbs[0])
             shapes = {i.path: list(i.output_shape) for i in self.probe.layers}
             self._strips[image_index] = data, {"t": self._thumb, "layers": paths, "shapes": [shapes[p] for p in paths]}
+            while len(self._strips) > 64:
+                self._strips.popitem(last=False)
+        self._strips.move_to_end(image_index)
         return self._strips[image_index]
 
     def _update_chart(self, path: str, means: np.ndarray, zeros: np.ndarray):
@@ -266,11 +294,45 @@ class ActivationGrid(ViewTraits, ipywidgets.HBox):
         self.chart.title = path
 
 
+class _ByteCache:
+    """Least recently used arrays, at most ``budget`` bytes in all; an array larger than that is not kept."""
+
+    def __init__(self, budget: int):
+        self.budget, self.bytes, self._items = budget, 0, OrderedDict()
+
+    def get(self, key):
+        value = self._items.get(key)
+        if value is not None:
+            self._items.move_to_end(key)
+        return value
+
+    def put(self, key, value: np.ndarray):
+        if value.nbytes > self.budget:
+            return
+        old = self._items.pop(key, None)
+        self.bytes -= 0 if old is None else old.nbytes
+        self._items[key] = value
+        self.bytes += value.nbytes
+        while self.bytes > self.budget:
+            _, dropped = self._items.popitem(last=False)
+            self.bytes -= dropped.nbytes
+
+    def clear(self):
+        self._items.clear()
+        self.bytes = 0
+
+
+def _whole(value, what: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise OptionError(f"{what} must be a whole number >= {minimum}; got {value!r}.")
+    return int(value)
+
+
 def _default_layer(infos) -> str:
     """The first convolution's output (what a person first looks at), else the first spatial layer."""
     spatial = [i for i in infos if i.is_spatial]
     convs = [i for i in spatial if "Conv" in i.class_name]
-    return (convs or spatial)[0].path
+    return (convs or spatial or infos)[0].path
 
 
 def _stats_chart() -> bqplot.Figure:
@@ -282,8 +344,9 @@ def _stats_chart() -> bqplot.Figure:
     dots = bqplot.Scatter(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y_zero},
                           colors=["#dd8452"], default_size=12)
     axes = [
-        bqplot.Axis(scale=x, label="channel", num_ticks=5),
-        bqplot.Axis(scale=y_mean, orientation="vertical", label="mean (bars)", color="#4c72b0", num_ticks=5),
+        bqplot.Axis(scale=x, label="channel", num_ticks=5, tick_format="d"),
+        bqplot.Axis(scale=y_mean, orientation="vertical", label="mean (bars)", color="#4c72b0", num_ticks=5,
+                    tick_format=".3~g"),
         bqplot.Axis(scale=y_zero, orientation="vertical", side="right", label="<= 0 (dots)", tick_format=".0%",
                     color="#dd8452", num_ticks=5),
     ]

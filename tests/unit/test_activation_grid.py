@@ -20,7 +20,9 @@ def model():
 
 @pytest.fixture
 def grid(model):
-    return cw.ActivationGrid(model, np.random.default_rng(0).random((3, 40, 40, 3)), page_size=64)
+    grid = cw.ActivationGrid(model, np.random.default_rng(0).random((3, 40, 40, 3)), page_size=64)
+    grid.wait()  # the constructor returns at once; the first page is computed on the widget's worker
+    return grid
 
 
 def meta(grid):
@@ -42,6 +44,7 @@ def test_a_layer_with_more_channels_than_a_page_is_paged_not_truncated(grid):
 
 def test_large_maps_are_downsampled_for_the_grid_but_not_for_the_enlarged_channel(model):
     grid = cw.ActivationGrid(model, np.zeros((1, 40, 40, 3)), max_tile=16)
+    grid.wait()
     assert (meta(grid)["h"], meta(grid)["source_h"]) == (16, 40)
     grid.selected_channel = 2
     assert (grid.view.focus_meta["h"], len(grid.view.focus)) == (40, 40 * 40)
@@ -132,5 +135,6 @@ def test_an_image_index_out_of_range_is_refused(grid):
 def test_the_top_predictions_of_the_image_are_sent_with_class_names_verbatim(model):
     names = ["cat", "<img src=x onerror=alert(1)>", "dog"]
     grid = cw.ActivationGrid(model, np.zeros((1, 40, 40, 3)), class_names=names)
+    grid.wait()
     probs = grid.probe.predict(grid.images)[0]
     assert [p["label"] for p in grid.view.predictions] == [names[i] for i in np.argsort(-probs)]

@@ -45,3 +45,45 @@ def test_an_error_in_a_job_reaches_on_error_with_its_traceback():
     assert job.wait(1)
     exc, tb = errors[0]
     assert isinstance(exc, ZeroDivisionError) and "1 / 0" in tb and isinstance(job.error, ZeroDivisionError)
+
+
+def test_a_request_waiting_behind_a_running_job_is_superseded_by_a_newer_one_and_never_runs():
+    worker, ran, release = Worker(), [], threading.Event()
+    first = worker.submit(lambda cancel: release.wait(5))  # busy (say, tracing) and deaf to cancel for a while
+    waiting = [worker.submit(lambda cancel, i=i: ran.append(i)) for i in range(20)]
+    release.set()
+    assert worker.wait(5) and first.cancelled
+    assert ran == [19] and all(job.superseded for job in waiting[:-1]) and not waiting[-1].superseded
+
+
+def test_at_most_one_job_computes_at_a_time_on_one_thread():
+    worker, lock, active, most = Worker(), threading.Lock(), [0], [0]
+
+    def work(cancel):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.005)
+        with lock:
+            active[0] -= 1
+
+    for _ in range(30):
+        worker.submit(work)
+    assert worker.wait(5) and most[0] == 1
+
+
+def test_an_idle_worker_holds_no_thread():
+    worker = Worker("cnnwidget-idle-test")
+    worker.submit(lambda cancel: None).wait(5)
+    assert worker.wait(5)
+    deadline = time.monotonic() + 5
+    while any(t.name == "cnnwidget-idle-test" for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(t.name == "cnnwidget-idle-test" for t in threading.enumerate())
+
+
+def test_only_the_newest_job_is_current():
+    worker = Worker()
+    first = worker.submit(lambda cancel: None)
+    second = worker.submit(lambda cancel: None)
+    assert worker.wait(5) and not worker.is_current(first) and worker.is_current(second)
