@@ -1,6 +1,7 @@
 """Computations on Keras models, with numpy results: no widgets here."""
 
 from .errors import Cancelled, CnnWidgetError, ImageError, LayerError, ModelError, OptionError
-from .probe import LayerInfo, ModelProbe, as_probe
+from .probe import LayerInfo, ModelProbe, as_probe, probe_for
 
-__all__ = ["Cancelled", "CnnWidgetError", "ImageError", "LayerError", "LayerInfo", "ModelError", "ModelProbe", "OptionError", "as_probe"]
+__all__ = ["Cancelled", "CnnWidgetError", "ImageError", "LayerError", "LayerInfo", "ModelError", "ModelProbe", "OptionError", "as_probe",
+           "probe_for"]

@@ -7,6 +7,10 @@ keract, tf-explain and others). Here the outer graph is replayed on a fresh `ker
 model is replayed inline, layer by layer: the same layer objects (same weights) are called on new symbolic
 tensors. This reads Keras 3's functional-graph internals (`_nodes_by_depth`, `Node.arguments`) in this one
 module; tests/unit/test_probe.py covers every model form, so a Keras change that breaks it fails there.
+
+The replay is also where a gradient rule is put in without touching the model: ``flatten(..., guided=True)``
+follows every ReLU's output with an identity whose gradient is ``relu(dy)`` (guided backpropagation). The layers
+are the model's own, called as they are; only the graph around them differs.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import keras
+import tensorflow as tf
 
 from .errors import ModelError
 
@@ -32,14 +37,44 @@ class FlatGraph:
     outputs: dict = field(default_factory=dict)  # path -> KerasTensor
     inputs: dict = field(default_factory=dict)  # path -> the KerasTensor the layer was called on (first argument)
     layers: dict = field(default_factory=dict)  # path -> keras.Layer
+    guided: bool = False  # ReLUs pass only positive gradients back (see flatten)
 
 
-def flatten(model: keras.Model, input_shape: tuple) -> FlatGraph:
-    """Replay ``model`` on a new ``keras.Input(input_shape)`` (no batch axis), recording every layer's output."""
+def flatten(model: keras.Model, input_shape: tuple, guided: bool = False) -> FlatGraph:
+    """Replay ``model`` on a new ``keras.Input(input_shape)`` (no batch axis), recording every layer's output.
+
+    ``guided``: what flows on from every ReLU (a ReLU layer, or any layer whose activation is relu) passes
+    through ``_GuidedGradient``, so gradients taken through the replay follow guided backpropagation
+    (Springenberg et al. 2015): at each ReLU, d/dz = relu(dy) * relu'(z), only positive gradients pass. The
+    recorded ``outputs`` and the forward values are the same as without.
+    """
     x = keras.Input(shape=tuple(input_shape), name="cnnwidget_input")
-    graph = FlatGraph(input=x, output=None)
+    graph = FlatGraph(input=x, output=None, guided=guided)
     graph.output = _replay(model, [x], "", graph)
     return graph
+
+
+@tf.custom_gradient
+def _positive_gradient(x):
+    """Identity, whose gradient lets only positive values through. After a ReLU's output y = relu(z), the
+    ReLU's own backward then gives relu(dy) * relu'(z): the guided rule, with relu'(z) of whatever the ReLU is
+    (a ReLU6's cap, a threshold, a leaky slope) taken from the layer itself."""
+    return tf.identity(x), lambda dy: tf.nn.relu(dy)
+
+
+class _GuidedGradient(keras.layers.Layer):
+    """A layer of the replay only (never of the model): ``_positive_gradient``."""
+
+    def call(self, x):
+        return _positive_gradient(x)
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor(x.shape, x.dtype)
+
+
+def _is_relu(layer) -> bool:
+    """A ReLU layer, or a layer (Conv2D, Dense, Activation, ...) whose activation is ``keras.activations.relu``."""
+    return isinstance(layer, keras.layers.ReLU) or getattr(layer, "activation", None) is keras.activations.relu
 
 
 def _replay(model, inputs: list, prefix: str, graph: FlatGraph):
@@ -100,4 +135,6 @@ def _call(op, args, kwargs, prefix: str, graph: FlatGraph):
         graph.outputs[key] = keras.tree.flatten(out)[0]
         graph.inputs[key] = keras.tree.flatten(args)[0] if args else None
         graph.layers[key] = op
+        if graph.guided and _is_relu(op) and not isinstance(out, (list, tuple, dict)):
+            out = _GuidedGradient(name=f"cnnwidget_guided_{len(graph.layers)}")(out)  # what later layers get
     return out

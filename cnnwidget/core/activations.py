@@ -60,7 +60,7 @@ def fit_within(height: int, width: int, max_side: int) -> tuple[int, int]:
     return max(1, round(height / scale)), max(1, round(width / scale))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=16)  # holds per size a small function of that int only: nothing of a model or probe
 def energy_reducer(size: int):
     """An in-graph summary of one layer output, for ``ModelProbe.activations(reduce=)``: what leaves the pass is
     small, never the full feature map.
@@ -69,7 +69,8 @@ def energy_reducer(size: int):
     ``size`` a side; sequences (N, T, D) become the norm over D (N, T); vectors (N, C) pass as they are. One fused
     reduction per layer: reading every layer's output is the depth strip's whole cost, and mean(abs(x)) would
     make a full-size temporary first (measured 1.9x a forward pass on MobileNetV2, against 1.4x for this).
-    The same ``size`` returns the same function, so the compiled pass is reused.
+    The same ``size`` returns the same function, so the compiled pass (keyed by it in ``probe.compiled``) is
+    reused.
     """
 
     def reduce(out):

@@ -229,7 +229,7 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         self.thresholds = thresholds or Thresholds()
         self.verbose = int(verbose)
         self.print_fn = print_fn
-        self.trace_count = 0  # times the probe pass was traced; one per model the callback is attached to
+        self._traces_before = 0  # traces of the probe passes of models this callback was attached to before
         self._lock = threading.RLock()
         self._subscribers: list[Callable[[dict], None]] = []
         self._pass = None
@@ -237,6 +237,11 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         self._reset()
 
     # -- public ----------------------------------------------------------------------------------------------
+
+    @property
+    def trace_count(self) -> int:
+        """Times the probe pass was traced (counted by its probe): one per model the callback is attached to."""
+        return self._traces_before + (self._pass.probe.trace_count if self._pass is not None else 0)
 
     @property
     def warnings(self) -> list[Warning]:
@@ -328,6 +333,7 @@ class DiagnosticsCallback(keras.callbacks.Callback):
     def set_model(self, model):
         _check_compiled(model)
         if model is not getattr(self, "model", None):
+            self._traces_before = self.trace_count
             self._pass = None  # a new model: its probe pass is built (and traced) when fit begins
         super().set_model(model)
 
@@ -583,7 +589,7 @@ class _ProbePass:
     """
 
     def __init__(self, model, probe_data, bins: int, owner: DiagnosticsCallback):
-        probe = ModelProbe(model)
+        probe = self.probe = ModelProbe(model)  # the pass's own: the step it keeps holds this callback's variables
         self.x = self.y = None
         if probe_data is not None:
             images = probe.images(probe_data[0])  # ImageError for a wrong shape
@@ -607,7 +613,8 @@ class _ProbePass:
         self._vars = [v for group in self._groups for v in group]
         self._shadow = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self._vars]
         forward = probe.forward(self.act_paths + [probe.layers[-1].path]) if self.x is not None else None
-        self._step = tf.function(self._make_step(model, forward, owner), autograph=False)
+        self._step = probe.compiled(("diagnostics", "probe_pass"), lambda: probe.tf_function(
+            self._make_step(model, forward), autograph=False, family="diagnostics"))
 
     def reset_edges(self):
         self.edges = {"weight": None, "activation": None}  # each fit fixes its own at its first probe step
@@ -631,7 +638,7 @@ class _ProbePass:
             result[f"{which}_hist"] = _histograms(samples, self.edges[which], self.bins)
         return result
 
-    def _make_step(self, model, forward, owner):
+    def _make_step(self, model, forward):
         groups, variables, shadow = self._groups, self._vars, self._shadow
 
         def weight_stats():
@@ -661,7 +668,6 @@ class _ProbePass:
                     "activation_sample": [_sample(tf.reshape(a, [-1]), a.shape[-1]) for a in acts]}
 
         def step(*data):
-            owner.trace_count += 1  # runs only while tracing
             out = weight_stats()
             if data:  # decided when tracing: the pass is built with or without probe data
                 out.update(data_stats(*data))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -51,12 +53,94 @@ class ModelProbe:
         self._class_names = None if class_names is None else [str(c) for c in class_names]
         self._graph: _graph.FlatGraph | None = None
         self._layers: list[LayerInfo] = []
-        self._fns: dict = {}
-        self._lock = threading.Lock()
+        self._fns: OrderedDict = OrderedDict()  # compiled(): key -> value, least recently used first
+        self._building: dict = {}  # key -> the lock held while that key's value is made
+        self._lock = threading.Lock()  # guards _fns and _building, never held while anything is made or traced
         self.trace_count = 0  # how many times a compiled pass was traced; steady state adds none
         shape = _known_input_shape(self.model)
         if shape is not None:
             self._build(shape)
+
+    # -- the model ---------------------------------------------------------------------------------------------
+
+    _model = None  # the Keras model, held strongly (a probe the user made) ...
+    _model_ref = None  # ... or weakly (the probe ``probe_for`` remembers for a model, which must not keep it alive)
+
+    @property
+    def model(self) -> keras.Model:
+        """The probed Keras model (the very object given: same layers, same weights)."""
+        if self._model is not None:
+            return self._model
+        model = self._model_ref() if self._model_ref is not None else None
+        if model is None:
+            raise ModelError("this probe was remembered for a Keras model that has since been deleted; make a "
+                             "ModelProbe(model) to keep a model and its probe together.")
+        return model
+
+    @model.setter
+    def model(self, model):
+        self._model, self._model_ref = model, None
+
+    # -- compiled passes: one cache, one lock, one trace counter ---------------------------------------------
+
+    def compiled(self, key, make: Callable):
+        """The value cached under ``key``, made by ``make()`` the first time: every compiled pass of this probe
+        (activations, attribution, feature visualization, similarity, diagnostics) lives here.
+
+        ``key`` is a hashable tuple whose first item names the family ("activations", "attribution", ...); it
+        must describe everything the value depends on besides the probe. ``make`` runs at most once per key
+        at a time: a thread asking for a key that another thread is making waits for it, so a pass is made
+        and traced once however many threads ask at once. The cache keeps the ``MAX_COMPILED`` most recently
+        used values (a dropped one is made again when asked for). Values are held by this probe only, so
+        they go when it does; they must not hold the probe itself (``tf_function`` counts traces through a
+        weak reference).
+        """
+        with self._lock:
+            if key in self._fns:
+                self._fns.move_to_end(key)
+                return self._fns[key]
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                if key in self._fns:  # made by the thread we waited for
+                    self._fns.move_to_end(key)
+                    return self._fns[key]
+            try:
+                value = make()
+                with self._lock:
+                    self._fns[key] = value
+                    while len(self._fns) > MAX_COMPILED:
+                        self._fns.popitem(last=False)
+                return value
+            finally:
+                with self._lock:
+                    if self._building.get(key) is building:
+                        del self._building[key]
+
+    def forget(self, key) -> None:
+        """Drop the value cached under ``key``, if any (for values that depend on another object that is gone)."""
+        with self._lock:
+            self._fns.pop(key, None)
+
+    def tf_function(self, fn: Callable, **options):
+        """``tf.function(fn, **options)`` whose traces add one to ``trace_count`` (and to ``traces(family)`` for
+        the ``family`` option, default "other"): the one trace counter. The counter reaches the probe through a
+        weak reference, so the function does not keep the probe alive."""
+        family = options.pop("family", "other")
+        ref = weakref.ref(self)
+
+        def traced(*args, **kwargs):  # runs only while TensorFlow traces
+            probe = ref()
+            with _COUNT_LOCK:  # passes of one probe may trace at once on two threads
+                if probe is not None:
+                    probe.trace_count += 1
+                _TRACES[family] = _TRACES.get(family, 0) + 1
+            del probe
+            return fn(*args, **kwargs)
+
+        # A partial per pass: TF counts traces per Python function object, and would warn about "retracing"
+        # once a person has looked at five layers, though each pass is traced once.
+        return tf.function(functools.partial(traced), **options)
 
     # -- the model's structure -------------------------------------------------------------------------------
 
@@ -156,27 +240,26 @@ class ModelProbe:
         batch = self.images(images)
         return self._run_batched(self._compiled(None, None), batch)[0]
 
-    def forward(self, layers: Sequence = (), logits: bool = False) -> Callable:
+    def forward(self, layers: Sequence = (), logits: bool = False, guided: bool = False) -> Callable:
         """A differentiable function of display-space images: ``f(x) -> [outputs of layers..., (logits)]``.
 
         ``x`` is a float32 tensor (N, H, W, C); ``preprocess`` is applied inside, so gradients are taken with
         respect to display-space pixels. With ``logits=True`` the last item is the model's pre-softmax output
         (N, classes), found even when the last layer applies the softmax itself. Not compiled: call it inside
         your own ``tf.function`` (a gradient step, an optimization loop); built once per layer set and reused.
+        With ``guided=True`` every ReLU (a ReLU layer, or a layer whose activation is relu) lets only positive
+        gradients back through it (guided backpropagation); the outputs are the same. The rule lives in a
+        replay of the model's graph made for it: no layer of the model is changed, even for a moment.
         """
         self._require_built()
         paths = tuple(self.layer(name).path for name in layers)
-        key = ("forward", paths, bool(logits))
-        with self._lock:
-            fn = self._fns.get(key)
-            if fn is None:
-                fn = self._fns[key] = self._make_forward(paths, logits=bool(logits))
-            return fn
+        key = ("forward", paths, bool(logits), bool(guided))
+        return self.compiled(key, lambda: self._make_forward(paths, logits=bool(logits), guided=bool(guided)))
 
     # -- internals -------------------------------------------------------------------------------------------
 
-    def _make_forward(self, paths: tuple, logits: bool = False, output: bool = False) -> Callable:
-        graph = self._graph
+    def _make_forward(self, paths: tuple, logits: bool = False, output: bool = False, guided: bool = False) -> Callable:
+        graph = self._graph if not guided else self.compiled(("graph", "guided"), self._guided_graph)
         outputs = [graph.outputs[p] for p in paths] + ([graph.output] if output else [])
         head = None
         if logits:
@@ -201,13 +284,12 @@ class ModelProbe:
         """The layer that makes the model's output (the last one replayed, nested models flattened)."""
         return self._graph.layers[next(reversed(self._graph.layers))]
 
+    def _guided_graph(self) -> _graph.FlatGraph:
+        """The model replayed again with guided-backpropagation gradients at every ReLU (see ``forward``)."""
+        return _graph.flatten(self.model, tuple(self._graph.input.shape[1:]), guided=True)
+
     def _compiled(self, paths: tuple | None, reduce: Callable | None):
-        key = (paths, reduce)
-        with self._lock:
-            fn = self._fns.get(key)
-            if fn is None:
-                fn = self._fns[key] = self._make_function(paths, reduce)
-            return fn
+        return self.compiled(("activations", paths, reduce), lambda: self._make_function(paths, reduce))
 
     def _make_function(self, paths, reduce):
         graph = self._graph
@@ -217,14 +299,11 @@ class ModelProbe:
             forward_fn = self._make_forward(paths)
 
         def run(x):
-            self.trace_count += 1  # runs only while tracing
             outs = forward_fn(x)
             return [reduce(o) for o in outs] if reduce is not None else outs
 
         spec = tf.TensorSpec((None,) + tuple(graph.input.shape[1:]), tf.float32)
-        # A partial per pass: TF counts traces per Python function object, and would warn about "retracing"
-        # once a person has looked at five layers, though each pass is traced once.
-        return tf.function(functools.partial(run), input_signature=[spec])
+        return self.tf_function(run, input_signature=[spec], family="activations")
 
     def _run_batched(self, fn, batch: np.ndarray) -> list[np.ndarray]:
         chunks = [fn(tf.constant(batch[i:i + self.batch_size])) for i in range(0, len(batch), self.batch_size)]
@@ -270,8 +349,48 @@ class ModelProbe:
         return f"ModelProbe({self.model.name!r}, {state})"
 
 
+MAX_COMPILED = 64  # values ModelProbe.compiled keeps per probe (the least recently used is dropped first)
+_TRACES: dict = {}  # family -> traces in this process, see traces()
+_COUNT_LOCK = threading.Lock()
+
+
+def traces(family: str | None = None) -> int:
+    """How many times compiled passes of ``family`` ("activations", "attribution", "featurevis", ...; None: all)
+    were traced in this process, by every probe; ``probe.trace_count`` is one probe's. Steady state adds none."""
+    with _COUNT_LOCK:
+        return sum(_TRACES.values()) if family is None else _TRACES.get(family, 0)
+
+
+_REMEMBERED: "weakref.WeakKeyDictionary[keras.Model, ModelProbe]" = weakref.WeakKeyDictionary()
+_REMEMBER_LOCK = threading.Lock()
+
+
+def probe_for(model_or_probe) -> ModelProbe:
+    """A probe unchanged, or for a Keras model the one probe remembered for it, so that its compiled passes
+    are reused from call to call (``attr.saliency(model, x)`` traces once, not on every call).
+
+    The remembered probe holds its model weakly, and the memo holds the model weakly: both go when the user
+    lets go of the model. That probe has the default options; for ``preprocess``, ``class_names`` and the like,
+    make a ModelProbe and pass it. What core functions call on every model or probe they are given.
+    """
+    if isinstance(model_or_probe, ModelProbe):
+        return model_or_probe
+    if not isinstance(model_or_probe, keras.Model):
+        return ModelProbe(model_or_probe)  # raises ModelError saying what was expected
+    with _REMEMBER_LOCK:  # one probe per model, even when two threads ask at once
+        probe = _REMEMBERED.get(model_or_probe)
+        if probe is None:
+            probe = ModelProbe(model_or_probe)
+            probe._model, probe._model_ref = None, weakref.ref(model_or_probe)
+            _REMEMBERED[model_or_probe] = probe
+        return probe
+
+
 def as_probe(model_or_probe, **kwargs) -> ModelProbe:
-    """Return a ModelProbe for a Keras model (extra keyword arguments go to ModelProbe), or a probe unchanged."""
+    """Return a ModelProbe for a Keras model (extra keyword arguments go to ModelProbe), or a probe unchanged.
+
+    A new probe that holds its model, for an object that keeps a probe (a widget); ``probe_for`` is the
+    remembered probe a function uses for the length of a call."""
     if isinstance(model_or_probe, ModelProbe):
         if kwargs:
             raise TypeError(f"{', '.join(kwargs)} belong to the ModelProbe; this one is already made, so set them "

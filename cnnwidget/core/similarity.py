@@ -15,7 +15,6 @@ batch size and the layer sizes, never on the number of images.
 
 from __future__ import annotations
 
-import functools
 import weakref
 from dataclasses import dataclass
 
@@ -24,7 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from .errors import Cancelled, ImageError, LayerError, ModelError, OptionError
-from .probe import ModelProbe, as_probe
+from .probe import ModelProbe
+from .probe import probe_for as as_probe  # a Keras model gets the probe remembered for it: its passes are reused
 
 GENERIC_THRESHOLD = 0.9
 
@@ -195,17 +195,25 @@ def layer_similarity(probe_a, probe_b, data, layers=None, strategy: tf.distribut
     return _cka_from_sums(*sums)
 
 
-# probe a -> {(probe b or None, paths a, paths b): compiled step}: a second pass over the same layers (another
-# data set, a strategy) reuses the trace. Weak keys: the steps go when the probe does.
-_STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
 def _similarity_step(pa: ModelProbe, pb: ModelProbe | None, paths_a: tuple, paths_b: tuple):
-    steps = _STEPS.setdefault(pa, {})
-    key = (pb, paths_a, paths_b)
-    if key not in steps:
-        steps[key] = _make_similarity_step(pa, pb, paths_a, paths_b)
-    return steps[key]
+    """The compiled step, kept by probe a: a second pass over the same layers (another data set, a strategy)
+    reuses the trace. Probe b is in the key by weak reference, and its entry is dropped when probe b goes, so
+    probe a never keeps another model alive."""
+    key = ("similarity", None if pb is None else weakref.ref(pb), paths_a, paths_b)
+
+    def make():
+        step = _make_similarity_step(pa, pb, paths_a, paths_b)
+        if pb is not None:
+            weakref.finalize(pb, _forget, weakref.ref(pa), key)
+        return step
+
+    return pa.compiled(key, make)
+
+
+def _forget(probe_ref, key):
+    probe = probe_ref()
+    if probe is not None:
+        probe.forget(key)
 
 
 def _make_similarity_step(pa: ModelProbe, pb: ModelProbe | None, paths_a: tuple, paths_b: tuple):
@@ -217,8 +225,7 @@ def _make_similarity_step(pa: ModelProbe, pb: ModelProbe | None, paths_a: tuple,
         feats_a = forward_a(x)
         return _batch_hsic(feats_a, None if forward_b is None else forward_b(x))
 
-    # A partial per call: TF counts traces per Python function, and would warn of retracing across calls.
-    return tf.function(functools.partial(step), input_signature=[spec])
+    return pa.tf_function(step, input_signature=[spec], family="similarity")
 
 
 def _image_batches(data, probe: ModelProbe, batch_size: int) -> tf.data.Dataset:

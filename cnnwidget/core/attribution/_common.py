@@ -7,10 +7,12 @@ every other class, so a confident, correct prediction gets the faintest map. The
 makes completeness (Integrated Gradients) a statement about one number. Methods that are defined on
 probabilities (Score-CAM, the deletion and insertion metrics) say so and take a ``score`` option.
 
-The compiled passes (one ``tf.function`` per probe and kind, traced once: batch sizes vary along a ``None`` axis
-and targets are tensors, so neither a new target nor a new batch size retraces):
+The compiled passes (one ``tf.function`` per probe and kind, kept by the probe (``probe.compiled``) and traced
+once: batch sizes vary along a ``None`` axis and targets are tensors, so neither a new target nor a new batch
+size retraces; a plain Keras model gets the probe remembered for it, ``probe_for``, so its passes are reused):
 
-- ``gradients``: d logit_t / d x for display-space images, the gradient methods' one pass.
+- ``gradients``: d logit_t / d x for display-space images, the gradient methods' one pass (guided
+  backpropagation: the same pass on the probe's guided replay of the model, ``probe.forward(guided=True)``).
 - ``accumulated_gradients``: sums of (weighted) gradients over many inputs made inside the pass from a few
   numbers per input (a path position, a noise seed), for SmoothGrad and Integrated Gradients.
 - ``layer_gradients``: a layer's output and d logit_t / d output, for the CAMs.
@@ -24,18 +26,16 @@ to numpy once at the end.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import threading
-import weakref
 from typing import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from ..errors import Cancelled, CnnWidgetError, OptionError
-from ..probe import ModelProbe, as_probe
+from ..probe import ModelProbe, probe_for
+
+# Every method takes a model or a probe; a model gets its remembered probe (one per model, weakly held).
+as_probe = probe_for
 
 __all__ = ["Cancelled", "as_probe"]
 
@@ -118,40 +118,28 @@ def _resolve(logits, target):
     return tf.where(target < 0, tf.argmax(logits, -1, output_type=tf.int32), target)
 
 
-# -- compiled passes, cached per probe ---------------------------------------------------------------------------
+# -- compiled passes, kept by the probe ---------------------------------------------------------------------------
 
-_CACHE: "weakref.WeakKeyDictionary[ModelProbe, dict]" = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+def _cached(probe: ModelProbe, key: tuple, make: Callable):
+    """``probe.compiled(("attribution", *key), make)``."""
+    return probe.compiled(("attribution",) + key, make)
 
 
-def _cached(probe: ModelProbe, key, make: Callable):
-    with _LOCK:
-        fns = _CACHE.setdefault(probe, {})
-        if key not in fns:
-            fns[key] = make()
-        return fns[key]
+def _function(probe: ModelProbe, fn: Callable, signature: list):
+    """A compiled attribution pass: traces counted by the probe. ``fn`` must not hold the probe."""
+    return probe.tf_function(fn, input_signature=signature, family="attribution")
 
 
 def _spec(probe: ModelProbe, batch=None):
     return tf.TensorSpec((batch,) + tuple(probe.input_shape), tf.float32)
 
 
-def _counted(probe: ModelProbe, fn: Callable) -> Callable:
-    """``fn`` that adds one to ``probe.trace_count`` each time it runs, i.e. each time its tf.function traces."""
-    def traced(*args):
-        probe.trace_count += 1
-        return fn(*args)
-    # A partial per pass, as in the probe: TF counts traces per Python function, and would warn of "retracing"
-    # once a person has tried a few layers or methods, though each pass is traced once.
-    return functools.partial(traced)
-
-
 def logit_fn(probe: ModelProbe):
     """Compiled x (N, H, W, C) -> logits (N, classes)."""
     def make():
         forward = probe.forward((), logits=True)
-        return tf.function(_counted(probe, lambda x: forward(x)[-1]), input_signature=[_spec(probe)])
-    return _cached(probe, "logits", make)
+        return _function(probe, lambda x: forward(x)[-1], [_spec(probe)])
+    return _cached(probe, ("logits",), make)
 
 
 def _input_gradient(forward, x, target):
@@ -168,10 +156,9 @@ def _input_gradient(forward, x, target):
 def gradient_fn(probe: ModelProbe, guided: bool = False):
     """Compiled (x (B, H, W, C), target (B,) int32) -> (gradient (B, H, W, C), logit_t (B,), t (B,))."""
     def make():
-        forward = probe.forward((), logits=True)
-        fn = tf.function(_counted(probe, lambda x, t: _input_gradient(forward, x, t)),
-                         input_signature=[_spec(probe), tf.TensorSpec((None,), tf.int32)])
-        return _concrete(probe, fn, guided)
+        forward = probe.forward((), logits=True, guided=guided)
+        return _function(probe, lambda x, t: _input_gradient(forward, x, t),
+                         [_spec(probe), tf.TensorSpec((None,), tf.int32)])
     return _cached(probe, ("gradient", guided), make)
 
 
@@ -184,7 +171,7 @@ def accumulate_fn(probe: ModelProbe, guided: bool = False):
     sum_b w g^2), each (N, H, W, C), summed per image: the chunk loop adds them up without leaving TensorFlow.
     """
     def make():
-        forward = probe.forward((), logits=True)
+        forward = probe.forward((), logits=True, guided=guided)
 
         def step(x, base, target, idx, alpha, weight, sigma, seed):
             xi, bi = tf.gather(x, idx), tf.gather(base, idx)
@@ -198,7 +185,7 @@ def accumulate_fn(probe: ModelProbe, guided: bool = False):
         signature = [_spec(probe), _spec(probe), tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32),
                      tf.TensorSpec((None,), tf.float32), tf.TensorSpec((None,), tf.float32),
                      tf.TensorSpec((), tf.float32), tf.TensorSpec((2,), tf.int32)]
-        return _concrete(probe, tf.function(_counted(probe, step), input_signature=signature), guided)
+        return _function(probe, step, signature)
     return _cached(probe, ("accumulate", guided), make)
 
 
@@ -218,7 +205,7 @@ def layer_gradient_fn(probe: ModelProbe, path: str):
                 score = tf.gather(logits, t, batch_dims=1)
             return act, tape.gradient(score, act), score, t
 
-        return tf.function(_counted(probe, step), input_signature=[_spec(probe), tf.TensorSpec((None,), tf.int32)])
+        return _function(probe, step, [_spec(probe), tf.TensorSpec((None,), tf.int32)])
     return _cached(probe, ("layer_gradient", path), make)
 
 
@@ -240,7 +227,7 @@ def masked_fn(probe: ModelProbe, kind: str, build: Callable, context: tuple, par
 
         signature = [_spec(probe), _spec(probe), tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32),
                      tuple(spec(c) for c in context), tuple(spec(p) for p in params)]
-        return tf.function(_counted(probe, step), input_signature=signature)
+        return _function(probe, step, signature)
     return _cached(probe, ("masked", kind, score), make)
 
 
@@ -274,58 +261,6 @@ def masked_scores(probe: ModelProbe, kind: str, build: Callable, batch: np.ndarr
         if progress is not None:
             progress(min(stop, len(idx)), len(idx))
     return tf.concat(out, 0).numpy()
-
-
-# -- guided backpropagation: a ReLU gradient override while the pass is traced -----------------------------------
-
-def _concrete(probe: ModelProbe, fn, guided: bool):
-    """Trace ``fn`` now (with guided ReLUs if asked) and return the concrete function, which never retraces."""
-    if not guided:
-        return fn
-    with _guided_relus(probe):
-        return fn.get_concrete_function()
-
-
-def _guided(relu: Callable) -> Callable:
-    """``relu`` whose backward pass lets only positive gradients through (Springenberg et al. 2015)."""
-    @tf.custom_gradient
-    def guided(x):
-        y = relu(x)
-
-        def grad(dy):
-            with tf.GradientTape() as tape:  # the layer's own derivative (0 below 0, and above a ReLU6's cap)
-                tape.watch(x)
-                inner = relu(x)
-            return tape.gradient(inner, x, output_gradients=tf.nn.relu(dy))
-        return y, grad
-    return guided
-
-
-@contextlib.contextmanager
-def _guided_relus(probe: ModelProbe):
-    """Swap every ReLU of the probed model for a guided one while a pass is traced, then put them back.
-
-    The traced graph keeps the guided gradient; the layers themselves are restored in ``finally``, so the user's
-    model is unchanged afterwards. The swap lasts only for the trace, under the cache lock's caller.
-    """
-    relu = keras.activations.relu
-    restore = []
-    try:
-        for info in probe.layers:
-            layer = probe.keras_layer(info.path)
-            if isinstance(layer, keras.layers.ReLU):
-                layer.call = _guided(layer.call)  # an instance attribute shadows the method; deleted below
-                restore.append((layer, "call", None))
-            elif getattr(layer, "activation", None) is relu:
-                restore.append((layer, "activation", layer.activation))
-                layer.activation = _guided(relu)
-        yield
-    finally:
-        for layer, name, original in restore:
-            if original is None:
-                del layer.__dict__[name]
-            else:
-                setattr(layer, name, original)
 
 
 # -- small image operations used by several methods ---------------------------------------------------------------

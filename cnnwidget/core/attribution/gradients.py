@@ -61,8 +61,8 @@ def guided_backprop(model, images, target=None, batch_size=None) -> np.ndarray:
     """Guided backpropagation (Springenberg et al. 2015): the gradient with only positive gradients let back
     through every ReLU, |.| largest over channels: (N, H, W) float32 >= 0.
 
-    The override lives in a pass compiled once per probe; the model's ReLUs are swapped only while that pass is
-    traced and put back at once, so the model itself is never changed."""
+    The rule lives in the probe's own replay of the model's graph (``probe.forward(guided=True)``): no layer of
+    the model is changed, even for a moment, so other probes of the same model are never affected."""
     probe, batch, target = _prepare(model, images, target)
     return _abs_max(_gradients(probe, batch, target, batch_size, guided=True)[0])
 

@@ -4,9 +4,10 @@ Each step: the parameterization makes images in [0, 1], the transforms jitter th
 input size, mapped to the display range and passed through ``probe.forward`` (which applies ``preprocess`` and
 computes only the layers the objective reads); the gradient of ``-objective`` updates the variables with Adam.
 
-The step is a ``tf.function`` cached per probe and per structure (objective key, batch, size, parameterization,
-transforms, optimizer kind); the objective's numbers (channel, class, vector, weights) are fed in as tensors and
-the variables are reset in place, so rendering another channel of the same layer runs the same compiled step.
+The step is a ``tf.function`` kept by the probe (``probe.compiled``) per structure (objective key, batch, size,
+parameterization, transforms, optimizer kind); the objective's numbers (channel, class, vector, weights) are fed in
+as tensors and the variables are reset in place, so rendering another channel of the same layer runs the same
+compiled step. A plain Keras model gets the probe remembered for it (``probe_for``), so its steps are reused too.
 ``trace_count()`` counts traces, for tests.
 
 Fixed-size models (the demo's 64x64) are rendered at their input size by default. Another ``size`` is allowed: the
@@ -19,8 +20,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-import weakref
-from collections import OrderedDict
 from numbers import Real
 from typing import Callable
 
@@ -29,19 +28,13 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import CnnWidgetError, OptionError
-from ..probe import ModelProbe, as_probe
+from ..probe import ModelProbe, probe_for, traces
 from .objectives import Activations, Objective, as_objective
 from .params import Parameterization, fft_image
 from .transforms import compose, output_size, standard_transforms
 
 DEFAULT_FREE_SIZE = 128  # render size for models that take any size (Lucid's default)
 _MIN_SIZE = 8
-_STEPS_PER_PROBE = 16  # compiled steps kept per probe (least recently used dropped first)
-
-_lock = threading.Lock()
-_steps: "weakref.WeakKeyDictionary[ModelProbe, OrderedDict]" = weakref.WeakKeyDictionary()
-_probes: "weakref.WeakKeyDictionary[keras.Model, ModelProbe]" = weakref.WeakKeyDictionary()
-_traces = 0
 
 
 class NaNLossError(CnnWidgetError, ArithmeticError):
@@ -55,7 +48,7 @@ class NaNLossError(CnnWidgetError, ArithmeticError):
 
 def trace_count() -> int:
     """How many times render's compiled functions were traced, in this process (steady state adds none)."""
-    return _traces
+    return traces("featurevis")
 
 
 def render(model, objective, size: int | None = None, steps: int = 256, param: Parameterization | None = None,
@@ -86,7 +79,7 @@ def render(model, objective, size: int | None = None, steps: int = 256, param: P
     NaNLossError (with ``.images``, the last good images) if the loss becomes NaN, LayerError / OptionError for
     bad objectives and options (checked before anything is compiled).
     """
-    probe = _probe_for(model)
+    probe = probe_for(model)
     objective = as_objective(objective)
     param = fft_image() if param is None else param
     if not isinstance(param, Parameterization):
@@ -157,7 +150,6 @@ class _Step:
         pipeline = compose(transforms, output=(h, w) if h is not None and w is not None else None)
 
         def step(values):
-            _count_trace()
             with tf.GradientTape() as tape:
                 unit = param.unit_images(self.variables, size, channels)
                 x = pipeline(unit, self.generator)
@@ -181,11 +173,11 @@ class _Step:
             return tf.where(applied, loss, tf.constant(math.nan))
 
         def images():
-            _count_trace()
             return lo + (hi - lo) * param.unit_images(self.variables, size, channels)
 
-        self.step = tf.function(step, autograph=False)
-        self._images = tf.function(images, autograph=False)
+        # Counted by the probe (through a weak reference: the step, which the probe keeps, does not hold it).
+        self.step = probe.tf_function(step, autograph=False, family="featurevis")
+        self._images = probe.tf_function(images, autograph=False, family="featurevis")
         specs = [tf.TensorSpec(v.shape, v.dtype) for v in values]
         try:  # trace now, so that a size the model cannot take fails here with a clear message
             self.step.get_concrete_function(specs)
@@ -253,11 +245,6 @@ def _redirected_relu(z, max_value: float | None):
     return relu(z)
 
 
-def _count_trace():
-    global _traces
-    _traces += 1  # runs only while TensorFlow traces the function
-
-
 def _get_step(probe, objective, values, param, transforms, batch, size, optimizer) -> _Step:
     if optimizer is None:
         opt_key, make_optimizer = ("adam",), (lambda: keras.optimizers.Adam(0.05))
@@ -267,37 +254,13 @@ def _get_step(probe, objective, values, param, transforms, batch, size, optimize
         make_optimizer = (lambda: type(optimizer).from_config(config))
     else:
         raise OptionError(f"optimizer must be a Keras optimizer (e.g. keras.optimizers.Adam(0.05)); got {optimizer!r}.")
-    key = (objective.key, batch, size, param.key, tuple(t.key for t in transforms), opt_key)
-    with _lock:
-        cache = _steps.setdefault(probe, OrderedDict())
-        step = cache.get(key)
-        if step is not None:
-            cache.move_to_end(key)
-            return step
-    step = _Step(probe, objective, values, param, transforms, batch, size, make_optimizer())
-    with _lock:
-        cache[key] = step
-        while len(cache) > _STEPS_PER_PROBE:
-            cache.popitem(last=False)
-    return step
+    key = ("featurevis", objective.key, batch, size, param.key, tuple(t.key for t in transforms), opt_key)
+    # Made (and traced) once per key, also when renders ask for it from several threads at once.
+    return probe.compiled(key, lambda: _Step(probe, objective, values, param, transforms, batch, size,
+                                             make_optimizer()))
 
 
 # -- argument checks -------------------------------------------------------------------------------------------
-
-def _probe_for(model) -> ModelProbe:
-    """The probe for ``model``; the same one each time for the same Keras model, so its compiled steps are reused."""
-    if isinstance(model, ModelProbe):
-        return model
-    if isinstance(model, keras.Model):
-        with _lock:
-            probe = _probes.get(model)
-        if probe is None:
-            probe = as_probe(model)
-            with _lock:
-                probe = _probes.setdefault(model, probe)
-        return probe
-    return as_probe(model)  # raises ModelError saying what was expected
-
 
 def _size(probe: ModelProbe, size) -> int:
     h, w, _ = probe.input_shape
