@@ -21,8 +21,11 @@ EPS = 1e-5  # float32 rounding of the ranges and of core's own arithmetic, relat
 
 # ------------------------------------------------------------------------------------------------ decoding
 def sent(widget, name):
-    """The synced trait ``name`` of ``widget``'s view, as it goes on the wire (the one place that knows where a
-    widget keeps its view: a rename of ``.view`` is a fix here alone)."""
+    """The synced trait ``name`` of ``widget``'s view, as it goes on the wire, once the widget's pending work is
+    there (the one place that knows where a widget keeps its view and how to wait for it: a rename is a fix here)."""
+    wait = getattr(widget, "wait", None)  # widgets that compute their pages on a worker thread
+    if wait is not None:
+        assert wait(120), f"{type(widget).__name__} still busy after 120 s"
     return getattr(widget.view, name)
 
 
