@@ -284,14 +284,20 @@ def test_cancel_stops_within_one_step_and_returns_the_last_images(probe):
 
 
 def test_cancel_set_from_another_thread_stops_the_render(probe):
-    cancel = threading.Event()
-    timer = threading.Timer(0.3, cancel.set)
-    timer.start()
-    steps_seen = []
-    fv.render(probe, fv.channel(LAYER, 3), steps=100_000, cancel=cancel, callback_every=1,
-              callback=lambda step, loss, images: steps_seen.append(step))
-    timer.join()
-    assert 0 < len(steps_seen) < 100_000
+    # A second thread sets the event once the render reports step 3; the render must stop long before its 400
+    # steps, and must not have stopped before the thread could act.
+    cancel, reached, steps_seen = threading.Event(), threading.Event(), []
+    canceller = threading.Thread(target=lambda: reached.wait(60) and cancel.set())
+    canceller.start()
+
+    def callback(step, loss, images):
+        steps_seen.append(step)
+        if step == 3:
+            reached.set()
+
+    fv.render(probe, fv.channel(LAYER, 3), steps=400, cancel=cancel, callback_every=1, callback=callback)
+    canceller.join()
+    assert cancel.is_set() and 3 <= len(steps_seen) < 400
 
 
 def test_a_dead_relu_channel_comes_alive_through_the_redirected_gradient(probe):
@@ -302,18 +308,29 @@ def test_a_dead_relu_channel_comes_alive_through_the_redirected_gradient(probe):
     assert probe.activations(images, [LAYER])[LAYER][0, ..., dead[0]].mean() > 0
 
 
+def test_each_image_of_a_batch_objective_raises_its_own_channel(probe):
+    # Channels 0 and 9 of block3 go up together, so "image i has channel c_i highest" does not hold; relative to
+    # each channel's mean over the batch, image i stands out on its own channel (seeds 0-2, 16 and 24 steps).
+    channels = [0, 5, 9]
+    images = fv.render(probe, fv.channels(LAYER, channels), steps=24)
+    means = probe.activations(images, [LAYER])[LAYER].mean(axis=(1, 2))[:, channels]
+    assert list((means / means.mean(axis=0)).argmax(axis=1)) == [0, 1, 2], np.round(means, 3)
+
+
 def test_batch_objectives_render_one_image_per_unit(probe):
-    assert fv.render(probe, fv.channels(LAYER, [0, 5, 9]), steps=2).shape == (3, 64, 64, 3)
     assert fv.render(probe, fv.class_logits([1, 2]), steps=2).shape == (2, 64, 64, 3)
     diverse = fv.channel(LAYER, 3) + 0.1 * fv.diversity(LAYER)
     assert fv.render(probe, diverse, steps=2).shape == (2, 64, 64, 3)
     assert fv.render(probe, fv.direction(LAYER, np.ones(64)), steps=2, batch=3).shape == (3, 64, 64, 3)
 
 
-def test_pixel_parameterization_and_a_custom_optimizer(probe):
-    images = fv.render(probe, fv.deepdream(LAYER), steps=3, param=fv.pixel_image(),
-                       optimizer=keras.optimizers.SGD(1.0))
-    assert images.shape == (1, 64, 64, 3)
+def test_pixel_parameterization_and_a_custom_optimizer_raise_the_objective(probe):
+    losses = []
+    images = fv.render(probe, fv.channel(LAYER, 3), steps=8, param=fv.pixel_image(),
+                       optimizer=keras.optimizers.Adam(0.2), callback_every=1,
+                       callback=lambda step, loss, images: losses.append(loss))
+    assert images.shape == (1, 64, 64, 3) and len(losses) == 8
+    assert losses[-1] < losses[0] - 0.05, np.round(losses, 3)  # the loss is minus the channel's mean
 
 
 def test_render_starts_from_given_images_with_pixel_init(probe):
@@ -355,6 +372,38 @@ def test_a_parameterization_gives_variables_and_an_images_function():
     assert tape.gradient(total, variables)[0] is not None
 
 
+# Lucid's lucid/optvis/param/color.py: color_correlation_svd_sqrt, scaled by its largest column norm, mixes
+# components into RGB as rgb = components @ matrix.T, so component j alone moves RGB along column j.
+LUCID_COLOR = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+ASYMMETRIC = np.array([[0.5, 0.1, -0.2], [0.3, 0.4, 0.1], [-0.1, 0.2, 0.6]])  # no row equals a column
+
+
+@pytest.mark.parametrize("color", [None, ASYMMETRIC], ids=["imagenet", "custom"])
+@pytest.mark.parametrize("kind", ["fft", "pixel"])
+def test_colour_component_j_moves_rgb_along_column_j_of_the_normalized_matrix(kind, color):
+    matrix = LUCID_COLOR if color is None else color
+    column_of = matrix / np.linalg.norm(matrix, axis=0).max()
+    for j in range(3):
+        if kind == "fft":  # the DC coefficient (the basis' first, constant function) of component j
+            variables, images_fn = fv.fft_image(color=color)(batch=1, size=8)
+            latent = np.zeros((1, 3, 8, 8), np.float32)
+            latent[0, j, 0, 0] = 1.0
+        else:
+            variables, images_fn = fv.pixel_image(decorrelate=True, color=color)(batch=1, size=8)
+            latent = np.zeros((1, 8, 8, 3), np.float32)
+            latent[..., j] = 1.0
+        variables[0].assign(latent)
+        images = images_fn().numpy().astype(np.float64)
+        rgb = np.log(images / (1 - images))  # before the sigmoid
+        np.testing.assert_allclose(rgb, np.broadcast_to(rgb[:, :1, :1], rgb.shape), atol=1e-5)  # flat
+        offset = rgb[0, 0, 0]
+        scale = offset @ column_of[:, j] / (column_of[:, j] @ column_of[:, j])
+        assert scale > 0
+        np.testing.assert_allclose(offset, scale * column_of[:, j], atol=1e-5)
+        if kind == "pixel":
+            assert scale == pytest.approx(1.0, abs=1e-5)
+
+
 def test_fourier_images_start_near_grey_with_lucids_spread():
     _, images_fn = fv.fft_image()(batch=8, size=64, seed=0)
     images = images_fn().numpy()
@@ -393,8 +442,25 @@ def test_fused_transforms_equal_padding_cropping_and_resizing_done_one_by_one():
     cropped = compose([fv.jitter(4)])(x, g).numpy()
     for i in range(2):
         assert any(np.array_equal(cropped[i], x[i, a:a + 16, b:b + 16]) for a in range(5) for b in range(5))
+    # (the offsets' distribution: test_jitter_offsets_spread_evenly_over_0_to_d_on_both_axes)
     np.testing.assert_allclose(compose([fv.pad(2, mode="reflect")])(x, g),
                                tf.pad(x, [[0, 0], [2, 2], [2, 2], [0, 0]], mode="REFLECT"))
+
+
+def test_jitter_offsets_spread_evenly_over_0_to_d_on_both_axes():
+    # Each pixel holds its own (row, column), so the crop's top-left pixel is the offset drawn for that image.
+    from cnnwidget.core.featurevis.transforms import compose
+
+    d, n, side = 4, 64, 12
+    rows, cols = np.mgrid[0:side, 0:side].astype(np.float32)
+    x = np.broadcast_to(np.stack([rows, cols, np.zeros_like(rows)], -1), (n, side, side, 3))
+    out = compose([fv.jitter(d)])(tf.constant(x), tf.random.Generator.from_seed(0)).numpy()
+    dy, dx = out[:, 0, 0, 0], out[:, 0, 0, 1]
+    np.testing.assert_array_equal(out[..., 0], dy[:, None, None] + rows[:side - d, :side - d])  # a shift, no blur
+    np.testing.assert_array_equal(out[..., 1], dx[:, None, None] + cols[:side - d, :side - d])
+    for offsets in (dy, dx):
+        assert set(offsets) == set(range(d + 1))  # 64 draws from 5 values: a missing one has p < 1e-5
+        assert abs(offsets.mean() - d / 2) < 0.5  # standard error 0.18
 
 
 def test_transforms_are_differentiable_and_repeat_for_a_seed():
