@@ -35,16 +35,17 @@ class Mutation:
     extra: bool = False  # a variant outside the audit's 18 (M02b, M11b): not counted in the main score
 
 
-ATTRIBUTION = {"quick": ["tests/unit/test_attribution*.py"],
-               "slow": ["tests/unit/test_attribution*.py"]}
+ATTRIBUTION = {"quick": ["tests/unit/test_attribution*.py", "tests/unit/test_faithfulness.py"],
+               "slow": ["tests/unit/test_attribution*.py", "tests/unit/test_faithfulness.py"]}
 FEATUREVIS = {"quick": ["tests/unit/test_featurevis*.py"],
               "slow": ["tests/unit/test_featurevis*.py"]}
-PROBE = {"quick": ["tests/unit/test_probe.py", "tests/unit/test_activations.py", "tests/unit/test_activation_grid.py"]}
-WIRE = {"quick": ["tests/unit/test_transport.py", "tests/unit/test_activation_grid.py",
-                  "tests/unit/test_attribution_map_widget.py"],
+PROBE = {"quick": ["tests/unit/test_probe.py", "tests/unit/test_activations.py", "tests/unit/test_activation_grid.py",
+                   "tests/unit/test_wire_roundtrip.py"]}
+WIRE = {"quick": ["tests/unit/test_transport.py", "tests/unit/test_wire_roundtrip.py",
+                  "tests/unit/test_activation_grid.py", "tests/unit/test_attribution_map_widget.py"],
         "slow": ["tests/kernel/test_activation_grid_kernel.py", "tests/kernel/test_attribution_map_kernel.py"],
         "browser": ["tests/browser/test_activation_grid_browser.py"]}
-GRID = {"quick": ["tests/unit/test_activation_grid.py"],
+GRID = {"quick": ["tests/unit/test_activation_grid.py", "tests/unit/test_wire_roundtrip.py"],
         "slow": ["tests/kernel/test_activation_grid_kernel.py"],
         "browser": ["tests/browser/test_activation_grid_browser.py"]}
 NODE = ["js/*.test.mjs"]
