@@ -7,6 +7,7 @@ can catch :class:`CnnWidgetError` alone to show the message in the view.
 from __future__ import annotations
 
 import difflib
+import numbers
 
 
 class CnnWidgetError(Exception):
@@ -33,8 +34,23 @@ class ModelError(CnnWidgetError, TypeError):
     """An object that is not a Keras model, or a model cnnwidget cannot look inside."""
 
 
+class CnnWidgetWarning(UserWarning):
+    """Something given works but may mislead: images far outside ``input_range``, a CKA estimate from few images,
+    the first of several model outputs chosen for you. The message says what was seen and what to do."""
+
+
+def did_you_mean(value: object, known) -> str:
+    """The hint " Did you mean 'a', 'b'?" for the known names closest to ``value``, or "" when none is close."""
+    close = difflib.get_close_matches(str(value), [str(k) for k in known], n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
 def unknown_layer(name: object, known: list[str]) -> LayerError:
     """A :class:`LayerError` for a missing layer, suggesting the closest known names."""
+    if isinstance(name, numbers.Number) and not isinstance(name, bool):
+        listing = ", ".join(repr(k) for k in known[:12]) + (", ..." if len(known) > 12 else "")
+        return LayerError(f"layers are given by name or path (a str); got the {type(name).__name__} {name!r}. For "
+                          f"the layer at a position, use probe.layers[{name!r}].path. Layers are: {listing}")
     close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
     # Nested paths ("base/conv1") are hard to guess: also match on the last path part alone.
     close += [k for k in known if k.rsplit("/", 1)[-1] == str(name) and k not in close]

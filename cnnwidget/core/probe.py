@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import warnings
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ import numpy as np
 import tensorflow as tf
 
 from . import _graph
-from .errors import ModelError, unknown_layer
+from . import options as _options
+from .errors import CnnWidgetWarning, ModelError, OptionError, did_you_mean, unknown_layer
 from .images import as_image_batch
 
 
@@ -42,14 +44,19 @@ class ModelProbe:
     inside compiled passes and gradients flow through it. ``class_names`` labels the model's outputs.
     Accepts functional models, Sequential models (built or not: an unbuilt one is built from the first images it is
     given) and models nested inside either, whose inner layers are listed and reachable by path.
+    ``output``: for a model with several outputs, the one explained (its index or its layer's name); default the
+    first, with a CnnWidgetWarning saying so. Options are checked here (OptionError); a ``preprocess`` that is not
+    callable or cannot run inside a compiled pass is refused here too, not at the first pass.
     """
 
     def __init__(self, model, preprocess: Callable | None = None, class_names: Sequence[str] | None = None,
-                 input_range: tuple[float, float] = (0.0, 1.0), batch_size: int = 32):
+                 input_range: tuple[float, float] = (0.0, 1.0), batch_size: int = 32, output=None):
         self.model = _check_model(model)
-        self.preprocess = preprocess
-        self.input_range = (float(input_range[0]), float(input_range[1]))
-        self.batch_size = int(batch_size)
+        self._source = _one_output(self.model, output)  # what the graph is replayed from: the model, or one output
+        self._size_note = ""  # set when the first images fixed an unbuilt Sequential's input size
+        self.preprocess = _options.preprocess(preprocess)
+        self.input_range = _options.input_range(input_range)
+        self.batch_size = _options.positive_int("batch_size", batch_size)
         self._class_names = None if class_names is None else [str(c) for c in class_names]
         self._graph: _graph.FlatGraph | None = None
         self._layers: list[LayerInfo] = []
@@ -60,6 +67,7 @@ class ModelProbe:
         shape = _known_input_shape(self.model)
         if shape is not None:
             self._build(shape)
+            _check_preprocess(self.preprocess, self.input_shape)
 
     # -- the model ---------------------------------------------------------------------------------------------
 
@@ -211,15 +219,18 @@ class ModelProbe:
     def images(self, images) -> np.ndarray:
         """Check ``images`` against the model's input and return them as float32 (N, H, W, C) in display space."""
         if self._graph is None:  # an unbuilt Sequential: take the shape from the first images
-            batch = as_image_batch(images, input_range=self.input_range)
+            batch = as_image_batch(images, input_range=self.input_range, warn=False)
             self._build_sequential(batch.shape[1:])
         h, w, c = self.input_shape
-        return as_image_batch(images, height=h, width=w, channels=c, input_range=self.input_range)
+        return as_image_batch(images, height=h, width=w, channels=c, input_range=self.input_range,
+                              size_note=self._size_note)
 
     def activations(self, images, layers: Iterable | str | None = None, reduce: Callable | None = None) -> dict:
         """Outputs of ``layers`` (default: all) for ``images``, from one forward pass per batch.
 
-        Returns {path: np.ndarray (N, H, W, C) for spatial layers, (N, C) for vectors}. The pass is a compiled
+        Returns {key: np.ndarray (N, H, W, C) for spatial layers, (N, C) for vectors}, keyed by what was asked
+        for: a name gives a name key, a path a path key (a LayerInfo or Keras layer gives its path; ``layers``
+        None gives every path). The pass is a compiled
         function cached per layer set; it computes only what the deepest asked-for layer needs. ``reduce``, if
         given, is applied to each layer's output tensor inside the compiled pass (e.g. a summary that is much
         smaller than the feature map); it is part of the cache key, so pass the same function object each time.
@@ -228,11 +239,13 @@ class ModelProbe:
         if layers is None:
             paths = tuple(info.path for info in self._layers)
         else:
-            layers = [layers] if isinstance(layers, (str, LayerInfo, keras.layers.Layer)) else list(layers)
+            single = (str, LayerInfo, keras.layers.Layer, int, float, np.number)  # numbers: LayerError, not TypeError
+            layers = [layers] if isinstance(layers, single) else list(layers)
             paths = tuple(self.layer(name).path for name in layers)
         fn = self._compiled(paths, reduce)
         outs = self._run_batched(fn, batch)
-        return dict(zip(paths, outs))
+        keys = paths if layers is None else [k if isinstance(k, str) else p for k, p in zip(layers, paths)]
+        return dict(zip(keys, outs))
 
     def predict(self, images) -> np.ndarray:
         """Class probabilities (N, classes) for ``images``; logits are put through a softmax, a single sigmoid
@@ -286,7 +299,7 @@ class ModelProbe:
 
     def _guided_graph(self) -> _graph.FlatGraph:
         """The model replayed again with guided-backpropagation gradients at every ReLU (see ``forward``)."""
-        return _graph.flatten(self.model, tuple(self._graph.input.shape[1:]), guided=True)
+        return _graph.flatten(self._source or self.model, tuple(self._graph.input.shape[1:]), guided=True)
 
     def _compiled(self, paths: tuple | None, reduce: Callable | None):
         return self.compiled(("activations", paths, reduce), lambda: self._make_function(paths, reduce))
@@ -317,9 +330,15 @@ class ModelProbe:
         except Exception as exc:
             raise ModelError(f"could not build {self.model.name!r} for images of shape {tuple(shape)}: {exc}") from None
         self._build(shape)
+        h, w, c = shape
+        self._size_note = (f" {self.model.name!r} is a Sequential model without an Input, so the first images given "
+                           f"to this probe fixed its input size to {h}x{w}. To take images of any size, give it "
+                           f"keras.Input((None, None, {c})) as first layer; or make a new ModelProbe for the new size.")
+        _check_preprocess(self.preprocess, self.input_shape)
 
     def _build(self, shape):
-        graph = _graph.flatten(self.model, shape)
+        _refuse_channels_first(self.model)
+        graph = _graph.flatten(self._source or self.model, shape)
         layers = [
             LayerInfo(name=layer.name, class_name=type(layer).__name__,
                       output_shape=tuple(graph.outputs[path].shape[1:]),
@@ -457,3 +476,70 @@ def _probability_fn(last):
         return out if name == "softmax" else tf.nn.softmax(out, axis=-1)
 
     return probabilities
+
+
+def _one_output(model, output):
+    """None for a model with one output (replay the model itself); for several, a functional view of the one
+    chosen by ``output`` (an index or an output layer's name; default the first, with a CnnWidgetWarning). The
+    view shares the model's layers and weights and changes nothing in it."""
+    try:
+        outputs = list(model.outputs)
+    except (AttributeError, ValueError):  # an unbuilt Sequential: one output
+        outputs = []
+    if len(outputs) <= 1:
+        if output not in (None, 0) and output not in list(getattr(model, "output_names", None) or []):
+            raise OptionError(f"output={output!r} picks one of several outputs, but {model.name!r} has one; leave "
+                              "output=None.")
+        return None
+    names = [str(n) for n in getattr(model, "output_names", None) or [t.name for t in outputs]]
+    listing = ", ".join(f"{i}: {n!r} {tuple(t.shape[1:])}" for i, (n, t) in enumerate(zip(names, outputs)))
+    if output is None:
+        warnings.warn(f"{model.name!r} has {len(outputs)} outputs ({listing}); cnnwidget explains one, so it uses the "
+                      f"first, {names[0]!r}. Pass ModelProbe(model, output=...) with an index or a name to choose.",
+                      CnnWidgetWarning, stacklevel=3)
+        output = 0
+    if isinstance(output, str):
+        if output not in names:
+            raise OptionError(f"output={output!r} is not an output of {model.name!r}; its outputs are {listing}."
+                              f"{did_you_mean(output, names)}")
+        output = names.index(output)
+    index = _options.index("output", output, len(outputs), f"the outputs of {model.name!r} ({listing})")
+    return keras.Model(model.inputs, outputs[index], name=model.name)
+
+
+def _refuse_channels_first(model):
+    """ModelError for a model with channels-first layers: their (N, C, H, W) maps would be read as (N, H, W, C)."""
+    found = []
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop(0)
+        if isinstance(layer, keras.Model):
+            stack[:0] = list(layer.layers)
+        elif getattr(layer, "data_format", None) == "channels_first":
+            found.append(f"{layer.name} ({type(layer).__name__})")
+    if found:
+        shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
+        raise ModelError(
+            f"{model.name!r} has layers with data_format='channels_first': {shown}. cnnwidget reads images and "
+            "feature maps channels-last (N, H, W, C). Build the model with data_format='channels_last' (the Keras "
+            "default; see keras.config.image_data_format()) and copy the weights over: convolution kernels have "
+            "the same shape in both.")
+
+
+def _check_preprocess(preprocess, input_shape):
+    """Trace ``preprocess`` once on a symbolic batch, so that one that cannot run inside a compiled pass (calls
+    .numpy(), uses Python control flow on values, returns no tensor) is refused now, with what is expected."""
+    if preprocess is None:
+        return
+    spec = tf.TensorSpec((None,) + tuple(input_shape), tf.float32)
+    try:
+        out = tf.function(lambda x: preprocess(x), autograph=False).get_concrete_function(spec).structured_outputs
+    except Exception as exc:  # noqa: BLE001 - whatever it raised, the message says what was expected
+        raise OptionError(
+            f"preprocess could not run inside a compiled pass: {type(exc).__name__}: {str(exc).splitlines()[0]}. It "
+            "must map a float32 tensor (N, H, W, C) of display-space images to the model's input with TensorFlow/"
+            "Keras ops (no .numpy(), no numpy functions of the tensor), e.g. lambda x: "
+            "keras.applications.mobilenet_v2.preprocess_input(x * 255).") from None
+    if not isinstance(out, tf.Tensor) or out.shape.rank != 4:
+        raise OptionError(f"preprocess must return one image tensor (N, H, W, C); for images {tuple(input_shape)} it "
+                          f"returned {out!r}.")

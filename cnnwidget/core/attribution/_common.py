@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import Cancelled, CnnWidgetError, OptionError
+from ..options import choice, positive_float, positive_int  # noqa: F401 - the methods call c.positive_int ...
 from ..probe import ModelProbe, probe_for
 
 # Every method takes a model or a probe; a model gets its remembered probe (one per model, weakly held).
@@ -42,31 +43,7 @@ __all__ = ["Cancelled", "as_probe"]
 
 # -- option checks ---------------------------------------------------------------------------------------------
 
-def positive_int(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, or an OptionError naming the option."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise OptionError(f"{name} must be an integer >= {minimum}; got {value!r} ({type(value).__name__}).")
-    if value < minimum:
-        raise OptionError(f"{name} must be an integer >= {minimum}; got {value}.")
-    return int(value)
-
-
-def positive_float(name: str, value, allow_zero: bool = False) -> float:
-    """``value`` as a finite float > 0 (or >= 0), or an OptionError."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        out = float("nan")
-    if not np.isfinite(out) or out < 0 or (out == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise OptionError(f"{name} must be a finite number {bound}; got {value!r}.")
-    return out
-
-
-def choice(name: str, value, choices) -> str:
-    if value not in choices:
-        raise OptionError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}.")
-    return value
+# positive_int, positive_float and choice (imported above from core/options.py) are the option checks.
 
 
 def batch_size_of(probe: ModelProbe, batch_size) -> int:

@@ -53,9 +53,10 @@ def _activations_and_gradients(probe, batch, target, path, batch_size):
     return tf.concat(acts, 0).numpy(), tf.concat(grads, 0).numpy()
 
 
-def _finish(probe, raw: np.ndarray, upsample: bool) -> np.ndarray:
+def _finish(batch: np.ndarray, raw: np.ndarray, upsample: bool) -> np.ndarray:
     raw = np.maximum(raw, 0).astype(np.float32)  # only features that raise the score (Selvaraju et al.)
-    return c.upsample(raw, probe.input_shape[:2]) if upsample else raw
+    # The images' own size: a model that takes any size has None in probe.input_shape.
+    return c.upsample(raw, batch.shape[1:3]) if upsample else raw
 
 
 def _prepare(model, images, target, layer, method):
@@ -72,7 +73,7 @@ def grad_cam(model, images, target=None, layer=None, upsample=True, batch_size=N
     (N, h, w) map with ``upsample=False``. Non-spatial ``layer`` -> LayerError."""
     probe, batch, target, path = _prepare(model, images, target, layer, "grad_cam")
     a, g = _activations_and_gradients(probe, batch, target, path, batch_size)
-    return _finish(probe, np.einsum("nijk,nk->nij", a, g.mean(axis=(1, 2))), upsample)
+    return _finish(batch, np.einsum("nijk,nk->nij", a, g.mean(axis=(1, 2))), upsample)
 
 
 def grad_cam_plus_plus(model, images, target=None, layer=None, upsample=True, batch_size=None) -> np.ndarray:
@@ -89,7 +90,7 @@ def grad_cam_plus_plus(model, images, target=None, layer=None, upsample=True, ba
     denom = g2 * (2 + a.sum(axis=(1, 2), keepdims=True) * g)
     alpha = np.divide(g2, denom, out=np.zeros_like(g2), where=denom != 0)
     weights = (alpha * np.maximum(g, 0)).sum(axis=(1, 2))
-    return _finish(probe, np.einsum("nijk,nk->nij", a, weights), upsample)
+    return _finish(batch, np.einsum("nijk,nk->nij", a, weights), upsample)
 
 
 def score_cam(model, images, target=None, layer=None, channels=None, fill="black", upsample=True,
@@ -112,16 +113,16 @@ def score_cam(model, images, target=None, layer=None, channels=None, fill="black
     order = np.argsort(-a.var(axis=(1, 2)), axis=1, kind="stable")[:, :keep].astype(np.int32)  # (N, keep)
     lo, hi = a.min(axis=(1, 2), keepdims=True), a.max(axis=(1, 2), keepdims=True)
     masks = np.transpose((a - lo) / np.where(hi > lo, hi - lo, 1), (0, 3, 1, 2)).astype(np.float32)  # (N, k, h, w)
-    size = probe.input_shape[:2]
+    size = np.asarray(batch.shape[1:3], np.int32)  # fed as a value: a free-size model's next size needs no trace
 
-    def build(idx, masks, channel):
+    def build(idx, masks, size, channel):
         low = tf.gather_nd(masks, tf.stack([idx, channel], 1))  # (B, h, w)
-        return tf.image.resize(low[..., None], size, "bilinear")[..., 0]
+        return tf.image.resize(low[..., None], tf.reshape(size, [2]), "bilinear")[..., 0]
 
     scores = c.masked_scores(probe, "score_cam", build, batch, c.fill_images(probe, batch, fill), target,
                              np.repeat(np.arange(n, dtype=np.int32), keep), params=(order.reshape(-1),),
-                             context=(masks,), score="probability", batch_size=batch_size, progress=progress,
+                             context=(masks, size), score="probability", batch_size=batch_size, progress=progress,
                              cancel=cancel).reshape(n, keep)
     weights = np.zeros((n, k), np.float32)
     np.put_along_axis(weights, order, scores, axis=1)
-    return _finish(probe, np.einsum("nijk,nk->nij", a, weights), upsample)
+    return _finish(batch, np.einsum("nijk,nk->nij", a, weights), upsample)

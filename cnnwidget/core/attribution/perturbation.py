@@ -63,7 +63,8 @@ def occlusion(model, images, target=None, patch=16, stride=8, fill="mean", score
 
     idx = np.repeat(np.arange(n, dtype=np.int32), p + 1)
     corners = np.tile(np.concatenate([[[-patch - h, -patch - w]], boxes]), (n, 1)).astype(np.int32)  # row 0: none
-    scores = c.masked_scores(probe, f"occlusion{patch}", build, batch, fill, target, idx, params=(corners,),
+    # The image size is in the key: build bakes h and w in, and a free-size model's next images may differ.
+    scores = c.masked_scores(probe, f"occlusion{patch}@{h}x{w}", build, batch, fill, target, idx, params=(corners,),
                              score=score, batch_size=batch_size, progress=progress, cancel=cancel).reshape(n, p + 1)
     drop = (scores[:, :1] - scores[:, 1:]).reshape(n, len(ys), len(xs))
     rows = (np.arange(h)[None] - ys[:, None] >= 0) & (np.arange(h)[None] - ys[:, None] < patch)  # (Py, H)
@@ -108,7 +109,7 @@ def rise(model, images, target=None, masks=2000, grid=7, keep=0.5, fill="mean", 
     n = len(batch)
     mi = np.tile(np.arange(masks, dtype=np.int32), n)
     idx = np.repeat(np.arange(n, dtype=np.int32), masks)
-    scores = c.masked_scores(probe, f"rise{grid}", lambda _, *args: build(*args), batch, fill, target, idx,
+    scores = c.masked_scores(probe, f"rise{grid}@{h}x{w}", lambda _, *args: build(*args), batch, fill, target, idx,
                              params=(mi,), context=(grids, shifts), score=score, batch_size=batch_size,
                              progress=progress, cancel=cancel).reshape(n, masks)
     return _rise_sum(build, scores, grids, shifts, c.batch_size_of(probe, batch_size)) / np.float32(masks * keep)
