@@ -11,6 +11,7 @@ import traitlets as t
 
 from ..core import CnnWidgetError
 from ..core.diagnostics import DiagnosticsCallback
+from . import _axes
 
 _MAX_COLUMNS = 120  # probe steps shown in the heatmap: one SVG cell each, so the newest ones only
 _FIGURE = dict(fig_margin={"top": 36, "bottom": 40, "left": 64, "right": 16},
@@ -72,9 +73,11 @@ class TrainingMonitor(ipywidgets.VBox):
             probe_row = [self.no_probe_note, self.ratio_fig]
         self.hist_layer = ipywidgets.Dropdown(description="histogram", options=[], layout={"width": "320px"})
         self.hist_step = ipywidgets.IntSlider(description="probe", min=0, max=0, continuous_update=False)
-        self.hist_fig, self._hist = _bars_figure("histogram", None, x_scale=bqplot.LinearScale())
+        self.hist_fig, self._hist = _bars_figure("histogram", None, x_scale=bqplot.LinearScale(), y_kind="count",
+                                                   labels=("value", "count"))
         for fig, name in ((self.batch_fig, "batch-loss"), (self.loss_fig, "epoch-loss"), (self.grad_fig, "grad-norms"),
-                          (self.ratio_fig, "update-ratio"), (self.dead_fig, "dead-units")):
+                          (self.ratio_fig, "update-ratio"), (self.dead_fig, "dead-units"), (self.hist_fig, "histogram"),
+                          (self.metric_fig, "epoch-metrics")):
             if fig is not None:
                 fig.add_class(f"cnnw-monitor-{name}")  # stable hooks for page tests and user CSS
         self._warning_box = ipywidgets.VBox()
@@ -229,9 +232,9 @@ def _lines_figure(title, x_label, n, labels=None, colors=None):
     if n == 2:  # the raw loss as one faint line under the smoothed one, so each keeps its own colour
         lines = [bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, labels=[label],
                               colors=[color], display_legend=True) for label, color in zip(labels, colors)]
-    axes = [bqplot.Axis(scale=x, label=x_label, num_ticks=5),
-            bqplot.Axis(scale=y, orientation="vertical", num_ticks=5)]
-    return bqplot.Figure(marks=lines, axes=axes, title=title, legend_location="top-right", **_FIGURE), lines
+    axes = [_axes.axis(x, x_label, kind="integer"), _axes.axis(y, vertical=True)]  # steps and epochs are whole
+    fig = bqplot.Figure(marks=lines, axes=axes, title=title, legend_location="top-right", **_FIGURE)
+    return _axes.follow(fig), lines
 
 
 def _grid_figure():
@@ -239,22 +242,23 @@ def _grid_figure():
     # color first: bqplot checks row and column against the color shape already set
     grid = bqplot.GridHeatMap(color=np.full((2, 2), np.nan), row=["", " "], column=[0, 1],
                               scales={"row": rows, "column": cols, "color": color}, null_color="#eeeeee")
-    axes = [bqplot.Axis(scale=cols, label="probe step", num_ticks=5, tick_values=[]),
-            bqplot.Axis(scale=rows, orientation="vertical"),
-            bqplot.ColorAxis(scale=color, label="log10 |grad|", side="right")]
+    axes = [_axes.axis(cols, "probe step", kind="ordinal", num_ticks=5),  # every 120th column named: 5 of them
+            _axes.axis(rows, kind="ordinal", vertical=True),
+            _axes.color_axis(color, "log10 |grad|", side="right", orientation="vertical")]
     fig = bqplot.Figure(marks=[grid], axes=axes, title="gradient norm per layer",
                         fig_margin={"top": 36, "bottom": 40, "left": 140, "right": 100},
-                        layout=ipywidgets.Layout(width="100%", max_width="560px", min_width="300px", height="300px"))
-    return fig, grid
+                        layout=ipywidgets.Layout(width="100%", max_width="560px", min_width="300px", height="400px"))
+    # (bqplot draws a vertical colour bar 200px shorter than the plot area: 400px leaves it 124px for its ticks)
+    return _axes.follow(fig), grid
 
 
-def _bars_figure(title, y_range, x_scale=None):
+def _bars_figure(title, y_range, x_scale=None, y_kind="real", labels=("", "")):
     x = x_scale or bqplot.OrdinalScale()
     y = bqplot.LinearScale(**({"min": y_range[0], "max": y_range[1]} if y_range else {}))
     bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#4c72b0"], padding=0.1)
-    axes = [bqplot.Axis(scale=x, tick_rotate=-30 if x_scale is None else 0, num_ticks=5),
-            bqplot.Axis(scale=y, orientation="vertical", num_ticks=5)]
-    return bqplot.Figure(marks=[bars], axes=axes, title=title, **_FIGURE), bars
+    axes = [_axes.axis(x, labels[0], kind="ordinal", rotate=-30) if x_scale is None else _axes.axis(x, labels[0]),
+            _axes.axis(y, labels[1], kind=y_kind, vertical=True)]
+    return _axes.follow(bqplot.Figure(marks=[bars], axes=axes, title=title, **_FIGURE)), bars
 
 
 def _set_bars(bars, names, values):

@@ -6,8 +6,11 @@ comm messages, as they do from a busy cell (tests/kernel covers that).
 FilterGrid: its canvas (js/filter_grid.js) draws the kernels Python sends, and its pager asks Python for the next page.
 """
 
+import re
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.timeout(300)
@@ -68,6 +71,72 @@ def test_heatmap_and_curves_render_and_change_during_fit(lab):
     during = {(s["cells"], s["path"]) for s in seen}
     assert len(during) >= 3, f"the page changed only {len(during)} times during the fit: {seen}"
     lab.screenshot(page, "training_monitor_heatmap", selector=".cnnw-monitor-grad-norms")
+
+
+
+
+def _viridis() -> np.ndarray:
+    """(256, 3) viridis, from the anchors in js/colormaps.js (matplotlib's table within 2/255)."""
+    text = (Path(__file__).parents[2] / "js" / "colormaps.js").read_text()
+    hexes = re.search(r'viridis:\s*((?:"[0-9a-f ]+"\s*\+?\s*)+)', text).group(1)
+    anchors = np.array([[int(h[i:i + 2], 16) for i in (0, 2, 4)] for h in re.findall(r"[0-9a-f]{6}", hexes)], float)
+    t = np.linspace(0, len(anchors) - 1, 256)
+    return np.stack([np.interp(t, np.arange(len(anchors)), anchors[:, c]) for c in range(3)], axis=1)
+
+
+def _off_viridis(fills, tolerance=8.0) -> list[str]:
+    """The fills ("rgb(r, g, b)") farther than ``tolerance`` (0..255 units) from every viridis colour; a null cell's
+    grey (#eeeeee) is allowed."""
+    table, off = _viridis(), []
+    for fill in fills:
+        rgb = np.array([float(v) for v in re.findall(r"[\d.]+", fill)[:3]])
+        if len(rgb) != 3 or (np.abs(rgb - 238).max() > 1 and np.abs(table - rgb).max(axis=1).min() > tolerance):
+            off.append(fill)
+    return off
+
+
+# The live charts' geometry: points of the longest batch-loss path, heatmap cell fills, update-ratio and dead-unit
+# bar heights, histogram bar heights and the tick labels of every axis.
+GEOMETRY = """() => {
+  const q = (sel) => [...document.querySelectorAll(sel)];
+  const points = (d) => (d.match(/[ML]/g) || []).length;
+  // {axis label: [tick label, ...]} of one figure ("" for an axis without a label)
+  const ticks = (fig) => Object.fromEntries(q(`.cnnw-monitor-${fig} g.axis`).map((a) => [
+    a.querySelector('text.axislabel')?.textContent || '', [...a.querySelectorAll('.tick text')].map((t) => t.textContent)]));
+  return {
+    loss_points: Math.max(0, ...q('.cnnw-monitor-batch-loss path.line').map((p) => points(p.getAttribute('d') || ''))),
+    fills: q('.cnnw-monitor-grad-norms .heatmapcell').map((c) => c.style.fill || c.getAttribute('fill') || ''),
+    ratios: q('.cnnw-monitor-update-ratio rect.bar').map((r) => Number(r.getAttribute('height'))),
+    dead: q('.cnnw-monitor-dead-units rect.bar').map((r) => Number(r.getAttribute('height'))),
+    hist: q('.cnnw-monitor-histogram rect.bar').map((r) => Number(r.getAttribute('height'))),
+    loss_ticks: ticks('batch-loss'), epoch_ticks: ticks('epoch-loss'),
+  };
+}"""
+
+
+def test_a_monitor_shown_before_fit_draws_its_live_charts(lab):
+    """The user's order: show an empty monitor, then train. Every live chart gets real geometry (a batch-loss path
+    of many points, heatmap cells of several viridis colours, bars with height) and the console stays clean."""
+    build = BUILD.replace("fit(1)  # traces fit and the probe pass before the page is read", "")
+    page = lab.open_notebook([build, "mon"])
+    lab.run_all(page, timeout=240)
+    page.wait_for_selector(".cnnw-monitor-batch-loss .bqplot, .cnnw-monitor-batch-loss svg", timeout=60_000)
+    lab.kernel_run(page, "fit(3)", timeout=240)
+    page.wait_for_timeout(1000)  # the redraw at the end of fit lands
+    g = page.evaluate(GEOMETRY)
+    assert g["loss_points"] > 10, g
+    fills = set(g["fills"])
+    assert len(g["fills"]) == 3 * int(lab.kernel_run(page, "print(len(mon.history['probe_step']))")), g
+    assert len(fills) > 1, fills  # not one solid colour
+    assert not _off_viridis(fills), _off_viridis(fills)  # colours of the scale (or the null grey)
+    assert len(g["ratios"]) == 3 and min(g["ratios"]) > 5, g["ratios"]
+    assert len(g["dead"]) >= 2 and all(h >= 0 for h in g["dead"]), g["dead"]
+    assert len(g["hist"]) > 1 and max(g["hist"]) > 5, g["hist"]
+    assert g["epoch_ticks"]["epoch"] == ["1", "2", "3"], g["epoch_ticks"]  # whole epochs, inside the data
+    steps = [int(v) for v in g["loss_ticks"]["step"]]
+    assert 2 <= len(steps) <= 5 and steps[0] >= 1 and steps[-1] <= 90, steps
+    assert lab.axis_problems(page) == []
+    lab.screenshot(page, "training_monitor_user_order", full_page=True)
 
 
 def test_without_probe_data_the_page_says_how_to_get_gradients(lab):

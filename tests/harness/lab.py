@@ -42,6 +42,11 @@ API
     ``distinct_colors`` is capped at 4096; ``hash`` is FNV-1a over the RGBA bytes (compare before/after).
     WebGL canvases are copied through a 2d canvas (blank unless drawn with preserveDrawingBuffer).
 ``screenshot(page, name, selector=None, full_page=False) -> Path``  PNG in ``tests/_artifacts/``.
+``axis_problems(page, root=".jp-Notebook") -> list[str]``  bqplot axis labels over tick labels, titles over ticks,
+    labels cut off by the figure's edge, on every chart under ``root``.
+``console_errors(clear=True)``, ``check_console()``  browser console errors (``console.error``) and uncaught page
+    errors seen since the last check, minus ``CONSOLE_NOISE``; ``cleanup`` fails the test on them (so every browser
+    test checks the console).
 ``kernel_exec(page, code, timeout=60) -> dict``  run code in the notebook's own kernel over its websocket
     (``requestExecute``, not shown in the notebook): ``{"status", "stdout", "stderr", "ename", "evalue",
     "traceback"}``. Handy to read kernel-side widget values from a browser test.
@@ -115,6 +120,10 @@ LAB_SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
 }
+
+# Browser console errors that fail no test (``LabHarness.check_console``): each one with why it is harmless.
+CONSOLE_NOISE: list[str] = [
+]
 
 INIT_JS = r"""
 (() => {
@@ -237,6 +246,38 @@ _PIXELS_JS = r"""
 }
 """
 
+_AXES_JS = r"""
+(root) => {
+  // For every bqplot figure under root: axis labels that overlap a tick label or the title, and tick or axis labels
+  // that stick out of the figure's svg (cut off).
+  const problems = [];
+  const box = (el) => el.getBoundingClientRect();
+  const hit = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  for (const fig of document.querySelectorAll(root + ' .bqplot')) {
+    const svg = fig.querySelector('svg');
+    if (!svg || !svg.getBoundingClientRect().width) continue;
+    const name = (fig.querySelector('.mainheading')?.textContent || '') + ' ' + [...fig.classList].join('.');
+    const outer = box(svg);
+    const ticks = [...fig.querySelectorAll('g.axis .tick text')].filter((t) => t.textContent && box(t).width);
+    const labels = [...fig.querySelectorAll('g.axis text.axislabel')].filter((t) => t.textContent && box(t).width);
+    const title = fig.querySelector('.mainheading');
+    for (const label of labels) {
+      for (const t of ticks) {
+        if (hit(box(label), box(t))) problems.push(`${name}: label "${label.textContent}" covers tick "${t.textContent}"`);
+      }
+    }
+    for (const t of [...ticks, ...labels]) {
+      const b = box(t);
+      if (b.left < outer.left - 1 || b.right > outer.right + 1 || b.top < outer.top - 1 || b.bottom > outer.bottom + 1) {
+        problems.push(`${name}: "${t.textContent}" is cut off`);
+      }
+      if (title && title.textContent && hit(box(title), b)) problems.push(`${name}: title covers "${t.textContent}"`);
+    }
+  }
+  return problems;
+}
+"""
+
 _ERRORS_JS = r"""
 (path) => {
   const p = window.__cwPanel(path);
@@ -351,6 +392,7 @@ class LabHarness:
         self._pages: dict[int, dict] = {}
         self._log = None
         self._console = None
+        self._console_errors: list[str] = []  # console errors and page errors not yet checked (check_console)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 180) -> "LabHarness":
@@ -486,7 +528,18 @@ class LabHarness:
 
     def cleanup(self, failed_test: str | None = None) -> None:
         """Close every page this harness opened (screenshotting them first if ``failed_test``), stop their kernels;
-        pages given to ``keep`` are screenshotted on failure but stay open, with their kernels."""
+        pages given to ``keep`` are screenshotted on failure but stay open, with their kernels. Then fail (unless
+        the test failed already) on the browser console errors seen during the test (``check_console``); what the
+        pages log while they close is not the test's doing and is dropped."""
+        errors = self.console_errors()
+        try:
+            self._close_pages(failed_test)
+        finally:
+            self.console_errors()  # the noise of closing pages and stopping kernels
+            self._console_errors.extend([] if failed_test else errors)
+            self.check_console()
+
+    def _close_pages(self, failed_test: str | None = None) -> None:
         kept_paths = {info["path"] for info in self._pages.values() if info.get("kept")}
         for i, info in enumerate(list(self._pages.values())):
             page = info["page"]
@@ -572,6 +625,8 @@ class LabHarness:
         tag = rel
         page.on("console", lambda m: self._console_write(f"[{tag}] {m.type}: {m.text}"))
         page.on("pageerror", lambda e: self._console_write(f"[{tag}] PAGEERROR: {e}"))
+        page.on("console", lambda m: m.type == "error" and self._console_error(f"[{tag}] console error: {m.text}"))
+        page.on("pageerror", lambda e: self._console_error(f"[{tag}] page error: {e}"))
         workspace = f"t{uuid.uuid4().hex[:8]}"
         step = "loading JupyterLab"
         try:
@@ -590,6 +645,27 @@ class LabHarness:
                                f"{self.log_tail(30)}") from e
         self.timings[f"open:{rel}"] = time.perf_counter() - t0
         return page
+
+    def _console_error(self, line: str) -> None:
+        if not any(re.search(pattern, line) for pattern in CONSOLE_NOISE):
+            self._console_errors.append(line)
+
+    def console_errors(self, clear: bool = True) -> list[str]:
+        """The browser console errors (``console.error``) and uncaught page errors seen since the last call with
+        ``clear`` (the autouse ``_lab_cleanup`` fixture clears them after every test), minus ``CONSOLE_NOISE``."""
+        errors = list(self._console_errors)
+        if clear:
+            self._console_errors.clear()
+        return errors
+
+    def check_console(self) -> None:
+        """Fail with the console errors seen since the last check (see ``console_errors``); ``cleanup`` calls it
+        after every browser test, so a view that logs an error fails the test that showed it."""
+        errors = self.console_errors()
+        if errors:
+            shown = "\n".join(e[:500] for e in errors[:20])
+            raise AssertionError(f"{len(errors)} browser console error(s) during the test (the full console is in "
+                                 f"{self.console_log_path}):\n{shown}")
 
     def _console_write(self, line: str) -> None:
         if self._console is not None:
@@ -625,6 +701,11 @@ class LabHarness:
         if r is None:
             raise LookupError(f"no canvas for selector {selector!r} (index {nth})")
         return r
+
+    def axis_problems(self, page, root: str = ".jp-Notebook") -> list[str]:
+        """What a person could not read on the bqplot charts under ``root``: an axis label over a tick label, the
+        title over a tick label, a tick or axis label cut off by the figure's edge. [] when every chart is clean."""
+        return page.evaluate(_AXES_JS, root)
 
     def screenshot(self, page, name: str, selector: str | None = None, full_page: bool = False) -> Path:
         path = env.artifacts_dir() / (name if name.endswith(".png") else f"{name}.png")

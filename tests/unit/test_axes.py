@@ -1,0 +1,141 @@
+"""The shared chart-axis helper (cnnwidget/widgets/_axes.py): which ticks a chart gets and how they read."""
+
+import math
+
+import bqplot
+import numpy as np
+import pytest
+
+from cnnwidget.widgets import _axes
+from cnnwidget.widgets._axes import ticks
+
+
+def _value(label: str) -> float:
+    """A tick label read back as a number (SI suffixes included)."""
+    si = {"k": 1e3, "M": 1e6, "G": 1e9, "m": 1e-3, "µ": 1e-6}
+    return float(label[:-1]) * si[label[-1]] if label[-1] in si else float(label)
+
+
+def test_fractions_are_labelled_exactly():
+    assert ticks(0.0, 1.0).labels == ("0.0", "0.5", "1.0")
+    assert ticks(0.0, 0.8).labels == ("0.0", "0.2", "0.4", "0.6", "0.8")
+    assert ticks(0.0, 100.0).labels == ("0", "25", "50", "75", "100")
+    assert ticks(2.30, 2.31).labels == ("2.300", "2.305", "2.310")  # not 2.3000, 2.3025, ...
+
+
+def test_integer_axes_get_whole_ticks_inside_the_data():
+    assert ticks(0.99, 4.0, integer=True).labels == ("1", "2", "3", "4")  # not 0.99, 1.7, 2.5, 3.3, 4
+    assert ticks(0, 15, integer=True).values == (0, 5, 10, 15)  # not -1, 3, 8, 12, 16
+    assert ticks(0, 127, integer=True).values == (0, 50, 100)  # not -5, 29, 64, 98, 132
+    assert ticks(1, 3, integer=True).format == "d"
+
+
+def test_an_integer_axis_without_a_whole_number_in_range_has_no_ticks():
+    assert ticks(0.2, 0.8, integer=True).values == ()
+
+
+@pytest.mark.parametrize("lo, hi", [(5.0, 5.0), (2.302585, 2.302585), (0.0, 0.0), (-3.0, -3.0)])
+def test_a_single_point_domain_gets_one_tick_at_its_value(lo, hi):
+    t = ticks(lo, hi)
+    assert t.values == (lo,) and math.isclose(_value(t.labels[0]), lo, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("lo, hi", [(None, None), (float("nan"), 1.0), (0.0, float("inf"))])
+def test_an_empty_domain_gets_no_ticks_and_still_a_format(lo, hi):
+    t = ticks(lo, hi)
+    assert t.values == () and t.format  # bqplot must never guess a format (".undefinedg")
+
+
+@pytest.mark.parametrize("integer", [False, True])
+def test_ticks_lie_inside_the_data_evenly_spaced_at_most_count_and_read_back_exactly(integer):
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        centre, scale = rng.normal() * 10.0 ** rng.integers(-3, 7), 10.0 ** rng.uniform(-5, 7)
+        lo, hi = sorted(centre + scale * rng.normal(size=2))
+        t = ticks(lo, hi, integer=integer)
+        if integer and math.floor(hi) < math.ceil(lo):
+            assert t.values == ()
+            continue
+        assert 1 <= len(t.values) <= 5, (lo, hi, t)
+        assert all(lo - 1e-9 * abs(lo) <= v <= hi + 1e-9 * abs(hi) for v in t.values), (lo, hi, t)
+        if len(t.values) > 1:
+            steps = np.diff(t.values)
+            assert np.allclose(steps, steps[0], rtol=1e-9), (lo, hi, t)
+        for label, v in zip(t.labels, t.values):
+            assert math.isclose(_value(label), v, rel_tol=1e-9, abs_tol=1e-12 * max(1.0, abs(hi - lo))), \
+                (lo, hi, label, v, t.format)
+        if integer:
+            assert all(v == int(v) for v in t.values) and t.format == "d"
+
+
+def test_large_and_tiny_magnitudes_read_back_exactly():
+    assert ticks(0, 2.5e6).labels == ("0", "1M", "2M")
+    assert ticks(0, 3e-5).labels == ("0e+0", "1e-5", "2e-5", "3e-5")
+    assert ticks(1.5e6, 1.7e6).labels == ("1.5M", "1.55M", "1.6M", "1.65M", "1.7M")
+
+
+def _figure(kind, y, *, label="count", vertical=True):
+    x, scale = bqplot.OrdinalScale(), bqplot.LinearScale()
+    bars = bqplot.Bars(x=[str(i) for i in range(len(y))], y=y, scales={"x": x, "y": scale})
+    ax = _axes.axis(scale, label, kind=kind, vertical=vertical)
+    return _axes.follow(bqplot.Figure(marks=[bars], axes=[_axes.axis(x, kind="ordinal"), ax],
+                                      fig_margin={"top": 10, "bottom": 10, "left": 10, "right": 10})), ax, bars
+
+
+def test_a_count_axis_starts_at_zero():
+    fig, ax, _ = _figure("count", np.array([163.0, 6500.0, 4000.0]))
+    assert ax.scale.min == 0.0 and not ax.scale.allow_padding  # bqplot's padding made it start at -163
+    assert list(ax.tick_values) == [0, 2000, 4000, 6000] and ax.tick_format == "d"
+
+
+def test_every_axis_has_an_explicit_format_before_any_data():
+    x, y = bqplot.LinearScale(), bqplot.LinearScale()
+    line = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y})
+    fig = _axes.follow(bqplot.Figure(marks=[line], axes=[_axes.axis(x, "step", kind="integer"),
+                                                         _axes.axis(y, "loss", vertical=True)]))
+    assert [a.tick_format for a in fig.axes] == ["d", ".6~g"]
+    assert [len(a.tick_values if a.tick_values is not None else []) for a in fig.axes] == [0, 0]
+
+
+def test_ticks_follow_the_data_of_the_marks():
+    x, y = bqplot.LinearScale(), bqplot.LinearScale()
+    line = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y})
+    fig = _axes.follow(bqplot.Figure(marks=[line], axes=[_axes.axis(x, "epoch", kind="integer"),
+                                                         _axes.axis(y, "loss", vertical=True)]))
+    with line.hold_sync():
+        line.x, line.y = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.31, 2.305, 2.301, 2.30])
+    assert list(fig.axes[0].tick_values) == [1, 2, 3, 4]
+    assert fig.axes[1].tick_format == ".3f" and list(fig.axes[1].tick_values) == pytest.approx([2.3, 2.305, 2.31])
+
+
+def test_a_scale_with_fixed_bounds_is_ticked_over_them():
+    x, y = bqplot.LinearScale(min=0.0, max=1.0), bqplot.LinearScale(min=0.0, max=1.0)
+    line = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y})
+    fig = _axes.follow(bqplot.Figure(marks=[line], axes=[_axes.axis(x, "fraction of pixels"),
+                                                         _axes.axis(y, "p(target)", vertical=True)]))
+    assert [a.tick_format for a in fig.axes] == [".1f", ".1f"]
+    assert list(fig.axes[0].tick_values) == [0.0, 0.5, 1.0]
+
+
+def test_a_vertical_label_clears_its_longest_tick_label_and_the_margin_makes_room():
+    fig, ax, bars = _figure("count", np.array([1.0, 2.0]))
+    short = int(ax.label_offset.rstrip("px"))
+    bars.y = np.array([1.0, 2_000_000.0])  # tick labels "0", "500000", ...: six characters more
+    long = int(ax.label_offset.rstrip("px"))
+    assert long >= short + 6 * 5.8  # 5.8 px: a digit of bqplot's 12px tick font, measured in chromium
+    assert fig.fig_margin["left"] >= long + 14  # the 14px label fits inside the figure
+
+
+def test_rotated_names_get_room_below_the_axis():
+    x, y = bqplot.OrdinalScale(), bqplot.LinearScale()
+    names = ["conv1", "a_much_longer_layer_name"]
+    bars = bqplot.Bars(x=names, y=[1.0, 2.0], scales={"x": x, "y": y})
+    fig = _axes.follow(bqplot.Figure(marks=[bars], axes=[_axes.axis(x, "layer", kind="ordinal", rotate=-45),
+                                                         _axes.axis(y, vertical=True)]))
+    reach = len(names[1]) * 5.8 * math.sin(math.pi / 4)  # how far the longest name reaches down
+    assert int(fig.axes[0].label_offset.rstrip("px")) > reach and fig.fig_margin["bottom"] > reach + 14
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        _axes.axis(bqplot.LinearScale(), kind="log")
