@@ -95,3 +95,12 @@ def test_a_signed_map_shown_by_magnitude_beats_the_random_insertion_reference_by
 def test_random_reference_refuses_zero_draws(probe, images):
     with pytest.raises(OptionError, match="draws must be an integer >= 1"):
         attr.random_reference(probe, images, draws=0)
+
+
+def test_integrated_gradients_start_by_default_from_each_images_mean_colour(probe, images):
+    # The default chosen by benchmarks/ig_baseline.py (see integrated_gradients' docstring for the table).
+    maps, gap = attr.integrated_gradients(probe, images, steps=16, return_gap=True)
+    np.testing.assert_array_equal(maps, attr.integrated_gradients(probe, images, steps=16, baseline="mean"))
+    flat = np.broadcast_to(images.mean(axis=(1, 2), keepdims=True), images.shape)
+    np.testing.assert_allclose(maps, attr.integrated_gradients(probe, images, steps=16, baseline=flat), atol=1e-6)
+    assert np.abs(gap).max() < 0.05
