@@ -3,7 +3,7 @@
 // It draws the uint8 buffer Python sends, names the filter, input channel and weight under the pointer (read back
 // from the bytes and the per-filter scale, so hovering needs no kernel), and writes back the layer, view and page
 // a person picks. Layer names only ever reach the page through textContent and option text.
-import { h, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, h, mountWidget, react, setOptions, showsText } from "./dom.js";
 import { colormap } from "./colormaps.js";
 import { bytesOf, gridLayout, indexLut, paintIndexed, paintRGB, tileAt, tileScale } from "./tiles.js";
 import { kernelHoverText } from "./kernels.js";
@@ -12,14 +12,9 @@ const GAP = 3; // px between tiles, both ways
 const IDENTITY = indexLut(0, 1, 0, 1); // bytes are already colour-map indices
 const VIEWS = [["kernels", "kernels"], ["norms", "kernel norms (out × in)"]];
 
-const STYLE = `
-.cnnw-filters { display: flex; flex-direction: column; gap: 6px; padding: 4px 0;
-  font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
-  color: var(--jp-ui-font-color1, #212121); }
-.cnnw-filters [hidden] { display: none !important; }
+const STYLE = baseStyle("cnnw-filters", ["select", "button"]) + `
+.cnnw-filters { display: flex; flex-direction: column; gap: 6px; padding: 4px 0; min-width: 0; }
 .cnnw-filters .cnnw-toolbar { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
-.cnnw-filters select, .cnnw-filters button { font: inherit; color: inherit; background: var(--jp-layout-color1, #fff);
-  border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }
 .cnnw-filters button:disabled { opacity: 0.4; }
 .cnnw-filters .cnnw-muted { color: var(--jp-ui-font-color2, #616161); }
 .cnnw-filters .cnnw-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
@@ -44,14 +39,17 @@ export default {
     const ctx = canvas.getContext("2d");
     const hover = h("div", { class: "cnnw-filter-hover", hidden: true });
     const wrap = h("div", { class: "cnnw-wrap" }, [canvas, hover]);
-    el.append(h("div", { class: "cnnw-filters" }, [
+    const histBox = h("div", { class: "cnnw-filter-hist" });
+    el.replaceChildren(h("div", { class: "cnnw-filters" }, [
       h("style", { text: STYLE }),
       h("div", { class: "cnnw-toolbar" }, [
         h("label", {}, ["Layer ", layerSelect]), h("label", {}, ["Show ", viewSelect]), prev, pageInfo, next,
       ]),
       error,
       wrap,
+      histBox,
     ]));
+    const unmountHist = mountWidget(model, "hist", histBox);
 
     /** The page as drawn, kept for hit-testing and hover values. */
     let drawn = null;
@@ -133,6 +131,9 @@ export default {
       [showsText(model, "error", error, true), ["error"]],
       [draw, ["tiles", "meta"]],
     ]);
-    return dispose;
+    return () => {
+      dispose();
+      unmountHist();
+    };
   },
 };

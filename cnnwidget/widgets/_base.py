@@ -410,7 +410,7 @@ class CnnWidget(anywidget.AnyWidget):
             job_ref: list[Job] = []
 
             def run(j: Job):
-                return work(j)
+                return None if j.cancelled else work(j)  # cancelled while it waited: it ends at once
 
             def done(result):
                 self._job_done(job_ref[0], result)

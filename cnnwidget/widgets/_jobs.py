@@ -40,8 +40,6 @@ class Job:
     def _run(self):
         self.started = True
         try:
-            if self.cancel_event.is_set():  # cancelled while it waited: nothing to do
-                return
             try:
                 self.result = self._fn(self if self._pass_job else self.cancel_event)
             except BaseException as exc:  # a worker must never die silently: the widget shows what happened
@@ -60,7 +58,8 @@ class Job:
         self._ended.set()
 
     def cancel(self):
-        """Ask the job to stop at its next step (it keeps what it made so far); a job still waiting never runs."""
+        """Ask the job to stop at its next step (it keeps what it made so far); a job still waiting starts and
+        ends at once."""
         self.cancel_event.set()
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -150,13 +149,12 @@ class Worker:
         return job is not None and job.generation == self.generation
 
     def cancel(self):
-        """Cancel the running job and drop a waiting one."""
+        """Cancel the running job and a waiting one (which still runs, finds its cancel set and ends at once, so
+        its widget hears how it ended)."""
         with self._cv:
-            if self._queued is not None:
-                self._queued._drop()
-                self._queued = None
-            if self._running is not None:
-                self._running.cancel()
+            for job in (self._queued, self._running):
+                if job is not None:
+                    job.cancel()
 
     def stop(self):
         """Cancel everything and make every job so far stale (nothing it still reports is shown): for close()."""
