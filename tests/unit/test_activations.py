@@ -35,12 +35,19 @@ def test_fit_within_keeps_aspect_and_never_enlarges():
     assert fit_within(7, 7, 64) == (7, 7)
 
 
-def test_depth_strip_has_one_thumbnail_per_layer_in_order():
-    model = keras.Sequential([keras.Input((12, 12, 3)), keras.layers.Conv2D(3, 3, name="c"),
-                              keras.layers.Flatten(name="f"), keras.layers.Dense(5, name="d")])
+def test_depth_strip_has_one_thumbnail_per_layer_in_order_each_from_its_own_activations():
+    model = keras.Sequential([keras.Input((10, 10, 3)), keras.layers.Conv2D(4, 3, name="c"),
+                              keras.layers.Flatten(name="f"), keras.layers.Dense(16, name="d")])
     probe = ModelProbe(model)
-    images = np.random.default_rng(0).random((2, 12, 12, 3), dtype=np.float32)
+    images = np.random.default_rng(0).random((2, 10, 10, 3), dtype=np.float32)
     thumbs, paths = depth_strip(probe, images, size=8)
     assert paths == ["c", "f", "d"] and thumbs.shape == (2, 3, 8, 8)
-    conv = np.sqrt((probe.activations(images, ["c"])["c"] ** 2).mean(-1))  # RMS over channels, (2, 10, 10)
-    np.testing.assert_allclose(thumbs[:, 0].mean(axis=(1, 2)), conv.mean(axis=(1, 2)), rtol=0.05)
+    acts = probe.activations(images, paths)
+    # c (8, 8, 4): the RMS over channels at each position, already 8 x 8
+    np.testing.assert_allclose(thumbs[:, 0], np.sqrt((acts["c"] ** 2).mean(-1)), rtol=1e-5, atol=1e-6)
+    # f (256,): laid out row by row in 16 x 16, shrunk to 8 x 8 by averaging 2 x 2 blocks
+    np.testing.assert_allclose(thumbs[:, 1], acts["f"].reshape(2, 8, 2, 8, 2).mean(axis=(2, 4)), rtol=1e-5,
+                               atol=1e-6)
+    # d (16,): laid out in 4 x 4, enlarged to 8 x 8 by repeating each value in a 2 x 2 block
+    np.testing.assert_allclose(thumbs[:, 2], acts["d"].reshape(2, 4, 4).repeat(2, 1).repeat(2, 2), rtol=1e-5,
+                               atol=1e-6)

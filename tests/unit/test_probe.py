@@ -50,6 +50,23 @@ def test_activations_match_a_direct_keras_submodel(functional, images):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_same_shaped_layers_asked_in_any_order_each_get_their_own_output(images):
+    # Three layers of one shape, named out of model order: a pass cached for one order and reused for another
+    # must still give each name its own layer's output.
+    inp = keras.Input((H, H, 3))
+    x = inp
+    for name in ("zeta", "alpha", "mid"):
+        x = keras.layers.Conv2D(4, 3, padding="same", name=name)(x)
+    model = keras.Model(inp, head(x))
+    want = {n: keras.Model(inp, model.get_layer(n).output)(images).numpy() for n in ("zeta", "alpha", "mid")}
+    probe = ModelProbe(model)
+    for order in (["mid", "zeta", "alpha"], ["alpha", "mid", "zeta"], ["zeta", "alpha", "mid"]):
+        got = probe.activations(images, order)
+        assert list(got) == order
+        for name in order:
+            np.testing.assert_allclose(got[name], want[name], atol=1e-5)
+
+
 def test_predict_returns_probabilities_equal_to_the_model_output(functional, images):
     np.testing.assert_allclose(ModelProbe(functional).predict(images), functional(images), atol=1e-6)
 

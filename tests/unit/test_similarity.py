@@ -119,9 +119,16 @@ def test_layer_similarity_takes_arrays_and_a_strategy_and_names_layers(images):
 
 
 def test_two_models_compare_layer_by_layer_with_different_widths(images):
+    # Row i is the first model's layer i, column j the second's layer j: each cell is the minibatch CKA of those
+    # two layers' outputs streamed in the same batches.
     a, b = small_model("a", seed=0), small_model("b", seed=1)
-    cka = sim.layer_similarity(a, b, images, layers=["conv1", "relu2", "out"], batch_size=48)
+    layers = ["conv1", "relu2", "out"]
+    cka = sim.layer_similarity(a, b, images, layers=layers, batch_size=48)
     assert cka.shape == (3, 3)
+    acts_a, acts_b = ModelProbe(a).activations(images, layers), ModelProbe(b).activations(images, layers)
+    for i, j in [(0, 1), (1, 0), (2, 0), (1, 1)]:
+        want = sim.minibatch_cka((acts_a[layers[i]][k:k + 48], acts_b[layers[j]][k:k + 48]) for k in (0, 48))
+        assert cka[i, j] == pytest.approx(want, abs=1e-6), (i, j)
     assert np.isfinite(cka).all() and (cka < 1).all()
 
 
