@@ -13,7 +13,7 @@ import numpy as np
 import traitlets as t
 
 from ..core import Cancelled, CnnWidgetError, OptionError, as_probe
-from ..core import similarity
+from ..core import options, similarity
 from ._jobs import Worker
 
 _log = logging.getLogger(__name__)
@@ -58,9 +58,9 @@ class LayerSimilarity(ipywidgets.VBox):
             self.probe_b = None if model_b is None or model_b is model_a else as_probe(model_b)
             self._images = self.probe_a.images(data[0] if isinstance(data, (tuple, list)) else data)
             self._layers, self._paths = self._check_layers(layers)
-            if int(batch_size) < 4 or not 0.0 <= float(threshold) <= 1.0:
-                raise OptionError(f"batch_size must be at least 4 and threshold a CKA value in [0, 1]; got "
-                                  f"{batch_size!r} and {threshold!r}.")
+            batch_size, threshold = options.positive_int("batch_size", batch_size, 4), options.fraction("threshold",
+                                                                                                    threshold)
+            similarity.check_image_count(len(self._images), batch_size)  # too few images: refused here, not later
         except (CnnWidgetError, TypeError) as exc:
             self.error = str(exc) if isinstance(exc, CnnWidgetError) else "data must be images (N, H, W, C)."
             self.children = [self._error_label]
@@ -177,7 +177,8 @@ class LayerSimilarity(ipywidgets.VBox):
                 self.cka, paths, drift, verdicts = result.cka, result.layers, result.drift, result.verdict
             self._draw(paths, self.cka, drift, verdicts)
             self.progress = 1.0
-            self.status = f"done: {len(paths)} layers"
+            self.status = "; ".join(filter(None, [f"done: {len(paths)} layers",
+                                                  similarity.stability_note(len(self._images))]))
 
     def _failed(self, generation: int, exc: BaseException, trace: str):
         with self._lock:
