@@ -20,13 +20,22 @@ EPS = 1e-5  # float32 rounding of the ranges and of core's own arithmetic, relat
 
 
 # ------------------------------------------------------------------------------------------------ decoding
+# Wire traits that were renamed: the first of these names that the view syncs is the one sent (FeatureVisualization's
+# bytes became ``pixels`` when the widget became its own view, ``images`` being its float property).
+RENAMED = {"images": ("pixels", "images")}
+
+
 def sent(widget, name):
     """The synced trait ``name`` of ``widget``'s view, as it goes on the wire, once the widget's pending work is
     there (the one place that knows where a widget keeps its view and how to wait for it: a rename is a fix here)."""
     wait = getattr(widget, "wait", None)  # widgets that compute their pages on a worker thread
     if wait is not None:
         assert wait(120), f"{type(widget).__name__} still busy after 120 s"
-    return getattr(widget.view, name)
+    view = widget.view
+    for candidate in RENAMED.get(name, (name,)):
+        if view.has_trait(candidate) and view.trait_metadata(candidate, "sync"):
+            return getattr(view, candidate)
+    raise AssertionError(f"{type(widget).__name__} syncs no trait {name!r}")
 
 
 def decode(data: bytes, ranges: bytes, k: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
