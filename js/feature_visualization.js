@@ -3,7 +3,7 @@
 // the batch Python streams (uint8 RGB, one buffer: docs/wire-format.md) and writes back what the user picks; the
 // optimization itself runs in the kernel. Model text (layer and class names, objective names) only reaches the page
 // through textContent, option text and attributes.
-import { baseStyle, h, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText } from "./dom.js";
 import {
   batchComplete, channelCount, pageText, parseIndices, progressFraction, rgbaOf, zoomFor,
 } from "./images.js";
@@ -20,6 +20,9 @@ const TRANSFORMS = [["standard", "standard (Lucid)"], ["none", "none"]];
 
 const STYLE = baseStyle("cnnw-fv") + `
 .cnnw-fv { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0; }
+.cnnw-fv-outer { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 8px; min-width: 0; }
+.cnnw-fv-outer > .cnnw-fv { flex: 1 1 420px; }
+.cnnw-fv-outer > .cnnw-fv-chart { flex: 0 1 400px; min-width: 240px; }
 .cnnw-fv .cnnw-fv-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
 /* width 100% of a content-sized label: the select may shrink below its longest layer name in a narrow sidebar */
 .cnnw-fv .cnnw-fv-layer { width: 100%; max-width: 18em; min-width: 0; }
@@ -106,7 +109,9 @@ export default {
       images,
       pager,
     ]);
-    el.replaceChildren(root);
+    const chartBox = h("div", { class: "cnnw-fv-chart" });
+    el.replaceChildren(h("div", { class: "cnnw-fv-outer" }, [root, chartBox]));
+    const unmountChart = mountWidget(model, "chart", chartBox);
 
     /** Write a user's choice back to Python, several traits in one message. */
     function save(values) {
@@ -125,7 +130,7 @@ export default {
 
     function drawImages() {
       const meta = model.get("images_meta") ?? {};
-      const bytes = bytesOf(model.get("images"));
+      const bytes = bytesOf(model.get("pixels"));
       title.textContent = meta.title ?? "";
       if (!meta.n) {
         tiles = [];
@@ -233,7 +238,7 @@ export default {
       const channels = (model.get("channels") ?? []).map((c) => (count > 0 ? Math.min(c, count - 1) : c));
       save({ layer: layer.value, channels: [...new Set(channels)] });
     });
-    units.addEventListener("change", () => {
+    commitOnEnter(units, () => {
       const parsed = parseIndices(units.value);
       const name = model.get("objective") === "class" ? "classes" : "channels";
       if (parsed) save({ [name]: parsed });
@@ -245,7 +250,7 @@ export default {
     });
     /** A number input writes its trait when it holds a number (integers rounded), else shows the trait again. */
     function bindNumber(input, name, integer = true) {
-      input.addEventListener("change", () => {
+      commitOnEnter(input, () => {
         const value = Number(input.value);
         if (input.value !== "" && Number.isFinite(value)) save({ [name]: integer ? Math.round(value) : value });
         else input.value = model.get(name);
@@ -271,7 +276,7 @@ export default {
       [fillLayers, ["layers"]],
       [syncControls, ["mode", "objective", "layer", "channels", "classes", "x", "y", "param", "decorrelate",
         "transforms", "steps", "size", "learning_rate", "seed", "page_size", "class_names", "input_size"]],
-      [drawImages, ["images", "images_meta"]],
+      [drawImages, ["pixels", "images_meta"]],
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
       [drawPager, ["mode", "page", "gallery_pages", "gallery_done"]],
@@ -280,6 +285,9 @@ export default {
     ];
     const { dispose } = react(model, reactions);
 
-    return dispose;
+    return () => {
+      dispose();
+      unmountChart();
+    };
   },
 };

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import threading
 from typing import Any, Callable
@@ -109,15 +110,20 @@ def as_trait_error(exc: CnnWidgetError) -> t.TraitError:
 
 
 def checks(*names: str):
-    """Decorator: ``method(self, value) -> value`` validates (and may coerce) a new value of each trait in
-    ``names``, from Python and from the page. Raise a CnnWidgetError to refuse it (its message is shown). Runs
-    after the trait's own type check; in a message that sets several traits, with their new values."""
+    """Decorator: ``method(self, value) -> value`` (or ``method(self, value, name)``) validates, and may coerce, a
+    new value of each trait in ``names``, from Python and from the page. Raise a CnnWidgetError to refuse it (its
+    message is shown). Runs after the trait's own type check; when several traits are set together (a message
+    from the page, ``hold_trait_notifications``), with all their new values, and a refusal rolls them all back."""
 
     def decorate(fn):
+        takes_name = len(inspect.signature(fn).parameters) >= 3
+
         @t.validate(*names)
         @functools.wraps(fn)
         def validator(self, proposal):
             try:
+                if takes_name:
+                    return fn(self, proposal["value"], proposal["trait"].name)
                 return fn(self, proposal["value"])
             except CnnWidgetError as exc:
                 raise as_trait_error(exc) from None
@@ -156,7 +162,7 @@ class CnnWidget(anywidget.AnyWidget):
                                                                                           owner="python")
     status = t.Unicode("", help="what the widget is doing or did last").tag(sync=True, owner="python")
     running = t.Bool(False, help="a job is computing on the widget's worker").tag(sync=True, owner="python")
-    progress = t.Dict(help="the running job's progress (keys depend on the widget); {} when idle").tag(
+    progress = t.Dict(help="the last job's progress (keys depend on the widget)").tag(
         sync=True, owner="python")
 
     _worker_name = "cnnwidget-worker"
@@ -445,7 +451,7 @@ class CnnWidget(anywidget.AnyWidget):
         with self._locked():
             if not self._jobs.is_current(job) or self._closed:
                 return
-            self._push(**(result or {}), running=False, progress={})
+            self._push(**(result or {}), running=False)
 
     def _job_failed(self, job: Job, exc: BaseException, trace: str, revert: dict | None):
         with self._locked():
@@ -457,7 +463,7 @@ class CnnWidget(anywidget.AnyWidget):
             else:
                 message = f"{type(exc).__name__}: {exc}"
                 _log.error("%s: a job failed:\n%s", type(self).__name__, trace)
-            self._push(**(revert or {}), running=False, progress={}, error=message, status="stopped")
+            self._push(**(revert or {}), running=False, error=message, status="stopped")
 
     # -- children and links ------------------------------------------------------------------------------------
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
 import time
 
-import anywidget
 import bqplot
 import ipywidgets
 import numpy as np
@@ -16,10 +13,10 @@ import traitlets as t
 from ..core import CnnWidgetError, OptionError, as_probe
 from ..core import featurevis as fv
 from ..core.featurevis.render import DEFAULT_FREE_SIZE
-from . import _transport
+from . import _axes, _transport
+from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
-from ._viewbox import ViewTraits
-from ._jobs import Job, Worker
+from ._jobs import Job
 
 OBJECTIVES = ("channel", "neuron", "class")
 PARAMS = ("fft", "pixel")
@@ -30,8 +27,6 @@ MODES = ("single", "gallery")
 # when it came from Python). Renders start only from render() or the Render button.
 _SETTINGS = ("mode", "objective", "layer", "channels", "classes", "x", "y", "param", "decorrelate", "transforms",
              "steps", "size", "learning_rate", "seed", "page_size")
-# The view's traits a person reads, sets or observes on the widget itself (see FeatureVisualization.observe).
-_SHARED = _SETTINGS + ("page", "running", "error", "status")
 
 # Frames go out at most this often: a person sees no difference beyond ~10 a second, and every frame is a comm
 # message the browser decodes and draws. The last frame of a render is always sent.
@@ -44,73 +39,79 @@ _CURVE_POINTS = 256
 # can keep rising while another class rises faster and takes over the image (see fv.class_logit's ``others``).
 _CLASS_OTHERS = 0.5
 
-_log = logging.getLogger(__name__)
+_PY = dict(sync=True, owner="python")
 
 
-class _FeatureVisView(anywidget.AnyWidget):
-    """The canvas view (js/feature_visualization.js).
+class _Units(t.List):
+    """A list of unit indices; a single int is taken as a list of one."""
 
-    ``images``: uint8 RGB bytes of the batch shown, (n, size, size, 3), C order, one buffer; ``images_meta``:
-    ``{"n", "size", "labels": [str] * n, "title": str, "step", "steps", "page", "final": bool}``;
-    ``progress``: ``{"step", "steps", "batch", "batches"}`` of the running render (batch counts gallery batches).
-    """
+    def __init__(self, default, **kwargs):
+        super().__init__(t.Int(), default, **kwargs)
 
-    _esm = bundle("feature_visualization.js")
-
-    # written by Python
-    layers = t.List(t.Dict()).tag(sync=True)  # [{"name", "shape", "spatial"}] for the layer picker, model order
-    class_names = t.List(t.Unicode()).tag(sync=True)
-    input_size = t.List(t.Int(allow_none=True)).tag(sync=True)  # the model's [H, W]; None where it takes any
-    images = t.Bytes(b"").tag(sync=True)
-    images_meta = t.Dict().tag(sync=True)
-    progress = t.Dict().tag(sync=True)
-    gallery_pages = t.Int(1).tag(sync=True)
-    gallery_done = t.List(t.Int()).tag(sync=True)  # gallery pages rendered with the current settings
-    running = t.Bool(False).tag(sync=True)
-    error = t.Unicode("").tag(sync=True)
-    status = t.Unicode("").tag(sync=True)
-    # written by both
-    mode = t.Unicode("single").tag(sync=True)
-    objective = t.Unicode("channel").tag(sync=True)
-    layer = t.Unicode("").tag(sync=True)
-    channels = t.List(t.Int(), [0]).tag(sync=True)
-    classes = t.List(t.Int(), [0]).tag(sync=True)
-    x = t.Int(-1).tag(sync=True)  # neuron column; -1 for the centre
-    y = t.Int(-1).tag(sync=True)  # neuron row; -1 for the centre
-    param = t.Unicode("fft").tag(sync=True)
-    decorrelate = t.Bool(True).tag(sync=True)
-    transforms = t.Unicode("standard").tag(sync=True)
-    steps = t.Int(256).tag(sync=True)
-    size = t.Int(64).tag(sync=True)  # px a side
-    learning_rate = t.Float(0.05).tag(sync=True)
-    seed = t.Int(0).tag(sync=True)
-    page = t.Int(0).tag(sync=True)
-    page_size = t.Int(16).tag(sync=True)  # gallery units per page, rendered as one batch
+    def validate(self, obj, value):
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = [int(value)]
+        return super().validate(obj, value)
 
 
-class FeatureVisualization(ViewTraits, ipywidgets.HBox):
+class FeatureVisualization(CnnWidget):
     """Images optimized so that a unit of the model fires strongly (Lucid's method), shown live while they form.
 
     ``model_or_probe``: a Keras model or a ``ModelProbe``. ``layer``: a layer path or name (default: the last
     spatial activation). ``channels``: a channel index or a list of them (one image each, optimized in one batch).
 
-    Settings (synced traits; set them from Python or in the view): ``mode`` ("single", or "gallery": every unit of
-    the layer, or every class, in batches of ``page_size``, one page per batch), ``objective`` ("channel": a
-    channel's mean; "neuron": one position ``x``, ``y`` of it, -1 for the centre; "class": the pre-softmax logit
-    of each of ``classes``, less half a smooth maximum of the other logits), ``layer``, ``channels``, ``classes``,
-    ``x``, ``y``, ``param`` ("fft" or "pixel"), ``decorrelate`` (colour decorrelation), ``transforms``
-    ("standard": Lucid's jitter, scale and rotation; "none"),
-    ``steps``, ``size`` (px a side; a fixed-size model gets the image resized into its input), ``learning_rate``
-    (Adam), ``seed``, ``page`` (gallery page shown). Also ``running``, ``error`` (the last problem, shown in the
-    view) and ``status``.
+    Settings (real traitlets, synced; set them from Python or in the view): ``mode`` ("single", or "gallery":
+    every unit of the layer, or every class, in batches of ``page_size``, one page per batch), ``objective``
+    ("channel": a channel's mean; "neuron": one position ``x``, ``y`` of it, -1 for the centre; "class": the
+    pre-softmax logit of each of ``classes``, less half a smooth maximum of the other logits), ``layer``,
+    ``channels``, ``classes``, ``x``, ``y``, ``param`` ("fft" or "pixel"), ``decorrelate`` (colour
+    decorrelation), ``transforms`` ("standard": Lucid's jitter, scale and rotation; "none"), ``steps``, ``size``
+    (px a side; a fixed-size model gets the image resized into its input), ``learning_rate`` (Adam), ``seed``,
+    ``page_size``, ``page`` (gallery page shown). Read-only: ``running``, ``progress``, ``error`` (the last
+    problem, shown in the view), ``status``, ``gallery_pages``, ``gallery_done``, ``images_meta``. Each change is
+    checked with the other settings (``configure`` sets several at once); a bad one is refused, from Python (a
+    CnnWidgetError) or from the page, and ``error`` says why.
 
     ``render()`` (or the Render button) starts a render on the widget's worker thread and returns its Job; frames
     stream to the view every ``stream_every`` steps (at most ~10 a second), with the step and a loss curve. A new
-    render cancels the running one; ``cancel()`` (or Cancel) stops within one step and keeps the last images;
+    render cancels the running one (one render computes at a time: clicks while a step is being compiled wait for
+    it, and only the last one runs); ``cancel()`` (or Cancel) stops within one step and keeps the last images;
     closing the widget cancels its job. ``FeatureVisualization.linked_to(grid)`` follows an ActivationGrid's clicks.
+
+    Wire traits: ``pixels``: uint8 RGB bytes of the batch shown, (n, size, size, 3), C order, one buffer;
+    ``images_meta``: ``{"n", "size", "labels": [str] * n, "title": str, "step", "steps", "page", "final": bool}``;
+    ``progress``: ``{"step", "steps", "batch", "batches"}`` of the running render (batch counts gallery batches).
     """
 
-    _view_traits = _SHARED
+    _esm = bundle("feature_visualization.js")
+    _worker_name = "cnnwidget-featurevis"
+
+    # set by a person
+    mode = t.Enum(MODES, "single").tag(sync=True)
+    objective = t.Enum(OBJECTIVES, "channel").tag(sync=True)
+    layer = t.Unicode("").tag(sync=True)
+    channels = _Units([0]).tag(sync=True)
+    classes = _Units([0]).tag(sync=True)
+    x = t.Int(-1, help="neuron column; -1 for the centre").tag(sync=True)
+    y = t.Int(-1, help="neuron row; -1 for the centre").tag(sync=True)
+    param = t.Enum(PARAMS, "fft").tag(sync=True)
+    decorrelate = t.Bool(True).tag(sync=True)
+    transforms = t.Enum(TRANSFORMS, "standard").tag(sync=True)
+    steps = t.Int(256).tag(sync=True)
+    size = t.Int(64, help="px a side").tag(sync=True)
+    learning_rate = t.Float(0.05).tag(sync=True)
+    seed = t.Int(0).tag(sync=True)
+    page = t.Int(0, help="the gallery page shown").tag(sync=True)
+    page_size = t.Int(16, help="gallery units a page, rendered as one batch").tag(sync=True)
+    # set by Python only
+    layers = t.List(t.Dict()).tag(**_PY)  # [{"name", "shape", "spatial"}] for the layer picker, model order
+    class_names = t.List(t.Unicode()).tag(**_PY)
+    input_size = t.List(t.Int(allow_none=True)).tag(**_PY)  # the model's [H, W]; None where it takes any
+    pixels = t.Bytes(b"").tag(**_PY)  # the batch shown, as uint8 RGB (the ``images`` property holds the floats)
+    gallery_pages = t.Int(1).tag(**_PY)
+    gallery_done = t.List(t.Int()).tag(**_PY)  # gallery pages rendered with the current settings
+    images_meta = t.Dict().tag(**_PY)
+    chart = t.Instance(bqplot.Figure, allow_none=True).tag(**_PY, **ipywidgets.widget_serialization)
 
     def __init__(self, model_or_probe, layer=None, channels=0, *, objective: str = "channel", classes=0,
                  x: int = -1, y: int = -1, mode: str = "single", param: str = "fft", decorrelate: bool = True,
@@ -119,48 +120,44 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
                  **probe_options):
         self.probe = as_probe(model_or_probe, **probe_options)
         self.stream_every = _whole(stream_every, "stream_every", 1)
-        self._lock = threading.RLock()  # browser changes may arrive on a kernel subshell thread; frames on the worker
-        self._worker = Worker("cnnwidget-featurevis")
-        self._generation = 0  # bumped by every render: frames of a replaced job are dropped, never shown
-        self._unlink = None
         self._images = None  # float (B, S, S, C) display-space images of the last single render
         self._single_meta: dict = {}  # and their images_meta
         self._losses = np.zeros((0, 2), np.float32)
         self._gallery: dict[int, np.ndarray] = {}  # page -> images, for the settings in self._gallery_key
         self._gallery_key = None
+        self._unlink = None
         h, w, _ = self.probe.input_shape
         infos = self.probe.layers
         settings = {
             "mode": mode, "objective": objective,
             "layer": self.probe.layer(layer).path if layer is not None else _default_layer(infos),
-            "channels": _units(channels), "classes": _units(classes), "x": int(x), "y": int(y), "param": param,
-            "decorrelate": bool(decorrelate), "transforms": transforms, "steps": steps,
-            "size": int(size) if size is not None else (max(h, w) if h and w else DEFAULT_FREE_SIZE),
-            "learning_rate": float(learning_rate), "seed": int(seed), "page_size": page_size,
+            "channels": _units(channels), "classes": _units(classes), "x": _whole(x, "x", -1),
+            "y": _whole(y, "y", -1), "param": param, "decorrelate": bool(decorrelate), "transforms": transforms,
+            "steps": steps, "size": size if size is not None else (max(h, w) if h and w else DEFAULT_FREE_SIZE),
+            "learning_rate": _positive(learning_rate, "learning_rate"), "seed": _whole(seed, "seed", 0),
+            "page_size": page_size,
         }
         self._check(settings)
         # Everything the view needs on first draw goes in its comm_open.
-        self.view = _FeatureVisView(
+        super().__init__(
             layers=[{"name": i.path, "shape": list(i.output_shape), "spatial": i.is_spatial} for i in infos],
             class_names=[str(n) for n in self.probe.class_names], input_size=[h, w],
-            gallery_pages=self._n_pages(settings), **settings)
-        self.chart = _loss_chart()
-        super().__init__(children=[self.view, self.chart], layout=ipywidgets.Layout(flex_flow="row wrap"))
-        self.view.observe(self._on_change, names=list(_SETTINGS))
-        self.view.observe(self._on_page, names=["page"])
-        self.view.on_msg(self._on_msg)
+            gallery_pages=self._n_pages(settings), chart=_loss_chart(), **settings)
+        self.on_msg(self._on_msg)
+
+    def _describe(self):
+        units = self.classes if self.objective == "class" else self.channels
+        where = "" if self.objective == "class" else f" of {self.layer!r}"
+        return [f"{self.mode} {self.objective} {units}{where}", f"{self.steps} steps"]
 
     @classmethod
     def linked_to(cls, grid, **options) -> "FeatureVisualization":
         """A FeatureVisualization of ``grid``'s model that follows the ActivationGrid: a click on a channel (its
         ``selected_channel``, in its ``layer``) renders that channel here. ``options`` as for the constructor.
-        ``unlink()`` stops following; closing either widget's Python object does not close the other."""
+        ``unlink()`` stops following; closing either widget ends the link (it does not close the other)."""
         widget = cls(grid.probe, grid.layer, max(grid.selected_channel, 0), **options)
         widget.follow(grid)
         return widget
-
-    def _coerce_view_trait(self, name, value):
-        return _units(value) if name in ("channels", "classes") else value
 
     # -- public --------------------------------------------------------------------------------------------------
 
@@ -173,7 +170,7 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
     @property
     def gallery(self) -> dict[int, np.ndarray]:
         """Gallery pages rendered with the current settings: {page: float32 (k, size, size, C) images}."""
-        with self._lock:
+        with self._locked():
             return dict(self._gallery) if self._gallery_key == self._gallery_settings(self._settings()) else {}
 
     @property
@@ -182,33 +179,24 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
         -objective, reported every ``stream_every`` steps."""
         return self._losses
 
-    @property
-    def job(self) -> Job | None:
-        """The current or last render's Job (``.wait()``, ``.running``, ``.cancel()``)."""
-        return self._worker.job
-
     def configure(self, **settings):
         """Change several settings at once, checked together: ``configure(layer="block1_conv", channels=[3])``
         (setting them one by one would check a layer against the previous layer's channels)."""
         unknown = sorted(set(settings) - set(_SETTINGS))
         if unknown:
             raise OptionError(f"unknown settings {unknown}; the settings are {', '.join(_SETTINGS)}.")
-        for name in ("channels", "classes"):
-            if name in settings:
-                settings[name] = _units(settings[name])
-        with self._lock:
-            proposed = {**self._settings(), **settings}
+        with self._locked():
+            changed = {n: v for n, v in settings.items() if not _same(getattr(self, n), v)}
+            if not changed:
+                return
             try:
-                self._check(proposed)
-            except CnnWidgetError as exc:
-                self.view.error = str(exc)
-                raise
-            with self.view.hold_sync():
-                with self._quiet():
-                    for name, value in settings.items():
-                        setattr(self.view, name, value)
-                self.view.error = ""
-                self._settled()
+                with self.hold_trait_notifications():  # checked with all the new values, rolled back together
+                    for name, value in changed.items():
+                        setattr(self, name, value)
+            except t.TraitError as exc:
+                refused = exc if isinstance(exc, CnnWidgetError) else OptionError(str(exc))
+                self._show_refusal(str(refused))
+                raise refused from None
 
     def render(self, objective=None, *, param=None, batch: int | None = None) -> Job:
         """Start rendering with the current settings on the worker thread; returns the Job (``.wait()`` for it).
@@ -218,7 +206,7 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
         replace what the settings say, for this render. Raises CnnWidgetError for settings or an objective the
         model cannot take (also shown in the view); problems met while rendering (a NaN loss) are shown in the view.
         """
-        with self._lock:
+        with self._locked():
             settings = self._settings()
             try:
                 self._check(settings)
@@ -237,34 +225,23 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
                     objective.bind(self.probe)  # bad layers or indices fail here, in the caller, with the message
                     run = self._single_job(settings, objective, labels, param, batch)
             except CnnWidgetError as exc:
-                self.view.error = str(exc)
+                self._show_refusal(str(exc))
                 raise
-            self._generation += 1
-            generation = self._generation
-            with self.view.hold_sync():
-                self.view.error, self.view.running = "", True
-                self.view.progress = {"step": 0, "steps": settings["steps"], "batch": 0, "batches": 1}
             self.chart.axes[0].scale.max = float(settings["steps"])  # the x axis stays put while the curve grows
-            started = time.monotonic()
-            return self._worker.submit(
-                lambda cancel: run(cancel, generation),
-                on_done=lambda status: self._finished(generation, status(time.monotonic() - started)),
-                on_error=lambda exc, trace: self._failed(generation, exc, trace))
-
-    def cancel(self):
-        """Stop the running render within one step; the images it had stay shown."""
-        self._worker.cancel()
+            self._push(error="")
+            return self._start(run, progress={"step": 0, "steps": settings["steps"], "batch": 0, "batches": 1})
 
     def follow(self, grid):
         """Follow an ActivationGrid: each channel clicked there (``grid.selected_channel`` in ``grid.layer``) is
-        rendered here, in single mode, with the current settings. Replaces any grid followed before."""
+        rendered here, in single mode, with the current settings. Replaces any grid followed before. The grid's
+        state is read when its change is applied, under both widgets' locks, so this widget always ends on the
+        channel the grid shows last, whatever threads change it."""
         self.unlink()
 
-        def on_grid(change):
+        def update():
             channel, layer = grid.selected_channel, grid.layer
-            # The grid changes its layer before it drops a selection the new layer lacks: skip that moment.
             if channel < 0 or channel >= self.probe.layer(layer).output_shape[-1]:
-                return
+                return  # no selection, or the moment between a layer change and dropping a channel it lacks
             kind = self.objective if self.objective != "class" else "channel"
             try:
                 self.configure(mode="single", objective=kind, layer=layer, channels=[channel])
@@ -272,8 +249,7 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
             except CnnWidgetError:
                 pass  # shown in the view; a click in the grid has no caller to raise to
 
-        grid.observe(on_grid, names=["selected_channel", "layer"])
-        self._unlink = lambda: grid.unobserve(on_grid, names=["selected_channel", "layer"])
+        self._unlink = self._follow(grid, ["selected_channel", "layer"], update)
 
     def unlink(self):
         """Stop following a grid (see ``follow`` and ``linked_to``)."""
@@ -281,20 +257,30 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
             self._unlink()
             self._unlink = None
 
-    def close(self):
-        """Cancel the running render, stop following a grid and close the views."""
-        with self._lock:
-            self._generation += 1  # nothing the cancelled job still reports reaches a closed view
-        self.unlink()
-        self._worker.cancel()
-        self.chart.close()
-        self.view.close()
-        super().close()
-
     # -- checking settings ---------------------------------------------------------------------------------------
 
     def _settings(self) -> dict:
-        return {name: getattr(self.view, name) for name in _SETTINGS}
+        return {name: getattr(self, name) for name in _SETTINGS}
+
+    @checks(*_SETTINGS)
+    def _check_setting(self, value, name):
+        if name in ("steps", "size", "page_size", "seed"):
+            _whole(value, name, 0 if name == "seed" else 8 if name == "size" else 1)
+        if name in ("x", "y"):
+            _whole(value, name, -1)
+        if name == "learning_rate":
+            _positive(value, name)
+        if name == "layer":
+            value = self.probe.layer(value).path
+        self._check({**self._settings(), name: value})
+        return value
+
+    @checks("page")
+    def _check_page(self, value):
+        pages = self.gallery_pages
+        if not 0 <= value < pages:
+            raise OptionError(f"page must be between 0 and {pages - 1}; got {value}.")
+        return value
 
     def _check(self, s: dict):
         """Raise a CnnWidgetError saying what is wrong with settings ``s`` for this model; nothing is changed."""
@@ -356,68 +342,41 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
 
     # -- reacting to changes -------------------------------------------------------------------------------------
 
-    def _on_change(self, change):
-        with self._lock:
-            if self._reverting:
-                return
-            # ipywidgets holds a property lock while it applies the browser's update: raising then would only reach
-            # the kernel log, so a browser-made mistake is shown in the widget alone, a Python-made one also raises.
-            from_browser = bool(getattr(self.view, "_property_lock", None))
-            try:
-                self._check(self._settings())
-            except CnnWidgetError as exc:
-                self.view.error = str(exc)
-                with self._quiet():
-                    setattr(self.view, change["name"], change["old"])  # keep what was there: nothing lost
-                if not from_browser:
-                    raise
-                return
-            with self.view.hold_sync():
-                self.view.error = ""
-                self._settled()
+    @reacts(*_SETTINGS)
+    def _on_setting(self, change):
+        with self.hold_sync():
+            self._push(error="")
+            self._settled()
 
     def _settled(self):
         """After a valid change: the gallery's page count, and the page or single images to show."""
         s = self._settings()
         pages = self._n_pages(s)
-        self.view.gallery_pages = pages
         fresh = self._gallery_key == self._gallery_settings(s)
-        self.view.gallery_done = sorted(self._gallery) if fresh else []
-        if self.view.page >= pages:
-            with self._quiet():
-                self.view.page = 0
+        self._push(gallery_pages=pages, gallery_done=sorted(self._gallery) if fresh else [])
+        if self.page >= pages:
+            self._push(page=0)
         self._show_current()
 
+    @reacts("page")
     def _on_page(self, change):
-        with self._lock:
-            if self._reverting:
-                return
-            from_browser = bool(getattr(self.view, "_property_lock", None))
-            pages = self.view.gallery_pages
-            if not 0 <= change["new"] < pages:
-                self.view.error = f"page must be between 0 and {pages - 1}; got {change['new']}."
-                with self._quiet():
-                    self.view.page = change["old"]
-                if not from_browser:
-                    raise OptionError(self.view.error)
-                return
-            self._show_current()
+        self._show_current()
 
     def _show_current(self):
         """Show what the mode and page have: the last single images, or a rendered gallery page (else nothing)."""
         s = self._settings()
         if s["mode"] == "single":
-            if self.view.images_meta.get("page", -1) != -1:  # coming back from the gallery
+            if self.images_meta.get("page", -1) != -1:  # coming back from the gallery
                 self._send_images(self._images, self._single_meta)
             return
-        page = self.view.page
+        page = self.page
         if self._gallery_key == self._gallery_settings(s) and page in self._gallery:
             self._send_images(self._gallery[page], self._page_meta(s, page, final=True))
-        elif self.view.images_meta.get("page") != page:
+        elif self.images_meta.get("page") != page:
             units = self._page_units(s, page)
             self._send_images(None, {**self._page_meta(s, page, final=False), "n": 0, "labels": []})
-            if not self.view.running:
-                self.view.status = f"page {page + 1} ({self._labels(s, units[:1])[0]}…) is not rendered yet: Render"
+            if not self.running:
+                self._push(status=f"page {page + 1} ({self._labels(s, units[:1])[0]}…) is not rendered yet: Render")
 
     def _on_msg(self, _widget, content, _buffers):
         action = content.get("action") if isinstance(content, dict) else None
@@ -443,13 +402,15 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
         """The job for one render; ``labels`` name its images (None: numbered, for an objective of the caller)."""
         options = self._render_options(s, param)
 
-        def run(cancel, generation):
+        def run(job):
+            started = time.monotonic()
+
             def meta(images, step, final):
                 n = len(images)
                 return {"n": n, "size": int(images.shape[1]), "labels": labels or _numbered(objective.name, n),
                         "title": objective.name, "step": step, "steps": s["steps"], "page": -1, "final": final}
 
-            stream = _Stream(self, generation, s["steps"], 1)
+            stream = _Stream(self, job, s["steps"], 1)
 
             def on_frame(step, loss, images):
                 stream.record(step, loss)
@@ -457,12 +418,13 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
                     stream.send(images, meta(images, step, False), f"rendering {objective.name}")
 
             try:
-                images = fv.render(self.probe, objective, batch=batch, callback=on_frame, cancel=cancel, **options)
+                images = fv.render(self.probe, objective, batch=batch, callback=on_frame, cancel=job.cancel_event,
+                                   **options)
             except fv.NaNLossError as exc:
                 stream.keep_single(exc.images, meta(exc.images, exc.step, True))  # the last good images stay
                 raise
-            stream.keep_single(images, meta(images, stream.step if cancel.is_set() else s["steps"], True))
-            return lambda seconds: stream.ending(cancel, seconds)
+            stream.keep_single(images, meta(images, stream.step if job.cancelled else s["steps"], True))
+            return stream.ending(time.monotonic() - started)
 
         return run
 
@@ -470,13 +432,14 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
         key = self._gallery_settings(s)
         if self._gallery_key != key:
             self._gallery, self._gallery_key = {}, key
-            self.view.gallery_done = []
+            self._push(gallery_done=[])
         units, k, pages = self._all_units(s), s["page_size"], self._n_pages(s)
         options = self._render_options(s)
 
-        def run(cancel, generation):
-            stream = _Stream(self, generation, s["steps"], pages)
-            while not cancel.is_set():
+        def run(job):
+            started = time.monotonic()
+            stream = _Stream(self, job, s["steps"], pages)
+            while not job.cancelled:
                 page = self._next_page(pages)
                 if page is None:
                     break
@@ -490,27 +453,28 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
                 def on_frame(step, loss, images, page=page, n=len(chosen)):
                     stream.record(step, loss)
                     if stream.due(step):
-                        shown = page == self.view.page and self.view.mode == "gallery"
+                        shown = page == self.page and self.mode == "gallery"
                         stream.send(images[:n] if shown else None, self._page_meta(s, page, False, step),
                                     f"gallery page {page + 1} of {pages}")
 
                 try:
-                    images = fv.render(self.probe, objective, callback=on_frame, cancel=cancel, **options)[:len(chosen)]
+                    images = fv.render(self.probe, objective, callback=on_frame, cancel=job.cancel_event,
+                                       **options)[:len(chosen)]
                 except fv.NaNLossError as exc:
                     stream.send(exc.images[:len(chosen)], self._page_meta(s, page, True, exc.step), "")
                     raise
-                if cancel.is_set():  # a page cut short is shown, not kept as rendered
-                    if page == self.view.page:
+                if job.cancelled:  # a page cut short is shown, not kept as rendered
+                    if page == self.page:
                         stream.send(images, self._page_meta(s, page, True, stream.step), "")
                     break
                 stream.keep_page(page, images, self._page_meta(s, page, True))
-            return lambda seconds: stream.ending(cancel, seconds, pages=len(self._gallery), of=pages)
+            return stream.ending(time.monotonic() - started, pages=len(self._gallery), of=pages)
 
         return run
 
     def _next_page(self, pages: int) -> int | None:
         """The page to render next: the one shown if it is not done, else the first one after it that is not."""
-        current = self.view.page
+        current = self.page
         for page in [*range(current, pages), *range(current)]:
             if page not in self._gallery:
                 return page
@@ -529,36 +493,15 @@ class FeatureVisualization(ViewTraits, ipywidgets.HBox):
     def _send_images(self, images, meta: dict):
         """Put a batch on the view: uint8 RGB bytes, one buffer for the batch, and its meta in the same message."""
         data = b"" if images is None else _transport.image_bytes(images, self.probe.input_range)
-        with self.view.hold_sync():
-            self.view.images = data
-            self.view.images_meta = meta
-
-    def _finished(self, generation: int, status: str):
-        with self._lock:
-            if generation == self._generation:
-                with self.view.hold_sync():
-                    self.view.running = False
-                    self.view.status = status
-
-    def _failed(self, generation: int, exc: BaseException, trace: str):
-        with self._lock:
-            if generation != self._generation:
-                return
-            # Our own errors say what to do; anything else is a bug, so its traceback goes to the kernel log too.
-            message = str(exc) if isinstance(exc, CnnWidgetError) else f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, CnnWidgetError):
-                _log.error("feature visualization failed:\n%s", trace)
-            with self.view.hold_sync():
-                self.view.running = False
-                self.view.error = message
-                self.view.status = "stopped"
+        self._push(pixels=data, images_meta=meta)
 
 
 class _Stream:
-    """What one render job reports: loss history, throttled frames (images, progress, loss curve) and the end."""
+    """What one render job reports: loss history, throttled frames (images, progress, loss curve) and the end.
+    Every report goes through the widget's ``_report``, so a job that is no longer the newest shows nothing."""
 
-    def __init__(self, widget: FeatureVisualization, generation: int, steps: int, batches: int):
-        self.widget, self.generation, self.steps, self.batches = widget, generation, steps, batches
+    def __init__(self, widget: FeatureVisualization, job: Job, steps: int, batches: int):
+        self.widget, self.job, self.steps, self.batches = widget, job, steps, batches
         self.batch, self.step, self.last_sent, self.losses = 0, 0, -math.inf, []
 
     def start_batch(self, batch: int):
@@ -576,45 +519,47 @@ class _Stream:
             return True
         return False
 
-    def send(self, images, meta: dict, status: str):
-        """One frame: images (None: not shown now), progress, status and the loss curve, if still current."""
+    def send(self, images, meta: dict, status: str, keep=None):
+        """One frame: images (None: not shown now), progress, status and the loss curve, if still current;
+        ``keep()`` (storing final images) runs with it, under the widget's lock."""
         w = self.widget
-        with w._lock:
-            if self.generation != w._generation:
+        with w._locked():
+            if not w._jobs.is_current(self.job) or w._closed:
                 return
+            if keep is not None:
+                keep()
             w._losses = np.asarray(self.losses, np.float32).reshape(-1, 2)
-            with w.view.hold_sync():
-                if images is not None:
-                    w._send_images(images, meta)
-                w.view.progress = {"step": self.step, "steps": self.steps, "batch": self.batch,
-                                   "batches": self.batches}
-                if status:
-                    w.view.status = f"{status}: step {self.step} of {self.steps}"
+            state = {"progress": {"step": self.step, "steps": self.steps, "batch": self.batch,
+                                  "batches": self.batches}}
+            if images is not None:
+                state.update(pixels=_transport.image_bytes(images, w.probe.input_range), images_meta=meta)
+            if status:
+                state["status"] = f"{status}: step {self.step} of {self.steps}"
+            w._report(self.job, **state)
             _plot(w.chart, w._losses)
 
     def keep_single(self, images, meta: dict):
         w = self.widget
-        with w._lock:
-            if self.generation != w._generation:
-                return
+
+        def keep():
             w._images, w._single_meta = images, meta
-            self.send(images if w.view.mode == "single" else None, meta, "")
+
+        self.send(images if w.mode == "single" else None, meta, "", keep)
 
     def keep_page(self, page: int, images, meta: dict):
         w = self.widget
-        with w._lock:
-            if self.generation != w._generation:
-                return
-            w._gallery[page] = images
-            w.view.gallery_done = sorted(w._gallery)
-            shown = page == w.view.page and w.view.mode == "gallery"
-            self.send(images if shown else None, meta, "")
 
-    def ending(self, cancel: threading.Event, seconds: float, pages: int | None = None, of: int | None = None) -> str:
+        def keep():
+            w._gallery[page] = images
+            w._push(gallery_done=sorted(w._gallery))
+
+        self.send(images if page == w.page and w.mode == "gallery" else None, meta, "", keep)
+
+    def ending(self, seconds: float, pages: int | None = None, of: int | None = None) -> dict:
         done = f"{pages} of {of} pages" if pages is not None else f"{self.steps} steps"
-        if cancel.is_set():
-            return f"cancelled after step {self.step} of {self.steps}" + (f" ({done} done)" if of else "")
-        return f"done: {done} in {seconds:.1f} s"
+        if self.job.cancelled:
+            return {"status": f"cancelled after step {self.step} of {self.steps}" + (f" ({done} done)" if of else "")}
+        return {"status": f"done: {done} in {seconds:.1f} s"}
 
 
 def _units(value) -> list[int]:
@@ -647,13 +592,12 @@ def _loss_chart() -> bqplot.Figure:
     x, y = bqplot.LinearScale(min=0.0, allow_padding=False), bqplot.LinearScale()
     line = bqplot.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y},
                         colors=["#4c72b0"], stroke_width=2)
-    # Explicit tick formats: bqplot's guessed one fails ("invalid format") on a flat curve, and a dead unit's loss
-    # stays exactly 0 for the first steps.
-    axes = [bqplot.Axis(scale=x, label="step", num_ticks=5, tick_format="d"),
-            bqplot.Axis(scale=y, orientation="vertical", label="loss (−objective)", num_ticks=5, tick_format=".3~g")]
-    return bqplot.Figure(marks=[line], axes=axes, title="loss",
-                         layout=ipywidgets.Layout(width="100%", max_width="400px", min_width="240px", height="240px"),
-                         fig_margin={"top": 36, "bottom": 36, "left": 64, "right": 16})
+    # Ticks from the shared helper (widgets/_axes.py): explicit formats (bqplot's guess fails on a flat curve, and a
+    # dead unit's loss stays exactly 0 for the first steps), whole steps, the label clear of the tick labels.
+    axes = [_axes.axis(x, "step", kind="integer"), _axes.axis(y, "loss (−objective)", vertical=True)]
+    return _axes.follow(bqplot.Figure(
+        marks=[line], axes=axes, title="loss", fig_margin={"top": 48, "bottom": 40, "left": 64, "right": 16},
+        layout=ipywidgets.Layout(width="100%", max_width="400px", min_width="240px", height="240px")))
 
 
 def _plot(chart: bqplot.Figure, losses: np.ndarray):
@@ -663,3 +607,17 @@ def _plot(chart: bqplot.Figure, losses: np.ndarray):
     line = chart.marks[0]
     with line.hold_sync():
         line.x, line.y = losses[:, 0], losses[:, 1]
+
+
+def _positive(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
+            math.isfinite(value) and value > 0):
+        raise OptionError(f"{what} must be a positive number; got {value!r}.")
+    return float(value)
+
+
+def _same(a, b) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:
+        return False

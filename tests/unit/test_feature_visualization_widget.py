@@ -40,7 +40,7 @@ def test_it_starts_with_the_settings_given_and_the_models_input_size(widget):
     assert (widget.layer, widget.channels, widget.objective, widget.mode) == ("block3_relu", [5], "channel", "single")
     assert widget.size == 64 and widget.view.input_size == [64, 64]
     assert [layer["name"] for layer in widget.view.layers][:2] == ["block1_conv", "block1_bn"]
-    assert widget.images is None and widget.view.images == b"" and not widget.running
+    assert widget.images is None and widget.view.pixels == b"" and not widget.running
 
 
 def test_the_default_layer_is_the_last_spatial_activation(probe):
@@ -55,7 +55,7 @@ def test_a_render_sends_the_batch_as_one_uint8_buffer_with_progress_and_losses(w
     assert job.wait(60) and not widget.running and widget.error == ""
     images = widget.images
     assert images.shape == (3, 64, 64, 3) and images.dtype == np.float32
-    assert widget.view.images == _transport.image_bytes(images, (0.0, 1.0))  # (3, 64, 64, 3) uint8, one buffer
+    assert widget.view.pixels == _transport.image_bytes(images, (0.0, 1.0))  # (3, 64, 64, 3) uint8, one buffer
     meta = widget.view.images_meta
     assert meta["labels"] == ["channel 1", "channel 5", "channel 9"] and meta["final"]
     assert (meta["n"], meta["size"], meta["step"], meta["steps"]) == (3, 64, 16, 16)
@@ -81,7 +81,7 @@ def test_cancel_stops_within_a_step_and_keeps_the_last_images(widget):
     widget.cancel()
     assert job.wait(2), "the render did not stop within a step"
     assert widget.images is not None and widget.images.shape == (1, 64, 64, 3)
-    assert widget.view.images == _transport.image_bytes(widget.images, (0.0, 1.0))
+    assert widget.view.pixels == _transport.image_bytes(widget.images, (0.0, 1.0))
     assert widget.view.images_meta["final"] and widget.status.startswith("cancelled after step")
     assert not widget.running and widget.error == ""
 
@@ -131,7 +131,7 @@ def test_a_nan_loss_stops_says_so_and_keeps_the_last_good_images(widget):
     job = widget.render(fv.channel("block3_relu", 5) * float("nan"))
     assert job.wait(60) and isinstance(job.error, fv.NaNLossError)
     assert "NaN" in widget.error and not widget.running
-    assert len(widget.view.images) == 64 * 64 * 3 and widget.view.images_meta["final"]
+    assert len(widget.view.pixels) == 64 * 64 * 3 and widget.view.images_meta["final"]
     # the widget keeps working
     assert widget.render().wait(60) and widget.error == "" and widget.images is not None
 
@@ -168,7 +168,7 @@ def test_the_gallery_renders_every_channel_in_batches_with_paging(widget):
     widget.page = 2
     meta = widget.view.images_meta
     assert (meta["page"], meta["n"], meta["labels"]) == (2, 4, [f"channel {c}" for c in range(12, 16)])
-    assert len(widget.view.images) == 4 * 64 * 64 * 3
+    assert len(widget.view.pixels) == 4 * 64 * 64 * 3
     assert set(widget.gallery) == {0, 1, 2} and widget.gallery[2].shape == (4, 64, 64, 3)
     with pytest.raises(OptionError, match="page must be between 0 and 2"):
         widget.page = 3
