@@ -15,11 +15,17 @@ columns as fit the width; tile ``i`` is at column ``i % cols``, row ``i // cols`
 """
 from __future__ import annotations
 
+import base64
+import json
 import math
 import re
+import subprocess
 import time
 
+import numpy as np
 import pytest
+
+from harness import env
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -104,6 +110,56 @@ def _reset(lab, page):
     page.locator(NB_GRID).first.scroll_into_view_if_needed()
 
 
+def _colormap(name: str) -> np.ndarray:
+    """js/colormaps.js's own table for ``name`` (uint8 (256, 3)), from node: the reference is the module the page
+    draws with, never a re-derivation (a wrong table is the node tests' business)."""
+    script = (f"import {{ colormap }} from {json.dumps((env.REPO / 'js' / 'colormaps.js').as_uri())};"
+              f"console.log(JSON.stringify(Array.from(colormap({json.dumps(name)}))));")
+    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, check=True)
+    return np.array(json.loads(out.stdout), np.uint8).reshape(256, 3)
+
+
+def _js_round(x: float) -> int:
+    """Math.round: halves go up."""
+    r = math.floor(x)
+    return r + 1 if x - r >= 0.5 else r
+
+
+def _index_lut(lo: float, hi: float, low: float, high: float) -> np.ndarray:
+    """docs/wire-format.md's byte -> colour-map index rule, in the same float64 operations as the browser: byte q is
+    the value lo + (hi - lo) q / 255, drawn at index round(255 (value - L) / (H - L)) of the range [L, H]."""
+    if not high > low:
+        return np.zeros(256, np.int64)
+    return np.array([min(255, max(0, _js_round(255 * ((lo + ((hi - lo) * q) / 255 - low) / (high - low)))))
+                     for q in range(256)])
+
+
+def _sent_page(lab, page, name: str = "grid") -> tuple[np.ndarray, np.ndarray, dict]:
+    """The page of ``name`` as the kernel sent it: uint8 tiles (k, h, w), float32 ranges (k, 2), tile_meta."""
+    out = json.loads(lab.kernel_run(page, "import base64 as _b, json as _j; print(_j.dumps("
+                                          f"[_b.b64encode({name}.view.tiles).decode(), "
+                                          f"_b.b64encode({name}.view.tile_ranges).decode(), {name}.view.tile_meta]))"))
+    meta = out[2]
+    tiles = np.frombuffer(base64.b64decode(out[0]), np.uint8).reshape(meta["k"], meta["h"], meta["w"])
+    return tiles, np.frombuffer(base64.b64decode(out[1]), "<f4").reshape(meta["k"], 2), meta
+
+
+def _canvas_rgba(page, selector: str = NB_CANVAS) -> np.ndarray:
+    """The whole canvas as uint8 (height, width, 4), read with getImageData."""
+    out = page.evaluate("""(sel) => { const c = document.querySelector(sel);
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let s = ''; for (let i = 0; i < d.length; i += 0x8000) s += String.fromCharCode(...d.subarray(i, i + 0x8000));
+        return [c.width, c.height, btoa(s)]; }""", selector)
+    return np.frombuffer(base64.b64decode(out[2]), np.uint8).reshape(out[1], out[0], 4)
+
+
+def _expected_tile(tiles, ranges, i, table, per_layer: bool) -> np.ndarray:
+    """Tile i as the view must draw it (RGB, map pixels): colour table at the index its byte stands for."""
+    lo, hi = (float(v) for v in ranges[i])
+    low, high = (float(ranges[:, 0].min()), float(ranges[:, 1].max())) if per_layer else (lo, hi)
+    return table[_index_lut(lo, hi, low, high)[tiles[i]]]
+
+
 # ------------------------------------------------------------------------------------------------ fixture
 @pytest.fixture(scope="module")
 def quickstart(lab):
@@ -135,6 +191,48 @@ def test_the_grid_canvas_draws_every_tile_of_the_first_conv_layer(lab, quickstar
     assert _channels(page) == list(range(16))
     assert "16 channels" in page.locator(NB_GRID).first.locator(".cnnw-page-info").inner_text()
     lab.screenshot(page, "grid_notebook", selector=".jp-Notebook .jp-CodeCell:has(.cnnw-grid) .jp-OutputArea")
+
+
+def test_tiles_are_drawn_as_the_colour_map_at_the_index_their_bytes_give_under_both_normalizations(lab, quickstart):
+    """Per channel a byte is its own colour-map index; per layer it is placed on the page's range (a tile whose max
+    is below the layer's never reaches the top colour). Checked pixel for pixel on two tiles, the one with the
+    smallest and the one with the largest top value, in viridis and then magma (tables from js/colormaps.js)."""
+    page = quickstart
+    _reset(lab, page)
+    tiles, ranges, meta = _sent_page(lab, page)
+    scale = max(1, math.ceil(MIN_TILE_PX / max(meta["h"], meta["w"])))
+    chosen = [int(ranges[:, 1].argmin()), int(ranges[:, 1].argmax())]
+    root = page.locator(NB_GRID).first
+    tables = {name: _colormap(name) for name in ("viridis", "magma")}
+    seen = {}
+    for cmap, norm in (("viridis", "channel"), ("viridis", "layer"), ("magma", "layer"), ("magma", "channel")):
+        if root.locator(".cnnw-cmap-select").input_value() != cmap:
+            root.locator(".cnnw-cmap-select").select_option(cmap)
+        if root.locator(".cnnw-norm-select").input_value() != norm:
+            root.locator(".cnnw-norm-select").select_option(norm)
+        expected = {i: np.repeat(np.repeat(_expected_tile(tiles, ranges, i, tables[cmap], norm == "layer"),
+                                           scale, 0), scale, 1) for i in chosen}
+        # The redraw follows the select on the next animation frame: wait for the drawing (10 s ceiling), then
+        # compare, reporting how far off it is if it never matches.
+        deadline = time.monotonic() + 10
+        while True:
+            rgba = _canvas_rgba(page)
+            geo = _geometry(meta, rgba.shape[1])
+            drawn = {i: rgba[_origin(geo, i)[1]:_origin(geo, i)[1] + geo["th"],
+                             _origin(geo, i)[0]:_origin(geo, i)[0] + geo["tw"]] for i in chosen}
+            wrong = {i: int((drawn[i][..., :3] != expected[i]).any(axis=-1).sum()) for i in chosen}
+            if not any(wrong.values()) or time.monotonic() > deadline:
+                break
+            page.wait_for_timeout(50)
+        assert not any(wrong.values()), f"{cmap}/{norm}: pixels of tiles {chosen} off their colour: {wrong}"
+        assert all((drawn[i][..., 3] == 255).all() for i in chosen)
+        seen[cmap, norm] = {i: drawn[i][..., :3].copy() for i in chosen}
+    low = chosen[0]  # its top value is the page's lowest: per layer its brightest pixel is well below the top colour
+    assert ranges[low, 1] < ranges[:, 1].max()
+    assert not (seen["viridis", "layer"][low] == tables["viridis"][255]).all(axis=-1).any()
+    assert (seen["viridis", "channel"][low] == tables["viridis"][255]).all(axis=-1).any()
+    assert (seen["magma", "channel"][low] == tables["magma"][255]).all(axis=-1).any()
+    root.locator(".cnnw-cmap-select").select_option("viridis")
 
 
 def test_the_view_fits_the_width_it_is_given(lab, quickstart):
