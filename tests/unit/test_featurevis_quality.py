@@ -1,5 +1,6 @@
 """Feature visualization reaches its objectives on the demo model (issue 3's proofs), with the default settings:
-Fourier parameterization with decorrelated colour, Lucid's standard transforms, Adam(0.05), 256 steps.
+Fourier parameterization with decorrelated colour, Lucid's standard transforms, Adam(0.05), 256 steps (slow);
+and one cheap case of the same proof in the quick set (four channels, 64 steps).
 """
 
 import numpy as np
@@ -8,14 +9,14 @@ import pytest
 from cnnwidget.core import ModelProbe
 from cnnwidget.core import featurevis as fv
 
-pytestmark = pytest.mark.slow
-
 LAYERS = {"early": "block1_relu", "middle": "block2_relu", "middle-late": "block3_relu", "late": "block4_relu"}
 CHANNELS = list(range(16))
 # How many of the 16 channels must reach 10x their data-set mean. Measured on the shipped model at 256 steps:
 # block1 4 (22x, 21x, 23x, 15x; the other twelve are broad colour or brightness detectors at 2-8x, already
-# active on about half of each image, so 10x is out of reach for them), block2 15, block3 12, block4 12.
-MIN_AT_10X = {"early": 4, "middle": 8, "middle-late": 8, "late": 8}
+# active on about half of each image, so 10x is out of reach for them), block2 15, block3 12, block4 12. Each bound
+# leaves slack below the measured count, so a change to the random stream does not trip it; a render whose jitter
+# never moves reached 10x on 1 block1 channel.
+MIN_AT_10X = {"early": 3, "middle": 8, "middle-late": 8, "late": 8}
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +24,12 @@ def probe():
     from cnnwidget import demo
 
     return ModelProbe(demo.load_model())
+
+
+def demo_images(n):
+    from cnnwidget import demo
+
+    return demo.shapes(n, seed=1).images
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +44,18 @@ def channel_means(probe, images, layer):
     return probe.activations(images, [layer])[layer].mean(axis=(1, 2))
 
 
+def test_four_channels_fire_far_above_their_data_set_level_after_64_steps(probe):
+    # The quick case: block2 channels 0-3 measured 29x, 23x, 15x, 21x their mean and 7-13x their maximum over 100
+    # data set images.
+    layer, units = "block2_relu", [0, 1, 2, 3]
+    on_data = channel_means(probe, demo_images(100), layer)[:, units]
+    images = fv.render(probe, fv.channels(layer, units), steps=64)
+    reached = channel_means(probe, images, layer)[np.arange(4), units]
+    assert (reached / on_data.mean(axis=0) >= 10).sum() >= 3, np.round(reached / on_data.mean(axis=0), 1)
+    assert np.all(reached > 2 * on_data.max(axis=0)), np.round(reached / on_data.max(axis=0), 2)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", list(LAYERS))
 def test_optimized_channels_fire_far_above_their_data_set_level(probe, data, depth):
     layer = LAYERS[depth]
@@ -49,6 +68,7 @@ def test_optimized_channels_fire_far_above_their_data_set_level(probe, data, dep
         assert np.all(reached > on_data.max(axis=0)), np.round(reached / on_data.max(axis=0), 2)
 
 
+@pytest.mark.slow
 def test_class_visualizations_are_classified_as_their_class(probe):
     classes = list(range(probe.num_classes))
     # others=0.5: the logit minus half the smooth maximum of the other logits; a pure logit (others=0) is overtaken
@@ -58,6 +78,7 @@ def test_class_visualizations_are_classified_as_their_class(probe):
     assert (p >= 0.9).mean() >= 0.8, np.round(p, 3)
 
 
+@pytest.mark.slow
 def test_diversity_makes_the_images_of_a_batch_differ(probe):
     layer, objective = "block3_relu", fv.channel("block3_relu", 0)
 
@@ -75,6 +96,7 @@ def test_diversity_makes_the_images_of_a_batch_differ(probe):
     assert pixel_distance > 0.1
 
 
+@pytest.mark.slow
 def test_full_renders_repeat_exactly_for_a_seed(probe):
     objective = fv.channel("block3_relu", 7) - 1e-2 * fv.total_variation()
     np.testing.assert_array_equal(fv.render(probe, objective, seed=3), fv.render(probe, objective, seed=3))
