@@ -91,9 +91,9 @@ def test_guided_backprop_leaves_every_layer_object_as_it_was(model, images):
 def test_saliency_traced_while_another_probe_traces_guided_backprop_is_plain_saliency(model, images):
     # Two probes of one model; each trial traces both passes afresh, at the same moment, on two threads.
     # When guided backprop swapped the model's own ReLUs while tracing, the saliency pass traced meanwhile kept
-    # the guided gradient for good in about 4 trials of 10.
+    # the guided gradient for good in about 4 trials of 10 (here it failed at the first).
     expected = _tape_saliency(model, images, 0)
-    for trial in range(12):
+    for trial in range(8):
         guided_probe, plain_probe = ModelProbe(model), ModelProbe(model)
         start = threading.Barrier(2)
         errors = []
