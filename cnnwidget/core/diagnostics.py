@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import threading
 import warnings as _pywarnings
@@ -32,7 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .errors import ModelError, OptionError
+from . import options
+from .errors import ImageError, ModelError, OptionError
 from .probe import ModelProbe
 
 KINDS = ("vanishing_gradients", "exploding_gradients", "dead_units", "overfitting", "underfitting")
@@ -47,7 +49,8 @@ _ACTIVATION_CLASSES = (keras.layers.Activation, keras.layers.ReLU, keras.layers.
 class Warning(NamedTuple):  # noqa: A001 - the name is the public API (DESIGN.md); the builtin is not used here
     """One training-health finding.
 
-    ``kind`` is one of KINDS; ``layer`` the layer path (None for loss-level findings: over/underfitting, a NaN
+    ``kind`` is one of KINDS, or "monitor_error" when the monitor's own probe pass could not run (fit goes on,
+    with losses only); ``layer`` the layer path (None for loss-level findings: over/underfitting, a NaN
     loss); ``step`` the global training step (batches since fit began) at which the rule first held;
     ``message`` a sentence for a person, with the numbers behind it.
     """
@@ -207,11 +210,9 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         if probe_data is not None and not (isinstance(probe_data, (tuple, list)) and len(probe_data) == 2):
             raise OptionError("probe_data must be a pair (images, labels), e.g. (x_train[:64], y_train[:64]), or "
                               f"None; got {_describe(probe_data)}.")
-        if int(every) < 1:
-            raise OptionError(f"every must be a positive number of steps; got {every!r}.")
-        if int(bins) < 2:
-            raise OptionError(f"bins must be at least 2; got {bins!r}.")
-        if not 0.0 <= float(smoothing) < 1.0:
+        every = options.positive_int("every", every)  # probe steps are every `every` training steps
+        bins = options.positive_int("bins", bins, 2)
+        if not 0.0 <= options.fraction("smoothing", smoothing) < 1.0:
             raise OptionError(f"smoothing must be in [0, 1); got {smoothing!r}.")
         kinds = tuple(KINDS if warn is None else warn)
         unknown = [k for k in kinds if k not in KINDS]
@@ -324,9 +325,10 @@ class DiagnosticsCallback(keras.callbacks.Callback):
                               "or use .history, a dict of numpy arrays.") from None
         return to_dataframe(self.history, what, pd)
 
-    def save(self, path) -> None:
-        """Write the history and the warnings to one ``.npz`` file; ``load(path)`` reads them back."""
-        save(path, self.history, self.warnings, self.thresholds)
+    def save(self, path) -> str:
+        """Write the history and the warnings to one ``.npz`` file (".npz" added to a path without it); returns the
+        path written. ``load(path)``, with the same path, reads them back."""
+        return save(path, self.history, self.warnings, self.thresholds)
 
     # -- Keras hooks -----------------------------------------------------------------------------------------
 
@@ -354,7 +356,10 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         step = self._step_base + int(batch) + 1  # steps done once this batch is
         self._probing = self._ready_pass() and (self._last_probe is None or step - self._last_probe >= self.every)
         if self._probing:
-            self._pass.snapshot()
+            try:
+                self._pass.snapshot()
+            except Exception as exc:  # noqa: BLE001 - the monitor's failure must not stop fit
+                self._failed(exc, step)
 
     def on_train_batch_end(self, batch, logs=None):
         batch = int(batch)
@@ -402,11 +407,20 @@ class DiagnosticsCallback(keras.callbacks.Callback):
     def _ready_pass(self) -> bool:
         """Build the probe pass for this model if it is not built yet, and start this fit's use of it; False while
         that cannot be done yet: a Sequential model without an Input, fit without probe data, gets its weights
-        while Keras traces its first step, so its probe steps start at the second."""
+        while Keras traces its first step, so its probe steps start at the second. Also False once the pass
+        failed (see ``_failed``)."""
+        if self._broken:
+            return False
         if self._pass is None:
             if self.probe_data is None and not self.model.built:
                 return False
-            self._pass = _ProbePass(self.model, self.probe_data, self.bins, self)
+            try:
+                self._pass = _ProbePass(self.model, self.probe_data, self.bins, self)
+            except (ImageError, OptionError):
+                raise  # probe_data given to the monitor does not fit the model: said when fit starts
+            except Exception as exc:  # noqa: BLE001 - a model form the pass cannot read: fit goes on without it
+                self._failed(exc, self._steps_done)
+                return False
         if self._fresh_pass:
             self._fresh_pass = False
             self._pass.reset_edges()
@@ -432,6 +446,16 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         self._seen_validation = False
         self._reference = None
         self._failed_subscribers: set = set()
+        self._broken = False  # the probe pass failed in this fit: losses are still recorded, probes are not
+
+    def _failed(self, exc: BaseException, step: int):
+        """The monitor's own failure (a model form its probe pass cannot read, an error inside the pass): it
+        becomes a "monitor_error" warning in the history, probe steps stop, and fit goes on with loss curves."""
+        self._broken, self._pass, self._probing = True, None, False
+        self._raise("monitor_error", None, step,
+                    f"gradient norms, update ratios and histograms are not measured in this fit: "
+                    f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
+                    "(losses and epoch metrics are still recorded).")
 
     def _batch_loss_from_mean(self, index: int, mean: float) -> float:
         """The loss of the batches since the last call, from Keras's running mean over the epoch.
@@ -447,7 +471,11 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         return ((index + 1) * mean - (prev_index + 1) * prev_mean) / (index - prev_index)
 
     def _probe(self, step: int):
-        out = self._pass.run()
+        try:
+            out = self._pass.run()
+        except Exception as exc:  # noqa: BLE001 - the monitor's failure must not stop fit
+            self._failed(exc, step)
+            return
         first = not self._probe_steps
         with self._lock:
             self._last_probe = step
@@ -569,6 +597,26 @@ def _check_compiled(model):
 
 # -- the compiled probe pass ---------------------------------------------------------------------------------
 
+def _model_inputs(probe: ModelProbe, inputs) -> np.ndarray:
+    """Probe inputs of a model that does not take images, as float32, checked against its input shape."""
+    try:
+        arr = np.asarray(inputs, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ImageError(f"probe_data's inputs must be a numeric array; could not convert them: {exc}") from None
+    want = tuple(probe.input_shape)
+    if arr.ndim != len(want) + 1 or any(w is not None and g != w for g, w in zip(arr.shape[1:], want)):
+        raise ImageError(f"probe_data's inputs have shape {arr.shape}, but the model takes (N, "
+                         f"{', '.join('any' if w is None else str(w) for w in want)}).")
+    return arr
+
+
+class _AnyModelProbe(ModelProbe):
+    """A probe that accepts a model without spatial layers (a dense-only model): the probe pass reads weights,
+    gradients and activations, which every model has."""
+
+    spatial_required = False
+
+
 class _ProbePass:
     """Per-layer statistics at a probe step: one ``tf.function`` (traced once per model) and numpy histograms.
 
@@ -589,10 +637,16 @@ class _ProbePass:
     """
 
     def __init__(self, model, probe_data, bins: int, owner: DiagnosticsCallback):
-        probe = self.probe = ModelProbe(model)  # the pass's own: the step it keeps holds this callback's variables
+        if len(getattr(model, "outputs", None) or []) > 1:
+            raise ModelError(f"{model.name!r} has {len(model.outputs)} outputs; the probe pass measures models with "
+                             "one output")
+        # The pass's own probe (the step it keeps holds this callback's variables), for any model: training health
+        # needs no feature map, so a dense-only model is measured too.
+        probe = self.probe = _AnyModelProbe(model)
         self.x = self.y = None
         if probe_data is not None:
-            images = probe.images(probe_data[0])  # ImageError for a wrong shape
+            images = (probe.images(probe_data[0]) if len(probe.input_shape) == 3  # ImageError for a wrong shape
+                      else _model_inputs(probe, probe_data[0]))  # a model of vectors or sequences
             labels = np.asarray(probe_data[1])
             if len(labels) != len(images):
                 raise OptionError(f"probe_data has {len(images)} images but {len(labels)} labels; give one label "
@@ -766,15 +820,28 @@ def to_dataframe(history: dict, what: str = "epochs", pd=None):
     raise OptionError(f"what must be 'epochs', 'batches' or 'probes'; got {what!r}.")
 
 
-def save(path, history: dict, warnings: list[Warning], thresholds: Thresholds | None = None) -> None:
-    """Write ``history`` (arrays) and ``warnings`` to an ``.npz`` file (no pickles: loads with allow_pickle=False)."""
+def save(path, history: dict, warnings: list[Warning], thresholds: Thresholds | None = None) -> str:
+    """Write ``history`` (arrays) and ``warnings`` to an ``.npz`` file (no pickles: loads with allow_pickle=False).
+    A path without ".npz" gets it (as numpy does); returns the path written."""
+    path = os.fspath(path)
+    path = path if path.endswith(".npz") else path + ".npz"
     meta = {"warnings": [w._asdict() for w in warnings], "thresholds": asdict(thresholds or Thresholds())}
     np.savez(path, **history, _meta=np.array(json.dumps(meta)))
+    return path
 
 
 def load(path) -> tuple[dict, list[Warning]]:
-    """Read back what ``save`` wrote: (history dict of numpy arrays, list of Warning)."""
+    """Read back what ``save`` wrote: (history dict of numpy arrays, list of Warning). The path given to save
+    works here too ("run" reads "run.npz"). OptionError for a file that save did not write."""
+    path = os.fspath(path)
+    if not os.path.exists(path) and os.path.exists(path + ".npz"):
+        path += ".npz"
     with np.load(path, allow_pickle=False) as data:
         history = {k: data[k] for k in data.files if k != "_meta"}
-        meta = json.loads(str(data["_meta"]))
-    return history, [Warning(**w) for w in meta["warnings"]]
+        try:
+            meta = json.loads(str(data["_meta"]))
+            warnings = [Warning(**w) for w in meta["warnings"]]
+        except (KeyError, ValueError, TypeError) as exc:
+            raise OptionError(f"{path!r} is not a training history written by cnnwidget (DiagnosticsCallback.save or "
+                              f"TrainingMonitor.save): its _meta entry is missing or unreadable ({exc}).") from None
+    return history, warnings

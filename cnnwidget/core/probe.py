@@ -71,6 +71,7 @@ class ModelProbe:
 
     # -- the model ---------------------------------------------------------------------------------------------
 
+    spatial_required = True  # a model without feature maps is refused (core.diagnostics' own probe allows it)
     _model = None  # the Keras model, held strongly (a probe the user made) ...
     _model_ref = None  # ... or weakly (the probe ``probe_for`` remembers for a model, which must not keep it alive)
 
@@ -345,7 +346,7 @@ class ModelProbe:
                       is_spatial=len(graph.outputs[path].shape) == 4, path=path)
             for path, layer in graph.layers.items()
         ]
-        if not any(info.is_spatial for info in layers):
+        if self.spatial_required and not any(info.is_spatial for info in layers):
             described = ", ".join(f"{i.path} {i.output_shape}" for i in layers[:8])
             raise ModelError(
                 f"{self.model.name!r} has no spatial layer: cnnwidget looks inside convolutional networks, whose "
