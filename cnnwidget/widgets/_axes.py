@@ -14,7 +14,8 @@ at 0.99, 1.7, 2.5) and its short formats misstate them (".1f" prints 0.25 as "0.
 format from the start, and :func:`ticks` picks values inside the data with a format that prints each exactly.
 
 Kinds: ``"real"`` (any number), ``"integer"`` (channels, epochs, steps: whole-number ticks only), ``"count"`` (an
-integer axis whose scale starts at 0: histogram counts), ``"ordinal"`` (names; only the label placement is done).
+integer axis whose scale starts at 0: histogram counts), ``"percent"`` (a fraction printed as a percentage: 0.25 as
+"25%"), ``"ordinal"`` (names; only the label placement is done).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 import bqplot
 import numpy as np
 
-KINDS = ("real", "integer", "count", "ordinal")
+KINDS = ("real", "integer", "count", "percent", "ordinal")
 # Tick steps are these times a power of ten (2.5 only where it stays a whole number on integer axes).
 _MANTISSAS = (1.0, 2.0, 2.5, 5.0)
 # Text metrics of bqplot's axis fonts in JupyterLab (tick labels 12px sans-serif, axis labels 14px), in pixels:
@@ -147,8 +148,8 @@ def axis(scale, label: str = "", *, kind: str = "real", vertical: bool = False, 
     if kind == "count" and getattr(scale, "min", None) is None:
         scale.min = 0.0
         scale.allow_padding = False  # bars stand on the axis, not on a sliver below 0
-    options.setdefault("tick_format", None if kind == "ordinal" else ("d" if kind in ("integer", "count")
-                                                                       else ".6~g"))
+    options.setdefault("tick_format", {"ordinal": None, "integer": "d", "count": "d", "percent": ".0%"}.get(kind,
+                                                                                                          ".6~g"))
     if vertical:
         options.setdefault("orientation", "vertical")
     if side:
@@ -197,7 +198,7 @@ def refresh(figure: bqplot.Figure) -> None:
                 extent = _rotated(width, a.tick_rotate, side)
             else:
                 lo, hi = _data_range(figure, a.scale, zero=kind == "count")
-                t = ticks(lo, hi, integer=kind in ("integer", "count"))
+                t = ticks(lo, hi, integer=kind in ("integer", "count")) if kind != "percent" else _percent(lo, hi)
                 values = np.asarray(t.values, np.float64)
                 current = np.asarray(a.tick_values if a.tick_values is not None else [], np.float64)
                 if a.tick_format != t.format or current.shape != values.shape or not np.array_equal(current, values):
@@ -222,6 +223,15 @@ def refresh(figure: bqplot.Figure) -> None:
             margin["top"] = _TITLE_CLEARANCE
         if margin != figure.fig_margin:
             figure.fig_margin = margin
+
+
+def _percent(lo, hi) -> Ticks:
+    """Ticks of a fraction axis, chosen and printed as percentages (d3's "%" multiplies by 100)."""
+    t = ticks(None if lo is None else lo * 100, None if hi is None else hi * 100)
+    decimals = int(t.format[1:-1]) if t.format.endswith("f") else 0
+    fmt = f".{decimals}%"
+    return Ticks(tuple(round(v / 100, decimals + 2) for v in t.values), fmt,
+                 tuple(f"{v:.{decimals}f}%" for v in t.values))
 
 
 def _rotated(width: float, degrees: int, side: str) -> float:

@@ -12,7 +12,7 @@ import traitlets as t
 
 from ..core import CnnWidgetError, OptionError, as_probe
 from ..core.activations import channel_order, channel_stats, depth_strip, fit_within, resize
-from . import _transport
+from . import _axes, _transport
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
 
@@ -338,18 +338,16 @@ def _default_layer(infos) -> str:
 def _stats_chart() -> bqplot.Figure:
     """Per-channel mean activation (bars) and fraction of activations <= 0 (dots: channels are not a sequence)."""
     x = bqplot.LinearScale()
-    y_mean, y_zero = bqplot.LinearScale(), bqplot.LinearScale(min=0.0, max=1.0, allow_padding=False)
+    y_mean, y_zero = bqplot.LinearScale(), bqplot.LinearScale(min=0.0, max=1.0)  # padded: whole dots at 0 and 1
     bars = bqplot.Bars(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y_mean},
                        colors=["#4c72b0"], padding=0.1)
     dots = bqplot.Scatter(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y_zero},
                           colors=["#dd8452"], default_size=12)
-    axes = [
-        bqplot.Axis(scale=x, label="channel", num_ticks=5, tick_format="d"),
-        bqplot.Axis(scale=y_mean, orientation="vertical", label="mean (bars)", color="#4c72b0", num_ticks=5,
-                    tick_format=".3~g"),
-        bqplot.Axis(scale=y_zero, orientation="vertical", side="right", label="<= 0 (dots)", tick_format=".0%",
-                    color="#dd8452", num_ticks=5),
+    axes = [  # ticks and label room from the shared helper (widgets/_axes.py): whole channels inside the data
+        _axes.axis(x, "channel", kind="integer"),
+        _axes.axis(y_mean, "mean (bars)", vertical=True, color="#4c72b0"),
+        _axes.axis(y_zero, "<= 0 (dots)", kind="percent", vertical=True, side="right", color="#dd8452"),
     ]
-    return bqplot.Figure(marks=[bars, dots], axes=axes, title="",
-                         layout=ipywidgets.Layout(width="100%", max_width="440px", min_width="240px", height="260px"),
-                         fig_margin={"top": 36, "bottom": 36, "left": 56, "right": 56})
+    return _axes.follow(bqplot.Figure(
+        marks=[bars, dots], axes=axes, title="", fig_margin={"top": 48, "bottom": 40, "left": 56, "right": 56},
+        layout=ipywidgets.Layout(width="100%", max_width="440px", min_width="240px", height="260px")))

@@ -14,6 +14,7 @@ import traitlets as t
 
 from ..core import Cancelled, CnnWidgetError, OptionError, as_probe
 from ..core import options, similarity
+from . import _axes
 from ._jobs import Worker
 
 _log = logging.getLogger(__name__)
@@ -267,24 +268,22 @@ def _heatmap(two_models: bool):
     color = bqplot.ColorScale(scheme="viridis", min=0.0, max=1.0)
     grid = bqplot.GridHeatMap(color=np.full((2, 2), np.nan), row=["", " "], column=["", " "],
                               scales={"row": rows, "column": cols, "color": color}, null_color="#eeeeee")
-    axes = [bqplot.Axis(scale=cols, label="fine-tuned layer" if two_models else "layer", tick_rotate=-45),
-            # the label beyond the layer names (by default it is drawn over them)
-            bqplot.Axis(scale=rows, orientation="vertical", label="base layer" if two_models else "layer",
-                        label_offset="100px"),
-            bqplot.ColorAxis(scale=color, label="linear CKA", side="right")]
+    # the axis labels go beyond the layer names (the helper measures them), the names are never cut off
+    axes = [_axes.axis(cols, "fine-tuned layer" if two_models else "layer", kind="ordinal", rotate=-45),
+            _axes.axis(rows, "base layer" if two_models else "layer", kind="ordinal", vertical=True),
+            _axes.color_axis(color, "linear CKA", side="right", orientation="vertical")]
     fig = bqplot.Figure(marks=[grid], axes=axes, title="linear CKA",
-                        fig_margin={"top": 36, "bottom": 110, "left": 120, "right": 100},
+                        fig_margin={"top": 48, "bottom": 60, "left": 60, "right": 100},
                         layout=ipywidgets.Layout(width="100%", max_width="560px", min_width="320px", height="520px"))
-    return fig, grid
+    return _axes.follow(fig), grid
 
 
 def _drift_figure():
     x, y = bqplot.OrdinalScale(), bqplot.LinearScale(min=0.0)
     bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#dd8452"], padding=0.1)
-    # No num_ticks on y: with it, bqplot 0.13 draws bars set after the figure is shown with zero height.
-    axes = [bqplot.Axis(scale=x, tick_rotate=-45),
-            bqplot.Axis(scale=y, orientation="vertical", label="||W_b - W_a|| / ||W_a||", label_offset="48px")]
+    axes = [_axes.axis(x, kind="ordinal", rotate=-45),
+            _axes.axis(y, "||W_b - W_a|| / ||W_a||", vertical=True)]
     fig = bqplot.Figure(marks=[bars], axes=axes, title="weight drift per layer",
-                        fig_margin={"top": 36, "bottom": 110, "left": 72, "right": 16},
+                        fig_margin={"top": 48, "bottom": 60, "left": 60, "right": 16},
                         layout=ipywidgets.Layout(width="100%", max_width="460px", min_width="260px", height="360px"))
-    return fig, bars
+    return _axes.follow(fig), bars

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from harness import charts
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -201,3 +202,30 @@ def test_after_a_refused_input_the_widget_keeps_working(lab, notebook):
     seen = _read(page)
     assert seen["error"] == "" and seen["cells"] == 4 and seen["layers"] == "conv2, gap", seen
     assert [text.split(":")[0] for text in seen["verdicts"][1:]] == ["conv2", "gap"]
+
+
+def test_a_widget_shown_before_its_pass_draws_the_heatmap_and_drift_when_the_result_arrives(lab):
+    """The user's order: the widget is on the page (empty charts) before any result exists; the pass then runs and
+    its result lands in charts that were drawn empty: cells in several colours of the scale, drift bars with
+    height, layer names on both axes, every axis label clear of the tick labels, and a clean console."""
+    build = BUILD.replace("d = shapes(4096, seed=2, size=32)", "d = shapes(1024, seed=2, size=32)").replace(
+        "batch_size=16)", "batch_size=16, autostart=False)")
+    page = lab.open_notebook([build, "sim"])
+    lab.run_all(page, timeout=240)
+    lab.wait_for(page, f"{ROOT} .cnnw-similarity-cka svg")
+    assert charts.geometry(page, f"{ROOT} .cnnw-similarity-drift")["bars"] == []  # nothing yet
+    lab.kernel_run(page, "sim.run().wait(120)", timeout=150)
+    _wait_status(page, "done: 3 layers")
+    page.wait_for_timeout(500)
+    heat = charts.geometry(page, f"{ROOT} .cnnw-similarity-cka")
+    drift = charts.geometry(page, f"{ROOT} .cnnw-similarity-drift")
+    assert len(heat["cells"]) == 9 and len(set(heat["cells"])) >= 3, heat
+    assert charts.off_scale(heat["cells"], "viridis") == []
+    assert heat["ticks"]["fine-tuned layer"] == LAYERS and sorted(heat["ticks"]["base layer"]) == sorted(LAYERS)
+    assert heat["ticks"][""] == ["0.0", "0.5", "1.0"], heat["ticks"]  # the colour bar (its label is drawn apart)
+    assert len(drift["bars"]) == 3 and drift["bars"][1] > 50, drift  # conv2 moved; conv1 frozen, gap has no weights
+    assert drift["ticks"][""] == LAYERS
+    drift_ticks = [float(t.replace("\u2212", "-")) for t in drift["ticks"]["||W_b - W_a|| / ||W_a||"]]
+    assert drift_ticks[0] == 0.0 and drift_ticks == sorted(drift_ticks)  # a ratio axis from 0, never below
+    assert lab.axis_problems(page, ROOT) == []
+    lab.screenshot(page, "layer_similarity_user_order", selector=ROOT)

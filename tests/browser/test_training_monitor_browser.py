@@ -6,12 +6,10 @@ comm messages, as they do from a busy cell (tests/kernel covers that).
 FilterGrid: its canvas (js/filter_grid.js) draws the kernels Python sends, and its pager asks Python for the next page.
 """
 
-import re
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
+from harness import charts
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -75,26 +73,6 @@ def test_heatmap_and_curves_render_and_change_during_fit(lab):
 
 
 
-def _viridis() -> np.ndarray:
-    """(256, 3) viridis, from the anchors in js/colormaps.js (matplotlib's table within 2/255)."""
-    text = (Path(__file__).parents[2] / "js" / "colormaps.js").read_text()
-    hexes = re.search(r'viridis:\s*((?:"[0-9a-f ]+"\s*\+?\s*)+)', text).group(1)
-    anchors = np.array([[int(h[i:i + 2], 16) for i in (0, 2, 4)] for h in re.findall(r"[0-9a-f]{6}", hexes)], float)
-    t = np.linspace(0, len(anchors) - 1, 256)
-    return np.stack([np.interp(t, np.arange(len(anchors)), anchors[:, c]) for c in range(3)], axis=1)
-
-
-def _off_viridis(fills, tolerance=8.0) -> list[str]:
-    """The fills ("rgb(r, g, b)") farther than ``tolerance`` (0..255 units) from every viridis colour; a null cell's
-    grey (#eeeeee) is allowed."""
-    table, off = _viridis(), []
-    for fill in fills:
-        rgb = np.array([float(v) for v in re.findall(r"[\d.]+", fill)[:3]])
-        if len(rgb) != 3 or (np.abs(rgb - 238).max() > 1 and np.abs(table - rgb).max(axis=1).min() > tolerance):
-            off.append(fill)
-    return off
-
-
 # The live charts' geometry: points of the longest batch-loss path, heatmap cell fills, update-ratio and dead-unit
 # bar heights, histogram bar heights and the tick labels of every axis.
 GEOMETRY = """() => {
@@ -128,7 +106,7 @@ def test_a_monitor_shown_before_fit_draws_its_live_charts(lab):
     fills = set(g["fills"])
     assert len(g["fills"]) == 3 * int(lab.kernel_run(page, "print(len(mon.history['probe_step']))")), g
     assert len(fills) > 1, fills  # not one solid colour
-    assert not _off_viridis(fills), _off_viridis(fills)  # colours of the scale (or the null grey)
+    assert not charts.off_scale(fills, "viridis"), charts.off_scale(fills)  # the scale's colours (or null grey)
     assert len(g["ratios"]) == 3 and min(g["ratios"]) > 5, g["ratios"]
     assert len(g["dead"]) >= 2 and all(h >= 0 for h in g["dead"]), g["dead"]
     assert len(g["hist"]) > 1 and max(g["hist"]) > 5, g["hist"]

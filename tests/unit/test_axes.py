@@ -139,3 +139,44 @@ def test_rotated_names_get_room_below_the_axis():
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind must be one of"):
         _axes.axis(bqplot.LinearScale(), kind="log")
+
+
+def test_a_percent_axis_prints_fractions_as_exact_percentages():
+    x, y = bqplot.LinearScale(), bqplot.LinearScale(min=0.0, max=1.0)
+    dots = bqplot.Scatter(x=[0.0, 1.0], y=[0.0, 1.0], scales={"x": x, "y": y})
+    fig = _axes.follow(bqplot.Figure(marks=[dots], axes=[_axes.axis(y, "<= 0", kind="percent", vertical=True)]))
+    assert list(fig.axes[0].tick_values) == [0.0, 0.25, 0.5, 0.75, 1.0] and fig.axes[0].tick_format == ".0%"
+
+
+def _widgets():
+    import cnnwidget as cw
+    from cnnwidget import demo
+
+    model, data = demo.load_model(), demo.shapes(4, seed=1)
+    return {
+        "ActivationGrid": lambda: cw.ActivationGrid(model, data.images),
+        "FilterGrid": lambda: cw.FilterGrid(model),
+        "FeatureVisualization": lambda: cw.FeatureVisualization(model, "block3_relu", 0, steps=4),
+        "AttributionMap": lambda: cw.AttributionMap(model, data.images, methods=["saliency"], curves=False),
+        "LayerSimilarity": lambda: cw.LayerSimilarity(model, data=data.images, layers=["block1_conv", "block2_conv"],
+                                                      autostart=False),
+        "TrainingMonitor": lambda: cw.TrainingMonitor((data.images, data.labels)),
+    }
+
+
+@pytest.mark.parametrize("name", ["ActivationGrid", "FilterGrid", "FeatureVisualization", "AttributionMap",
+                                  "LayerSimilarity", "TrainingMonitor"])
+def test_every_chart_axis_of_every_widget_comes_from_the_helper(name):
+    import ipywidgets
+
+    before = set(ipywidgets.Widget.widgets)
+    widget = _widgets()[name]()
+    try:
+        axes = [w for k, w in list(ipywidgets.Widget.widgets.items())
+                if k not in before and isinstance(w, bqplot.Axis)]
+        assert axes, f"{name} made no bqplot axis"
+        plain = [f"{type(a).__name__}(label={a.label!r})" for a in axes if not hasattr(a, "_cnnw_kind")]
+        assert plain == [], f"{name}: axes not made by widgets/_axes.py (their ticks are bqplot's guesses)"
+        assert all(a.tick_format or a._cnnw_kind == "ordinal" for a in axes)
+    finally:
+        widget.close()
