@@ -18,6 +18,8 @@ from .errors import OptionError, did_you_mean
 # Colour maps and normalizations the views draw (js/colormaps.js, js/activation_grid.js, js/heatmaps.js).
 COLORMAPS = ("viridis", "magma", "gray", "coolwarm")
 GRID_NORMALIZATIONS = ("channel", "layer")
+# ModelProbe's keyword options, which every widget also takes (and hands to the probe it makes).
+PROBE_OPTIONS = ("preprocess", "class_names", "input_range", "batch_size", "output")
 MEMORY_FRACTION = 0.5  # an option whose estimated working memory exceeds this share of the machine's RAM is refused
 
 

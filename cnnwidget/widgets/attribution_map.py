@@ -15,6 +15,7 @@ import traitlets as t
 
 from ..core import CnnWidgetError, OptionError, as_probe
 from ..core import attribution as attr
+from ..core.options import PROBE_OPTIONS
 from . import _transport
 from ._esm import bundle
 from ._viewbox import ViewTraits
@@ -114,7 +115,7 @@ class AttributionMap(ViewTraits, ipywidgets.HBox):
     def __init__(self, model_or_probe, images, methods=DEFAULT_METHODS, *, image_index: int = 0, target=None,
                  layer: str | None = None, curves: bool = True, curve_steps: int = 10, opacity: float = 0.6,
                  colormap: str = "magma", normalization: str = "map", sign: str = "positive", **options):
-        self.probe = as_probe(model_or_probe)
+        self.probe = as_probe(model_or_probe, **{k: options.pop(k) for k in PROBE_OPTIONS if k in options})
         self._batch = self.probe.images(images)  # float32 (N, H, W, C), checked against the model
         self._methods = _method_names(methods)
         unknown = sorted(set(options) - set(self._methods))
