@@ -193,6 +193,23 @@ def test_a_pass_asked_for_by_several_threads_at_once_is_traced_once():
     assert all(np.array_equal(r, results[0]) for r in results)
 
 
+def test_renders_of_one_new_structure_from_several_threads_trace_its_step_once():
+    # Before, each render click on settings not yet traced built and traced its own step (21 clicks: 42 traces).
+    probe, start = ModelProbe(_model()), threading.Barrier(4)
+    before, images = fv.trace_count(), []
+
+    def render():
+        start.wait(timeout=30)
+        images.append(fv.render(probe, fv.channel("conv2", 2), steps=2))
+
+    threads = [threading.Thread(target=render) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert len(images) == 4 and fv.trace_count() - before == probe.trace_count == 2  # the step and its images
+
+
 def test_the_cache_is_bounded_and_drops_the_least_recently_used_first():
     probe = ModelProbe(_model())
     for i in range(MAX_COMPILED + 5):
