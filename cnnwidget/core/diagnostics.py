@@ -415,7 +415,7 @@ class DiagnosticsCallback(keras.callbacks.Callback):
             if self.probe_data is None and not self.model.built:
                 return False
             try:
-                self._pass = _ProbePass(self.model, self.probe_data, self.bins, self)
+                self._pass = _ProbePass(self.model, self.probe_data, self.bins)
             except (ImageError, OptionError):
                 raise  # probe_data given to the monitor does not fit the model: said when fit starts
             except Exception as exc:  # noqa: BLE001 - a model form the pass cannot read: fit goes on without it
@@ -636,7 +636,7 @@ class _ProbePass:
     reading the weights while the optimizer writes them would mix two steps' weights in one probe.
     """
 
-    def __init__(self, model, probe_data, bins: int, owner: DiagnosticsCallback):
+    def __init__(self, model, probe_data, bins: int):
         if len(getattr(model, "outputs", None) or []) > 1:
             raise ModelError(f"{model.name!r} has {len(model.outputs)} outputs; the probe pass measures models with "
                              "one output")
