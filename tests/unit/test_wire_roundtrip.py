@@ -20,9 +20,10 @@ EPS = 1e-5  # float32 rounding of the ranges and of core's own arithmetic, relat
 
 
 # ------------------------------------------------------------------------------------------------ decoding
-# Wire traits that were renamed: the first of these names that the view syncs is the one sent (FeatureVisualization's
-# bytes became ``pixels`` when the widget became its own view, ``images`` being its float property).
-RENAMED = {"images": ("pixels", "images")}
+# Wire traits that were renamed: the first of these names that the view syncs is the one sent (when a widget became
+# its own view, FeatureVisualization's bytes became ``pixels`` and AttributionMap's ``map_bytes``: ``images`` and
+# ``maps`` are their float properties).
+RENAMED = {"images": ("pixels", "images"), "maps": ("map_bytes", "maps")}
 
 
 def sent(widget, name):
