@@ -242,6 +242,7 @@ def test_overfitting_detection_asked_for_without_validation_data_is_refused(data
         tiny_model().fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[cb])
     default = DiagnosticsCallback((x[:8], y[:8]), verbose=0)  # by default it is simply not checked
     tiny_model().fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[default])
+    assert "overfitting" not in {w.kind for w in default.warnings} and len(default.history["epoch"]) == 2
 
 
 def test_bad_options_are_refused():
@@ -257,7 +258,8 @@ def test_bad_options_are_refused():
 def test_warnings_that_need_a_probe_batch_are_refused_without_one():
     with pytest.raises(OptionError, match=r"\['vanishing_gradients', 'dead_units'\].*pass probe_data=\(images"):
         DiagnosticsCallback(warn=["vanishing_gradients", "overfitting", "dead_units"])
-    DiagnosticsCallback(warn=["exploding_gradients", "overfitting", "underfitting"])  # these need no probe batch
+    no_probe = DiagnosticsCallback(warn=["exploding_gradients", "overfitting", "underfitting"])  # need no probe batch
+    assert set(no_probe.kinds) == {"exploding_gradients", "overfitting", "underfitting"}
 
 
 # -- without probe data -------------------------------------------------------------------------------------------
