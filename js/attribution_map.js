@@ -4,13 +4,16 @@
 // opacity, colour map, normalization and sign are applied here, so switching them never waits for the kernel.
 // Model text (class names, method labels, messages) only reaches the page through textContent and option text.
 import { colormap, COLORMAPS } from "./colormaps.js";
-import { baseStyle, h, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, h, mountWidget, react, setOptions, showsText } from "./dom.js";
 import { aucText, heatLut, scales, SIGNS } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
 const MAP_PX = 192; // each map is zoomed by a whole factor to at least this many pixels a side
 
 const STYLE = baseStyle("cnnw-am", ["select", "button"]) + `
+.cnnw-am-outer { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 8px; min-width: 0; }
+.cnnw-am-outer > .cnnw-am { flex: 1 1 400px; }
+.cnnw-am-outer > .cnnw-am-charts { display: flex; flex-direction: column; flex: 0 1 360px; min-width: 0; }
 .cnnw-am { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0; }
 .cnnw-am .cnnw-am-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
 /* width 100% of a content-sized label: the select may shrink below its longest class name in a narrow sidebar */
@@ -71,7 +74,10 @@ export default {
       error,
       maps,
     ]);
-    el.replaceChildren(root);
+    // the deletion and insertion charts (bqplot figures held in the model's traits) beside the maps
+    const charts = h("div", { class: "cnnw-am-charts" }, [h("div"), h("div")]);
+    el.replaceChildren(h("div", { class: "cnnw-am-outer" }, [root, charts]));
+    const unmount = ["deletion_chart", "insertion_chart"].map((name, i) => mountWidget(model, name, charts.children[i]));
 
     function save(values) {
       for (const [name, value] of Object.entries(values)) model.set(name, value);
@@ -105,7 +111,7 @@ export default {
     function drawMaps() {
       const meta = model.get("maps_meta") ?? {};
       if (!meta.k) return;
-      const bytes = bytesOf(model.get("maps"));
+      const bytes = bytesOf(model.get("map_bytes"));
       const ranges = floatsOf(model.get("map_ranges"));
       const picture = bytesOf(model.get("image"));
       // The stack and its meta travel in one message; if not, keep the last drawing rather than a torn one.
@@ -193,7 +199,7 @@ export default {
       [fillImages, ["n_images"]],
       [fillClasses, ["predictions", "target"]],
       [syncControls, ["image_index", "target", "opacity", "colormap", "normalization", "sign"]],
-      [drawMaps, ["maps", "map_ranges", "maps_meta", "scores", "image", "opacity", "colormap", "normalization",
+      [drawMaps, ["map_bytes", "map_ranges", "maps_meta", "scores", "image", "opacity", "colormap", "normalization",
         "sign", "running"]],
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
@@ -202,6 +208,9 @@ export default {
     ];
     const { dispose } = react(model, reactions);
 
-    return dispose;
+    return () => {
+      dispose();
+      unmount.forEach((u) => u());
+    };
   },
 };

@@ -25,7 +25,7 @@ CELLS = [
     "amap = cw.AttributionMap(cw.ModelProbe(demo.load_model(), class_names=data.class_names), data.images,\n"
     "                         ('saliency', 'integrated_gradients', 'grad_cam', 'occlusion', 'lime'),\n"
     "                         curve_steps=4, lime={'samples': 64})\n"
-    "amap.job.wait(120)\namap",
+    "amap.wait(120)\namap",
 ]
 ROOT = ".jp-Notebook .cnnw-am"
 CANVAS = ".jp-Notebook .cnnw-am-canvas"
@@ -83,7 +83,7 @@ def _canvases(page, selector: str = CANVAS) -> list[np.ndarray]:
 
 SENT = ("import base64 as _b, json as _j, numpy as _np\n"
         "_v = amap.view\n"
-        "print(_j.dumps([_b.b64encode(_v.maps).decode(), _b.b64encode(_v.map_ranges).decode(),\n"
+        "print(_j.dumps([_b.b64encode(_v.map_bytes).decode(), _b.b64encode(_v.map_ranges).decode(),\n"
         "                _b.b64encode(_v.image).decode(), _v.maps_meta,\n"
         "                [[int(i) for i in _np.unravel_index(f(amap.maps[m]), amap.maps[m].shape)]\n"
         "                 for m in amap.methods for f in (_np.argmax, _np.argmin)]]))")

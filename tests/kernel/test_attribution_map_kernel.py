@@ -15,7 +15,7 @@ from cnnwidget.core import attribution as ATTR
 data = demo.shapes(3, seed=1234)
 amap = cw.AttributionMap(cw.ModelProbe(demo.load_model(), class_names=data.class_names), data.images,
                          ("saliency", "grad_cam", "lime"), curve_steps=4, lime={"samples": 64})
-amap.job.wait(120)
+amap.wait(120)
 amap
 """
 
@@ -28,7 +28,8 @@ def amap(kns):
 
 def map_updates(msgs, comm_id):
     """Updates of the view that carry the maps buffer."""
-    return [m for m in comm_msgs(msgs, comm_id, "update") if ["maps"] in m["content"]["data"].get("buffer_paths", [])]
+    return [m for m in comm_msgs(msgs, comm_id, "update")
+            if ["map_bytes"] in m["content"]["data"].get("buffer_paths", [])]
 
 
 def running_is(value):
@@ -43,7 +44,7 @@ def test_maps_arrive_as_one_uint8_buffer_with_float_ranges(amap):
     state = kns.kernel.widget_state(comm_id)
     meta = state["maps_meta"]
     assert (meta["k"], meta["h"], meta["w"]) == (3, 64, 64) and meta["done"] == [True, True, True]
-    assert len(state["maps"]) == 3 * 64 * 64 and len(state["map_ranges"]) == 3 * 2 * 4
+    assert len(state["map_bytes"]) == 3 * 64 * 64 and len(state["map_ranges"]) == 3 * 2 * 4
     assert len(state["image"]) == 64 * 64 * 3 and len(state["predictions"]) == 5
     assert all(s["deletion"] is not None for s in state["scores"])
 
@@ -52,7 +53,7 @@ def test_each_map_decoded_from_the_comm_buffers_is_cores_map_within_half_a_step(
     kns, comm_id = amap
     state = kns.kernel.widget_state(comm_id)
     meta = state["maps_meta"]
-    q = np.frombuffer(state["maps"], np.uint8).reshape(3, 64, 64)
+    q = np.frombuffer(state["map_bytes"], np.uint8).reshape(3, 64, 64)
     lohi = np.frombuffer(state["map_ranges"], "<f4").reshape(3, 2).astype(np.float64)
     for i, method in enumerate(("saliency", "grad_cam", "lime")):
         # core's map for the image and class the view says it shows, computed again in the kernel (LIME with the
