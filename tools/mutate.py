@@ -4,6 +4,7 @@ tests that should catch it. Prints one line per mutation: id, killed / survived 
     .venv/bin/python tools/mutate.py                      # HEAD, quick tier (+ node tests), every mutation
     .venv/bin/python tools/mutate.py --only M03,M04       # some of them
     .venv/bin/python tools/mutate.py --tier slow          # survivors of the quick tier go on to the slow tier
+    .venv/bin/python tools/mutate.py --only M08 --from slow --tier browser   # skip the quick tier
     .venv/bin/python tools/mutate.py --ref 6504a6a        # mutate (and test) that commit's tree: the "before" score
     .venv/bin/python tools/mutate.py --list               # the table and whether each snippet still matches
 
@@ -141,7 +142,7 @@ def count(tree: Path, m: Mutation) -> int:
     return path.read_text(encoding="utf-8").count(m.old) if path.is_file() else -1
 
 
-def mutate(tree: Path, python: str, m: Mutation, max_tier: str, clean: CleanResults) -> Outcome:
+def mutate(tree: Path, python: str, m: Mutation, tiers: tuple, clean: CleanResults) -> Outcome:
     out = Outcome(m.id)
     n = count(tree, m)
     if n != 1:
@@ -152,7 +153,7 @@ def mutate(tree: Path, python: str, m: Mutation, max_tier: str, clean: CleanResu
     original = path.read_text(encoding="utf-8")
     t0 = time.monotonic()
     ran_any = False
-    for tier in TIERS[:TIERS.index(max_tier) + 1]:
+    for tier in tiers:
         runs, missing = invocations(tree, m.tests.get(tier, []), tier)
         out.notes += [f"{tier}: no such test {s}" for s in missing]
         if not runs:
@@ -204,6 +205,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--only", help="comma-separated ids, e.g. M03,M04")
     p.add_argument("--tier", choices=TIERS, default="quick", help="the highest tier to run (default quick)")
+    p.add_argument("--from", dest="start", choices=TIERS, default="quick",
+                   help="the lowest tier to run, e.g. slow for mutants already known to survive the quick tier")
     p.add_argument("--ref", default="HEAD", help="git ref whose tree is mutated (default HEAD)")
     p.add_argument("-j", type=int, default=1, help="mutants at once, each in its own scratch copy (default 1)")
     p.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
@@ -219,6 +222,9 @@ def main(argv=None) -> int:
         if unknown:
             p.error(f"unknown mutation ids {unknown}; known: {', '.join(m.id for m in MUTATIONS)}")
         chosen = [m for m in MUTATIONS if m.id in ids]
+    tiers = TIERS[TIERS.index(a.start):TIERS.index(a.tier) + 1]
+    if not tiers:
+        p.error(f"--from {a.start} is above --tier {a.tier}")
     sha = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", a.ref], capture_output=True, text=True,
                          check=True).stdout.strip()
     trees = [scratch_copy(a.ref) for _ in range(max(1, a.j) if not a.list else 1)]
@@ -228,7 +234,7 @@ def main(argv=None) -> int:
                 n = count(trees[0], m)
                 print(f"{m.id:5} {'ok' if n == 1 else 'STALE (' + str(n) + ')':10} {m.file}: {m.description}")
             return 0
-        print(f"# mutate {sha} ({a.ref}), tiers up to {a.tier}, {len(chosen)} mutations, -j {len(trees)}, "
+        print(f"# mutate {sha} ({a.ref}), tiers {'+'.join(tiers)}, {len(chosen)} mutations, -j {len(trees)}, "
               f"scratch {trees[0]}")
         print("# targeted: each mutant runs only the tests tools/mutations.py names for it, not the whole suite")
         print(f"# {'id':5} {'status':8} {'secs':>7}  {'tier':7}  failing tests (pass on the clean tree)")
@@ -238,7 +244,7 @@ def main(argv=None) -> int:
             with lock:
                 tree = free.pop()
             try:
-                o = mutate(tree, a.python, m, a.tier, clean)
+                o = mutate(tree, a.python, m, tiers, clean)
             finally:
                 with lock:
                     free.append(tree)
@@ -253,7 +259,7 @@ def main(argv=None) -> int:
         main_ids = [m.id for m in chosen if not m.extra]
         killed = [i for i in main_ids if outcomes[i].status == "killed"]
         extras = [m.id for m in chosen if m.extra]
-        print(f"# score {sha} up to {a.tier}: {len(killed)}/{len(main_ids)} main mutations killed"
+        print(f"# score {sha}, tiers {'+'.join(tiers)}: {len(killed)}/{len(main_ids)} main mutations killed"
               + (f"; extras killed {sum(outcomes[i].status == 'killed' for i in extras)}/{len(extras)}"
                  if extras else "")
               + f"; {time.monotonic() - t0:.0f} s ({clean.seconds:.0f} s of it on the clean tree)")
@@ -264,7 +270,7 @@ def main(argv=None) -> int:
         for name, fails in clean.failing_on_clean().items():
             print(f"# failing on the clean tree (not counted as kills): {name}: {', '.join(fails[:5])}")
         if a.json:
-            Path(a.json).write_text(json.dumps({"ref": a.ref, "sha": sha, "tier": a.tier,
+            Path(a.json).write_text(json.dumps({"ref": a.ref, "sha": sha, "tiers": tiers,
                                                 "outcomes": [vars(outcomes[m.id]) for m in chosen]}, indent=1))
         return 0
     finally:
