@@ -10,8 +10,10 @@ tests that should catch it. Prints one line per mutation: id, killed / survived 
 
 Targeted, not exhaustive: each mutant runs only the test files its entry names (the tests that should catch it
 and its module's unit tests), not the whole quick set, so a test elsewhere that would also catch it is not counted.
-A tier runs only for mutants the tiers below it left alive. A failure counts as a kill only if the same test
-passes on the unmutated tree (each test invocation is run once on the clean tree, when a mutant first fails it).
+A tier runs only for mutants the tiers below it left alive, and pytest stops at a mutant's first failure (-x;
+``--every-failure`` lists them all). A failure counts as a kill only if the same test passes on the unmutated tree:
+each failing test is run there once (node files: the whole file), so work in progress that fails anyway is not
+counted, and is deselected to look further.
 
 The tree is ``git archive <ref>`` of the repository unpacked in /tmp/mut-*, never the working tree; tests run there
 with PYTHONPATH=<scratch> and cwd=<scratch>. ``cnnwidget.widgets._esm.js_dir()`` finds ``js/`` next to the
@@ -85,12 +87,16 @@ def invocations(tree: Path, specs: list[str], tier: str) -> tuple[list[tuple], l
     return runs, missing
 
 
-def run(tree: Path, python: str, kind: str, args: tuple, tier: str) -> tuple[set, str]:
-    """Run one invocation in ``tree``: (the ids of failing tests, a short note such as "no tests")."""
+def run(tree: Path, python: str, kind: str, args: tuple, tier: str, first: bool = False,
+        deselect: tuple = ()) -> tuple[set, str]:
+    """Run one invocation in ``tree``: (the ids of failing tests, a short note such as "no tests").
+
+    ``first``: pytest stops at the first failure (-x); ``deselect``: pytest ids left out."""
     if kind == "node":
         cmd = ["node", "--test", "--test-reporter=tap", *args]
     else:
-        cmd = [python, "-m", "pytest", "-q", "-rfE", "--tb=no", "-p", "no:cacheprovider", "-m", MARKERS[tier], *args]
+        cmd = [python, "-m", "pytest", "-q", "-rfE", "--tb=no", "-p", "no:cacheprovider", "-m", MARKERS[tier],
+               *(["-x"] if first else []), *[f"--deselect={d}" for d in deselect], *args]
     env = dict(os.environ, PYTHONPATH=str(tree) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("CNNWIDGET_DEV", None)
     proc = subprocess.Popen(cmd, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -115,25 +121,47 @@ def run(tree: Path, python: str, kind: str, args: tuple, tier: str) -> tuple[set
     return failing, ""
 
 
+def is_test_id(name: str) -> bool:
+    return name.startswith("tests/")
+
+
 class CleanResults:
-    """Each invocation's failures on the unmutated tree, run once on first need (shared by the workers)."""
+    """Which of a mutant's failing tests also fail on the unmutated tree: each pytest id is run there once, on first
+    need; node files and failures that are not a test id (a timeout, a pytest crash) rerun their whole invocation.
+    Shared by the workers; call it only with the mutation taken out of ``tree``."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._results: dict = {}
+        self._ids: dict = {}  # (test id, tier) -> failed on the clean tree
+        self._whole: dict = {}  # (kind, args, tier) -> failing set
         self.seconds = 0.0
 
-    def get(self, tree: Path, python: str, kind: str, args: tuple, tier: str) -> set:
-        key = (kind, args, tier)
+    def failing(self, tree: Path, python: str, kind: str, args: tuple, tier: str, failing: set) -> set:
         with self._lock:
-            if key not in self._results:
-                t0 = time.monotonic()
-                self._results[key] = run(tree, python, kind, args, tier)[0]
+            t0 = time.monotonic()
+            try:
+                if kind == "node" or not all(is_test_id(f) for f in failing):
+                    key = (kind, args, tier)
+                    if key not in self._whole:
+                        self._whole[key] = run(tree, python, kind, args, tier)[0]
+                    whole = self._whole[key]
+                    if kind == "node":
+                        return failing & whole
+                    return failing if whole else set()  # a crash or timeout that happens on the clean tree too
+                todo = sorted(f for f in failing if (f, tier) not in self._ids)
+                if todo:
+                    bad = run(tree, python, kind, tuple(todo), tier)[0]
+                    crashed = any(not is_test_id(b) for b in bad)
+                    for f in todo:
+                        self._ids[(f, tier)] = crashed or f in bad
+                return {f for f in failing if self._ids[(f, tier)]}
+            finally:
                 self.seconds += time.monotonic() - t0
-            return self._results[key]
 
-    def failing_on_clean(self) -> dict:
-        return {f"{k[0]} {' '.join(k[1])} [{k[2]}]": sorted(v) for k, v in self._results.items() if v}
+    def failing_on_clean(self) -> list:
+        return sorted({f"{k[0]} [{k[1]}]" for k, bad in self._ids.items() if bad}
+                      | {f"{k[0]} {' '.join(k[1])} [{k[2]}]: {', '.join(sorted(v)[:3])}"
+                         for k, v in self._whole.items() if v})
 
 
 # ---------------------------------------------------------------------------------------------- one mutation
@@ -142,7 +170,12 @@ def count(tree: Path, m: Mutation) -> int:
     return path.read_text(encoding="utf-8").count(m.old) if path.is_file() else -1
 
 
-def mutate(tree: Path, python: str, m: Mutation, tiers: tuple, clean: CleanResults) -> Outcome:
+def mutate(tree: Path, python: str, m: Mutation, tiers: tuple, clean: CleanResults,
+           every_failure: bool = False) -> Outcome:
+    """Put ``m`` into ``tree``, run its tests tier by tier until one kills it, take it out again.
+
+    By default pytest stops at a mutant's first failure (-x) and the next invocations of that tier are skipped; a
+    first failure that also fails on the clean tree is deselected and the invocation run again."""
     out = Outcome(m.id)
     n = count(tree, m)
     if n != 1:
@@ -151,34 +184,43 @@ def mutate(tree: Path, python: str, m: Mutation, tiers: tuple, clean: CleanResul
         return out
     path = tree / m.file
     original = path.read_text(encoding="utf-8")
+    mutant = original.replace(m.old, m.new)
     t0 = time.monotonic()
     ran_any = False
-    for tier in tiers:
-        runs, missing = invocations(tree, m.tests.get(tier, []), tier)
-        out.notes += [f"{tier}: no such test {s}" for s in missing]
-        if not runs:
-            continue
-        out.tier = tier
-        mutant_failures = []
-        path.write_text(original.replace(m.old, m.new), encoding="utf-8")
-        try:
+    try:
+        for tier in tiers:
+            runs, missing = invocations(tree, m.tests.get(tier, []), tier)
+            out.notes += [f"{tier}: no such test {s}" for s in missing]
+            if runs:
+                out.tier = tier
             for kind, args in runs:
-                failing, note = run(tree, python, kind, args, tier)
-                ran_any = ran_any or not note
-                if note:
-                    out.notes.append(note)
-                if failing:
-                    mutant_failures.append((kind, args, failing))
-        finally:
-            path.write_text(original, encoding="utf-8")
-        for kind, args, failing in mutant_failures:  # the file is restored: the tree is clean here
-            on_clean = clean.get(tree, python, kind, args, tier)
-            out.failing += sorted(failing - on_clean)
-            if failing & on_clean:
-                out.notes.append(f"{len(failing & on_clean)} failing also on the clean tree (not counted)")
-        if out.failing:
-            out.status = "killed"
-            break
+                deselect: list = []
+                while True:
+                    path.write_text(mutant, encoding="utf-8")
+                    failing, note = run(tree, python, kind, args, tier, first=not every_failure,
+                                        deselect=tuple(deselect))
+                    path.write_text(original, encoding="utf-8")
+                    ran_any = ran_any or not note
+                    if note:
+                        out.notes.append(note)
+                    if not failing:
+                        break
+                    on_clean = clean.failing(tree, python, kind, args, tier, failing)
+                    out.failing += sorted(failing - on_clean)
+                    if on_clean:
+                        out.notes.append(f"{tier}: not counted, failing on the clean tree too: "
+                                         + ", ".join(sorted(on_clean)[:3]))
+                    fresh = [f for f in sorted(on_clean) if is_test_id(f) and f not in deselect]
+                    if out.failing or every_failure or kind == "node" or not fresh or len(fresh) < len(on_clean):
+                        break
+                    deselect += fresh
+                if out.failing and not every_failure:
+                    break
+            if out.failing:
+                out.status = "killed"
+                break
+    finally:
+        path.write_text(original, encoding="utf-8")
     out.seconds = time.monotonic() - t0
     if not ran_any and out.status != "killed":
         out.status = "untested"
@@ -212,6 +254,8 @@ def main(argv=None) -> int:
     p.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
     p.add_argument("--list", action="store_true", help="print the table and each snippet's match count; no tests")
     p.add_argument("--json", help="also write the outcomes to this file")
+    p.add_argument("--every-failure", action="store_true",
+                   help="run every test of every invocation and list every failure (default: stop at the first kill)")
     p.add_argument("--keep", action="store_true", help="keep the scratch copies")
     a = p.parse_args(argv)
 
@@ -244,7 +288,7 @@ def main(argv=None) -> int:
             with lock:
                 tree = free.pop()
             try:
-                o = mutate(tree, a.python, m, tiers, clean)
+                o = mutate(tree, a.python, m, tiers, clean, a.every_failure)
             finally:
                 with lock:
                     free.append(tree)
@@ -267,8 +311,8 @@ def main(argv=None) -> int:
             ids = [m.id for m in chosen if outcomes[m.id].status == status]
             if ids:
                 print(f"# {status}: {' '.join(ids)}")
-        for name, fails in clean.failing_on_clean().items():
-            print(f"# failing on the clean tree (not counted as kills): {name}: {', '.join(fails[:5])}")
+        for name in clean.failing_on_clean():
+            print(f"# failing on the clean tree (not counted as kills): {name}")
         if a.json:
             Path(a.json).write_text(json.dumps({"ref": a.ref, "sha": sha, "tiers": tiers,
                                                 "outcomes": [vars(outcomes[m.id]) for m in chosen]}, indent=1))

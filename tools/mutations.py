@@ -12,7 +12,8 @@ updating (the id and the description stay; the snippets follow the code).
 * ``slow``: run with ``-m "(slow or kernel or notebook) and not browser"``;
 * ``browser``: run with ``-m browser``.
 
-A string with `` -k `` in it is one pytest invocation of its own (``"tests/unit/x.py -k 'a or b'"``). Globs let a
+Within a tier, files run in the order given (a glob adds the files not named before it), and pytest stops at the
+first failure, so name the file that should catch the bug first. A string with `` -k `` in it is one pytest invocation of its own (``"tests/unit/x.py -k 'a or b'"``). Globs let a
 new test file (``tests/unit/test_attribution_reference.py``) count without editing this table; a path that does
 not exist in the tree being mutated is reported and skipped.
 """
@@ -35,9 +36,11 @@ class Mutation:
     extra: bool = False  # a variant outside the audit's 18 (M02b, M11b): not counted in the main score
 
 
-ATTRIBUTION = {"quick": ["tests/unit/test_attribution*.py", "tests/unit/test_faithfulness.py"],
-               "slow": ["tests/unit/test_attribution*.py", "tests/unit/test_faithfulness.py"]}
-FEATUREVIS = {"quick": ["tests/unit/test_featurevis*.py"],
+# Listed most telling first: pytest stops at a mutant's first failure, so the file that should catch it runs first.
+ATTRIBUTION = {"quick": ["tests/unit/test_attribution_reference.py", "tests/unit/test_attribution.py",
+                         "tests/unit/test_faithfulness.py", "tests/unit/test_attribution*.py"],
+               "slow": ["tests/unit/test_attribution_quality.py", "tests/unit/test_attribution*.py"]}
+FEATUREVIS = {"quick": ["tests/unit/test_featurevis.py", "tests/unit/test_featurevis*.py"],
               "slow": ["tests/unit/test_featurevis*.py"]}
 PROBE = {"quick": ["tests/unit/test_probe.py", "tests/unit/test_activations.py", "tests/unit/test_activation_grid.py",
                    "tests/unit/test_wire_roundtrip.py"]}
