@@ -213,3 +213,77 @@ def test_linked_to_a_grid_renders_the_channel_clicked_there(probe):
     assert linked.channels == [7]
     linked.close()
     grid.close()
+
+
+def _max_threads_while(name: str, action) -> int:
+    """Run ``action()``; the most threads called ``name`` alive at once meanwhile (sampled every millisecond)."""
+    import threading
+
+    most, stop = [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            most[0] = max(most[0], sum(t.name == name for t in threading.enumerate()))
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        action()
+    finally:
+        stop.set()
+        sampler.join()
+    return most[0]
+
+
+@pytest.mark.slow
+def test_a_storm_of_render_and_cancel_on_a_cold_step_computes_one_render_and_traces_once():
+    probe = cw.ModelProbe(demo.load_model())  # a new probe: its compiled steps are cold
+    single = cw.FeatureVisualization(probe, "block3_relu", 5, steps=32, size=48, seed=1)
+    started = time.monotonic()
+    single.render().wait(120)
+    one_render = time.monotonic() - started  # includes the trace, as the storm's first click does
+    widget = cw.FeatureVisualization(probe, "block3_relu", 5, steps=32, size=40, seed=1)  # another, cold size
+    traces = fv.trace_count()
+
+    def storm():
+        for _ in range(20):
+            widget.render()
+            widget.cancel()
+        widget.render()
+        assert widget.wait(120)
+
+    started = time.monotonic()
+    most = _max_threads_while("cnnwidget-featurevis", storm)
+    storm_seconds = time.monotonic() - started
+    print(f"\nstorm of 20 Render+Cancel then Render: {storm_seconds:.1f} s; one cold render {one_render:.1f} s "
+          f"({storm_seconds / one_render:.2f}x); traces {fv.trace_count() - traces}; worker threads at most {most}")
+    assert most == 1 and fv.trace_count() - traces <= 2  # one structure: its step and its image function
+    assert widget.status.startswith("done: 32 steps") and widget.images.shape == (1, 40, 40, 3)
+    single.close()
+    widget.close()
+
+
+@pytest.mark.slow
+def test_linked_to_a_grid_changed_from_four_threads_it_ends_on_the_grids_channel(probe):
+    import threading
+
+    grid = cw.ActivationGrid(probe, demo.shapes(2, seed=0).images, layer="block2_relu")
+    grid.wait()
+    linked = cw.FeatureVisualization.linked_to(grid, steps=4)
+
+    def clicks(seed):
+        rng = np.random.default_rng(seed)
+        for _ in range(25):
+            grid.selected_channel = int(rng.integers(0, 32))
+
+    threads = [threading.Thread(target=clicks, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert linked.wait(120) and grid.wait(60)
+    assert (linked.layer, linked.channels) == (grid.layer, [grid.selected_channel])
+    assert linked.view.images_meta["labels"] == [f"channel {grid.selected_channel}"]
+    linked.close()
+    grid.close()
