@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from . import options
 from .errors import LayerError, OptionError
 from .probe import as_probe
 
@@ -95,8 +96,7 @@ def weight_histogram(model_or_probe, layer=None, bins: int = 50, which: str = "k
     layer has: kernel, bias, batch-norm scale and statistics...). Edges span the values' range.
     """
     probe = as_probe(model_or_probe)
-    if int(bins) < 1:
-        raise OptionError(f"bins must be a positive integer; got {bins!r}.")
+    bins = options.positive_int("bins", bins)
     if which == "kernel":
         _, k = kernel(probe, layer)
         values = k.ravel()
@@ -107,14 +107,14 @@ def weight_histogram(model_or_probe, layer=None, bins: int = 50, which: str = "k
         values = np.concatenate([np.asarray(w).ravel() for w in obj.weights])
     else:
         raise OptionError(f"which must be 'kernel' or 'all'; got {which!r}.")
-    return np.histogram(values.astype(np.float64), bins=int(bins))
+    return np.histogram(values.astype(np.float64), bins=bins)
 
 
 def num_pages(n: int, page_size: int | None) -> int:
     """How many pages of ``page_size`` items ``n`` items fill (page_size None: one page)."""
     if page_size is None:
         return 1
-    if int(page_size) < 1:
+    if isinstance(page_size, bool) or not isinstance(page_size, (int, np.integer)) or page_size < 1:
         raise OptionError(f"page_size must be a positive integer or None; got {page_size!r}.")
     return max(1, math.ceil(n / int(page_size)))
 
@@ -122,7 +122,7 @@ def num_pages(n: int, page_size: int | None) -> int:
 def page_slice(n: int, page: int, page_size: int | None) -> slice:
     """The slice of ``n`` items on page ``page`` (0-based) of ``page_size``; OptionError past the last page."""
     pages = num_pages(n, page_size)
-    if not 0 <= int(page) < pages:
+    if isinstance(page, bool) or not isinstance(page, (int, np.integer)) or not 0 <= page < pages:
         raise OptionError(f"page must be in [0, {pages - 1}] ({n} filters, {page_size} a page); got {page!r}.")
     if page_size is None:
         return slice(0, n)

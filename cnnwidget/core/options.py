@@ -88,6 +88,20 @@ def indices(name: str, value, size: int | None = None, what: str = "") -> list[i
     return [index(name, v, size, what) for v in items]
 
 
+def numbers(name: str, value, positive: bool = False) -> list[float]:
+    """A non-empty list of finite numbers (each > 0 when ``positive``), or an OptionError naming the option."""
+    items = [value] if isinstance(value, (Real, np.number)) else value
+    if isinstance(items, (str, bytes, dict)) or not hasattr(items, "__iter__"):
+        items = [value]
+    out = [_real(v) for v in items]
+    bad = [v for v, f in zip(items, out) if not math.isfinite(f) or (positive and f <= 0)]
+    if not out or bad:
+        kind = "positive numbers" if positive else "finite numbers"
+        raise OptionError(f"{name} must be a non-empty list of {kind}; got {value!r}"
+                          f"{f' ({bad[0]!r} is not one)' if bad else ''}.")
+    return out
+
+
 def seed(value) -> int:
     """A random seed: a whole number >= 0."""
     return positive_int("seed", value, 0)

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from .. import options
 from ..errors import LayerError, OptionError
 
 
@@ -167,10 +168,13 @@ def _check(layer, **kwargs) -> Callable:
 
 
 def _index(value, size: int, what: str, where: str) -> int:
+    """``value`` as an index in [0, size); negatives are refused (an x or y of -1 is not "the centre": leave it
+    None for that)."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
         raise OptionError(f"{what} must be an integer; got {value!r}.")
     if not 0 <= value < size:
-        raise OptionError(f"{what} {value} is out of range for {where}: valid {what}s are 0 to {size - 1}.")
+        centre = " (None means the centre)" if what in ("x", "y") else ""
+        raise OptionError(f"{what} {value} is out of range for {where}: valid {what}s are 0 to {size - 1}{centre}.")
     return int(value)
 
 
@@ -362,9 +366,7 @@ def channels(layer, channel_list: Sequence[int]) -> Objective:
     One render then optimizes len(channel_list) images in one pass, much faster per channel than one render each;
     the batch is fixed at len(channel_list).
     """
-    chans = list(channel_list)
-    if not chans:
-        raise OptionError("channels() needs at least one channel index.")
+    chans = options.indices("channels", channel_list)  # whole numbers >= 0 (3.0, '3' and -1 refused here)
 
     def bind(probe):
         info = _layer(probe, layer, what="channels")
@@ -380,9 +382,7 @@ def channels(layer, channel_list: Sequence[int]) -> Objective:
 
 def class_logits(class_indices: Sequence[int], others: float = 0.0) -> Objective:
     """A batch objective: image i encourages class ``class_indices[i]`` (as :func:`class_logit` does)."""
-    classes = list(class_indices)
-    if not classes:
-        raise OptionError("class_logits() needs at least one class index.")
+    classes = options.indices("class_indices", class_indices)
     return Objective(lambda T, v: tf.reduce_sum(_logit_margin(T.logits, v[0], v[1])),
                      f"class_logits({_args(classes, *((others,) if others else ()))})", ("class_logits", len(classes)),
                      lambda probe: [np.array([_class(probe, k) for k in classes], np.int32), np.float32(others)], 2,

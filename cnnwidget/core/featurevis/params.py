@@ -17,7 +17,9 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from .. import _graph, options
 from ..errors import ImageError, OptionError
+from ..images import as_image_batch
 
 # Lucid's colour correlation of ImageNet ("color_correlation_svd_sqrt" in lucid/optvis/param/color.py): the
 # square root, via SVD (U * sqrt(S)), of the 3x3 covariance of RGB pixels in [0, 1]; rows are R, G, B, columns the
@@ -35,17 +37,60 @@ def color_correlation(images, input_range=(0.0, 1.0)) -> np.ndarray:
     root by SVD, ``U @ diag(sqrt(S))`` (rows R, G, B; columns principal components). Images of your own domain
     (say, microscopy) give colours closer to that domain than ImageNet's statistics do.
     """
-    x = np.asarray(images, np.float64)
-    if x.ndim != 4 or x.shape[-1] != 3 or x.shape[0] == 0:
+    lo, hi = options.input_range(input_range)
+    x = as_image_batch(images, input_range=(lo, hi), warn=False).astype(np.float64)  # numeric, finite, not empty
+    if x.shape[-1] != 3:
         raise ImageError(f"color_correlation needs RGB images (N, H, W, 3); got shape {x.shape}.")
-    if not np.all(np.isfinite(x)):
-        raise ImageError("color_correlation got images containing NaN or infinity.")
-    lo, hi = input_range
     pixels = ((x - lo) / (hi - lo)).reshape(-1, 3)
     u, s, _ = np.linalg.svd(np.cov(pixels, rowvar=False))
     if s[0] <= 0:
         raise ImageError("color_correlation needs images with some colour variation; these are uniform.")
     return (u * np.sqrt(s)).astype(np.float32)
+
+
+def _init_images(init) -> np.ndarray:
+    """``pixel_image(init=...)`` as float32 images, refused (ImageError) when not numeric, NaN or infinite."""
+    try:
+        return as_image_batch(init, warn=False)
+    except ImageError as exc:
+        raise ImageError(f"pixel_image(init=...) must be images (size, size, C) or (B, size, size, C) in the display "
+                         f"range: {exc}") from None
+
+
+# What a render keeps per pixel and channel of its images, in float32 values: the variables, Adam's two slots and
+# the gradient, the sigmoid and colour stages, the transforms' resampled copies and their gradients. A generous
+# count, for refusing sizes that cannot fit (check_size), not for predicting use.
+_RENDER_VALUES_PER_PIXEL = 16
+_FREE_SIZE_PROBE = 64  # a free-size model's layer sizes are measured at this input size, then scaled
+
+
+def render_bytes(probe, size: int, batch: int = 1) -> float:
+    """Estimated working memory (bytes) of rendering ``batch`` images of ``size`` px a side on ``probe``'s model:
+    the image stages, plus, for a model that takes any size, every spatial layer's output and its gradient at
+    that size (a fixed-size model gets the images resized into its input, so its share does not grow)."""
+    h, w, channels = probe.input_shape
+    image = float(batch) * size * size * channels * 4 * _RENDER_VALUES_PER_PIXEL
+    if h is not None and w is not None:
+        return image
+    per_pixel = probe.compiled(("featurevis", "bytes_per_pixel"), lambda: _layer_bytes_per_pixel(probe))
+    return image + float(batch) * size * size * per_pixel
+
+
+def _layer_bytes_per_pixel(probe) -> float:
+    """Bytes of all layer outputs (and their gradients) per input pixel, from a symbolic replay at a small size."""
+    n = _FREE_SIZE_PROBE
+    graph = _graph.flatten(probe.model, (n, n, probe.input_shape[-1]))  # symbolic: no computation
+    values = sum(float(np.prod([d or 1 for d in t.shape[1:]])) for t in graph.outputs.values())
+    return 2 * 4 * values / (n * n)
+
+
+def check_size(probe, size: int, batch: int = 1) -> int:
+    """``size`` unchanged, or an OptionError when rendering ``batch`` images of that size would need more than
+    ``options.MEMORY_FRACTION`` of this machine's memory (see ``render_bytes``): said before anything is
+    allocated, rather than as TensorFlow's out-of-memory error."""
+    options.fits_in_memory("size", size, render_bytes(probe, size, batch),
+                           f"rendering {batch} image{'s' if batch > 1 else ''} of {size}x{size} px")
+    return size
 
 
 class Parameterization:
@@ -85,7 +130,10 @@ class _Colour:
 
     def __init__(self, decorrelate: bool, color):
         self.decorrelate = bool(decorrelate)
-        matrix = IMAGENET_COLOR_CORRELATION if color is None else np.asarray(color, np.float32)
+        try:
+            matrix = IMAGENET_COLOR_CORRELATION if color is None else np.asarray(color, np.float32)
+        except (TypeError, ValueError):
+            matrix = np.zeros(0, np.float32)  # refused just below, with what is expected
         if matrix.shape != (3, 3) or not np.all(np.isfinite(matrix)):
             raise OptionError(f"color must be a finite 3x3 colour correlation matrix (see color_correlation); got "
                               f"shape {matrix.shape}.")
@@ -125,8 +173,10 @@ class PixelImage(Parameterization):
     """Each pixel is a variable (see :func:`pixel_image`)."""
 
     def __init__(self, sd=0.01, decorrelate=False, color=None, init=None):
-        self.sd, self.colour = float(sd), _Colour(decorrelate, color)
-        self.init = None if init is None else np.asarray(init, np.float32)
+        self.sd, self.colour = options.positive_float("sd", sd, allow_zero=True), _Colour(decorrelate, color)
+        # Numeric, finite, not empty; in the display range (uint8 taken as 0..255 of [0, 1]). The shape is checked
+        # against the render's in initial().
+        self.init = None if init is None else _init_images(init)
         self.key = ("pixel",) + self.colour.key()
 
     def shapes(self, batch, size, channels):
@@ -152,7 +202,8 @@ class FFTImage(Parameterization):
     """Fourier coefficients per image and channel, scaled by 1 / frequency (see :func:`fft_image`)."""
 
     def __init__(self, sd=0.01, decay_power=1.0, decorrelate=True, color=None):
-        self.sd, self.decay_power = float(sd), float(decay_power)
+        self.sd = options.positive_float("sd", sd, allow_zero=True)
+        self.decay_power = options.positive_float("decay_power", decay_power, allow_zero=True)
         self.colour = _Colour(decorrelate, color)
         self.key = ("fft", self.decay_power) + self.colour.key()
 

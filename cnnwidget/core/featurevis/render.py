@@ -30,7 +30,7 @@ import tensorflow as tf
 from ..errors import CnnWidgetError, OptionError
 from ..probe import ModelProbe, probe_for, traces
 from .objectives import Activations, Objective, as_objective
-from .params import Parameterization, fft_image
+from .params import Parameterization, check_size, fft_image
 from .transforms import compose, output_size, standard_transforms
 
 DEFAULT_FREE_SIZE = 128  # render size for models that take any size (Lucid's default)
@@ -92,7 +92,7 @@ def render(model, objective, size: int | None = None, steps: int = 256, param: P
     snapshot_at = _thresholds(thresholds, steps)
     values = [tf.constant(v) for v in objective.bind(probe)]
     batch = _batch(objective, batch)
-    size = _size(probe, size)
+    size = check_size(probe, _size(probe, size), batch)  # an upper bound from a memory estimate, not a TF OOM
     output_size(transforms, size)
     step = _get_step(probe, objective, values, param, transforms, batch, size, optimizer)
 

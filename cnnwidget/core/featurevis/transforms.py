@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from .. import options
 from ..errors import OptionError
 
 GREY = 0.5  # what padding and the corners uncovered by rotation are filled with: mid-grey in [0, 1]
@@ -47,6 +48,7 @@ def pad(width: int, mode: str = "constant", value: float = GREY) -> Transform:
     mode = str(mode).lower()
     if mode not in ("constant", "reflect"):
         raise OptionError(f"pad mode must be 'constant' or 'reflect'; got {mode!r}.")
+    value = options.fraction("pad value", value)  # a grey level in [0, 1]
     key, resize = ("pad", width, mode, float(value)), (lambda s: s + 2 * width)
     if mode == "reflect":
         paddings = [[0, 0], [width, width], [width, width], [0, 0]]
@@ -73,9 +75,7 @@ def jitter(d: int) -> Transform:
 def random_scale(scales: Sequence[float]) -> Transform:
     """Scales each image about its centre by a factor drawn from ``scales`` (e.g. 0.9 to 1.1), keeping its size:
     content scaled down shows the surroundings (grey after a pad), content scaled up loses its border."""
-    values = [float(s) for s in scales]
-    if not values or min(values) <= 0:
-        raise OptionError(f"random_scale needs a non-empty list of positive factors; got {list(scales)!r}.")
+    values = options.numbers("random_scale factors", scales, positive=True)
 
     def geometry(batch, side, generator):
         inv = 1.0 / tf.gather(tf.constant(values), generator.uniform([batch], 0, len(values), dtype=tf.int32))
@@ -87,9 +87,7 @@ def random_scale(scales: Sequence[float]) -> Transform:
 def random_rotate(degrees: Sequence[float]) -> Transform:
     """Rotates each image about its centre by an angle drawn from ``degrees``, keeping its size (the uncovered
     corners show the surroundings)."""
-    values = [float(a) for a in degrees]
-    if not values:
-        raise OptionError("random_rotate needs a non-empty list of angles in degrees.")
+    values = options.numbers("random_rotate angles (degrees)", degrees)
 
     def geometry(batch, side, generator):
         radians = tf.constant(values) * (math.pi / 180)
