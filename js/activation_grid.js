@@ -212,19 +212,43 @@ export default {
       next.disabled = page >= pages - 1;
     }
 
-    function drawFocus() {
+    /**
+     * What to enlarge: the full-resolution map Python sent for the selected channel, or, until it arrives (the
+     * kernel is computing it, or stopped, as with a jslinked slider), that channel's own tile from the page.
+     */
+    function focusSource() {
+      const selected = model.get("selected_channel");
       const fm = model.get("focus_meta") ?? {};
+      if (selected < 0) return null;
+      if (fm.channel === selected && fm.vector) return { channel: selected, vector: true, lo: fm.lo, hi: fm.hi };
       const focus = bytesOf(model.get("focus"));
+      if (fm.channel === selected && fm.h > 0 && fm.w > 0 && focus.length >= fm.h * fm.w) {
+        return { channel: selected, data: focus, w: fm.w, h: fm.h, lo: fm.lo, hi: fm.hi, preview: false };
+      }
+      const meta = model.get("tile_meta") ?? {};
+      const bytes = bytesOf(model.get("tiles"));
+      const ranges = floatsOf(model.get("tile_ranges"));
+      if (!meta.k || meta.vector || !stackComplete(bytes, ranges, meta)) return null;
+      const i = meta.channels.indexOf(selected);
+      if (i < 0) return null;
+      return { channel: selected, data: tileView(bytes, meta, i), w: meta.w, h: meta.h, lo: ranges[2 * i],
+        hi: ranges[2 * i + 1], preview: true };
+    }
+
+    function drawFocus() {
+      const source = focusSource();
       const rgb = bytesOf(model.get("image"));
       const [ih, iw] = model.get("image_shape") ?? [];
       const hasImage = ih > 0 && iw > 0 && rgb.length >= ih * iw * 3;
-      const hasFocus = fm.h > 0 && fm.w > 0 && focus.length >= fm.h * fm.w;
-      focusTitle.textContent = fm.vector
-        ? `unit ${fm.channel}: ${formatValue(fm.lo)}`
+      const hasFocus = Boolean(source && !source.vector);
+      focusTitle.textContent = source?.vector
+        ? `unit ${source.channel}: ${formatValue(source.lo)}`
         : hasFocus
-          ? `channel ${fm.channel}: ${formatValue(fm.lo)} to ${formatValue(fm.hi)}`
+          ? `channel ${source.channel}: ${formatValue(source.lo)} to ${formatValue(source.hi)}`
           : "click a channel to enlarge it";
-      const [bh, bw] = hasImage ? [ih, iw] : hasFocus ? [fm.h, fm.w] : [0, 0];
+      focusCanvas.dataset.channel = source ? String(source.channel) : "";
+      focusCanvas.dataset.preview = String(Boolean(source?.preview));
+      const [bh, bw] = hasImage ? [ih, iw] : hasFocus ? [source.h, source.w] : [0, 0];
       if (!bh) {
         focusCanvas.width = focusCanvas.height = 0;
         return;
@@ -244,12 +268,13 @@ export default {
       if (hasFocus) {
         // Under per-layer normalization the enlarged channel shares the page's scale, widened to its own range.
         const [L, H] = layerRange(floatsOf(model.get("tile_ranges")));
+        const { lo, hi } = source;
         const lut = model.get("normalization") === "layer"
-          ? indexLut(fm.lo, fm.hi, Math.min(L, fm.lo), Math.max(H, fm.hi))
-          : indexLut(fm.lo, fm.hi, fm.lo, fm.hi);
+          ? indexLut(lo, hi, Math.min(L, lo), Math.max(H, hi))
+          : indexLut(lo, hi, lo, hi);
         const rect = { x: sideBySide ? width + 2 * GAP : 0, y: 0, w: width, h: height };
         const alpha = overlay ? model.get("overlay_opacity") : 1;
-        paintIndexed(image, rect, { data: focus, w: fm.w, h: fm.h }, table(), lut, alpha);
+        paintIndexed(image, rect, { data: source.data, w: source.w, h: source.h }, table(), lut, alpha);
       }
       fctx.putImageData(image, 0, 0);
     }
@@ -419,8 +444,8 @@ export default {
         "overlay_opacity"]],
       [drawGrid, ["tiles", "tile_ranges", "tile_meta", "colormap", "normalization", "selected_channel"]],
       [drawPager, ["tile_meta"]],
-      [drawFocus, ["image", "image_shape", "focus", "focus_meta", "tile_ranges", "colormap", "normalization",
-        "overlay", "overlay_opacity"]],
+      [drawFocus, ["image", "image_shape", "focus", "focus_meta", "selected_channel", "tiles", "tile_meta",
+        "tile_ranges", "colormap", "normalization", "overlay", "overlay_opacity"]],
       [drawStrip, ["strip", "strip_meta", "colormap"]],
       [highlightStrip, ["layer"]],
       [showPredictions, ["predictions"]],

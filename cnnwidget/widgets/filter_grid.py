@@ -9,6 +9,7 @@ import traitlets as t
 
 from ..core import LayerError, OptionError, as_probe
 from ..core import filters
+from . import _axes
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
 
@@ -65,12 +66,11 @@ class FilterGrid(CnnWidget):
         start = filters.kernel(self.probe, layer)[0] if layer is not None else convs[0]
         x, y = bqplot.LinearScale(), bqplot.LinearScale(min=0.0)
         self._bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#4c72b0"])
-        hist = bqplot.Figure(marks=[self._bars], title="",
-                             axes=[bqplot.Axis(scale=x, label="weight", num_ticks=5, tick_format=".2~g"),
-                                   bqplot.Axis(scale=y, orientation="vertical", label="count", num_ticks=4,
-                                               tick_format="d")],
-                             fig_margin={"top": 36, "bottom": 40, "left": 56, "right": 16},
-                             layout=ipywidgets.Layout(width="100%", max_width="460px", height="220px"))
+        hist = _axes.follow(bqplot.Figure(  # ticks from the shared helper (widgets/_axes.py); counts start at 0
+            marks=[self._bars], title="", axes=[_axes.axis(x, "weight"), _axes.axis(y, "count", kind="count",
+                                                                                    vertical=True)],
+            fig_margin={"top": 48, "bottom": 40, "left": 56, "right": 16},
+            layout=ipywidgets.Layout(width="100%", max_width="460px", height="220px")))
         super().__init__(layers=convs, hist=hist, **self._state(start, "kernels", 0))
         self._draw_histogram()
 
