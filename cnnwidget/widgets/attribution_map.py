@@ -154,11 +154,14 @@ class AttributionMap(CnnWidget):
             return dict(self._current()["curves"])
 
     def compute(self) -> Job | None:
-        """Start the slow maps and curves the selected image and class still lack on the worker; None if none."""
+        """Start the maps and curves the selected image and class still lack on the worker (the fast maps first,
+        then the slow ones as a job of their own; ``wait()`` waits for both); None if nothing is missing."""
         with self._locked():
-            if not any(self._pending(self._current())):
+            result = self._current()
+            fast = [m for m in self._methods if m in FAST and m not in result["maps"] and m not in result["errors"]]
+            if not fast and not any(self._pending(result)):
                 return None
-            return self._start_slow(self.image_index, self.target)
+            return self._start(self._fast_job)
 
     def set_options(self, method: str, **options):
         """Change a method's options (e.g. ``set_options("lime", samples=300)``) and recompute its map. A bad

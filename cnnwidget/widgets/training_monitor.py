@@ -9,16 +9,16 @@ import ipywidgets
 import numpy as np
 import traitlets as t
 
-from ..core import CnnWidgetError
+from ..core import OptionError
 from ..core.diagnostics import DiagnosticsCallback
 from . import _axes
+from ._base import CnnWidget, checks, reacts
+from ._esm import bundle
 
 _MAX_COLUMNS = 120  # probe steps shown in the heatmap: one SVG cell each, so the newest ones only
-_FIGURE = dict(fig_margin={"top": 36, "bottom": 40, "left": 64, "right": 16},
-               layout=ipywidgets.Layout(width="100%", max_width="460px", min_width="260px", height="260px"))
 
 
-class TrainingMonitor(ipywidgets.VBox):
+class TrainingMonitor(CnnWidget):
     """Live training health for ``model.fit(..., callbacks=[monitor.callback])``.
 
     ``probe_data``: (images, labels), a fixed batch in what ``fit`` takes (e.g. ``(x[:64], y[:64])``); gradient
@@ -36,23 +36,25 @@ class TrainingMonitor(ipywidgets.VBox):
     weight layer (rows) and probe step (columns, the newest 120), the dead fraction per activation layer at the
     latest probe step, and activation histograms.
     Data: ``warnings``, ``history`` (dict of numpy arrays), ``to_dataframe(what)``, ``save(path)``.
-    Traits: ``error`` (the last bad-input message, also shown), ``status`` (step and epoch).
+    Public traits (real traitlets: ``traitlets.link``, ``widgets.link``, ``observe`` work): ``histogram_layer``
+    (e.g. "weights: conv1" or "activations: conv2", one of the histogram picker's options; None before the first
+    probe step) and ``histogram_step`` (the probe step shown, 0 .. probe steps - 1), both refused with a message
+    when out of range; read-only: ``status`` (step and epoch), ``error`` (the last refused value, also shown).
     """
 
-    error = t.Unicode("")
-    status = t.Unicode("")
+    _esm = bundle("panel.js")
+
+    histogram_layer = t.Unicode(None, allow_none=True, help='the histogram shown: "weights: <layer>" or '
+                                                            '"activations: <layer>"').tag(sync=True)
+    histogram_step = t.Int(0, help="the probe step of the histogram").tag(sync=True)
+    css_class = t.Unicode("cnnw-monitor").tag(sync=True, owner="python")
+    body = t.Instance(ipywidgets.Widget, allow_none=True).tag(sync=True, owner="python",
+                                                              **ipywidgets.widget_serialization)
 
     def __init__(self, probe_data=None, *, every: int = 50, bins: int = 32, smoothing: float = 0.9, warn=None,
                  thresholds=None, verbose: int = 0, max_rate: float = 4.0):
-        self._error_label = ipywidgets.Label(layout=ipywidgets.Layout(display="none"))
-        self._error_label.add_class("cnnw-error")
-        try:
-            self.callback = DiagnosticsCallback(probe_data, every=every, bins=bins, smoothing=smoothing, warn=warn,
-                                                thresholds=thresholds, verbose=verbose)
-        except CnnWidgetError as exc:
-            super().__init__(children=[self._error_label])
-            self.error = str(exc)
-            raise
+        self.callback = DiagnosticsCallback(probe_data, every=every, bins=bins, smoothing=smoothing, warn=warn,
+                                            thresholds=thresholds, verbose=verbose)
         self._interval = 1.0 / float(max_rate) if max_rate and max_rate > 0 else 0.0
         self._last_draw = 0.0
         self._epoch = None
@@ -82,19 +84,50 @@ class TrainingMonitor(ipywidgets.VBox):
                 fig.add_class(f"cnnw-monitor-{name}")  # stable hooks for page tests and user CSS
         self._warning_box = ipywidgets.VBox()
         self._status_label = ipywidgets.Label()
-        t.dlink((self, "status"), (self._status_label, "value"))
-        for control in (self.hist_layer, self.hist_step):
-            control.observe(lambda _: self._draw_histogram(self.callback.history), names="value")
-        self._unsubscribe = self.callback.on_update(self._on_update)
         row = dict(layout=ipywidgets.Layout(flex_flow="row wrap"))
-        super().__init__(children=[
-            self._status_label, self._error_label,
+        body = ipywidgets.VBox([
+            self._status_label,
             ipywidgets.HBox([self.batch_fig, self.loss_fig, self.metric_fig], **row),
             ipywidgets.HBox(probe_row, **row),
             ipywidgets.HBox([ipywidgets.VBox([self.hist_layer, self.hist_step]), self.hist_fig], **row),
             ipywidgets.Label("Warnings"), self._warning_box,
         ])
-        self.observe(self._show_error, names="error")
+        super().__init__(body=body)
+        # the picker and the slider are the page's way to set the two traits; a value they cannot hold is refused
+        self._control_links = [t.link((self, "histogram_layer"), (self.hist_layer, "value")),
+                               t.link((self, "histogram_step"), (self.hist_step, "value"))]
+        self._unsubscribe = self.callback.on_update(self._on_update)
+
+    def _describe(self):
+        h = self.callback.history
+        return [f"{len(h['step'])} steps", f"{len(h['probe_step'])} probe steps"]
+
+    def close(self):
+        """Stop following the fit and close every part (charts, controls)."""
+        unsubscribe = self.__dict__.pop("_unsubscribe", None)
+        if unsubscribe is not None:  # not when the constructor refused its options
+            unsubscribe()
+        for link in self.__dict__.pop("_control_links", ()):
+            link.unlink()
+        super().close()
+
+    @checks("histogram_layer")
+    def _check_histogram_layer(self, value):
+        if value is not None and value not in self.hist_layer.options:
+            raise OptionError(f"histogram_layer must be one of {list(self.hist_layer.options)}; got {value!r}.")
+        return value
+
+    @checks("histogram_step")
+    def _check_histogram_step(self, value):
+        if not 0 <= value <= self.hist_step.max:
+            raise OptionError(f"histogram_step must be between 0 and {self.hist_step.max} (the probe steps so "
+                              f"far); got {value}.")
+        return value
+
+    @reacts("histogram_layer", "histogram_step")
+    def _on_histogram(self, change):
+        self._push(error="")
+        self._draw_histogram(self.callback.history)
 
     # -- data -------------------------------------------------------------------------------------------------
 
@@ -120,11 +153,6 @@ class TrainingMonitor(ipywidgets.VBox):
         """Redraw everything from the recorded history (e.g. after reopening a finished run)."""
         self._draw(self.callback.history)
 
-    def close(self):
-        if hasattr(self, "_unsubscribe"):  # not when the constructor refused its options
-            self._unsubscribe()
-        super().close()
-
     # -- updates ----------------------------------------------------------------------------------------------
 
     def _on_update(self, update: dict):
@@ -149,7 +177,9 @@ class TrainingMonitor(ipywidgets.VBox):
         self._draw_probes(h)
         self._draw_warnings()
         epoch = "" if self._epoch is None else f", epoch {self._epoch + 1} done"
-        self.status = f"step {int(steps[-1]) if len(steps) else 0}{epoch}, {len(h['probe_step'])} probe steps"
+        status = f"step {int(steps[-1]) if len(steps) else 0}{epoch}, {len(h['probe_step'])} probe steps"
+        self._push(status=status)
+        self._status_label.value = status
 
     def _draw_epochs(self, h: dict):
         keys = [k.split("/", 1)[1] for k in h if k.startswith("epoch/")]
@@ -184,14 +214,15 @@ class TrainingMonitor(ipywidgets.VBox):
         if self._dead is not None:
             _set_bars(self._dead, list(h["activation_layers"]), h["dead_fraction"][-1])
         options = [f"weights: {p}" for p in h["weight_layers"]] + [f"activations: {p}" for p in h["activation_layers"]]
-        at_end = self.hist_step.value == self.hist_step.max
-        if list(self.hist_layer.options) != options:
-            self.hist_layer.options = options
-            if self.hist_layer.value is None:
-                self.hist_layer.value = options[0]
-        self.hist_step.max = len(h["probe_step"]) - 1
-        if at_end:  # follow the newest probe step unless a person went back to an earlier one
-            self.hist_step.value = self.hist_step.max
+        with self._quietly():  # the widget's own choice: no reaction (the histogram is drawn below)
+            at_end = self.hist_step.value == self.hist_step.max
+            if list(self.hist_layer.options) != options:
+                self.hist_layer.options = options
+                if self.hist_layer.value is None:
+                    self.hist_layer.value = options[0]
+            self.hist_step.max = len(h["probe_step"]) - 1
+            if at_end:  # follow the newest probe step unless a person went back to an earlier one
+                self.hist_step.value = self.hist_step.max
         self._draw_histogram(h)
 
     def _draw_histogram(self, h: dict):
@@ -214,15 +245,18 @@ class TrainingMonitor(ipywidgets.VBox):
             self._warning_box.children = [ipywidgets.Label(f"{w.kind} at step {w.step}: {w.message}")
                                           for w in warnings]
 
-    def _show_error(self, change):
-        self._error_label.value = change["new"]
-        self._error_label.layout.display = "" if change["new"] else "none"
-
 
 _NO_PROBE_DATA = ("Gradient norms, dead units and activation histograms are measured on a fixed probe batch, "
                   "which Keras does not hand to callbacks: pass probe_data=(x, y), for example the first 64 "
                   "training examples, to TrainingMonitor to see them.")
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+
+
+def _figure(**options) -> bqplot.Figure:
+    """A chart of the monitor's size (a Layout of its own: a shared one would be closed with the first monitor)."""
+    return bqplot.Figure(fig_margin={"top": 48, "bottom": 40, "left": 64, "right": 16},
+                         layout=ipywidgets.Layout(width="100%", max_width="460px", min_width="260px", height="260px"),
+                         **options)
 
 
 def _lines_figure(title, x_label, n, labels=None, colors=None):
@@ -233,7 +267,7 @@ def _lines_figure(title, x_label, n, labels=None, colors=None):
         lines = [bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, labels=[label],
                               colors=[color], display_legend=True) for label, color in zip(labels, colors)]
     axes = [_axes.axis(x, x_label, kind="integer"), _axes.axis(y, vertical=True)]  # steps and epochs are whole
-    fig = bqplot.Figure(marks=lines, axes=axes, title=title, legend_location="top-right", **_FIGURE)
+    fig = _figure(marks=lines, axes=axes, title=title, legend_location="top-right")
     return _axes.follow(fig), lines
 
 
@@ -258,7 +292,7 @@ def _bars_figure(title, y_range, x_scale=None, y_kind="real", labels=("", "")):
     bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#4c72b0"], padding=0.1)
     axes = [_axes.axis(x, labels[0], kind="ordinal", rotate=-30) if x_scale is None else _axes.axis(x, labels[0]),
             _axes.axis(y, labels[1], kind=y_kind, vertical=True)]
-    return _axes.follow(bqplot.Figure(marks=[bars], axes=axes, title=title, **_FIGURE)), bars
+    return _axes.follow(_figure(marks=[bars], axes=axes, title=title)), bars
 
 
 def _set_bars(bars, names, values):

@@ -31,7 +31,7 @@ def test_attribution_curves_arrive_in_charts_shown_empty(lab):
     lab.wait_for(page, f"{root} .bqplot svg")
     assert charts.geometry(page, root)["lines"] in ([], [0], [1]), "curves before any were computed"
     # curves now: computed on the widget's worker after display, then sent to the charts already on the page
-    lab.kernel_run(page, "am.curves = True\njob = am.compute()\njob.wait(180)", timeout=200)
+    lab.kernel_run(page, "am.wait(180)\nam.curves = True\nam.compute()\nam.wait(180)", timeout=400)
     page.wait_for_function("(sel) => document.querySelectorAll(sel + ' .bqplot path.line').length >= 4",
                            arg=root, timeout=30_000)
     page.wait_for_timeout(500)

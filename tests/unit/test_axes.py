@@ -152,7 +152,7 @@ def _widgets():
     import cnnwidget as cw
     from cnnwidget import demo
 
-    model, data = demo.load_model(), demo.shapes(4, seed=1)
+    model, data = demo.load_model(), demo.shapes(16, seed=1)
     return {
         "ActivationGrid": lambda: cw.ActivationGrid(model, data.images),
         "FilterGrid": lambda: cw.FilterGrid(model),

@@ -22,6 +22,7 @@ def data():
 def small_cnn(activation="relu", depth=0):
     import keras
 
+    keras.utils.set_random_seed(0)  # the same weights every run: the assertions below hold for this model
     layers = [keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3, activation=activation, name="conv1"),
               keras.layers.MaxPooling2D(2), keras.layers.Conv2D(16, 3, activation=activation, name="conv2"),
               keras.layers.GlobalAveragePooling2D()]
@@ -84,7 +85,7 @@ def test_monitor_without_probe_data_draws_the_rest_and_says_how_to_see_gradients
     assert mon.hist_layer.options == ("weights: conv1", "weights: conv2", "weights: out") and mon._hist.y.sum() > 0
     # no empty heatmap or dead-unit chart: a message in their place, on the page
     assert mon.grad_fig is None and mon.dead_fig is None
-    shown = [w for box in mon.children for w in getattr(box, "children", ())]
+    shown = [w for box in mon.body.children for w in getattr(box, "children", ())]
     assert mon.no_probe_note in shown and "pass probe_data=(x, y)" in mon.no_probe_note.value
     mon.close()
 
@@ -139,7 +140,7 @@ def test_layer_similarity_of_a_model_with_itself_has_a_unit_diagonal(data):
     assert sim.job.wait(120) and not sim.running and sim.error == ""
     assert sim.cka.shape == (3, 3) and np.allclose(np.diag(sim.cka), 1.0, atol=1e-4)
     assert np.allclose(sim._grid.color, sim.cka) and list(sim._grid.row) == ["conv1", "conv2", "out"]
-    assert sim.progress == 1.0 and sim.status == "done: 3 layers"
+    assert sim.progress["fraction"] == 1.0 and sim.status == "done: 3 layers"
 
 
 def test_layer_similarity_of_a_fine_tuned_copy_gives_drift_and_verdicts(data):
