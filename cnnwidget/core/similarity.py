@@ -320,7 +320,8 @@ def paired_layers(probe_a, probe_b, layers):
                 f"{len(names_b)} layers; only in the first: {only_a}, only in the second: {only_b}). Pass "
                 "layers=[names in both] to compare those.")
         return pa, pb, [i.path for i in infos_a], [i.path for i in infos_b]
-    layers = [layers] if isinstance(layers, str) else list(layers)
+    single = isinstance(layers, (str, int, float, np.number))  # a number: probe.layer's LayerError says to use names
+    layers = [layers] if single else list(layers)
     if not layers:
         raise OptionError("layers is empty: pass None for every layer, or at least one layer name.")
     return pa, pb, [_resolve(pa, n, "first") for n in layers], [_resolve(pb, n, "second") for n in layers]
