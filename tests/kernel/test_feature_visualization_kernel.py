@@ -27,7 +27,7 @@ def fvw(kns):
 
 def image_frames(msgs, comm_id):
     """Updates of the view that carry an image buffer (a streamed frame)."""
-    return [m for m in comm_msgs(msgs, comm_id, "update") if ["images"] in m["content"]["data"].get("buffer_paths", [])]
+    return [m for m in comm_msgs(msgs, comm_id, "update") if ["pixels"] in m["content"]["data"].get("buffer_paths", [])]
 
 
 def running_is(value):
@@ -79,9 +79,9 @@ def test_cancel_from_the_browser_stops_the_render_and_keeps_the_last_frame(fvw):
     state = kernel.widget_state(comm_id)
     assert state["status"].startswith("cancelled after step") and state["error"] == ""
     assert state["images_meta"]["final"] and 0 < state["images_meta"]["step"] < steps
-    assert len(state["images"]) == 64 * 64 * 3
+    assert len(state["pixels"]) == 64 * 64 * 3
     assert kns.eval("(fvw.job.running, fvw.images.shape)") == (False, (1, 64, 64, 3))
     # the frame the browser kept is the image the widget kept, within half a step of 0..255
-    got = np.frombuffer(state["images"], np.uint8).reshape(64, 64, 3) / 255.0
+    got = np.frombuffer(state["pixels"], np.uint8).reshape(64, 64, 3) / 255.0
     kept = np.array(kns.eval("fvw.images[0].clip(0.0, 1.0).tolist()"))
     assert np.abs(got - kept).max() <= 0.5 / 255 + 1e-6
