@@ -226,7 +226,7 @@ class TrainingMonitor(CnnWidget):
         self._draw_histogram(h)
 
     def _draw_histogram(self, h: dict):
-        choice, p = self.hist_layer.value, self.hist_step.value
+        choice, p = self.histogram_layer, self.histogram_step
         if not choice or p >= len(h["probe_step"]):
             return
         which, path = choice.split(": ", 1)

@@ -166,7 +166,7 @@ def test_cancel_from_the_page_stops_the_pass_and_keeps_the_result(lab, notebook)
     _wait_status(page, "CKA: batch")
     page.locator(f"{ROOT} .cnnw-similarity-cancel").click()
     _wait_status(page, "cancelled: the last finished result stays", timeout=30)
-    assert _py(lab, page, "[sim.job.cancelled, sim.running, sim.progress < 1]") == [True, False, True]
+    assert _py(lab, page, "[sim.job.cancelled, sim.running, sim.progress['fraction'] < 1]") == [True, False, True]
     after = _read(page)
     assert after["fills"] == before["fills"] and after["verdicts"] == before["verdicts"]
     assert not after["run"] and after["cancel"]  # ready to run again
