@@ -56,16 +56,18 @@ def occlusion(model, images, target=None, patch=16, stride=8, fill="mean", score
     boxes = np.stack(np.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)  # (P, 2) top-left corners
     n, p = len(batch), len(boxes)
 
-    def build(idx, corner):
-        y = tf.range(h)[None, :, None] - corner[:, 0, None, None]
-        x = tf.range(w)[None, None, :] - corner[:, 1, None, None]
-        return 1.0 - tf.cast((y >= 0) & (y < patch) & (x >= 0) & (x < patch), tf.float32)
+    def build(idx, size, side, corner):  # size and patch side are values: a new image size needs no trace
+        y = tf.range(size[0])[None, :, None] - corner[:, 0, None, None]
+        x = tf.range(size[1])[None, None, :] - corner[:, 1, None, None]
+        return 1.0 - tf.cast((y >= 0) & (y < side) & (x >= 0) & (x < side), tf.float32)
 
     idx = np.repeat(np.arange(n, dtype=np.int32), p + 1)
     corners = np.tile(np.concatenate([[[-patch - h, -patch - w]], boxes]), (n, 1)).astype(np.int32)  # row 0: none
-    # The image size is in the key: build bakes h and w in, and a free-size model's next images may differ.
-    scores = c.masked_scores(probe, f"occlusion{patch}@{h}x{w}", build, batch, fill, target, idx, params=(corners,),
-                             score=score, batch_size=batch_size, progress=progress, cancel=cancel).reshape(n, p + 1)
+    # The mask's size comes from the images fed, not from the first images this pass was traced for: a free-size
+    # model's next images may differ (a build that baked h and w in gave them the first size's masks).
+    scores = c.masked_scores(probe, "occlusion", build, batch, fill, target, idx, params=(corners,),
+                             context=(np.asarray([h, w], np.int32), np.int32(patch)), score=score,
+                             batch_size=batch_size, progress=progress, cancel=cancel).reshape(n, p + 1)
     drop = (scores[:, :1] - scores[:, 1:]).reshape(n, len(ys), len(xs))
     rows = (np.arange(h)[None] - ys[:, None] >= 0) & (np.arange(h)[None] - ys[:, None] < patch)  # (Py, H)
     cols = (np.arange(w)[None] - xs[:, None] >= 0) & (np.arange(w)[None] - xs[:, None] < patch)  # (Px, W)
@@ -74,17 +76,15 @@ def occlusion(model, images, target=None, patch=16, stride=8, fill="mean", score
     return (total / count).astype(np.float32)
 
 
-def _rise_masks(h, w, grid):
-    """TF builder: (grids (M, g, g), shifts (M, 2), mask index (B,)) -> (B, H, W) smooth masks (Petsiuk et al.)."""
-    cell_h, cell_w = -(-h // grid), -(-w // grid)
-
-    def build(grids, shifts, mi):
-        up = tf.image.resize(tf.gather(grids, mi)[..., None], ((grid + 1) * cell_h, (grid + 1) * cell_w),
-                             "bilinear")[..., 0]
-        shift = tf.gather(shifts, mi)
-        up = tf.gather(up, shift[:, :1] + tf.range(h)[None], batch_dims=1)  # rows shifted per mask
-        return tf.gather(up, shift[:, 1:] + tf.range(w)[None], axis=2, batch_dims=1)
-    return build
+def _rise_masks(grids, shifts, size, mi):
+    """(B, H, W) smooth masks (Petsiuk et al.) for mask indices ``mi`` (B,), from grids (M, g, g), shifts (M, 2) and
+    the image size (2,) int32, all tensors: the size is read when the pass runs, so one trace serves every size."""
+    grid = tf.shape(grids)[1]
+    cell = -(-size // grid)  # ceil(H / g), ceil(W / g)
+    up = tf.image.resize(tf.gather(grids, mi)[..., None], (grid + 1) * cell, "bilinear")[..., 0]
+    shift = tf.gather(shifts, mi)
+    up = tf.gather(up, shift[:, :1] + tf.range(size[0])[None], batch_dims=1)  # rows shifted per mask
+    return tf.gather(up, shift[:, 1:] + tf.range(size[1])[None], axis=2, batch_dims=1)
 
 
 def rise(model, images, target=None, masks=2000, grid=7, keep=0.5, fill="mean", score="logit", seed=0,
@@ -105,23 +105,23 @@ def rise(model, images, target=None, masks=2000, grid=7, keep=0.5, fill="mean", 
     grids = (rng.random((masks, grid, grid)) < keep).astype(np.float32)
     shifts = np.stack([rng.integers(0, -(-h // grid), masks), rng.integers(0, -(-w // grid), masks)],
                       -1).astype(np.int32)
-    build = _rise_masks(h, w, grid)
+    size = np.asarray([h, w], np.int32)
     n = len(batch)
     mi = np.tile(np.arange(masks, dtype=np.int32), n)
     idx = np.repeat(np.arange(n, dtype=np.int32), masks)
-    scores = c.masked_scores(probe, f"rise{grid}@{h}x{w}", lambda _, *args: build(*args), batch, fill, target, idx,
-                             params=(mi,), context=(grids, shifts), score=score, batch_size=batch_size,
+    scores = c.masked_scores(probe, "rise", lambda _, *args: _rise_masks(*args), batch, fill, target, idx,
+                             params=(mi,), context=(grids, shifts, size), score=score, batch_size=batch_size,
                              progress=progress, cancel=cancel).reshape(n, masks)
-    return _rise_sum(build, scores, grids, shifts, c.batch_size_of(probe, batch_size)) / np.float32(masks * keep)
+    return _rise_sum(scores, grids, shifts, size, c.batch_size_of(probe, batch_size)) / np.float32(masks * keep)
 
 
-def _rise_sum(build, scores, grids, shifts, batch_size):
+def _rise_sum(scores, grids, shifts, size, batch_size):
     """sum_i scores[:, i] M_i (N, H, W), remaking the masks in chunks: all of them at once could take gigabytes."""
-    g, s = tf.constant(grids), tf.constant(shifts)
+    g, s, hw = tf.constant(grids), tf.constant(shifts), tf.constant(size)
     total = 0.0
     for start in range(0, grids.shape[0], batch_size):
         mi = tf.range(start, min(start + batch_size, grids.shape[0]))
-        total += tf.einsum("nb,bhw->nhw", scores[:, start:start + batch_size], build(g, s, mi))
+        total += tf.einsum("nb,bhw->nhw", scores[:, start:start + batch_size], _rise_masks(g, s, hw, mi))
     return total.numpy().astype(np.float32)
 
 

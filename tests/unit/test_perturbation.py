@@ -1,0 +1,79 @@
+"""Perturbation methods on a model that takes images of any size, and the batch size they score masks at."""
+
+import keras
+import numpy as np
+import pytest
+
+from cnnwidget.core import ModelProbe
+from cnnwidget.core import attribution as attr
+from cnnwidget.core.attribution import _common
+
+
+@pytest.fixture(scope="module")
+def free_size_model():
+    """Any image size in; logits out (linear head), so the occlusion score is the model's own output."""
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(3)(x))
+
+
+def _images(n, side, seed):
+    return np.random.default_rng(seed).random((n, side, side, 3), dtype=np.float32)
+
+
+def _occlusion_by_hand(model, images, patch, stride):
+    """Occlusion computed box by box with the model itself: fill = each image's mean colour, score = logit of the
+    class predicted on the image, each pixel the mean drop over the boxes covering it."""
+    out = []
+    for image in images:
+        h, w = image.shape[:2]
+        logits = np.asarray(model(image[None]))[0]
+        t = int(logits.argmax())
+        total, count = np.zeros((h, w)), np.zeros((h, w))
+        for y in list(range(0, h - patch + 1, stride)):
+            for x in list(range(0, w - patch + 1, stride)):
+                hidden = image.copy()
+                hidden[y:y + patch, x:x + patch] = image.mean(axis=(0, 1))
+                total[y:y + patch, x:x + patch] += logits[t] - np.asarray(model(hidden[None]))[0, t]
+                count[y:y + patch, x:x + patch] += 1
+        out.append(total / count)
+    return np.stack(out)
+
+
+def test_occlusion_masks_a_second_image_size_at_that_size(free_size_model):
+    probe = ModelProbe(free_size_model)
+    attr.occlusion(probe, _images(2, 24, 0), patch=8, stride=8)  # traces the pass for 24 x 24 images
+    second = _images(2, 40, 1)
+    got = attr.occlusion(probe, second, patch=8, stride=8)
+    np.testing.assert_allclose(got, _occlusion_by_hand(free_size_model, second, 8, 8), atol=1e-4)
+
+
+@pytest.mark.parametrize("method, options", [
+    ("occlusion", {"patch": 8, "stride": 8}), ("rise", {"masks": 8, "grid": 4}),
+    ("lime", {"samples": 8, "n_segments": 6}), ("kernel_shap", {"samples": 8, "n_segments": 6}),
+])
+def test_a_second_image_size_reuses_the_compiled_pass_and_maps_like_a_fresh_probe(free_size_model, method, options):
+    probe = ModelProbe(free_size_model)
+    run = getattr(attr, method)
+    run(probe, _images(2, 24, 0), **options)
+    traced = probe.trace_count
+    second = _images(2, 40, 1)
+    got = run(probe, second, **options)
+    assert probe.trace_count == traced, f"{method} traced again for 40 x 40 images"
+    np.testing.assert_allclose(got, run(ModelProbe(free_size_model), second, **options), atol=1e-4)
+
+
+def test_deletion_and_insertion_score_a_second_image_size_like_a_fresh_probe(free_size_model):
+    probe = ModelProbe(free_size_model)
+    first, second = _images(2, 24, 0), _images(2, 40, 1)
+    for curve in (attr.deletion, attr.insertion):
+        curve(probe, first, first.mean(-1), score="logit")
+    traced = probe.trace_count
+    for curve in (attr.deletion, attr.insertion):
+        got = curve(probe, second, second.mean(-1), score="logit")
+        np.testing.assert_allclose(got, curve(ModelProbe(free_size_model), second, second.mean(-1), score="logit"),
+                                   atol=1e-5)
+    assert probe.trace_count == traced
