@@ -45,6 +45,15 @@ def _closing(widget):
     return widget
 
 
+def _set_on_grid(m, x, name_value):
+    """Set one of an ActivationGrid's traits from Python, as a person would after building it."""
+    grid = cw.ActivationGrid(m, x)
+    try:
+        setattr(grid, *name_value)
+    finally:
+        grid.close()
+
+
 # -- entry points: f(model, images, value) ---------------------------------------------------------------------
 
 IMAGE_TAKERS = {  # each passes `value` as the images
@@ -142,9 +151,35 @@ ROWS = [
                  id="fv.color_correlation: str"),
     pytest.param(lambda m, x, v: fv.random_scale(v), ["a"], OptionError,
                  "random_scale factors must be a non-empty list of positive numbers", id="fv.random_scale: ['a']"),
+    # widget options given to the constructor or set from Python (rows 23, 40, 42)
+    *[pytest.param(lambda m, x, v: _closing(cw.ActivationGrid(m, x, **v)), kw, OptionError, phrase,
+                   id=f"ActivationGrid: {kw}")
+      for kw, phrase in [({"max_tile": 0}, "max_tile must be a whole number >= 1; got 0"),
+                         ({"thumbnail": 0}, "thumbnail must be a whole number >= 1; got 0"),
+                         ({"thumbnail": -5}, "thumbnail must be a whole number >= 1; got -5"),
+                         ({"page_size": "a"}, "page_size must be a whole number >= 1; got 'a'")]],
+    *[pytest.param(_set_on_grid, (name, value), OptionError, phrase, id=f"ActivationGrid.{name} = {value!r}")
+      for name, value, phrase in [("colormap", "jet", "colormap must be any of ['viridis', 'magma', 'gray', "
+                                                      "'coolwarm']; got 'jet'"),
+                                  ("normalization", "x", "normalization must be any of ['channel', 'layer']"),
+                                  ("overlay_opacity", 5.0, "overlay_opacity must be a float between 0.0 and 1.0"),
+                                  ("overlay_opacity", NAN, "overlay_opacity must be between 0 and 1; got nan"),
+                                  ("selected_channel", -5, "(or -1 for none); got -5")]],
+    pytest.param(lambda m, x, v: _closing(cw.FeatureVisualization(m, "block1_conv", 0, learning_rate=v)), "a",
+                 OptionError, "learning_rate must be a positive number; got 'a'", id="FeatureVisualization: lr='a'"),
+    pytest.param(lambda m, x, v: _closing(cw.FeatureVisualization(m, "block1_conv", 0, seed=v)), -1,
+                 OptionError, "seed must be a whole number >= 0; got -1", id="FeatureVisualization: seed=-1"),
+    pytest.param(lambda m, x, v: _closing(cw.FeatureVisualization(m, "block1_conv", 0, size=v)), 100_000,
+                 OptionError, "size=100000 is too large", id="FeatureVisualization: size=100000",
+                 marks=pytest.mark.xfail(strict=True, reason="the widget should call fv.params.check_size")),
+    pytest.param(lambda m, x, v: _closing(cw.FeatureVisualization(m, "block1_conv", v)), 3.0,
+                 OptionError, "channels must be an index or a list of indices", id="FeatureVisualization: channels=3.0",
+                 marks=pytest.mark.xfail(strict=True, reason="the widget should call core.options.indices")),
     # filters and training (rows 54, 59, S7)
     pytest.param(lambda m, x, v: filters.weight_histogram(m, "block1_conv", bins=v), "a", OptionError,
                  "bins must be an integer >= 1; got 'a'", id="filters.weight_histogram: bins='a'"),
+    pytest.param(lambda m, x, v: _closing(cw.FilterGrid(m, bins=v)), "a", OptionError,
+                 "bins must be a whole number >= 1; got 'a'", id="FilterGrid: bins='a'"),
     pytest.param(lambda m, x, v: diagnostics.DiagnosticsCallback(every=v), "a", OptionError,
                  "every must be an integer >= 1; got 'a'", id="DiagnosticsCallback: every='a'"),
     pytest.param(lambda m, x, v: _closing(cw.TrainingMonitor(every=v)), "a", OptionError,
