@@ -165,9 +165,15 @@ class CleanResults:
 
 
 # ---------------------------------------------------------------------------------------------- one mutation
-def count(tree: Path, m: Mutation) -> int:
+def count(tree: Path, m: Mutation) -> tuple[int, tuple]:
+    """How often the snippet occurs in ``tree`` (-1: no such file), and the (old, new) pair to use: the first of
+    ``m.variants()`` found exactly once."""
     path = tree / m.file
-    return path.read_text(encoding="utf-8").count(m.old) if path.is_file() else -1
+    if not path.is_file():
+        return -1, (m.old, m.new)
+    text = path.read_text(encoding="utf-8")
+    counts = [(text.count(old), (old, new)) for old, new in m.variants()]
+    return next((c for c in counts if c[0] == 1), counts[0])
 
 
 def mutate(tree: Path, python: str, m: Mutation, tiers: tuple, clean: CleanResults,
@@ -177,14 +183,14 @@ def mutate(tree: Path, python: str, m: Mutation, tiers: tuple, clean: CleanResul
     By default pytest stops at a mutant's first failure (-x) and the next invocations of that tier are skipped; a
     first failure that also fails on the clean tree is deselected and the invocation run again."""
     out = Outcome(m.id)
-    n = count(tree, m)
+    n, (old, new) = count(tree, m)
     if n != 1:
         out.status = "stale"
         out.notes.append(f"{m.file} missing" if n < 0 else f"'old' snippet found {n} times in {m.file}, not once")
         return out
     path = tree / m.file
     original = path.read_text(encoding="utf-8")
-    mutant = original.replace(m.old, m.new)
+    mutant = original.replace(old, new)
     t0 = time.monotonic()
     ran_any = False
     try:
@@ -275,7 +281,7 @@ def main(argv=None) -> int:
     try:
         if a.list:
             for m in chosen:
-                n = count(trees[0], m)
+                n, _ = count(trees[0], m)
                 print(f"{m.id:5} {'ok' if n == 1 else 'STALE (' + str(n) + ')':10} {m.file}: {m.description}")
             return 0
         print(f"# mutate {sha} ({a.ref}), tiers {'+'.join(tiers)}, {len(chosen)} mutations, -j {len(trees)}, "

@@ -1,9 +1,10 @@
 """The mutations of issue 14 and of the test audit (../shared/research/test-audit-2026-12-02.md, section 2).
 
 Each mutation is one realistic bug: an exact ``old`` snippet in ``file`` that must occur exactly once, replaced by
-``new``. Snippets are small distinctive expressions, not line numbers, so they survive code moving around; when a
-refactor changes the expression itself, ``tools/mutate.py`` reports the mutation as *stale* and this table wants
-updating (the id and the description stay; the snippets follow the code).
+``new`` (``earlier`` holds the snippets of older trees, for ``--ref``). Snippets are small distinctive expressions,
+not line numbers, so they survive code moving around; when a refactor changes the expression itself,
+``tools/mutate.py`` reports the mutation as *stale* and this table wants updating (the id and the bug stay; the
+snippets follow the code, the old ones move to ``earlier``).
 
 ``tests`` maps a tier to what should catch the bug at that tier:
 
@@ -13,9 +14,9 @@ updating (the id and the description stay; the snippets follow the code).
 * ``browser``: run with ``-m browser``.
 
 Within a tier, files run in the order given (a glob adds the files not named before it), and pytest stops at the
-first failure, so name the file that should catch the bug first. A string with `` -k `` in it is one pytest invocation of its own (``"tests/unit/x.py -k 'a or b'"``). Globs let a
-new test file (``tests/unit/test_attribution_reference.py``) count without editing this table; a path that does
-not exist in the tree being mutated is reported and skipped.
+first failure, so name the file that should catch the bug first. A string with `` -k `` in it is one pytest
+invocation of its own (``"tests/unit/x.py -k 'a or b'"``). Globs let a new test file count without editing this
+table; a path that does not exist in the tree being mutated is reported and skipped.
 """
 
 from __future__ import annotations
@@ -34,11 +35,16 @@ class Mutation:
     new: str
     tests: dict = field(default_factory=dict)  # tier -> list of specs
     extra: bool = False  # a variant outside the audit's 18 (M02b, M11b): not counted in the main score
+    earlier: tuple = ()  # (old, new) pairs for older trees (--ref), tried when ``old`` does not match
+
+    def variants(self) -> list:
+        return [(self.old, self.new), *self.earlier]
 
 
 # Listed most telling first: pytest stops at a mutant's first failure, so the file that should catch it runs first.
 ATTRIBUTION = {"quick": ["tests/unit/test_attribution_reference.py", "tests/unit/test_attribution.py",
-                         "tests/unit/test_faithfulness.py", "tests/unit/test_attribution*.py"],
+                         "tests/unit/test_perturbation.py", "tests/unit/test_faithfulness.py",
+                         "tests/unit/test_attribution*.py"],
                "slow": ["tests/unit/test_attribution_quality.py", "tests/unit/test_attribution*.py"]}
 FEATUREVIS = {"quick": ["tests/unit/test_featurevis.py", "tests/unit/test_featurevis*.py"],
               "slow": ["tests/unit/test_featurevis*.py"]}
@@ -74,7 +80,8 @@ MUTATIONS = [
              'np.einsum("nijk,nk->nij", a, g.max(axis=(1, 2)))', ATTRIBUTION),
     Mutation("M04", "occlusion patch mask one pixel taller than the coverage count assumes",
              "cnnwidget/core/attribution/perturbation.py",
-             "(y >= 0) & (y < patch) & (x >= 0)", "(y >= 0) & (y <= patch) & (x >= 0)", ATTRIBUTION),
+             "(y >= 0) & (y < side) & (x >= 0)", "(y >= 0) & (y <= side) & (x >= 0)", ATTRIBUTION,
+             earlier=(("(y >= 0) & (y < patch) & (x >= 0)", "(y >= 0) & (y <= patch) & (x >= 0)"),)),
     Mutation("M05", "deletion and insertion swapped",
              "cnnwidget/core/attribution/metrics.py",
              'delete = kind == "deletion"', 'delete = kind == "insertion"', ATTRIBUTION),
