@@ -11,13 +11,17 @@ from cnnwidget.core.attribution import _common
 
 @pytest.fixture(scope="module")
 def free_size_model():
-    """Any image size in; logits out (linear head), so the occlusion score is the model's own output."""
+    return _free_size_model()
+
+
+def _free_size_model():
+    """Any image size in; logits out (linear head "head"), so the occlusion score is the model's own output."""
     keras.utils.set_random_seed(3)
     inp = keras.Input((None, None, 3))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inp)
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inp, keras.layers.Dense(3)(x))
+    return keras.Model(inp, keras.layers.Dense(3, name="head")(x))
 
 
 def _images(n, side, seed):
@@ -77,3 +81,27 @@ def test_deletion_and_insertion_score_a_second_image_size_like_a_fresh_probe(fre
         np.testing.assert_allclose(got, curve(ModelProbe(free_size_model), second, second.mean(-1), score="logit"),
                                    atol=1e-5)
     assert probe.trace_count == traced
+
+
+def test_randomization_traces_once_and_leaves_the_model_alone():
+    from cnnwidget.core import probe as probe_module
+    from cnnwidget.core.attribution import metrics
+
+    free_size_model = _free_size_model()
+    probe = ModelProbe(free_size_model)
+    weights = [w.copy() for w in free_size_model.get_weights()]
+    x = _images(2, 24, 0)
+    first = attr.randomization(probe, x, attr.saliency, layers=["head"])
+    traced = probe_module.traces()
+    again = attr.randomization(probe, x, attr.saliency, layers=["head"])
+    assert probe_module.traces() == traced, "the second randomization check traced again"
+    np.testing.assert_allclose(again, first)  # the same copy: its random weights are drawn once
+    for before, after in zip(weights, free_size_model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    # Weights the check keeps follow the model when it changes (e.g. after training); the model's stay its own.
+    conv = free_size_model.layers[1]
+    conv.set_weights([w + 1 for w in conv.get_weights()])
+    copy = metrics._randomized_probe(probe, ["head"]).model
+    np.testing.assert_array_equal(copy.layers[1].get_weights()[0], conv.get_weights()[0])
+    head = free_size_model.get_layer("head").get_weights()[0]
+    assert not np.array_equal(copy.get_layer("head").get_weights()[0], head)

@@ -231,8 +231,24 @@ def randomization(model, images, method: Callable, target=None, layers=None, **o
     target, _ = c.predicted(probe, batch, c.targets(probe, len(batch), target))
     if not callable(method):
         raise OptionError(f"method must be an attribution function such as attr.grad_cam; got {method!r}.")
-    randomized = ModelProbe(randomized_model(probe.model, layers), preprocess=probe.preprocess,
-                            input_range=probe.input_range, batch_size=probe.batch_size)
+    randomized = _randomized_probe(probe, layers)
     before = method(probe, batch, target, **options)
     after = method(randomized, batch, target, **options)
     return spearman(before, after)
+
+
+def _randomized_probe(probe: ModelProbe, layers) -> ModelProbe:
+    """The probe of ``probe``'s randomized copy for ``layers``, kept by ``probe`` (``probe.compiled``) so that a
+    second check traces nothing: the copy's random weights are drawn once per (probe, layers), and the weights it
+    keeps are copied from the model again on every call (the model may have been trained since). The copy and
+    its probe hold nothing of the user's model, and go with ``probe``."""
+    key = ("randomization", None if layers is None else tuple(layers))
+    randomized = probe.compiled(key, lambda: ModelProbe(randomized_model(probe.model, layers),
+                                                        preprocess=probe.preprocess, input_range=probe.input_range,
+                                                        batch_size=probe.batch_size))
+    if layers is not None:
+        original, wanted = dict(_walk(probe.model)), set(layers)
+        for path, layer in _walk(randomized.model):
+            if path not in wanted and layer.weights:
+                layer.set_weights(original[path].get_weights())
+    return randomized
