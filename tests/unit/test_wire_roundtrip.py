@@ -7,6 +7,8 @@ belong to other channels than its labels, or a NaN drawn as the maximum; these c
 """
 
 import math
+import threading
+import time
 
 import keras
 import numpy as np
@@ -153,6 +155,41 @@ def test_a_new_batch_sends_its_own_activations(grid, images):
     values, half, _ = grid_page(grid)
     assert_within_half_a_step(values, half, np.moveaxis(truth_of(grid, "conv1", 0), -1, 0), "conv1 new batch")
     np.testing.assert_array_equal(grid.images[0], images[2])
+
+
+@pytest.mark.xfail(strict=True, reason="ActivationGrid._layer_output caches a superseded job's outputs after the "
+                                       "images setter cleared the cache: the new batch shows the old one's page")
+def test_a_new_batch_set_while_the_first_page_is_computing_shows_the_new_batch(model, images):
+    """The first page is computed on the widget's worker; a batch set meanwhile must not get the old batch's
+    outputs, whatever order the two finish in. The worker's pass is held at a gate until the new batch is set."""
+    probe = cw.ModelProbe(model)
+    caller, gate, held = threading.current_thread(), threading.Event(), threading.Event()
+    real = probe.activations
+
+    def gated(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if threading.current_thread() is not caller and not gate.is_set():
+            held.set()
+            gate.wait(60)
+        return out
+
+    probe.activations = gated
+    grid = cw.ActivationGrid(probe, images)
+    if not hasattr(grid, "wait"):
+        pytest.skip("this ActivationGrid computes its first page on the caller's thread")
+    assert held.wait(60), "the first page never started on the worker"
+    new = images[::-1].copy()
+    setter = threading.Thread(target=setattr, args=(grid, "images", new))
+    setter.start()
+    deadline = time.monotonic() + 60
+    while not np.array_equal(grid.images[0], new[0]):
+        assert time.monotonic() < deadline, "the new batch was not taken"
+        time.sleep(0.01)
+    gate.set()
+    setter.join(60)
+    values, half, _ = grid_page(grid)
+    truth = np.moveaxis(real(new[:1], ["conv1"])["conv1"][0], -1, 0)
+    assert_within_half_a_step(values, half, truth, "conv1 of the batch set during the first page")
 
 
 def test_the_enlarged_channel_decodes_to_the_full_resolution_map(grid):
