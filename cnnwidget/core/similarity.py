@@ -32,8 +32,8 @@ GENERIC_THRESHOLD = 0.9
 
 # How many images CKA needs. The unbiased HSIC estimator divides by n (n - 3), so a minibatch needs 4 images; at 4
 # it is a cosine in the 2-dimensional space of 4x4 U-centered Gram matrices, right or wrong by chance. Measured on
-# the demo model (every other spatial layer and gap, 40 draws of n images per
-# n, error = |CKA on n images - CKA on 512 images| per off-diagonal entry):
+# the demo model by benchmarks/cka_min_images.py (every other spatial layer and gap, 40 draws of n images per n,
+# error = |CKA on n images - CKA on 512 images| per off-diagonal entry):
 #     n              4     5     6     8    10    12    16    24    32
 #     mean error  0.52  0.29  0.24  0.16  0.12  0.10  0.08  0.05  0.04
 #     90th pct.   1.00  0.68  0.54  0.41  0.28  0.23  0.16  0.11  0.08
