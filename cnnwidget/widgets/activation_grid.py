@@ -208,8 +208,13 @@ class ActivationGrid(CnnWidget):
         key = (path, index)
         maps = self._maps.get(key)
         if maps is None:
-            maps = self.probe.activations(self._batch[index:index + 1], [path])[path][0]
-            self._maps.put(key, maps)
+            batch = self._batch
+            maps = self.probe.activations(batch[index:index + 1], [path])[path][0]
+            with self._locked():
+                # The images setter may have replaced the batch (and cleared the cache) while this pass ran: its
+                # output is then the old batch's and must not be kept for the new one.
+                if self._batch is batch:
+                    self._maps.put(key, maps)
         return maps
 
     def _page_state(self, maps: np.ndarray, want: dict) -> dict:
@@ -270,20 +275,30 @@ class ActivationGrid(CnnWidget):
     def _top_predictions(self, image_index: int, k: int = 5) -> list[dict]:
         probs = self._probs.get(image_index)
         if probs is None:
-            probs = self._probs[image_index] = self.probe.predict(self._batch[image_index:image_index + 1])[0]
+            batch = self._batch
+            probs = self.probe.predict(batch[image_index:image_index + 1])[0]
+            with self._locked():
+                if self._batch is batch:  # not replaced meanwhile (see _layer_output)
+                    self._probs[image_index] = probs
         names = self.probe.class_names
         return [{"label": names[i], "p": float(probs[i])} for i in np.argsort(-probs)[:k]]
 
     def _strip_for(self, image_index: int):
-        if image_index not in self._strips:
-            thumbs, paths = depth_strip(self.probe, self._batch[image_index:image_index + 1], self._thumb)
+        strip = self._strips.get(image_index)
+        if strip is None:
+            batch = self._batch
+            thumbs, paths = depth_strip(self.probe, batch[image_index:image_index + 1], self._thumb)
             data, _ = _transport.quantize(thumbs[0])
             shapes = {i.path: list(i.output_shape) for i in self.probe.layers}
-            self._strips[image_index] = data, {"t": self._thumb, "layers": paths, "shapes": [shapes[p] for p in paths]}
-            while len(self._strips) > 64:
-                self._strips.popitem(last=False)
-        self._strips.move_to_end(image_index)
-        return self._strips[image_index]
+            strip = data, {"t": self._thumb, "layers": paths, "shapes": [shapes[p] for p in paths]}
+            with self._locked():
+                if self._batch is batch:  # not replaced meanwhile (see _layer_output)
+                    self._strips[image_index] = strip
+                    while len(self._strips) > 64:
+                        self._strips.popitem(last=False)
+        elif image_index in self._strips:
+            self._strips.move_to_end(image_index)
+        return strip
 
     def _update_chart(self, path: str, means: np.ndarray, zeros: np.ndarray):
         bars, dots = self.chart.marks

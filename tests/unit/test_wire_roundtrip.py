@@ -157,8 +157,6 @@ def test_a_new_batch_sends_its_own_activations(grid, images):
     np.testing.assert_array_equal(grid.images[0], images[2])
 
 
-@pytest.mark.xfail(strict=True, reason="ActivationGrid._layer_output caches a superseded job's outputs after the "
-                                       "images setter cleared the cache: the new batch shows the old one's page")
 def test_a_new_batch_set_while_the_first_page_is_computing_shows_the_new_batch(model, images):
     """The first page is computed on the widget's worker; a batch set meanwhile must not get the old batch's
     outputs, whatever order the two finish in. The worker's pass is held at a gate until the new batch is set."""
