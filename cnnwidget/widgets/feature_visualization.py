@@ -290,6 +290,8 @@ class FeatureVisualization(CnnWidget):
                 raise OptionError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {s[name]!r}.")
         for name, minimum in (("steps", 1), ("size", 8), ("page_size", 1)):
             _whole(s[name], name, minimum)
+        units = s["classes"] if s["objective"] == "class" else s["channels"]  # a render's batch: its memory bound
+        fv.params.check_size(self.probe, s["size"], len(units) if s["mode"] == "single" else s["page_size"])
         if not (math.isfinite(s["learning_rate"]) and s["learning_rate"] > 0):
             raise OptionError(f"learning_rate must be a positive number; got {s['learning_rate']!r}.")
         self.probe.layer(s["layer"])  # LayerError naming the layers there are
@@ -564,7 +566,7 @@ class _Stream:
 
 def _units(value) -> list[int]:
     """A channel or class index, or several, as a list of ints."""
-    values = [value] if isinstance(value, (int, np.integer)) else list(value)
+    values = [value] if isinstance(value, (int, np.integer)) or not hasattr(value, "__iter__") else list(value)
     if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values):
         raise OptionError(f"channels and classes are indices (an int or a list of ints); got {value!r}.")
     return [int(v) for v in values]

@@ -170,11 +170,9 @@ ROWS = [
     pytest.param(lambda m, x, v: _closing(cw.FeatureVisualization(m, "block1_conv", 0, seed=v)), -1,
                  OptionError, "seed must be a whole number >= 0; got -1", id="FeatureVisualization: seed=-1"),
     pytest.param(lambda m, x, v: _closing(cw.FeatureVisualization(m, "block1_conv", 0, size=v)), 100_000,
-                 OptionError, "size=100000 is too large", id="FeatureVisualization: size=100000",
-                 marks=pytest.mark.xfail(strict=True, reason="the widget should call fv.params.check_size")),
+                 OptionError, "size=100000 is too large", id="FeatureVisualization: size=100000"),
     pytest.param(lambda m, x, v: _closing(cw.FeatureVisualization(m, "block1_conv", v)), 3.0,
-                 OptionError, "channels must be an index or a list of indices", id="FeatureVisualization: channels=3.0",
-                 marks=pytest.mark.xfail(strict=True, reason="the widget should call core.options.indices")),
+                 OptionError, "are indices (an int or a list of ints); got 3.0", id="FeatureVisualization: channels=3.0"),
     # filters and training (rows 54, 59, S7)
     pytest.param(lambda m, x, v: filters.weight_histogram(m, "block1_conv", bins=v), "a", OptionError,
                  "bins must be an integer >= 1; got 'a'", id="filters.weight_histogram: bins='a'"),
