@@ -87,6 +87,7 @@ class LayerSimilarity(CnnWidget):
                                 self.layers_box,
                                 ipywidgets.HBox([self.heatmap, *extra], layout={"flex_flow": "row wrap"})])
         super().__init__(layers=layers, body=body)
+        self._own(self.drift_fig, self._verdicts)  # shown for two models only, closed with the widget always
         if autostart:
             self.run()
 
@@ -110,8 +111,8 @@ class LayerSimilarity(CnnWidget):
     def cancel(self):
         """Stop the pass at its next batch; what was shown before stays."""
         with self._locked():
-            if self.running:
-                self._push(status=_CANCELLED)  # also when the pass had not begun
+            if self.running and self.job is not None and not self.job.started:
+                self._push(status=_CANCELLED)  # a pass that had not begun says so too (a begun one ends saying it)
             super().cancel()
 
     # -- checks and reactions -------------------------------------------------------------------------------

@@ -261,11 +261,12 @@ def _figure(**options) -> bqplot.Figure:
 
 def _lines_figure(title, x_label, n, labels=None, colors=None):
     x, y = bqplot.LinearScale(), bqplot.LinearScale()
-    lines = [bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, labels=labels or [],
-                          colors=colors or _PALETTE, display_legend=True)]
     if n == 2:  # the raw loss as one faint line under the smoothed one, so each keeps its own colour
         lines = [bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, labels=[label],
                               colors=[color], display_legend=True) for label, color in zip(labels, colors)]
+    else:  # (one Lines made and dropped would stay open: a leak of one widget a monitor)
+        lines = [bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, labels=labels or [],
+                              colors=colors or _PALETTE, display_legend=True)]
     axes = [_axes.axis(x, x_label, kind="integer"), _axes.axis(y, vertical=True)]  # steps and epochs are whole
     fig = _figure(marks=lines, axes=axes, title=title, legend_location="top-right")
     return _axes.follow(fig), lines
