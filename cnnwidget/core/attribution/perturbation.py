@@ -3,8 +3,10 @@
 Every method: ``method(probe_or_model, images, target=None, **options) -> (N, H, W) float32``. Hidden pixels take
 ``fill`` (see ``_common.fill_images``; default "mean", each image's mean colour: black would keep a dark object's
 silhouette). The score is the target logit unless ``score="probability"``. All passes of all images are rows of
-one stream, cut into chunks of ``batch_size`` images (``_common.masked_scores``), and each mask is built inside the
-compiled pass from a few numbers (a box, a coalition), so only scores come back to numpy.
+one stream, cut into chunks of ``batch_size`` images (default: the size the probe measured fastest for these images,
+``_common.masked_scores``), and each mask is built inside the compiled pass from a few numbers (a box, a
+coalition), so only scores come back to numpy. The unmasked images are scored once, by the pass that resolves the
+target class; occlusion, LIME and Kernel SHAP use those scores rather than scoring the images again.
 ``progress(done, total)`` is called after each chunk; setting the ``cancel`` event stops within one chunk
 (raises ``Cancelled``).
 """
@@ -21,13 +23,24 @@ _SCORES = ("logit", "probability")
 
 
 def _prepare(model, images, target, fill, score, batch_size):
+    """(probe, images, resolved targets, fill, the images' own target scores (N,)): the one pass over the
+    unmasked images, whose scores the methods use instead of scoring the unmasked images again."""
     probe = c.as_probe(model)
     batch = probe.images(images)
     target = c.targets(probe, len(batch), target)
     c.choice("score", score, _SCORES)
     fill = c.fill_images(probe, batch, fill)
-    target, _ = c.predicted(probe, batch, target, batch_size)
-    return probe, batch, target, fill
+    bs, fn = c.batch_size_of(probe, batch_size), c.logit_fn(probe)
+    logits = np.concatenate([np.asarray(fn(tf.constant(batch[i:i + bs]))) for i in range(0, len(batch), bs)])
+    target = np.where(target == c.PREDICTED, logits.argmax(-1), target).astype(np.int32)
+    if score == "probability":
+        logits = np.asarray(tf.nn.softmax(logits, -1))
+    return probe, batch, target, fill, logits[np.arange(len(batch)), target].astype(np.float32)
+
+
+def _with_own(progress, n: int):
+    """``progress`` counting the ``n`` unmasked images among the passes (scored first, by ``_prepare``)."""
+    return None if progress is None else (lambda done, total: progress(done + n, total + n))
 
 
 def _starts(size: int, patch: int, stride: int) -> np.ndarray:
@@ -46,7 +59,7 @@ def occlusion(model, images, target=None, patch=16, stride=8, fill="mean", score
     ((H - patch) / stride + 1)^2 passes per image (one more row/column when the stride does not reach the edge).
     Returns (N, H, W) float32, signed (positive: hiding the pixel lowers the score), in score units.
     """
-    probe, batch, target, fill = _prepare(model, images, target, fill, score, batch_size)
+    probe, batch, target, fill, own = _prepare(model, images, target, fill, score, batch_size)
     h, w = batch.shape[1:3]
     patch = c.positive_int("patch", patch)
     if patch > min(h, w):
@@ -61,14 +74,14 @@ def occlusion(model, images, target=None, patch=16, stride=8, fill="mean", score
         x = tf.range(size[1])[None, None, :] - corner[:, 1, None, None]
         return 1.0 - tf.cast((y >= 0) & (y < side) & (x >= 0) & (x < side), tf.float32)
 
-    idx = np.repeat(np.arange(n, dtype=np.int32), p + 1)
-    corners = np.tile(np.concatenate([[[-patch - h, -patch - w]], boxes]), (n, 1)).astype(np.int32)  # row 0: none
+    idx = np.repeat(np.arange(n, dtype=np.int32), p)
+    corners = np.tile(boxes, (n, 1)).astype(np.int32)
     # The mask's size comes from the images fed, not from the first images this pass was traced for: a free-size
     # model's next images may differ (a build that baked h and w in gave them the first size's masks).
     scores = c.masked_scores(probe, "occlusion", build, batch, fill, target, idx, params=(corners,),
                              context=(np.asarray([h, w], np.int32), np.int32(patch)), score=score,
-                             batch_size=batch_size, progress=progress, cancel=cancel).reshape(n, p + 1)
-    drop = (scores[:, :1] - scores[:, 1:]).reshape(n, len(ys), len(xs))
+                             batch_size=batch_size, progress=_with_own(progress, n), cancel=cancel).reshape(n, p)
+    drop = (own[:, None] - scores).reshape(n, len(ys), len(xs))
     rows = (np.arange(h)[None] - ys[:, None] >= 0) & (np.arange(h)[None] - ys[:, None] < patch)  # (Py, H)
     cols = (np.arange(w)[None] - xs[:, None] >= 0) & (np.arange(w)[None] - xs[:, None] < patch)  # (Px, W)
     total = np.einsum("nab,ah,bw->nhw", drop, rows.astype(np.float32), cols.astype(np.float32))
@@ -95,7 +108,7 @@ def rise(model, images, target=None, masks=2000, grid=7, keep=0.5, fill="mean", 
     ``masks`` passes per image; the same masks for every image (from ``seed``). Returns (N, H, W) float32 in
     score units: the expected score when the pixel is kept.
     """
-    probe, batch, target, fill = _prepare(model, images, target, fill, score, batch_size)
+    probe, batch, target, fill, _ = _prepare(model, images, target, fill, score, batch_size)
     masks, grid = c.positive_int("masks", masks), c.positive_int("grid", grid)
     keep = c.positive_float("keep", keep)
     if keep > 1:
@@ -136,13 +149,20 @@ def _segments(probe, batch, segments, n_segments):
     return as_segments(segments, len(batch), batch.shape[1:3])
 
 
-def _coalition_scores(probe, kind, batch, fill, target, seg, z, score, batch_size, progress, cancel):
-    """f(coalition) for coalitions z (N, S, P): (N, S) float32."""
+def _coalition_scores(probe, kind, batch, fill, target, seg, z, score, batch_size, progress, cancel, full, own):
+    """f(coalition) for coalitions z (N, S, P): (N, S) float32. Column ``full`` is the all-on coalition, the
+    image itself, whose scores ``own`` (N,) are known: it is not scored again."""
     n, s, _ = z.shape
-    return c.masked_scores(probe, kind, _coalition_mask, batch, fill, target,
-                           np.repeat(np.arange(n, dtype=np.int32), s), params=(z.reshape(n * s, -1),),
-                           context=(seg,), score=score, batch_size=batch_size, progress=progress,
-                           cancel=cancel).reshape(n, s)
+    rest = np.arange(s) != full
+    y = np.empty((n, s), np.float32)
+    y[:, full] = own
+    if s > 1:
+        y[:, rest] = c.masked_scores(probe, kind, _coalition_mask, batch, fill, target,
+                                     np.repeat(np.arange(n, dtype=np.int32), s - 1),
+                                     params=(z[:, rest].reshape(n * (s - 1), -1),), context=(seg,), score=score,
+                                     batch_size=batch_size, progress=_with_own(progress, n),
+                                     cancel=cancel).reshape(n, s - 1)
+    return y
 
 
 def lime(model, images, target=None, samples=1000, segments=None, n_segments=50, kernel_width=0.25, alpha=1.0,
@@ -155,7 +175,7 @@ def lime(model, images, target=None, samples=1000, segments=None, n_segments=50,
     segments: (H, W) or (N, H, W) integer labels; default ``superpixels(images, n_segments)``.
     ``samples`` passes per image. Returns (N, H, W) float32, signed, in score units per superpixel.
     """
-    probe, batch, target, fill = _prepare(model, images, target, fill, score, batch_size)
+    probe, batch, target, fill, own = _prepare(model, images, target, fill, score, batch_size)
     samples = c.positive_int("samples", samples)
     width = c.positive_float("kernel_width", kernel_width)
     alpha = c.positive_float("alpha", alpha, allow_zero=True)
@@ -165,7 +185,7 @@ def lime(model, images, target=None, samples=1000, segments=None, n_segments=50,
     z = (rng.random((len(batch), samples, p.max())) < 0.5).astype(np.float32)
     z[:, 0] = 1
     z *= np.arange(p.max())[None, None] < p[:, None, None]  # padding columns stay off
-    y = _coalition_scores(probe, "lime", batch, fill, target, seg, z, score, batch_size, progress, cancel)
+    y = _coalition_scores(probe, "lime", batch, fill, target, seg, z, score, batch_size, progress, cancel, 0, own)
     # Cosine distance to the all-on coalition: 1 - |z|_1 / (|z|_2 sqrt(P)); 1 for the empty coalition.
     on = z.sum(-1)
     d = 1 - on / np.maximum(np.sqrt(on * p[:, None]), 1e-12)
@@ -200,7 +220,7 @@ def kernel_shap(model, images, target=None, samples=1000, segments=None, n_segme
     Returns (N, H, W) float32, signed; each pixel has its superpixel's Shapley value in score units, so the
     superpixels' values add up to f(x) - f(all hidden).
     """
-    probe, batch, target, fill = _prepare(model, images, target, fill, score, batch_size)
+    probe, batch, target, fill, own = _prepare(model, images, target, fill, score, batch_size)
     samples = c.positive_int("samples", samples, minimum=3)
     seg = _segments(probe, batch, segments, n_segments)
     n = len(batch)
@@ -210,7 +230,8 @@ def kernel_shap(model, images, target=None, samples=1000, segments=None, n_segme
     z[:, 1] = np.arange(p.max())[None] < p[:, None]  # row 0: none, row 1: all (of this image's superpixels)
     for i in range(n):
         z[i, 2:, :p[i]] = _shapley_coalitions(rng, p[i], samples - 2)
-    y = _coalition_scores(probe, "kernel_shap", batch, fill, target, seg, z, score, batch_size, progress, cancel)
+    y = _coalition_scores(probe, "kernel_shap", batch, fill, target, seg, z, score, batch_size, progress, cancel, 1,
+                          own)
     maps = np.empty(seg.shape, np.float32)
     for i in range(n):
         maps[i] = _constrained_fit(z[i, 2:, :p[i]], y[i, 2:], y[i, 0], y[i, 1])[seg[i]]
