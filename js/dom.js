@@ -77,36 +77,56 @@ ${controls.map((c) => `${r} ${c}`).join(", ")} { font: inherit; color: inherit;
 /**
  * Show the widget referenced by the trait `trait` (a child widget, "IPY_MODEL_<id>", e.g. a bqplot figure) inside
  * `container`, as ipywidgets' own boxes do: its view is created by the widget manager and told it is attached
- * (Lumino messages) and displayed, and told to re-lay itself out when `container` resizes. Follows changes of the
- * trait. Returns a cleanup function that removes the view.
+ * (Lumino messages) and displayed, and told to re-lay itself out when `container` resizes. The view is created,
+ * and re-laid out, only while `container` is in the page with a width: a bqplot figure measures its box as it
+ * renders, and one laid out in a detached or hidden box (a sidebar panel behind another) gets a negative plot
+ * area. Follows changes of the trait. Returns a cleanup function that removes the view.
  */
 export function mountWidget(model, trait, container) {
   let view = null;
-  let token = 0;
+  let shown = false;
+  let token = 0; // the current trait value's turn: a view created for an older value is dropped
+  let creating = false;
   const tell = (type) => {
     const widget = view?.luminoWidget ?? view?.pWidget;
     widget?.processMessage?.({ type, isConflatable: type === "resize", width: -1, height: -1 });
   };
-  const resize = new ResizeObserver(() => tell("resize"));
-  async function show() {
-    const mine = ++token;
+  const visible = () => container.isConnected && container.clientWidth > 0;
+  async function create() {
+    const mine = token;
     const ref = model.get(trait);
     const manager = model.widget_manager;
+    if (typeof ref !== "string" || !ref.startsWith("IPY_MODEL_") || !manager) return;
+    creating = true;
+    try {
+      const child = await manager.get_model(ref.slice("IPY_MODEL_".length));
+      const created = await manager.create_view(child, {});
+      if (mine !== token) {
+        created.remove();
+        return;
+      }
+      view = created;
+      tell("before-attach");
+      container.replaceChildren(view.el);
+      tell("after-attach");
+      view.trigger("displayed");
+      shown = true;
+    } finally {
+      creating = false;
+    }
+  }
+  function show() {
+    token += 1;
     view?.remove();
     view = null;
-    if (typeof ref !== "string" || !ref.startsWith("IPY_MODEL_") || !manager) return;
-    const child = await manager.get_model(ref.slice("IPY_MODEL_".length));
-    const created = await manager.create_view(child, {});
-    if (mine !== token) {
-      created.remove();
-      return;
-    }
-    view = created;
-    tell("before-attach");
-    container.replaceChildren(view.el);
-    tell("after-attach");
-    view.trigger("displayed");
+    shown = false;
+    if (visible()) create();
   }
+  const resize = new ResizeObserver(() => {
+    if (!visible()) return; // hidden: the view keeps its last layout
+    if (shown) tell("resize");
+    else if (!view && !creating) create();
+  });
   const listener = () => show();
   model.on(`change:${trait}`, listener);
   resize.observe(container);

@@ -6,6 +6,14 @@ and ``has_trait`` work as on any ipywidget, and there is one copy of each value.
 child widgets held in synced ``Instance`` traits and mounted by the view (``js/dom.js`` ``mountWidget``); the base
 closes them with everything inside them.
 
+Why the public widget is the anywidget model (and not a Box around a view, as before): ``widgets.jslink`` links
+two models in the browser, so the traits it links must live on the model the person holds, and a view must draw
+from them with no kernel; real traits on the widget also make ``link``/``observe``/``has_trait`` plain ipywidgets
+behaviour, and a refused value has one copy to put back. Prototyped first in JupyterLab 4.6: a bqplot figure held
+in a synced ``Instance`` trait, created with ``model.widget_manager.create_view`` and sent Lumino attach messages
+(``js/dom.js`` ``mountWidget``), draws as in a Box, and a jslinked IntSlider drives the widget with the kernel
+SIGSTOPped (tests/browser/test_jslink_browser.py).
+
 How a widget uses it (see activation_grid.py for a worked example)::
 
     class MyView(CnnWidget):
@@ -32,6 +40,7 @@ How a widget uses it (see activation_grid.py for a worked example)::
             state = compute(...)
             if job.cancelled: return
             self._report(job, tiles=state)     # dropped if a newer job was asked for meanwhile
+                                               # (or: with self._locked(): if self._is_current(job): ...)
             return {"status": "done"}          # pushed with running=False at the end (if still current)
 
 What the base owns:
@@ -323,27 +332,12 @@ class CnnWidget(anywidget.AnyWidget):
     @contextlib.contextmanager
     def _locked(self):
         """Hold the widget's lock (re-entrant), counting the holds of this thread."""
-        ident = threading.get_ident()
-        with self._lock:
-            self._held[ident] = self._held.get(ident, 0) + 1
-            try:
-                yield
-            finally:
-                self._held[ident] -= 1
-                if not self._held[ident]:
-                    del self._held[ident]
+        with self._lock, _counted(self._held):
+            yield
 
-    @contextlib.contextmanager
     def _quietly(self):
         """Set traits without the widget's reactions running: it made the state, or is putting one back."""
-        ident = threading.get_ident()
-        self._quiet[ident] = self._quiet.get(ident, 0) + 1
-        try:
-            yield
-        finally:
-            self._quiet[ident] -= 1
-            if not self._quiet[ident]:
-                del self._quiet[ident]
+        return _counted(self._quiet)
 
     def _is_quiet(self) -> bool:
         return threading.get_ident() in self.__dict__.get("_quiet", ())
@@ -436,26 +430,31 @@ class CnnWidget(anywidget.AnyWidget):
                 jobs.append(job)
             return job
 
+    def _is_current(self, job: Job) -> bool:
+        """Whether ``job``'s reports may be shown: it is the newest job and the widget is open. Ask under
+        ``self._locked()`` and act under the same hold."""
+        return self._jobs.is_current(job) and not self._closed
+
     def _report(self, job: Job, *, throttle: bool = False, **values) -> bool:
         """Push ``values`` from ``job`` if it is still the newest job (and, with ``throttle``, if a report is due).
         Returns whether they were pushed."""
         if throttle and not job.due(PROGRESS_SECONDS):
             return False
         with self._locked():
-            if not self._jobs.is_current(job) or self._closed:
+            if not self._is_current(job):
                 return False
             self._push(**values)
             return True
 
     def _job_done(self, job: Job, result):
         with self._locked():
-            if not self._jobs.is_current(job) or self._closed:
+            if not self._is_current(job):
                 return
             self._push(**(result or {}), running=False)
 
     def _job_failed(self, job: Job, exc: BaseException, trace: str, revert: dict | None):
         with self._locked():
-            if not self._jobs.is_current(job) or self._closed:
+            if not self._is_current(job):
                 return
             # Our own errors say what to do; anything else is a bug, so its traceback goes to the kernel log too.
             if isinstance(exc, CnnWidgetError):
@@ -493,6 +492,19 @@ class CnnWidget(anywidget.AnyWidget):
         self._links.append(unlink)
         leader._links.append(unlink)
         return unlink
+
+
+@contextlib.contextmanager
+def _counted(depths: dict):
+    """Count this thread in ``depths`` (thread ident -> depth) for the block."""
+    ident = threading.get_ident()
+    depths[ident] = depths.get(ident, 0) + 1
+    try:
+        yield
+    finally:
+        depths[ident] -= 1
+        if not depths[ident]:
+            del depths[ident]
 
 
 def _widgets_in(widget: ipywidgets.Widget):

@@ -526,7 +526,7 @@ class _Stream:
         ``keep()`` (storing final images) runs with it, under the widget's lock."""
         w = self.widget
         with w._locked():
-            if not w._jobs.is_current(self.job) or w._closed:
+            if not w._is_current(self.job):
                 return
             if keep is not None:
                 keep()
