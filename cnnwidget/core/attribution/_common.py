@@ -258,7 +258,7 @@ def masked_scores(probe: ModelProbe, kind: str, build: Callable, batch: np.ndarr
     return tf.concat(out, 0).numpy()
 
 
-TRIAL_SIZES = (4, 8, 16, 32)
+TRIAL_SIZES = (2, 4, 8, 16, 32)
 """Chunk sizes ``masked_scores`` tries (those up to the probe's ``batch_size``) before settling on one."""
 
 
@@ -267,7 +267,8 @@ def _trials(probe: ModelProbe, rows: int) -> list:
     two interleaved rounds of ``TRIAL_SIZES`` (real work, not extra passes), if the stream is that long.
 
     Why: the fastest chunk is not the largest. MobileNetV2 at 224 on 2 loaded cores scored 170 ms per image in
-    chunks of 2-4 and 245 ms in chunks of 32 (cache-sized activations win), while a small model gains from the
+    chunks of 2-4 and 245 ms in chunks of 32 (benchmarks/attribution.py, load 12-16: 8.1 images/s at 2, 3.8 at
+    32; cache-sized activations win), while a small model gains from the
     largest chunk; only a measurement on the machine, the model and the image size knows. The least time per image
     of each size (a load burst only slows a chunk down) picks the best, kept by the probe per image shape."""
     sizes = [b for b in TRIAL_SIZES if b <= probe.batch_size] or [probe.batch_size]
