@@ -83,8 +83,19 @@ def targets(probe: ModelProbe, n: int, target) -> np.ndarray:
     return out.astype(np.int32)
 
 
-def predicted(probe: ModelProbe, batch: np.ndarray, target: np.ndarray, batch_size: int | None = None):
-    """Resolve PREDICTED entries with one forward pass; returns (targets (N,) int32, target logits (N,) float32)."""
+def stop_if_cancelled(cancel, when: str) -> None:
+    """Raise Cancelled if the ``cancel`` event (a threading.Event or None) is set."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(f"cancelled {when}.")
+
+
+def predicted(probe: ModelProbe, batch: np.ndarray, target: np.ndarray, batch_size: int | None = None,
+              cancel=None):
+    """Resolve PREDICTED entries with one forward pass; returns (targets (N,) int32, target logits (N,) float32).
+
+    A ``cancel`` event already set raises Cancelled before the pass: a caller that only wants a method's options
+    checked (a widget, before it queues the work) then costs no trace and no pass."""
+    stop_if_cancelled(cancel, "before the first pass")
     logits = tf.concat([logit_fn(probe)(tf.constant(batch[i:i + (batch_size or probe.batch_size)]))
                         for i in range(0, len(batch), batch_size or probe.batch_size)], 0).numpy()
     target = np.where(target == PREDICTED, logits.argmax(-1), target).astype(np.int32)

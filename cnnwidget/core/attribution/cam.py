@@ -106,10 +106,12 @@ def score_cam(model, images, target=None, layer=None, channels=None, fill="black
     ``_common.masked_scores``.
     """
     probe, batch, target, path = _prepare(model, images, target, layer, "score_cam")
-    target, _ = c.predicted(probe, batch, target, batch_size)
+    fill = c.fill_images(probe, batch, fill)
+    channels = None if channels is None else c.positive_int("channels", channels)
+    target, _ = c.predicted(probe, batch, target, batch_size, cancel)
     a = probe.activations(batch, [path])[path]  # (N, h, w, k)
     n, k = len(batch), a.shape[-1]
-    keep = k if channels is None else min(c.positive_int("channels", channels), k)
+    keep = k if channels is None else min(channels, k)
     order = np.argsort(-a.var(axis=(1, 2)), axis=1, kind="stable")[:, :keep].astype(np.int32)  # (N, keep)
     lo, hi = a.min(axis=(1, 2), keepdims=True), a.max(axis=(1, 2), keepdims=True)
     masks = np.transpose((a - lo) / np.where(hi > lo, hi - lo, 1), (0, 3, 1, 2)).astype(np.float32)  # (N, k, h, w)
@@ -119,7 +121,7 @@ def score_cam(model, images, target=None, layer=None, channels=None, fill="black
         low = tf.gather_nd(masks, tf.stack([idx, channel], 1))  # (B, h, w)
         return tf.image.resize(low[..., None], tf.reshape(size, [2]), "bilinear")[..., 0]
 
-    scores = c.masked_scores(probe, "score_cam", build, batch, c.fill_images(probe, batch, fill), target,
+    scores = c.masked_scores(probe, "score_cam", build, batch, fill, target,
                              np.repeat(np.arange(n, dtype=np.int32), keep), params=(order.reshape(-1),),
                              context=(masks, size), score="probability", batch_size=batch_size, progress=progress,
                              cancel=cancel).reshape(n, keep)

@@ -108,7 +108,7 @@ def smoothgrad(model, images, target=None, samples=50, noise=0.15, variant="mean
     lo, hi = probe.input_range
     sigma = c.positive_float("noise", noise, allow_zero=True) * (hi - lo)
     c.choice("variant", variant, ("mean", "squared", "variance"))
-    target, _ = c.predicted(probe, batch, target, batch_size)
+    target, _ = c.predicted(probe, batch, target, batch_size, cancel)
     sum_g, sum_g2 = _accumulate(probe, batch, batch, target, np.ones(samples), np.full(samples, 1.0 / samples),
                                 sigma, seed, batch_size, progress, cancel, "smoothgrad")
     if variant == "mean":
@@ -203,7 +203,7 @@ def integrated_gradients(model, images, target=None, steps=50, baseline=None, me
     steps = c.positive_int("steps", steps)
     c.choice("method", method, ("gausslegendre", "trapezoid"))
     base = baseline_images(probe, batch, baseline, seed)
-    target, _ = c.predicted(probe, batch, target, batch_size)
+    target, _ = c.predicted(probe, batch, target, batch_size, cancel)
     alphas, weights = _path(steps, method)
     sum_g, _ = _accumulate(probe, batch, base, target, alphas, weights, 0.0, seed, batch_size, progress, cancel,
                            "integrated_gradients")

@@ -74,11 +74,12 @@ def _ranks(maps: np.ndarray, seed: int) -> np.ndarray:
     return ranks.reshape(maps.shape)
 
 
-def _options(probe, batch, target, steps, baseline, score, batch_size):
+def _options(probe, batch, target, steps, baseline, score, batch_size, cancel=None):
     steps = c.positive_int("steps", steps)
     c.choice("score", score, ("logit", "probability"))
-    target, _ = c.predicted(probe, batch, c.targets(probe, len(batch), target), batch_size)
-    return target, steps, c.fill_images(probe, batch, baseline, name="baseline")
+    fill = c.fill_images(probe, batch, baseline, name="baseline")
+    target, _ = c.predicted(probe, batch, c.targets(probe, len(batch), target), batch_size, cancel)
+    return target, steps, fill
 
 
 def _scores(probe, kind, batch, fill, target, ranks, steps, score, batch_size, progress, cancel):
@@ -105,7 +106,7 @@ def _curve(kind, model, images, maps, target, steps, baseline, score, sign, seed
     batch = probe.images(images)
     n, h, w = batch.shape[:3]
     maps = shown(check_maps(maps, n, h, w), sign)
-    target, steps, fill = _options(probe, batch, target, steps, baseline, score, batch_size)
+    target, steps, fill = _options(probe, batch, target, steps, baseline, score, batch_size, cancel)
     auc, scores = _scores(probe, kind, batch, fill, target, _ranks(maps, seed), steps, score, batch_size, progress,
                           cancel)
     return (auc, scores) if return_curves else auc
@@ -157,7 +158,7 @@ def random_reference(model, images, target=None, draws=4, steps=10, baseline="me
     batch = probe.images(images)
     n, h, w = batch.shape[:3]
     draws = c.positive_int("draws", draws)
-    target, steps, fill = _options(probe, batch, target, steps, baseline, score, batch_size)
+    target, steps, fill = _options(probe, batch, target, steps, baseline, score, batch_size, cancel)
     rows = np.tile(np.arange(n), draws)  # draw-major: row r is image r % n
     ranks = _ranks(np.zeros((n * draws, h, w), np.float32), seed)  # all ties: a random order per row
     total = 2 * len(rows) * (steps + 1)

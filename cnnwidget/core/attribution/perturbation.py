@@ -22,20 +22,26 @@ from .segmentation import as_segments, superpixels
 _SCORES = ("logit", "probability")
 
 
-def _prepare(model, images, target, fill, score, batch_size):
-    """(probe, images, resolved targets, fill, the images' own target scores (N,)): the one pass over the
-    unmasked images, whose scores the methods use instead of scoring the unmasked images again."""
+def _prepare(model, images, target, fill, score):
+    """(probe, images, targets (PREDICTED unresolved), fill): the inputs checked, no pass made yet."""
     probe = c.as_probe(model)
     batch = probe.images(images)
     target = c.targets(probe, len(batch), target)
     c.choice("score", score, _SCORES)
-    fill = c.fill_images(probe, batch, fill)
+    return probe, batch, target, c.fill_images(probe, batch, fill)
+
+
+def _own_scores(probe, batch, target, score, batch_size, cancel):
+    """(resolved targets (N,) int32, the images' own target scores (N,)): the one pass over the unmasked images,
+    whose scores the methods use instead of scoring the unmasked images again. Made after every option is
+    checked, and not at all when ``cancel`` is already set (a caller checking options only)."""
+    c.stop_if_cancelled(cancel, "before the first pass")
     bs, fn = c.batch_size_of(probe, batch_size), c.logit_fn(probe)
     logits = np.concatenate([np.asarray(fn(tf.constant(batch[i:i + bs]))) for i in range(0, len(batch), bs)])
     target = np.where(target == c.PREDICTED, logits.argmax(-1), target).astype(np.int32)
     if score == "probability":
         logits = np.asarray(tf.nn.softmax(logits, -1))
-    return probe, batch, target, fill, logits[np.arange(len(batch)), target].astype(np.float32)
+    return target, logits[np.arange(len(batch)), target].astype(np.float32)
 
 
 def _with_own(progress, n: int):
@@ -59,12 +65,13 @@ def occlusion(model, images, target=None, patch=16, stride=8, fill="mean", score
     ((H - patch) / stride + 1)^2 passes per image (one more row/column when the stride does not reach the edge).
     Returns (N, H, W) float32, signed (positive: hiding the pixel lowers the score), in score units.
     """
-    probe, batch, target, fill, own = _prepare(model, images, target, fill, score, batch_size)
+    probe, batch, target, fill = _prepare(model, images, target, fill, score)
     h, w = batch.shape[1:3]
     patch = c.positive_int("patch", patch)
     if patch > min(h, w):
         raise c.OptionError(f"patch must be at most the image side ({min(h, w)} px); got {patch}.")
     stride = c.positive_int("stride", stride)
+    target, own = _own_scores(probe, batch, target, score, batch_size, cancel)
     ys, xs = _starts(h, patch, stride), _starts(w, patch, stride)
     boxes = np.stack(np.meshgrid(ys, xs, indexing="ij"), -1).reshape(-1, 2)  # (P, 2) top-left corners
     n, p = len(batch), len(boxes)
@@ -108,11 +115,12 @@ def rise(model, images, target=None, masks=2000, grid=7, keep=0.5, fill="mean", 
     ``masks`` passes per image; the same masks for every image (from ``seed``). Returns (N, H, W) float32 in
     score units: the expected score when the pixel is kept.
     """
-    probe, batch, target, fill, _ = _prepare(model, images, target, fill, score, batch_size)
+    probe, batch, target, fill = _prepare(model, images, target, fill, score)
     masks, grid = c.positive_int("masks", masks), c.positive_int("grid", grid)
     keep = c.positive_float("keep", keep)
     if keep > 1:
         raise c.OptionError(f"keep is a probability in (0, 1]; got {keep}.")
+    target, _ = _own_scores(probe, batch, target, score, batch_size, cancel)
     h, w = batch.shape[1:3]
     rng = np.random.default_rng(seed)
     grids = (rng.random((masks, grid, grid)) < keep).astype(np.float32)
@@ -175,11 +183,12 @@ def lime(model, images, target=None, samples=1000, segments=None, n_segments=50,
     segments: (H, W) or (N, H, W) integer labels; default ``superpixels(images, n_segments)``.
     ``samples`` passes per image. Returns (N, H, W) float32, signed, in score units per superpixel.
     """
-    probe, batch, target, fill, own = _prepare(model, images, target, fill, score, batch_size)
+    probe, batch, target, fill = _prepare(model, images, target, fill, score)
     samples = c.positive_int("samples", samples)
     width = c.positive_float("kernel_width", kernel_width)
     alpha = c.positive_float("alpha", alpha, allow_zero=True)
     seg = _segments(probe, batch, segments, n_segments)
+    target, own = _own_scores(probe, batch, target, score, batch_size, cancel)
     p = seg.reshape(len(batch), -1).max(1) + 1  # superpixels per image
     rng = np.random.default_rng(seed)
     z = (rng.random((len(batch), samples, p.max())) < 0.5).astype(np.float32)
@@ -220,9 +229,10 @@ def kernel_shap(model, images, target=None, samples=1000, segments=None, n_segme
     Returns (N, H, W) float32, signed; each pixel has its superpixel's Shapley value in score units, so the
     superpixels' values add up to f(x) - f(all hidden).
     """
-    probe, batch, target, fill, own = _prepare(model, images, target, fill, score, batch_size)
+    probe, batch, target, fill = _prepare(model, images, target, fill, score)
     samples = c.positive_int("samples", samples, minimum=3)
     seg = _segments(probe, batch, segments, n_segments)
+    target, own = _own_scores(probe, batch, target, score, batch_size, cancel)
     n = len(batch)
     p = seg.reshape(n, -1).max(1) + 1
     rng = np.random.default_rng(seed)
