@@ -164,6 +164,13 @@ def from_browser() -> bool:
     return getattr(_thread, "browser", 0) > 0
 
 
+@functools.lru_cache(maxsize=None)
+def _own_traits(cls) -> frozenset:
+    """The traits a cnnwidget class declares itself (not those of ipywidgets' DOMWidget, such as ``layout``)."""
+    return frozenset(name for klass in cls.__mro__ if issubclass(klass, CnnWidget)
+                     for name, value in vars(klass).items() if isinstance(value, t.TraitType))
+
+
 class CnnWidget(anywidget.AnyWidget):
     """The base of every cnnwidget widget; see the module docstring."""
 
@@ -253,6 +260,11 @@ class CnnWidget(anywidget.AnyWidget):
         if name.startswith("_") or not self.has_trait(name):
             super().__setattr__(name, value)
             return
+        state = self.__dict__
+        if state.get("_closed") and not state["_quiet"].get(threading.get_ident()) and name in _own_traits(type(self)):
+            # A closed widget has no view and no worker: taking the value would change nothing anyone sees.
+            raise CnnWidgetError(f"this {type(self).__name__} is closed, so {name} can no longer be set; make a new "
+                                 f"widget to go on.")
         try:
             super().__setattr__(name, value)
         except t.TraitError as exc:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import traitlets as t
 
-from cnnwidget.core import OptionError
+from cnnwidget.core import CnnWidgetError, OptionError
 from cnnwidget.widgets._base import CnnWidget, checks, reacts
 
 
@@ -169,6 +169,14 @@ def test_close_closes_every_widget_it_made_and_frees_the_widget():
     del w
     gc.collect()
     assert set(ipywidgets.Widget.widgets) - before == set() and ref() is None
+
+
+def test_a_closed_widget_refuses_new_values_with_a_message():
+    w = Counter()
+    w.close()
+    with pytest.raises(CnnWidgetError, match="Counter is closed, so value can no longer be set"):
+        w.value = 3
+    assert w.value == 0
 
 
 def test_a_constructor_that_raises_halfway_leaves_nothing_on_stderr_at_collection(monkeypatch):
