@@ -154,6 +154,14 @@ def axis(scale, label: str = "", *, kind: str = "real", vertical: bool = False, 
         options.setdefault("orientation", "vertical")
     if side:
         options["side"] = side
+    if rotate and not vertical and side not in ("left", "right", "top"):
+        # bqplot rotates a tick label about its middle: half of each name would lie inside the plot (under the
+        # marks, cut). Anchored at its end (or start), the whole name hangs below the axis, as _rotated() assumes.
+        style = dict(options.pop("tick_style", None) or {})
+        style.setdefault("text-anchor", "end" if rotate < 0 else "start")
+        options["tick_style"] = style
+    if kind != "ordinal":
+        options.setdefault("num_ticks", 0)  # no ticks before data (bqplot's own are ten over [0, 1]: "0 0 0 0 0 1...")
     a = bqplot.Axis(scale=scale, label=label, tick_rotate=rotate, **options)
     a._cnnw_kind = kind  # read by follow(); a plain attribute, not synced
     return a
@@ -163,6 +171,7 @@ def color_axis(scale, label: str = "", **options) -> bqplot.ColorAxis:
     """A bqplot ColorAxis (a colour bar) with an explicit tick format; :func:`follow` gives it ticks from the colour
     data."""
     options.setdefault("tick_format", ".6~g")
+    options.setdefault("num_ticks", 0)  # no ticks until follow() sees colour data
     a = bqplot.ColorAxis(scale=scale, label=label, **options)
     a._cnnw_kind = "real"
     return a
@@ -196,16 +205,33 @@ def refresh(figure: bqplot.Figure) -> None:
                 names = [str(v) for v in _ordinal_domain(figure, a.scale)]
                 width = max((len(n) for n in names), default=0) * _CHAR
                 extent = _rotated(width, a.tick_rotate, side)
+                if side in ("bottom", "top") and a.tick_rotate:
+                    # an end-anchored rotated name reaches sideways beyond its tick (the first/last column's)
+                    edge = "left" if a.tick_rotate < 0 else "right"
+                    reach = math.ceil(width * math.cos(math.radians(abs(a.tick_rotate))))
+                    if margin.get(edge, 0) < reach:
+                        margin[edge] = reach
             else:
                 lo, hi = _data_range(figure, a.scale, zero=kind == "count")
                 t = ticks(lo, hi, integer=kind in ("integer", "count")) if kind != "percent" else _percent(lo, hi)
                 values = np.asarray(t.values, np.float64)
                 current = np.asarray(a.tick_values if a.tick_values is not None else [], np.float64)
-                if a.tick_format != t.format or current.shape != values.shape or not np.array_equal(current, values):
+                # bqplot draws its own ten ticks when tick_values is empty, unless num_ticks < 2 (then none): over
+                # an empty domain ([0, 1]) printed "d" they read "0 0 0 0 0 1 1 1 1 1".
+                num = None if len(values) else 0
+                if a.tick_format != t.format or current.shape != values.shape or not np.array_equal(current, values) \
+                        or a.num_ticks != num:
                     with a.hold_sync():
-                        a.tick_format, a.tick_values = t.format, values
+                        a.tick_format, a.tick_values, a.num_ticks = t.format, values, num
                 width = max((len(s) for s in t.labels), default=1) * _CHAR
                 extent = width if side in ("left", "right") else _TICK_HEIGHT
+                if side in ("bottom", "top") and t.labels and not isinstance(a, bqplot.ColorAxis):
+                    # a horizontal tick label is centred on its tick: the first and last stick out half their width
+                    # beyond the plot area where they sit at its edges
+                    for edge, label in (("left", t.labels[0]), ("right", t.labels[-1])):
+                        half = math.ceil(len(label) * _CHAR / 2 + 2)
+                        if margin.get(edge, 0) < half:
+                            margin[edge] = half
             if isinstance(a, bqplot.ColorAxis):
                 continue
             # Tick labels reach _TICK_GAP + extent from the axis line; the label's near edge goes _GAP beyond them.
@@ -215,7 +241,7 @@ def refresh(figure: bqplot.Figure) -> None:
             offset = math.ceil(near + (4 if side in ("left", "right") else _LABEL_HEIGHT - 4))
             if a.label and a.label_offset != f"{offset}px":
                 a.label_offset = f"{offset}px"
-            need = offset + (_LABEL_HEIGHT if side in ("left", "right") else 6) if a.label else math.ceil(near)
+            need = offset + (_LABEL_HEIGHT + 4 if side in ("left", "right") else 6) if a.label else math.ceil(near)
             if margin.get(side, 0) < need:
                 margin[side] = need
         if figure.title and any(a.orientation == "vertical" for a in figure.axes) and \

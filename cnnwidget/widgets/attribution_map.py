@@ -484,7 +484,8 @@ def _curve_chart(title: str) -> bqplot.Figure:
     """Target probability against the fraction of pixels removed or put back; one line per method, in the colour
     of the swatch beside its map's name in the view (which also shows the AUCs: a bqplot legend of a dozen long
     names would cover the curves)."""
-    x, y = bqplot.LinearScale(min=0.0, max=1.0), bqplot.LinearScale(min=0.0, max=1.0)
+    # y padded by 5%: its "0.0" sits above the axis line, clear of the x axis's "0.0" below it (ticks stay 0..1)
+    x, y = bqplot.LinearScale(min=0.0, max=1.0), bqplot.LinearScale(min=-0.05, max=1.05)
     line = bqplot.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y},
                         colors=[PALETTE[0]], stroke_width=2)
     axes = [_axes.axis(x, "fraction of pixels"), _axes.axis(y, "p(target)", vertical=True)]

@@ -208,6 +208,7 @@ class TrainingMonitor(CnnWidget):
                 self._grad.color = np.where(np.isfinite(color), color, np.nan)
                 self._grad.row = [str(p) for p in h["weight_layers"]]
                 self._grad.column = h["probe_step"][-_MAX_COLUMNS:]
+                self._grad.visible = True
         with np.errstate(divide="ignore"):
             ratio = np.log10(np.maximum(h["update_ratio"][-1], 1e-12))
         _set_bars(self._ratio, list(h["weight_layers"]), ratio)
@@ -276,7 +277,8 @@ def _grid_figure():
     rows, cols, color = bqplot.OrdinalScale(), bqplot.OrdinalScale(), bqplot.ColorScale(scheme="viridis")
     # color first: bqplot checks row and column against the color shape already set
     grid = bqplot.GridHeatMap(color=np.full((2, 2), np.nan), row=["", " "], column=[0, 1],
-                              scales={"row": rows, "column": cols, "color": color}, null_color="#eeeeee")
+                              scales={"row": rows, "column": cols, "color": color}, null_color="#eeeeee",
+                              visible=False)  # until data: an all-NaN grid on an unbounded colour scale draws black
     axes = [_axes.axis(cols, "probe step", kind="ordinal", num_ticks=5),  # every 120th column named: 5 of them
             _axes.axis(rows, kind="ordinal", vertical=True),
             _axes.color_axis(color, "log10 |grad|", side="right", orientation="vertical")]

@@ -180,3 +180,105 @@ def test_every_chart_axis_of_every_widget_comes_from_the_helper(name):
         assert all(a.tick_format or a._cnnw_kind == "ordinal" for a in axes)
     finally:
         widget.close()
+
+
+def _drawn(a) -> list[str]:
+    """The tick labels bqplot 0.13 draws for axis ``a`` (Axis.set_tick_values): ``tick_values`` if any (thinned to
+    ``num_ticks``); else none if ``num_ticks`` < 2; else d3's ten ticks over the scale's domain, [0, 1] when empty."""
+    values = list(a.tick_values if a.tick_values is not None else [])
+    if not values:
+        if a.num_ticks is not None:
+            return []
+        values = list(np.linspace(0.0, 1.0, 11))
+    elif a.num_ticks is not None and len(values) > a.num_ticks:
+        values = values[::len(values) // max(a.num_ticks - 1, 1)]
+    return [_axes._print(v, a.tick_format) if not a.tick_format.endswith("%") else f"{v:{a.tick_format}}"
+            for v in values]
+
+
+def _line_figure(kind, x=(), y=()):
+    xs, ys = bqplot.LinearScale(), bqplot.LinearScale()
+    line = bqplot.Lines(x=np.asarray(x, float), y=np.asarray(y, float), scales={"x": xs, "y": ys})
+    return _axes.follow(bqplot.Figure(marks=[line], axes=[_axes.axis(xs, "step", kind=kind),
+                                                          _axes.axis(ys, "loss", vertical=True)])), line
+
+
+@pytest.mark.parametrize("kind", ["integer", "real", "count", "percent"])
+def test_an_axis_shown_before_its_data_draws_no_ticks(kind):
+    fig, _ = _line_figure(kind)
+    assert [_drawn(a) for a in fig.axes] == [[], []]  # was "0 0 0 0 0 1 1 1 1 1" (bqplot's ten over [0, 1])
+
+
+def test_a_colour_bar_shown_before_its_data_draws_no_ticks():
+    color = bqplot.ColorScale(scheme="viridis")
+    grid = bqplot.GridHeatMap(color=np.full((2, 2), np.nan), row=["", " "], column=[0, 1],
+                              scales={"row": bqplot.OrdinalScale(), "column": bqplot.OrdinalScale(), "color": color})
+    fig = _axes.follow(bqplot.Figure(marks=[grid], axes=[_axes.color_axis(color, "log10 |grad|")]))
+    assert _drawn(fig.axes[0]) == []
+
+
+def test_an_axis_whose_data_arrive_later_draws_exactly_their_ticks():
+    fig, line = _line_figure("integer")
+    with line.hold_sync():
+        line.x, line.y = np.arange(13.0), np.linspace(2.0, 1.0, 13)
+    assert _drawn(fig.axes[0]) == ["0", "5", "10"]
+    with line.hold_sync():
+        line.x, line.y = np.zeros(0), np.zeros(0)  # cleared again (a new fit): no ticks again, not bqplot's ten
+    assert _drawn(fig.axes[0]) == []
+
+
+@pytest.mark.parametrize("x", [[0.0], [0.0, 0.4], [0.0, 1.0], [0.0, 2.0], [3.0, 3.5], [0.5, 0.7]])
+def test_an_integer_axis_over_a_tiny_domain_never_repeats_a_label(x):
+    fig, line = _line_figure("integer")
+    with line.hold_sync():
+        line.x, line.y = np.asarray(x), np.zeros(len(x))
+    labels = _drawn(fig.axes[0])
+    assert len(labels) == len(set(labels)) and len(labels) <= 5, labels
+    assert all(x[0] <= float(v) <= x[-1] for v in labels), labels
+
+
+@pytest.mark.parametrize("integer", [False, True])
+def test_tick_labels_are_distinct_over_any_domain(integer):
+    rng = np.random.default_rng(1)
+    for _ in range(2000):
+        lo = rng.normal() * 10.0 ** rng.integers(-3, 7)
+        hi = lo + 10.0 ** rng.uniform(-6, 3) * abs(lo or 1.0)
+        labels = ticks(lo, hi, integer=integer).labels
+        assert len(labels) == len(set(labels)), (lo, hi, labels)
+
+
+def test_the_end_labels_of_a_horizontal_axis_fit_inside_the_figure():
+    xs, ys = bqplot.LinearScale(min=0.0, max=2_000_000.0), bqplot.LinearScale()
+    line = bqplot.Lines(x=[0.0, 1.0], y=[0.0, 1.0], scales={"x": xs, "y": ys})
+    fig = _axes.follow(bqplot.Figure(marks=[line], axes=[_axes.axis(xs, "pixels")],
+                                     fig_margin={"top": 10, "bottom": 10, "left": 4, "right": 4}))
+    last = _drawn(fig.axes[0])[-1]
+    assert fig.fig_margin["right"] >= len(last) * 5.8 / 2  # the last label is centred on the plot's right edge
+
+
+def test_rotated_names_hang_below_the_axis_and_the_first_one_fits_on_the_left():
+    x, y = bqplot.OrdinalScale(), bqplot.LinearScale()
+    names = ["predictions", "block1_relu_with_a_long_name"]
+    bars = bqplot.Bars(x=names, y=[1.0, 2.0], scales={"x": x, "y": y})
+    fig = _axes.follow(bqplot.Figure(marks=[bars], axes=[_axes.axis(x, kind="ordinal", rotate=-45)],
+                                     fig_margin={"top": 10, "bottom": 10, "left": 10, "right": 10}))
+    # bqplot rotates each name about its middle: half of it would lie inside the plot, under the bars
+    assert fig.axes[0].tick_style.get("text-anchor") == "end"
+    assert fig.fig_margin["left"] >= max(len(n) for n in names) * 5.8 * math.cos(math.pi / 4)
+
+
+def test_the_gradient_heatmap_draws_nothing_before_fit():
+    widget = _widgets()["TrainingMonitor"]()
+    try:
+        assert widget._grad.visible is False  # an all-NaN grid on an open colour scale drew a black rectangle
+    finally:
+        widget.close()
+
+
+def test_the_curve_charts_keep_the_y_origin_label_off_the_x_origin_label():
+    from cnnwidget.widgets.attribution_map import _curve_chart
+
+    fig = _curve_chart("deletion")
+    x, y = fig.axes  # both bounded from the start: the same ticks before and after the curves
+    assert _drawn(x) == ["0.0", "0.5", "1.0"] and _drawn(y) == ["0.0", "0.5", "1.0"]
+    assert y.scale.min < 0.0  # "0.0" of y sits above the axis line, not on x's "0.0"
