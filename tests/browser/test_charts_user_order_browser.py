@@ -30,6 +30,7 @@ def test_attribution_curves_arrive_in_charts_shown_empty(lab):
     root = ".jp-Notebook .jp-CodeCell:has(.cnnw-am)"
     lab.wait_for(page, f"{root} .bqplot svg")
     assert charts.geometry(page, root)["lines"] in ([], [0], [1]), "curves before any were computed"
+    assert charts.axis_problems(page, root) == []  # shown empty: no overlapping origin labels, none cut
     # curves now: computed on the widget's worker after display, then sent to the charts already on the page
     lab.kernel_run(page, "am.wait(180)\nam.curves = True\nam.compute()\nam.wait(180)", timeout=400)
     page.wait_for_function("(sel) => document.querySelectorAll(sel + ' .bqplot path.line').length >= 4",
@@ -43,7 +44,7 @@ def test_attribution_curves_arrive_in_charts_shown_empty(lab):
         assert len(g["lines"]) == 2 and min(g["lines"]) == 5, g  # two methods, curve_steps + 1 points each
         for label in ("fraction of pixels", "p(target)"):
             assert _numbers(g["ticks"][label]) == [0.0, 0.5, 1.0], g["ticks"]  # exact: never 0.2 for 0.25
-    assert lab.axis_problems(page, root) == []
+    assert lab.axis_problems(page, root) == [] and charts.axis_problems(page, root) == []
 
 
 def test_the_filter_histogram_follows_a_layer_chosen_after_display(lab):
@@ -63,7 +64,7 @@ def test_the_filter_histogram_follows_a_layer_chosen_after_display(lab):
     assert counts[0] == 0 and all(c == int(c) for c in counts) and counts == sorted(counts), counts  # not -163
     weights = _numbers(g["ticks"]["weight"])
     assert len(weights) >= 2 and weights == sorted(weights), weights
-    assert lab.axis_problems(page, root) == []
+    assert lab.axis_problems(page, root) == [] and charts.axis_problems(page, root) == []
 
 
 def test_the_loss_chart_draws_a_render_started_after_display(lab):
@@ -72,6 +73,9 @@ def test_the_loss_chart_draws_a_render_started_after_display(lab):
     lab.run_all(page, timeout=240)
     root = ".jp-Notebook .jp-CodeCell:has(.cnnw-fv)"
     lab.wait_for(page, f"{root} .bqplot svg")
+    page.wait_for_timeout(500)
+    assert charts.geometry(page, root)["ticks"] == {}, "ticks on a chart with no data"  # not "0 0 0 0 0 1 1 1 1 1"
+    assert charts.axis_problems(page, root) == []
     lab.kernel_run(page, "fvw.render().wait(180)", timeout=200)
     page.wait_for_timeout(1000)
     g = charts.geometry(page, root)
@@ -79,4 +83,72 @@ def test_the_loss_chart_draws_a_render_started_after_display(lab):
     steps = _numbers(g["ticks"]["step"])
     assert steps and all(s == int(s) and 0 <= s <= 12 for s in steps), steps  # whole steps inside the render
     assert len(g["ticks"]["loss (\u2212objective)"]) >= 1, g["ticks"]
-    assert lab.axis_problems(page, root) == []
+    assert lab.axis_problems(page, root) == [] and charts.axis_problems(page, root) == []
+
+
+VISIBLE_CELLS = """(sel) => [...document.querySelectorAll(sel + ' .heatmapcell')].filter((c) =>
+  c.getBoundingClientRect().width && c.checkVisibility({opacityProperty: true, visibilityProperty: true})).length"""
+
+
+def test_a_training_monitor_shown_before_fit_draws_empty_charts(lab):
+    """Before any fit: the line charts have no ticks (not bqplot's ten over [0, 1] printed as integers), and the
+    gradient heatmap draws no cells (it was one black rectangle)."""
+    page = lab.open_notebook(["import cnnwidget as cw\nfrom cnnwidget import demo\ndata = demo.shapes(16, seed=1)\n"
+                              "mon = cw.TrainingMonitor((data.images, data.labels))", "mon"])
+    lab.run_all(page, timeout=240)
+    root = ".jp-Notebook .jp-CodeCell:has(.cnnw-monitor)"
+    lab.wait_for(page, f"{root} .cnnw-monitor-grad-norms svg")
+    page.wait_for_timeout(1000)
+    for name in ("batch-loss", "epoch-loss", "epoch-metrics"):
+        g = charts.geometry(page, f"{root} .cnnw-monitor-{name}")
+        if g is not None:  # epoch-metrics only with metrics
+            assert g["ticks"] == {}, (name, g["ticks"])
+    assert page.evaluate(VISIBLE_CELLS, f"{root} .cnnw-monitor-grad-norms") == 0
+    assert charts.axis_problems(page, root) == []
+
+
+SIMILARITY = """
+import keras, numpy as np
+import cnnwidget as cw
+from cnnwidget.demo import shapes
+keras.utils.set_random_seed(0)
+d = shapes(64, seed=2, size=32)
+def cnn(name):
+    return keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(8, 3, activation="relu", name="block1_relu"),
+                             keras.layers.GlobalAveragePooling2D(name="global_average_pool"),
+                             keras.layers.Dense(4, activation="softmax", name="predictions")], name=name)
+base, tuned = cnn("base"), cnn("tuned")
+tuned.set_weights([w + 0.05 * np.random.default_rng(0).normal(size=w.shape) for w in base.get_weights()])
+sim = cw.LayerSimilarity(base, tuned, d.images, layers=["block1_relu", "global_average_pool", "predictions"],
+                         batch_size=16, autostart=False)
+"""
+
+
+def test_layer_similarity_names_and_labels_are_whole(lab):
+    """The CKA heatmap's rotated layer names hang whole below the plot (they were cut: "block1_re", "predictior"),
+    and no tick or axis label of the heatmap or the drift chart is cut by the figure's edge."""
+    page = lab.open_notebook([SIMILARITY, "sim"])
+    lab.run_all(page, timeout=240)
+    root = ".jp-Notebook .jp-CodeCell:has(.cnnw-similarity)"
+    lab.wait_for(page, f"{root} .cnnw-similarity-cka svg")
+    lab.kernel_run(page, "sim.run().wait(120)", timeout=150)
+    page.wait_for_function("(sel) => document.querySelectorAll(sel + ' .heatmapcell').length >= 9",
+                           arg=f"{root} .cnnw-similarity-cka", timeout=30_000)
+    page.wait_for_timeout(500)
+    heat = charts.geometry(page, f"{root} .cnnw-similarity-cka")
+    assert heat["ticks"]["fine-tuned layer"] == ["block1_relu", "global_average_pool", "predictions"], heat["ticks"]
+    for chart in ("cka", "drift"):  # bqplot lays a figure out again (new margins) only while it is on screen
+        page.locator(f"{root} .cnnw-similarity-{chart}").first.scroll_into_view_if_needed()
+        page.wait_for_timeout(800)
+    assert lab.axis_problems(page, root) == [] and charts.axis_problems(page, root) == []
+    # a rotated name lies wholly below the plot area, not half under the cells
+    inside = page.evaluate("""(sel) => {
+      const r = document.querySelector(sel), fig = r.classList.contains('bqplot') ? r : r.querySelector('.bqplot');
+      const cells = [...fig.querySelectorAll('.heatmapcell')].map((c) => c.getBoundingClientRect());
+      const bottom = Math.max(...cells.map((b) => b.bottom));
+      const axis = [...fig.querySelectorAll('g.axis')].find((a) =>
+        a.querySelector('text.axislabel')?.textContent === 'fine-tuned layer');
+      return [...axis.querySelectorAll('.tick text')].filter((t) => t.getBoundingClientRect().top < bottom - 1)
+        .map((t) => t.textContent);
+    }""", f"{root} .cnnw-similarity-cka")
+    assert inside == [], f"names reaching into the heatmap: {inside}"

@@ -3,6 +3,7 @@
 ``geometry(page, selector)`` -> ``{"lines": [points per path.line], "bars": [height per rect.bar],
 "cells": [fill per heatmap cell], "ticks": {axis label ("" if none): [tick label, ...]}, "title": str}``
 for the first bqplot figure matching ``selector`` (its own element or one inside it).
+``axis_problems(page, root)`` -> repeated, overlapping or cut tick labels on the charts under ``root``.
 ``off_scale(fills, "viridis")`` -> the fills ("rgb(r, g, b)") that are not colours of the scheme (nor the null grey
 #eeeeee), using the anchors of js/colormaps.js.
 """
@@ -33,6 +34,69 @@ GEOMETRY_JS = r"""
   };
 }
 """
+
+
+TICKS_JS = r"""
+(root) => {
+  // For every bqplot figure under root, what a person could not read among its tick labels: an axis repeating a
+  // label ("0 0 0 0 0 1 1 1 1 1" on an empty chart), two tick labels overlapping (the x and y "0.0" at the origin),
+  // a tick label cut by the figure's svg or by an ancestor that clips (overflow other than visible).
+  const problems = [];
+  const box = (el) => el.getBoundingClientRect();
+  const overlap = (a, b) => a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1;
+  const clippers = (el) => {
+    const out = [];
+    // ancestors up to the notebook cell that hide what sticks out (a scrolling pane only hides it until scrolled)
+    for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      const s = getComputedStyle(p);
+      if ([s.overflowX, s.overflowY].some((v) => v === 'hidden' || v === 'clip')) out.push(p);
+      if (p.classList.contains('jp-Cell')) break;
+    }
+    return out;
+  };
+  for (const fig of document.querySelectorAll(root + ' .bqplot')) {
+    const svg = fig.querySelector('svg');
+    if (!svg || !box(svg).width) continue;
+    const name = (fig.querySelector('.mainheading')?.textContent || '') + ' ' + [...fig.classList].join('.');
+    const shown = (t) => t.textContent && box(t).width && getComputedStyle(t).display !== 'none' &&
+                         Number(getComputedStyle(t).opacity) > 0;
+    const all = [];
+    for (const axis of fig.querySelectorAll('g.axis')) {
+      const label = axis.querySelector('text.axislabel')?.textContent || '(no label)';
+      const texts = [...axis.querySelectorAll('.tick text')].filter(shown);
+      const seen = texts.map((t) => t.textContent);
+      if (new Set(seen).size !== seen.length) problems.push(`${name}: axis "${label}" repeats tick labels: ${seen.join(' ')}`);
+      all.push(...texts);
+    }
+    for (let i = 0; i < all.length; i++) {
+      for (let j = i + 1; j < all.length; j++) {
+        if (overlap(box(all[i]), box(all[j]))) {
+          problems.push(`${name}: tick labels "${all[i].textContent}" and "${all[j].textContent}" overlap`);
+        }
+      }
+    }
+    const edges = [svg, ...clippers(svg)];
+    for (const t of all) {
+      const b = box(t);
+      for (const e of edges) {
+        const o = box(e);
+        if (b.left < o.left - 1 || b.right > o.right + 1 || b.top < o.top - 1 || b.bottom > o.bottom + 1) {
+          problems.push(`${name}: tick "${t.textContent}" is cut by ${e === svg ? 'the figure' : e.className || e.tagName}`);
+          break;
+        }
+      }
+    }
+  }
+  return problems;
+}
+"""
+
+
+def axis_problems(page, root: str = ".jp-Notebook") -> list[str]:
+    """Tick-label problems on the bqplot charts under ``root`` (see ``TICKS_JS``): repeated labels on an axis, two
+    tick labels overlapping, a tick label cut by the figure or a clipping ancestor. [] when every chart is clean.
+    Complements ``lab.axis_problems`` (axis labels and titles over tick labels, axis labels cut off)."""
+    return page.evaluate(TICKS_JS, root)
 
 
 def geometry(page, selector: str) -> dict | None:
