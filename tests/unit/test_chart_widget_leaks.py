@@ -114,7 +114,7 @@ def test_after_twenty_rounds_every_widget_probe_and_model_is_collected_and_no_wi
 @pytest.mark.parametrize("name", sorted(USES))
 def test_memory_stops_growing_after_the_first_round(name):
     run = twenty_rounds(name)
-    # as in test_widget_leaks.py: 10% of the first round's growth, a first round under 10 MB taken as 10 MB
+    # as in test_widget_leaks.py: 10% of the first round's growth, of at least FLOOR_MB
     assert run["later"] < 0.1 * max(run["first"], FLOOR_MB), (
         f"RSS grew {run['later']:.1f} MB over rounds 2-{ROUNDS}; the first round took {run['first']:.1f}")
 
