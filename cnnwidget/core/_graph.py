@@ -38,18 +38,23 @@ class FlatGraph:
     inputs: dict = field(default_factory=dict)  # path -> the KerasTensor the layer was called on (first argument)
     layers: dict = field(default_factory=dict)  # path -> keras.Layer
     guided: bool = False  # ReLUs pass only positive gradients back (see flatten)
+    replace: object = None  # layer -> the callable run in its place, or None (see flatten)
 
 
-def flatten(model: keras.Model, input_shape: tuple, guided: bool = False) -> FlatGraph:
+def flatten(model: keras.Model, input_shape: tuple, guided: bool = False, replace=None) -> FlatGraph:
     """Replay ``model`` on a new ``keras.Input(input_shape)`` (no batch axis), recording every layer's output.
 
     ``guided``: what flows on from every ReLU (a ReLU layer, or any layer whose activation is relu) passes
     through ``_GuidedGradient``, so gradients taken through the replay follow guided backpropagation
     (Springenberg et al. 2015): at each ReLU, d/dz = relu(dy) * relu'(z), only positive gradients pass. The
     recorded ``outputs`` and the forward values are the same as without.
+
+    ``replace``: a function of each (non-model) layer returning None (the layer is called, as always) or a layer
+    of the replay's own that is called in its place on the same arguments (core/uncertainty.py puts sampled
+    dropout there). ``layers`` still records the model's own layer under its path; the model is not changed.
     """
     x = keras.Input(shape=tuple(input_shape), name="cnnwidget_input")
-    graph = FlatGraph(input=x, output=None, guided=guided)
+    graph = FlatGraph(input=x, output=None, guided=guided, replace=replace)
     graph.output = _replay(model, [x], "", graph)
     return graph
 
@@ -125,7 +130,8 @@ def _call(op, args, kwargs, prefix: str, graph: FlatGraph):
         out = _replay(op, list(args[:1]) if not isinstance(args[0], (list, tuple)) else list(args[0]),
                       path + "/", graph)
     else:
-        out = op(*args, **kwargs)
+        stand_in = graph.replace(op) if graph.replace is not None else None
+        out = (stand_in or op)(*args, **kwargs)
     # Nested models are containers: their output is their last layer's, already recorded under its path.
     if isinstance(op, keras.layers.Layer) and not isinstance(op, (keras.layers.InputLayer, keras.Model)):
         # A layer used twice (shared weights) gets one entry per call: "name", "name:1", ...
