@@ -217,9 +217,10 @@ def _bool(name: str, value) -> bool:
     return bool(value)
 
 
-def default_epsilons(probe_or_range, norm: str = "inf", count: int = 8, shape=None) -> np.ndarray:
+def default_epsilons(probe_or_range, norm: str = "inf", count: int = 9, shape=None) -> np.ndarray:
     """``count`` epsilons from 0 for a robustness curve, in display units: L-inf up to 16/255 of the input range's
-    span; L2 up to the norm of a 16/255 L-inf perturbation spread over a quarter of the pixels of ``shape``."""
+    span (9: steps of 2/255); L2 up to the norm of a 16/255 L-inf perturbation over a quarter of the pixels of
+    ``shape``."""
     lo, hi = probe_or_range.input_range if isinstance(probe_or_range, ModelProbe) else probe_or_range
     span = float(hi - lo)
     top = 16 / 255 * span
@@ -502,7 +503,7 @@ def robustness_curve(probe, data, epsilons=None, attack="pgd", norm="inf", steps
 
     ``data``: (images, labels) arrays, or a ``tf.data.Dataset`` yielding batches (images (B, H, W, C), labels (B,))
     (more items are ignored), streamed batch by batch: memory does not grow with the data set.
-    ``epsilons``: display units, >= 0 (default ``default_epsilons``: 8 from 0 to 16/255 of the range for L-inf).
+    ``epsilons``: display units, >= 0 (default ``default_epsilons``: 9 from 0 to 16/255 of the range for L-inf).
     An epsilon of 0 costs no attack (the clean accuracy). ``attack`` "pgd" (``steps`` steps of ``step_size_ratio``
     x epsilon / steps, random start from ``seed``) or "fgsm".
     ``progress(done, total)`` after each attack step (total None for a data set of unknown length); ``cancel``

@@ -5,7 +5,8 @@ from .attribution_map import AttributionMap
 from .feature_visualization import FeatureVisualization
 from .filter_grid import FilterGrid
 from .layer_similarity import LayerSimilarity
+from .robustness_view import RobustnessView
 from .sidebar import show_in_sidebar
 from .training_monitor import TrainingMonitor
 
-__all__ = ["ActivationGrid", "AttributionMap", "FeatureVisualization", "FilterGrid", "LayerSimilarity", "show_in_sidebar", "TrainingMonitor"]
+__all__ = ["ActivationGrid", "AttributionMap", "FeatureVisualization", "FilterGrid", "LayerSimilarity", "RobustnessView", "show_in_sidebar", "TrainingMonitor"]

@@ -1,0 +1,352 @@
+"""RobustnessView: an adversarial sandbox: how little it takes to change the model's mind, and where inside it
+the change happens."""
+
+from __future__ import annotations
+
+import threading
+
+import bqplot
+import ipywidgets
+import numpy as np
+import traitlets as t
+
+from ..core import CnnWidgetError, OptionError, as_probe
+from ..core import adversarial as adv
+from ..core import attribution as attr
+from ..core.options import PROBE_OPTIONS, positive_int
+from . import _axes, _transport
+from ._base import CnnWidget, checks, reacts
+from ._esm import bundle
+
+_PY = dict(sync=True, owner="python")
+_TOP = 5
+LABELS = {"pgd": "PGD", "fgsm": "FGSM", "inf": "L∞", "2": "L2"}
+
+
+class RobustnessView(CnnWidget):
+    """Adversarial examples for one image at a time, with what they do to the prediction, the Grad-CAM and every
+    layer's activations; with ``data=``, the model's accuracy against epsilon over a data set.
+
+    ``model_or_probe``: a Keras model or ``ModelProbe`` (or a model and ModelProbe's options: ``class_names``,
+    ``input_range``, ``preprocess``, ...). ``images``: display-space (N, H, W, C) or (H, W, C).
+    ``data``: (images, labels) arrays or a ``tf.data.Dataset`` of (images, labels) batches for the
+    accuracy-against-epsilon curve (untargeted, away from the true labels, with the widget's attack, norm and
+    steps at ``curve_epsilons``, default 9 from 0 to ``epsilon_max``).
+    ``epsilon_max``: the slider's top (default 16/255 of the input range for L-inf; for L2 the norm of that L-inf
+    perturbation over a quarter of the pixels). ``layers``: the layers of the divergence chart (default: all).
+
+    Public traits (real traitlets, checked from Python and from the page; a bad value is refused, ``error`` says
+    why and the widget keeps its state): ``epsilon`` (display units, >= 0), ``attack`` ("pgd", "fgsm"), ``norm``
+    ("inf", "2"), ``steps`` (PGD, >= 1), ``target`` (None: untargeted, away from the clean prediction; else the
+    class to reach), ``image_index``. Read-only: ``result`` (the last core ``AttackResult``), ``divergence``
+    (its ``LayerDivergence``), ``curve`` (the robustness curve as a dict), ``running``, ``status``, ``progress``.
+
+    Each change runs the attack on the widget's worker (progress per step; ``cancel()`` or Cancel stops within
+    one step and keeps the last drawing); ``wait()`` blocks until it is done. The curve follows as a job of its
+    own once the image is drawn, and again when the attack, norm or steps change.
+    """
+
+    _esm = bundle("robustness_view.js")
+    _worker_name = "cnnwidget-robustness"
+
+    # set by a person (Python or the page)
+    epsilon = t.Float(8 / 255, help="size of the perturbation, in display units").tag(sync=True)
+    attack = t.Unicode("pgd", help='"pgd" or "fgsm"').tag(sync=True)
+    norm = t.Unicode("inf", help='"inf" or "2"').tag(sync=True)
+    steps = t.Int(20, help="PGD steps").tag(sync=True)
+    target = t.Int(None, allow_none=True, help="None: untargeted; else the class the attack pushes towards").tag(
+        sync=True)
+    image_index = t.Int(0, help="the image attacked").tag(sync=True)
+    # set by Python only
+    n_images = t.Int(1).tag(**_PY)
+    image_shape = t.List(t.Int()).tag(**_PY)  # [H, W]
+    class_names = t.List(t.Unicode()).tag(**_PY)
+    epsilon_max = t.Float(16 / 255).tag(**_PY)  # the slider's top for the current norm
+    epsilon_step = t.Float(1 / 255).tag(**_PY)  # the slider's step
+    clean_image = t.Bytes(b"").tag(**_PY)  # uint8 RGB (H, W, 3)
+    adv_image = t.Bytes(b"").tag(**_PY)
+    perturbation_image = t.Bytes(b"").tag(**_PY)  # 0.5 grey + the perturbation amplified (see shown.amplification)
+    cam_bytes = t.Bytes(b"").tag(**_PY)  # uint8 (2, H, W): Grad-CAM of the clean and the adversarial image
+    cam_ranges = t.Bytes(b"").tag(**_PY)  # float32 (2, 2)
+    predictions = t.Dict().tag(**_PY)  # {"clean": [{"index", "label", "p"}], "adversarial": [...]}
+    shown = t.Dict().tag(**_PY)  # what is drawn: epsilon, attack, norm, steps, target, image_index, norms, ...
+    curve = t.Dict().tag(**_PY)  # the robustness curve of the current attack, norm and steps ({} without data)
+    divergence_chart = t.Instance(bqplot.Figure, allow_none=True).tag(**_PY, **ipywidgets.widget_serialization)
+    curve_chart = t.Instance(bqplot.Figure, allow_none=True).tag(**_PY, **ipywidgets.widget_serialization)
+
+    def __init__(self, model_or_probe, images, data=None, class_names=None, *, epsilon: float = 8 / 255,
+                 attack: str = "pgd", norm: str = "inf", steps: int = 20, target=None, image_index: int = 0,
+                 epsilon_max: float | None = None, curve_epsilons=None, layers=None, **probe_options):
+        unknown = sorted(set(probe_options) - set(PROBE_OPTIONS))
+        if unknown:
+            raise OptionError(f"RobustnessView takes no option {unknown}; it takes epsilon, attack, norm, steps, "
+                              f"target, image_index, epsilon_max, curve_epsilons, layers and the probe's "
+                              f"{', '.join(PROBE_OPTIONS)}.")
+        if class_names is not None:
+            probe_options["class_names"] = class_names
+        self.probe = as_probe(model_or_probe, **probe_options)
+        self._batch = self.probe.images(images)
+        n, (h, w) = len(self._batch), self._batch.shape[1:3]
+        self._classes = 2 if self.probe.num_classes == 1 else self.probe.num_classes
+        norm = adv.check_norm(norm)
+        self._epsilon_max = None if epsilon_max is None else adv.check_epsilon(epsilon_max, "epsilon_max")
+        if self._epsilon_max == 0:
+            raise OptionError("epsilon_max must be > 0; got 0.")
+        self._layers = None if layers is None else [self.probe.layer(name).path for name in
+                                                    ([layers] if isinstance(layers, str) else layers)]
+        self._data = data
+        if data is not None:
+            adv._labelled_batches(self.probe, data, self.probe.batch_size)  # ImageError/OptionError now
+        self._curve_epsilons = None if curve_epsilons is None else sorted(
+            adv.check_epsilon(e, "curve_epsilons") for e in curve_epsilons)
+        self._curves: dict[tuple, dict] = {}  # (attack, norm, steps) -> curve dict
+        self._cams: dict[int, np.ndarray] = {}  # image index -> Grad-CAM of the clean image (its predicted class)
+        self.result: adv.AttackResult | None = None
+        self.divergence: adv.LayerDivergence | None = None
+        # every value through the same checks as later changes
+        values = dict(epsilon=adv.check_epsilon(epsilon), attack=adv.check_attack(attack), norm=norm,
+                      steps=positive_int("steps", steps), target=_target(target, self._classes),
+                      image_index=_image(image_index, n))
+        top, step = self._slider(norm)
+        super().__init__(
+            **values, n_images=n, image_shape=[h, w], class_names=[str(c) for c in self.probe.class_names],
+            epsilon_max=top, epsilon_step=step, divergence_chart=_divergence_chart(),
+            curve_chart=None if data is None else _curve_chart(self.probe.input_range, norm),
+            clean_image=_transport.image_bytes(self._batch[values["image_index"]], self.probe.input_range),
+            status="attacking…")
+        self.on_msg(self._on_msg)
+        self._start(self._attack_job)
+
+    def _describe(self):
+        return [f"{LABELS[self.attack]} {LABELS[self.norm]} epsilon={self.epsilon:.4g}",
+                f"{len(self._batch)} image{'s' if len(self._batch) != 1 else ''}"]
+
+    def _slider(self, norm: str) -> tuple[float, float]:
+        lo, hi = self.probe.input_range
+        if self._epsilon_max is not None:
+            top = self._epsilon_max
+        else:
+            top = float(adv.default_epsilons((lo, hi), norm, 2, shape=self._batch.shape[1:])[-1])
+        return top, (hi - lo) / 255 if norm == "inf" else top / 256
+
+    # -- checks: the same for Python and the page ----------------------------------------------------------------
+
+    @checks("epsilon")
+    def _check_epsilon(self, value):
+        return adv.check_epsilon(value)
+
+    @checks("attack")
+    def _check_attack(self, value):
+        return adv.check_attack(value)
+
+    @checks("norm")
+    def _check_norm(self, value):
+        return adv.check_norm(value)
+
+    @checks("steps")
+    def _check_steps(self, value):
+        return positive_int("steps", value)
+
+    @checks("target")
+    def _check_target(self, value):
+        return _target(value, self._classes)
+
+    @checks("image_index")
+    def _check_image(self, value):
+        return _image(value, len(self._batch))
+
+    # -- reacting to changes -------------------------------------------------------------------------------------
+
+    @reacts("norm")
+    def _on_norm(self, change):
+        top, step = self._slider(change["new"])
+        self._push(error="", epsilon_max=top, epsilon_step=step)
+        self._restart()
+
+    @reacts("epsilon", "attack", "steps", "target", "image_index")
+    def _on_change(self, change):
+        self._push(error="")
+        if change["name"] == "image_index":
+            self._push(clean_image=_transport.image_bytes(self._batch[change["new"]], self.probe.input_range))
+        if change["name"] == "epsilon":
+            self._mark_epsilon()
+        self._restart()
+
+    def _restart(self):
+        self._start(self._attack_job, status="attacking…",
+                    progress={"what": "attack", "done": 0, "total": 1})
+
+    def _on_msg(self, _widget, content, _buffers):
+        action = content.get("action") if isinstance(content, dict) else None
+        if action == "cancel":
+            self.cancel()
+        elif action == "attack":
+            self._restart()
+
+    # -- computing (worker thread) -------------------------------------------------------------------------------
+
+    def _settings(self) -> dict:
+        with self._locked():
+            return dict(epsilon=self.epsilon, attack=self.attack, norm=self.norm, steps=self.steps,
+                        target=self.target, image_index=self.image_index)
+
+    def _attack_job(self, job):
+        s = self._settings()
+        i = s["image_index"]
+        x = self._batch[i:i + 1]
+
+        def progress(done, total):
+            self._report(job, throttle=done < total, progress={"what": "attack", "done": done, "total": total},
+                         status=f"{LABELS[s['attack']]}: step {done} of {total}")
+
+        try:
+            result = adv.attack(self.probe, x, s["epsilon"], s["attack"], target=s["target"], norm=s["norm"],
+                                steps=s["steps"], progress=progress, cancel=job.cancel_event)
+        except adv.Cancelled:
+            return {"status": "cancelled: the last drawing stays"}
+        if job.cancelled:
+            return {"status": "cancelled: the last drawing stays"}
+        clean_pred, adv_pred = int(result.clean_pred[0]), int(result.adv_pred[0])
+        if i not in self._cams:
+            self._cams[i] = attr.grad_cam(self.probe, x, target=clean_pred)[0]
+        cam_adv = attr.grad_cam(self.probe, result.adversarial, target=adv_pred)[0]
+        divergence = adv.layer_divergence(self.probe, x, result.adversarial, layers=self._layers)
+        delta = result.perturbation[0]
+        biggest = float(np.abs(delta).max())
+        lo, hi = self.probe.input_range
+        amplification = (hi - lo) / (2 * biggest) if biggest > 0 else 0.0
+        grey = 0.5 + (delta / (2 * biggest) if biggest > 0 else 0 * delta)
+        cams, cam_ranges = _transport.quantize(np.stack([self._cams[i], cam_adv]))
+        names = self.probe.class_names
+        shown = {**s, "success": bool(result.success[0]), "clean_class": clean_pred, "adv_class": adv_pred,
+                 "clean_label": str(names[clean_pred]), "adv_label": str(names[adv_pred]),
+                 "target_label": None if s["target"] is None else str(names[s["target"]]),
+                 "linf": float(np.abs(delta).max()), "l2": float(np.sqrt((delta.astype(np.float64) ** 2).sum())),
+                 "amplification": float(amplification)}
+        with self._locked():
+            if not self._is_current(job):
+                return None
+            self.result, self.divergence = result, divergence
+            self._push(clean_image=_transport.image_bytes(x[0], self.probe.input_range),
+                       adv_image=_transport.image_bytes(result.adversarial[0], self.probe.input_range),
+                       perturbation_image=_transport.image_bytes(grey, (0.0, 1.0)), cam_bytes=cams,
+                       cam_ranges=cam_ranges, shown=shown,
+                       predictions={"clean": self._top(result.clean_probs[0], clean_pred),
+                                    "adversarial": self._top(result.adv_probs[0], adv_pred, s["target"])})
+            self._plot_divergence(divergence)
+            status = self._verdict(shown)
+            key = (s["attack"], s["norm"], s["steps"])
+            if self._data is not None:
+                if key in self._curves:
+                    self._show_curve(self._curves[key])
+                else:
+                    self._show_curve({})  # a curve of other settings is not shown beside this attack
+                    self._push(status=status)
+                    self._start(lambda j: self._curve_job(j, key, status),
+                                progress={"what": "curve", "done": 0, "total": 1})
+                    return None
+            return {"status": status}
+
+    def _curve_job(self, job, key, status: str):
+        attack, norm, steps = key
+        epsilons = self._curve_epsilons or np.linspace(0.0, self._slider(norm)[0], 9)
+        self._report(job, status=f"{status} · accuracy against epsilon: starting")
+
+        def progress(done, total):
+            self._report(job, throttle=done != total,
+                         progress={"what": "curve", "done": done, "total": total or 0},
+                         status=f"{status} · accuracy against epsilon: step {done} of {total or '?'}")
+
+        try:
+            curve = adv.robustness_curve(self.probe, self._data, epsilons, attack=attack, norm=norm, steps=steps,
+                                         progress=progress, cancel=job.cancel_event).as_dict()
+        except adv.Cancelled:
+            return {"status": f"{status} · curve cancelled"}
+        with self._locked():
+            self._curves[key] = curve
+            if not self._is_current(job):
+                return None
+            self._show_curve(curve)
+            return {"status": f"{status} · accuracy at {LABELS[norm]} epsilon {curve['epsilons'][-1]:.4g}: "
+                              f"{curve['accuracy'][-1]:.0%} of {curve['n_images']} images"}
+
+    def _verdict(self, shown: dict) -> str:
+        if shown["target"] is not None:
+            done = "reached" if shown["success"] else "did not reach"
+            return f"{LABELS[shown['attack']]} {done} {shown['target_label']}: the model says {shown['adv_label']}"
+        if shown["success"]:
+            return f"{LABELS[shown['attack']]} changed {shown['clean_label']} into {shown['adv_label']}"
+        return f"{LABELS[shown['attack']]} did not change the prediction: still {shown['clean_label']}"
+
+    def _top(self, probs: np.ndarray, pred: int, also=None) -> list[dict]:
+        names = self.probe.class_names
+        order = [int(k) for k in np.argsort(-probs, kind="stable")[:_TOP]]
+        if also is not None and also not in order:
+            order.append(int(also))
+        return [{"index": k, "label": str(names[k]), "p": float(probs[k])} for k in order]
+
+    # -- charts --------------------------------------------------------------------------------------------------
+
+    def _plot_divergence(self, divergence: adv.LayerDivergence):
+        bars = self.divergence_chart.marks[0]
+        values = np.nan_to_num(divergence.mean, nan=0.0).astype(np.float32)
+        with bars.hold_sync():
+            bars.x = np.asarray(divergence.layers)
+            bars.y = values
+
+    def _show_curve(self, curve: dict):
+        self._push(curve=curve)
+        line = self.curve_chart.marks[0]
+        with line.hold_sync():
+            line.x = np.asarray(curve.get("epsilons", []), np.float32)
+            line.y = np.asarray(curve.get("accuracy", []), np.float32)
+        self._mark_epsilon()
+
+    def _mark_epsilon(self):
+        if self.curve_chart is None:
+            return
+        marker = self.curve_chart.marks[1]
+        with marker.hold_sync():
+            if self.curve:
+                marker.x = np.asarray([self.epsilon, self.epsilon], np.float32)
+                marker.y = np.asarray([0.0, 1.0], np.float32)
+            else:
+                marker.x, marker.y = np.zeros(0, np.float32), np.zeros(0, np.float32)
+
+
+def _target(value, classes: int):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < classes:
+        raise OptionError(f"target {value!r} is out of range: it must be None (untargeted) or a class index in "
+                          f"[0, {classes - 1}].")
+    return int(value)
+
+
+def _image(value, n: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n:
+        raise OptionError(f"image_index {value!r} is out of range: it must be a whole number in [0, {n - 1}].")
+    return int(value)
+
+
+def _divergence_chart() -> bqplot.Figure:
+    x, y = bqplot.OrdinalScale(), bqplot.LinearScale(min=0.0)
+    bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#c44e52"], padding=0.1)
+    axes = [_axes.axis(x, kind="ordinal", rotate=-45),
+            _axes.axis(y, "||a(adv) − a(clean)|| / ||a(clean)||", vertical=True)]
+    fig = bqplot.Figure(marks=[bars], axes=axes, title="where the representations split",
+                        fig_margin={"top": 48, "bottom": 60, "left": 60, "right": 16},
+                        layout=ipywidgets.Layout(width="100%", max_width="520px", min_width="260px", height="340px"))
+    return _axes.follow(fig)
+
+
+def _curve_chart(input_range, norm: str) -> bqplot.Figure:
+    x, y = bqplot.LinearScale(min=0.0), bqplot.LinearScale(min=-0.05, max=1.05)
+    line = bqplot.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y},
+                        colors=["#4c72b0"], stroke_width=2, marker="circle", marker_size=24)
+    marker = bqplot.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y},
+                          colors=["#c44e52"], stroke_width=1.5, line_style="dashed")
+    axes = [_axes.axis(x, "epsilon"), _axes.axis(y, "accuracy", kind="percent", vertical=True)]
+    return _axes.follow(bqplot.Figure(marks=[line, marker], axes=axes, title="accuracy against epsilon",
+                                      layout=ipywidgets.Layout(width="360px", height="260px"),
+                                      fig_margin={"top": 48, "bottom": 40, "left": 56, "right": 16}))
