@@ -184,6 +184,16 @@ class ModelProbe:
         """Layers whose output is a feature map (H, W, C)."""
         return [info for info in self.layers if info.is_spatial]
 
+    @property
+    def attention_layers(self) -> list:
+        """Every attention site, in model order, nested models included: [AttentionSite(path, kind, name,
+        class_name, shape, ...)] with kind "mha" (a MultiHeadAttention call), "channel_gate" (a feature map
+        multiplied by a (N, 1, 1, C) gate, e.g. squeeze-excitation) or "spatial_gate" (by a (N, H, W, 1) gate).
+        See cnnwidget.core.attention."""
+        from .attention import find_sites  # attention builds on the probe
+
+        return find_sites(self)
+
     def layer(self, layer) -> LayerInfo:
         """Look a layer up by path, by unique name, by LayerInfo or by the Keras layer object."""
         self._require_built()
