@@ -36,6 +36,10 @@ const STYLE = baseStyle("cnnw-am", ["select", "button"]) + `
 .cnnw-am .cnnw-am-swatch { display: inline-block; width: 10px; height: 10px; margin-right: 5px;
   border-radius: 2px; }
 .cnnw-am .cnnw-am-score { font-size: var(--jp-ui-font-size0, 11px); }
+/* the random map's scores: the reference a faithful map beats; its curves are the grey dashed lines */
+.cnnw-am .cnnw-am-reference { font-size: var(--jp-ui-font-size0, 11px); display: flex; align-items: center; }
+.cnnw-am .cnnw-am-reference-swatch { display: inline-block; width: 16px; height: 0; margin-right: 5px;
+  border-top: 2px dashed #9e9e9e; }
 `;
 
 /** createElement with a class, properties and children; text goes in through textContent only. */
@@ -60,6 +64,10 @@ export default {
     setOptions(sign, SIGNS.map((s) => [s, s]));
     const error = h("div", { class: "cnnw-am-error", role: "alert", hidden: true });
     const maps = h("div", { class: "cnnw-am-maps" });
+    const referenceText = h("span", { class: "cnnw-am-reference-text" });
+    const reference = h("div", { class: "cnnw-am-reference cnnw-am-muted", hidden: true,
+      title: "a map that ranks pixels at random: a faithful map deletes lower and inserts higher" },
+    [h("span", { class: "cnnw-am-reference-swatch" }), referenceText]);
 
     const root = h("div", { class: "cnnw-am" }, [
       h("style", { text: STYLE }),
@@ -73,6 +81,7 @@ export default {
       ]),
       error,
       maps,
+      reference,
     ]);
     // the deletion and insertion charts (bqplot figures held in the model's traits) beside the maps
     const charts = h("div", { class: "cnnw-am-charts" }, [h("div"), h("div")]);
@@ -144,6 +153,14 @@ export default {
       maps.dataset.target = String(meta.target);
     }
 
+    function drawReference() {
+      const r = model.get("reference") ?? {};
+      const known = r.deletion != null;
+      reference.hidden = !known || !(model.get("scores") ?? []).length;
+      referenceText.textContent = known
+        ? `random map (reference): deletion ${aucText(r.deletion)} · insertion ${aucText(r.insertion)}` : "";
+    }
+
     function fillImages() {
       const n = model.get("n_images") ?? 1;
       setOptions(image, Array.from({ length: n }, (_, i) => [i, `image ${i}`]));
@@ -201,6 +218,7 @@ export default {
       [syncControls, ["image_index", "target", "opacity", "colormap", "normalization", "sign"]],
       [drawMaps, ["map_bytes", "map_ranges", "maps_meta", "scores", "image", "opacity", "colormap", "normalization",
         "sign", "running"]],
+      [drawReference, ["reference", "scores"]],
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
       [showError, ["error"]],

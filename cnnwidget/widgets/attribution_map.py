@@ -33,7 +33,22 @@ LABELS = {
 }
 COLORMAPS = ("magma", "viridis", "gray", "coolwarm")
 NORMALIZATIONS = ("map", "shared")
-SIGNS = ("positive", "negative", "absolute", "both")
+SIGNS = attr.SIGNS
+DEFAULT_SIGN = "absolute"
+"""The sign shown (and ranked by) unless one is given, chosen by measured faithfulness: on 32 held-out demo images
+(``benchmarks/attribution_sign.py``, seed 11; deletion / insertion AUC, lower / higher is better; a random map
+0.161 / 0.165):
+
+    method                 positive        absolute        both
+    Integrated Gradients   0.140 / 0.197   0.132 / 0.812   0.140 / 0.168   (49% of pixels < 0)
+    gradient x input       0.142 / 0.186   0.132 / 0.551   0.141 / 0.174   (49%)
+    occlusion              0.140 / 0.821   0.142 / 0.845   0.144 / 0.834   (31%)
+    LIME                   0.134 / 0.863   0.138 / 0.890   0.134 / 0.880   (41%)
+
+Ranked by their positive part (or value), Integrated Gradients and gradient x input insert no better than a random
+map: their maps are half negative, and those pixels matter as much. Saliency and the CAMs have no negative values:
+every sign but "negative" ranks them alike."""
+REFERENCE_COLOR = "#9e9e9e"  # the random map's curves: grey, dashed
 # Line colours of the curves, one per method slot, in order (matplotlib's tab10).
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#393b79", "#637939")
@@ -56,17 +71,23 @@ class AttributionMap(CnnWidget):
     ``target``: the class explained for the first image shown (default: its predicted class; choosing another
     image resets it to that image's predicted class). ``layer``: the layer path of the CAM methods (default: core's
     ``default_layer``), for a nested model e.g. ``"base/block3_relu"``. ``curves``: also compute the deletion and
-    insertion curves, ``curve_steps`` + 1 points each, of every map (ranked by its signed values).
+    insertion curves, ``curve_steps`` + 1 points each, of every map, its pixels ranked the way the map is shown
+    (``sign``, see ``attr.shown``), and those of a random map (``attr.random_reference``): the reference a
+    faithful map beats, shown as a row of its own under the maps and as grey dashed curves.
     ``options``: per method, a dict of its core options, e.g. ``lime={"samples": 300}``,
-    ``integrated_gradients={"steps": 32, "baseline": "blurred"}``.
+    ``integrated_gradients={"steps": 32, "baseline": "blur"}``.
 
     Public traits (real traitlets: ``traitlets.link``, ``widgets.jslink``, ``observe`` work): ``image_index``,
     ``target`` (the class explained), and the view settings switched in the browser without the kernel:
     ``opacity`` (0..1), ``colormap`` (magma, viridis, gray, coolwarm), ``normalization`` ("map" or "shared"),
-    ``sign`` ("positive", "negative", "absolute", or "both" on a range symmetric about 0). Read-only: ``n_images``,
+    ``sign`` ("positive", "negative", "absolute", or "both" on a range symmetric about 0; default ``DEFAULT_SIGN``,
+    chosen by measured faithfulness, see there). The sign is drawn by the view alone, and the curves rank pixels
+    by it too: a change of sign recomputes the curves of the maps whose ranking it changes (a map with no negative
+    values ranks the same under "positive", "absolute" and "both"), kept per sign. Read-only: ``n_images``,
     ``methods``, ``running``, ``error`` (the last refused value or failure, shown in the widget), ``status``,
     ``progress``. A bad value, from Python (a CnnWidgetError) or the page, is refused and ``error`` says why.
-    The numbers: ``maps`` ({method: (H, W) float32}) and ``faithfulness`` (the curves and their areas).
+    The numbers: ``maps`` ({method: (H, W) float32}), ``faithfulness`` (the curves and their areas under the
+    current sign) and ``reference`` (a random map's AUCs and curves).
 
     The widget shows at once; everything is computed on its worker thread. Saliency, gradient × input, guided
     backprop, Grad-CAM and Grad-CAM++ come first (a change of image or class from Python returns once they are
@@ -85,7 +106,7 @@ class AttributionMap(CnnWidget):
     opacity = t.Float(0.6, help="of the heat map over the image, 0..1").tag(sync=True)
     colormap = t.Unicode("magma").tag(sync=True)
     normalization = t.Unicode("map", help='"map": each map on its own range; "shared": one for all').tag(sync=True)
-    sign = t.Unicode("positive", help="which part of a signed map is drawn").tag(sync=True)
+    sign = t.Unicode(DEFAULT_SIGN, help="which part of a signed map is drawn, and ranks the curves").tag(sync=True)
     # set by Python only: the wire format of the view (see _show)
     n_images = t.Int(1).tag(**_PY)
     image = t.Bytes(b"").tag(**_PY)  # uint8 RGB (H, W, 3) of the selected image
@@ -97,12 +118,15 @@ class AttributionMap(CnnWidget):
     map_ranges = t.Bytes(b"").tag(**_PY)  # float32 (k, 2) [lo, hi]: byte q means lo + (hi - lo) q / 255
     maps_meta = t.Dict().tag(**_PY)  # {"k", "h", "w", "done": [bool] * k, "labels", "colors", "image_index", ...}
     scores = t.List(t.Dict()).tag(**_PY)  # per method {"deletion": AUC or None, "insertion": ..., "error": str}
+    # a random map's AUCs and curves (the mean of attr.random_reference's draws): {"deletion": AUC, "insertion": AUC,
+    # "deletion_curve": [curve_steps + 1 floats], "insertion_curve": [...]}; {} until computed
+    reference = t.Dict().tag(**_PY)
     deletion_chart = t.Instance(bqplot.Figure, allow_none=True).tag(**_PY, **ipywidgets.widget_serialization)
     insertion_chart = t.Instance(bqplot.Figure, allow_none=True).tag(**_PY, **ipywidgets.widget_serialization)
 
     def __init__(self, model_or_probe, images, methods=DEFAULT_METHODS, *, image_index: int = 0, target=None,
                  layer: str | None = None, curves: bool = True, curve_steps: int = 10, opacity: float = 0.6,
-                 colormap: str = "magma", normalization: str = "map", sign: str = "positive", **options):
+                 colormap: str = "magma", normalization: str = "map", sign: str = DEFAULT_SIGN, **options):
         self.probe = as_probe(model_or_probe, **{k: options.pop(k) for k in PROBE_OPTIONS if k in options})
         self._batch = self.probe.images(images)  # float32 (N, H, W, C), checked against the model
         self._methods = _method_names(methods)
@@ -147,11 +171,13 @@ class AttributionMap(CnnWidget):
 
     @property
     def faithfulness(self) -> dict[str, dict]:
-        """The curves computed so far: {method: {"deletion": (curve_steps + 1,) float32 target probabilities at
-        fractions 0, 1/steps, ..., 1 of pixels removed, "insertion": the same for pixels put back,
-        "deletion_auc": float, "insertion_auc": float}}."""
+        """The curves computed so far, pixels ranked by the current ``sign``: {method: {"deletion":
+        (curve_steps + 1,) float32 target probabilities at fractions 0, 1/steps, ..., 1 of pixels removed,
+        "insertion": the same for pixels put back, "deletion_auc": float, "insertion_auc": float}}. A random
+        map's, the reference, are in the ``reference`` trait."""
         with self._locked():
-            return dict(self._current()["curves"])
+            result = self._current()
+            return {m: curve for m in self._methods if (curve := self._curve(result, m)) is not None}
 
     def compute(self) -> Job | None:
         """Start the maps and curves the selected image and class still lack on the worker (the fast maps first,
@@ -182,8 +208,10 @@ class AttributionMap(CnnWidget):
                 raise
             self._options[method] = proposed
             for result in self._results.values():
-                for kind in ("maps", "curves", "errors"):
+                for kind in ("maps", "errors"):
                     result[kind].pop(method, None)
+                for key in [k for k in result["curves"] if k[0] == method]:
+                    del result["curves"][key]
             if method in FAST:
                 self._current()["maps"][method] = value
             self._push(error="")
@@ -260,9 +288,18 @@ class AttributionMap(CnnWidget):
         self._push(error="")
         self._start(self._fast_job, settle=True)
 
-    @reacts("colormap", "normalization", "sign", "opacity")
+    @reacts("colormap", "normalization", "opacity")
     def _on_setting(self, change):
         self._push(error="")  # drawn by the view alone
+
+    @reacts("sign")
+    def _on_sign(self, change):
+        """Drawn by the view alone; the scores and curves shown become the new sign's, and the curves of maps it
+        ranks differently (not kept from before) are computed on the worker; the change does not wait for them."""
+        self._push(error="")
+        if self.curves:
+            self._draw(self.image_index, self.target)
+            self.compute()
 
     def _on_msg(self, _widget, content, _buffers):
         action = content.get("action") if isinstance(content, dict) else None
@@ -277,7 +314,14 @@ class AttributionMap(CnnWidget):
         return self._result(self.image_index, self.target)
 
     def _result(self, image_index: int, target: int) -> dict:
-        return self._results.setdefault((image_index, target), {"maps": {}, "curves": {}, "errors": {}})
+        return self._results.setdefault((image_index, target),
+                                        {"maps": {}, "curves": {}, "errors": {}, "reference": None})
+
+    def _curve(self, result: dict, method: str, sign: str | None = None) -> dict | None:
+        """``method``'s curves under ``sign`` (default the current one), or None if not computed."""
+        if method not in result["maps"]:
+            return None
+        return result["curves"].get((method, _ranking(result["maps"][method], sign or self.sign)))
 
     def _prob(self, image_index: int) -> np.ndarray:
         if image_index not in self._probs:
@@ -320,18 +364,19 @@ class AttributionMap(CnnWidget):
             return {"status": self._summary(result)}
 
     def _start_slow(self, image_index: int, target: int) -> Job:
-        maps, curves = self._pending(self._result(image_index, target))
-        total = len(maps) + 2 * len(curves)
+        total = _cost(*self._pending(self._result(image_index, target)))
         return self._start(lambda job: self._slow_job(job, image_index, target),
                            progress={"done": 0, "total": total, "method": "", "step": 0, "steps": 1})
 
     def _slow_job(self, job, image_index: int, target: int) -> dict | None:
-        """The slow maps, one by one, then the curves of every map; each kept and shown as it finishes."""
+        """The slow maps, one by one, then a random map's curves (the reference), then the curves of every map
+        ranked by the sign shown when the job began; each kept and shown as it finishes."""
         x = self._batch[image_index:image_index + 1]
         with self._locked():
             result = self._result(image_index, target)
-            maps, curves = self._pending(result)
-        total, started = len(maps) + 2 * len(curves), time.monotonic()
+            maps, curves, reference = self._pending(result)
+            sign = self.sign
+        total, started = _cost(maps, curves, reference), time.monotonic()
         done = 0
 
         def report(what: str, step: int = 0, steps: int = 1, status: str | None = None):
@@ -357,19 +402,33 @@ class AttributionMap(CnnWidget):
                 else:
                     self._keep(job, result, "maps", method, value, image_index, target)
                 done += 1
+            options = dict(target=target, steps=self.curve_steps, cancel=job.cancel_event)
+            if reference:
+                ref = attr.random_reference(self.probe, x, return_curves=True, progress=reporter("random map"),
+                                            **options)
+                done += 2
+                with self._locked():
+                    result["reference"] = {"deletion": ref["deletion_curves"][0],
+                                           "insertion": ref["insertion_curves"][0],
+                                           "deletion_auc": float(ref["deletion"][0]),
+                                           "insertion_auc": float(ref["insertion"][0])}
+                    self._show(job, image_index, target)
             for method in curves:
                 if method not in result["maps"]:  # its map failed
                     done += 2
                     continue
-                m = result["maps"][method][None]
-                options = dict(target=target, steps=self.curve_steps, return_curves=True, cancel=job.cancel_event)
-                d_auc, d_curve = attr.deletion(self.probe, x, m,
+                m = result["maps"][method]
+                key = (method, _ranking(m, sign))
+                if key in result["curves"]:  # the same ranking as a sign done before
+                    done += 2
+                    continue
+                d_auc, d_curve = attr.deletion(self.probe, x, m[None], sign=sign, return_curves=True,
                                                progress=reporter(f"deletion of {LABELS[method]}"), **options)
                 done += 1
-                i_auc, i_curve = attr.insertion(self.probe, x, m,
+                i_auc, i_curve = attr.insertion(self.probe, x, m[None], sign=sign, return_curves=True,
                                                 progress=reporter(f"insertion of {LABELS[method]}"), **options)
                 done += 1
-                self._keep(job, result, "curves", method,
+                self._keep(job, result, "curves", key,
                            {"deletion": d_curve[0], "insertion": i_curve[0], "deletion_auc": float(d_auc[0]),
                             "insertion_auc": float(i_auc[0])}, image_index, target)
         except attr.Cancelled:
@@ -378,10 +437,10 @@ class AttributionMap(CnnWidget):
         with self._locked():
             return {"status": f"{self._summary(result)} in {time.monotonic() - started:.1f} s"}
 
-    def _keep(self, job, result: dict, kind: str, method: str, value, image_index: int, target: int):
+    def _keep(self, job, result: dict, kind: str, key, value, image_index: int, target: int):
         """Keep one result (whatever job made it, it is right for its image and class); show it if current."""
         with self._locked():
-            result[kind][method] = value
+            result[kind][key] = value
             self._show(job, image_index, target)
 
     def _top(self, image_index: int, target: int) -> list[dict]:
@@ -392,17 +451,20 @@ class AttributionMap(CnnWidget):
             order.append(target)
         return [{"index": i, "label": str(names[i]), "p": float(probs[i])} for i in order]
 
-    def _pending(self, result: dict) -> tuple[list[str], list[str]]:
-        """(slow methods without a map, methods with a map but no curves), in display order."""
+    def _pending(self, result: dict) -> tuple[list[str], list[str], bool]:
+        """(slow methods without a map, methods without curves under the current sign, whether the random map's
+        curves are missing), in display order."""
         maps = [m for m in self._methods if m not in FAST and m not in result["maps"] and m not in result["errors"]]
-        curves = [m for m in self._methods if m not in result["curves"] and m not in result["errors"]] \
-            if self.curves else []
-        return maps, curves
+        if not self.curves:
+            return maps, [], False
+        curves = [m for m in self._methods if m not in result["errors"] and self._curve(result, m) is None]
+        return maps, curves, result["reference"] is None
 
     def _summary(self, result: dict) -> str:
         maps = sum(m in result["maps"] for m in self._methods)
         text = f"{maps} of {len(self._methods)} maps"
-        return text + (f", {len(result['curves'])} curves" if self.curves else "")
+        curves = sum(self._curve(result, m) is not None for m in self._methods)
+        return text + (f", {curves} curves" if self.curves else "")
 
     # -- sending -------------------------------------------------------------------------------------------------
 
@@ -421,6 +483,13 @@ class AttributionMap(CnnWidget):
             if not self._jobs.is_current(job) or self._closed or \
                     (image_index, target) != (self.image_index, self.target):
                 return False
+            self._draw(image_index, target, **extra)
+            return True
+
+    def _draw(self, image_index: int, target: int, **extra):
+        """Put (image, class)'s maps, its scores and curves under the current sign, and the reference, on the view
+        and the charts."""
+        with self._locked():
             result = self._result(image_index, target)
             h, w = self._batch.shape[1:3]
             stack = np.zeros((len(self._methods), h, w), np.float32)
@@ -428,29 +497,53 @@ class AttributionMap(CnnWidget):
                 if method in result["maps"]:
                     stack[i] = result["maps"][method]
             data, ranges = _transport.quantize(stack)
-            scores = [{"deletion": result["curves"].get(m, {}).get("deletion_auc"),
-                       "insertion": result["curves"].get(m, {}).get("insertion_auc"),
+            curves = {m: self._curve(result, m) or {} for m in self._methods}
+            scores = [{"deletion": curves[m].get("deletion_auc"), "insertion": curves[m].get("insertion_auc"),
                        "error": result["errors"].get(m, "")} for m in self._methods]
+            ref = result["reference"]
+            reference = {} if ref is None else {
+                "deletion": ref["deletion_auc"], "insertion": ref["insertion_auc"],
+                "deletion_curve": [float(v) for v in ref["deletion"]],
+                "insertion_curve": [float(v) for v in ref["insertion"]]}
             errors = [f"{LABELS[m]}: {result['errors'][m]}" for m in self._methods if m in result["errors"]]
             if errors:
                 extra["error"] = "\n".join(errors)
             self._push(map_bytes=data, map_ranges=ranges, maps_meta=self._meta(image_index, target, result["maps"]),
-                       scores=scores, **extra)
-            self._plot(result)
-            return True
+                       scores=scores, reference=reference, **extra)
+            self._plot({m: c for m, c in curves.items() if c}, ref)
 
-    def _plot(self, result: dict):
-        shown = [m for m in self._methods if m in result["curves"]]
+    def _plot(self, curves: dict, reference: dict | None):
+        """One line per method with curves (in its colour), and the random map's, grey and dashed."""
+        shown = [m for m in self._methods if m in curves]
         fractions = np.linspace(0.0, 1.0, self.curve_steps + 1, dtype=np.float32)
+        empty = np.zeros(0, np.float32)
         for chart, kind in ((self.deletion_chart, "deletion"), (self.insertion_chart, "insertion")):
-            line = chart.marks[0]
+            line, ref = chart.marks
             with line.hold_sync():
                 if shown:
                     line.x = fractions
-                    line.y = np.stack([result["curves"][m][kind] for m in shown]).astype(np.float32)
+                    line.y = np.stack([curves[m][kind] for m in shown]).astype(np.float32)
                 else:
-                    line.x, line.y = np.zeros(0, np.float32), np.zeros(0, np.float32)
+                    line.x, line.y = empty, empty
                 line.colors = [PALETTE[self._methods.index(m) % len(PALETTE)] for m in shown] or [PALETTE[0]]
+            with ref.hold_sync():
+                ref.x, ref.y = (fractions, np.asarray(reference[kind], np.float32)) if reference else (empty, empty)
+
+
+def _ranking(m: np.ndarray, sign: str) -> str:
+    """The sign ``m``'s pixels are ranked by under ``sign``, the same name for signs that rank ``m`` alike: a map
+    with no negative values ranks the same under "positive", "absolute" and "both", one with no positive values
+    the same under "negative" and "absolute". Curves are kept per (method, this)."""
+    if sign in ("positive", "absolute", "both") and m.min() >= 0:
+        return "positive"
+    if sign in ("negative", "absolute") and m.max() <= 0:
+        return "negative"
+    return sign
+
+
+def _cost(maps: list, curves: list, reference: bool) -> int:
+    """Progress units of a slow job: one per map, one per curve, two for the random map's pair."""
+    return len(maps) + 2 * len(curves) + 2 * bool(reference)
 
 
 def _method_names(methods) -> tuple[str, ...]:
@@ -488,7 +581,9 @@ def _curve_chart(title: str) -> bqplot.Figure:
     x, y = bqplot.LinearScale(min=0.0, max=1.0), bqplot.LinearScale(min=-0.05, max=1.05)
     line = bqplot.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y},
                         colors=[PALETTE[0]], stroke_width=2)
+    reference = bqplot.Lines(x=np.zeros(0, np.float32), y=np.zeros(0, np.float32), scales={"x": x, "y": y},
+                             colors=[REFERENCE_COLOR], stroke_width=1.5, line_style="dashed")
     axes = [_axes.axis(x, "fraction of pixels"), _axes.axis(y, "p(target)", vertical=True)]
-    return _axes.follow(bqplot.Figure(marks=[line], axes=axes, title=title,
+    return _axes.follow(bqplot.Figure(marks=[line, reference], axes=axes, title=title,
                                       layout=ipywidgets.Layout(width="360px", height="240px"),
                                       fig_margin={"top": 48, "bottom": 40, "left": 48, "right": 16}))

@@ -156,7 +156,7 @@ def test_each_map_is_drawn_as_the_blend_of_image_and_heat_colour_that_opacity_an
             assert got == want, f"map {i} ({sign}, {opacity}, {cmap}) at its extreme ({y}, {x}): {got} != {want}"
     assert not any(wrong), f"{sign}/{opacity}/{cmap}: pixels off the blend in each map: {wrong}"
     assert all((s[..., 3] == 255).all() for s in sampled)
-    lab.kernel_run(page, "amap.sign, amap.opacity, amap.colormap = 'positive', 0.6, 'magma'")
+    lab.kernel_run(page, "amap.sign, amap.opacity, amap.colormap = 'absolute', 0.6, 'magma'")
 
 
 def test_opacity_and_sign_redraw_in_the_browser_while_the_kernel_is_frozen(lab, page):
@@ -184,9 +184,34 @@ def test_opacity_and_sign_redraw_in_the_browser_while_the_kernel_is_frozen(lab, 
             assert time.monotonic() < deadline, "the kernel never saw the browser's changes"
             page.wait_for_timeout(100)
     assert [r for r in t.received if frozen_at <= r["t"] <= resumed_at] == []
-    assert t.comm_msgs("in", method="update") == [], t
+    # The kernel echoes, and the new sign's scores and curves (the curves rank pixels as the map is shown) may
+    # follow, but the maps are not sent again: no update carries a buffer.
+    assert all(r["nbuffers"] == 0 for r in t.comm_msgs("in", method="update")), t
     lab.screenshot(page, "am_faint_both", selector=CELL)
-    lab.kernel_run(page, "amap.opacity, amap.sign = 0.6, 'positive'")
+    lab.kernel_run(page, "amap.opacity, amap.sign = 0.6, 'absolute'\namap.wait(120)")
+
+
+def test_the_random_map_is_the_reference_row_and_the_grey_dashed_curves(lab, page):
+    """The scores of a map that ranks pixels at random are shown under the maps, and its curves beside the
+    methods' in each chart, grey and dashed; switching the sign re-scores the signed maps (LIME) only."""
+    root = page.locator(ROOT).first
+    row = root.locator(".cnnw-am-reference")
+    assert row.is_visible()
+    want = lab.kernel_run(page, "print(f\"deletion {amap.reference['deletion']:.3f} · insertion "
+                                "{amap.reference['insertion']:.3f}\")")
+    assert row.inner_text().strip() == f"random map (reference): {want}"
+    dashed = page.locator(".jp-Notebook .jp-CodeCell:has(.cnnw-am) .bqplot path.line[style*='stroke-dasharray: 10']")
+    assert dashed.count() >= 2, "no dashed reference curve in the charts"
+    scores = root.locator(".cnnw-am-score")
+    before = scores.all_inner_texts()
+    lab.kernel_run(page, "amap.sign = 'positive'\namap.wait(120)")
+    page.wait_for_function("([sel, old]) => document.querySelectorAll(sel)[4].textContent !== old",
+                           arg=[".jp-Notebook .cnnw-am-score", before[4]], timeout=30000)
+    after = scores.all_inner_texts()
+    assert after[0] == before[0] and after[2] == before[2]  # saliency, Grad-CAM: no negative values
+    assert row.inner_text().strip() == f"random map (reference): {want}"
+    lab.screenshot(page, "am_reference", selector=CELL)
+    lab.kernel_run(page, "amap.sign = 'absolute'\namap.wait(120)")
 
 
 def test_cancel_on_the_page_stops_lime_and_the_other_maps_stay(lab, page):

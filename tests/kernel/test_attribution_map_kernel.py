@@ -112,3 +112,23 @@ def test_the_kernel_answers_while_lime_runs_and_cancel_from_the_browser_stops_it
     print(f"LIME stopped {time.monotonic() - t1:.2f} s after Cancel")
     state = kernel.widget_state(comm_id)
     assert state["status"].startswith("cancelled") and state["maps_meta"]["done"] == [True, True, False]
+
+
+def test_a_sign_change_from_the_browser_reranks_the_signed_maps_curves_beside_the_random_map(amap):
+    kns, comm_id = amap
+    kernel = kns.kernel
+    state = kernel.widget_state(comm_id)
+    assert state["sign"] == "absolute"
+    ref = state["reference"]
+    assert 0 <= ref["deletion"] <= 1 and 0 <= ref["insertion"] <= 1 and len(ref["deletion_curve"]) == 5
+    before = [s["insertion"] for s in state["scores"]]
+    msgs = kernel.send_update(comm_id, {"sign": "positive"})
+    if not running_is(False)(msgs):
+        kernel.collect(timeout=120, until=running_is(False))
+    state = kernel.widget_state(comm_id)
+    after = [s["insertion"] for s in state["scores"]]
+    assert state["error"] == "" and after[:2] == before[:2]  # saliency, Grad-CAM: no negative values, same ranking
+    want = kns.eval("float(ATTR.insertion(amap.probe, data.images[:1], amap.maps['lime'][None], target=amap.target, "
+                    "steps=4, sign='positive')[0])")
+    assert after[2] == pytest.approx(want, abs=1e-6) and after[2] != before[2]
+    assert state["reference"] == ref  # the random map does not depend on the sign

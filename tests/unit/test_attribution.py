@@ -73,7 +73,7 @@ def test_grad_cam_plus_plus_weights_follow_the_papers_alpha(model, probe, images
 def test_integrated_gradients_add_up_to_the_logit_change_within_5_percent(probe):
     images = demo.shapes(8, seed=7).images
     maps, gap = attr.integrated_gradients(probe, images, steps=50, return_gap=True)
-    print(f"IG completeness gap at 50 steps (blur baseline): max {np.abs(gap).max():.4f}, "
+    print(f"IG completeness gap at 50 steps (mean baseline): max {np.abs(gap).max():.4f}, "
           f"mean {np.abs(gap).mean():.4f}")
     assert np.abs(gap).max() < 0.05
     np.testing.assert_allclose(attr.completeness_gap(probe, images, maps, None), gap, atol=1e-5)

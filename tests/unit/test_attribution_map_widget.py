@@ -175,3 +175,46 @@ def test_cancel_from_the_view_message(probe, data):
         assert w.wait(60) and w.status.startswith("cancelled")
     finally:
         w.close()
+
+
+def test_curves_rank_pixels_the_way_the_map_is_shown_beside_a_random_map(widget, probe, data):
+    """The curves of each map are core's deletion/insertion with the widget's sign; a random map's (the reference)
+    are the grey dashed curves and the reference row."""
+    from cnnwidget.widgets import attribution_map as am
+
+    assert widget.sign == am.DEFAULT_SIGN == "absolute"
+    assert widget.wait(120)
+    x, target = data.images[:1], widget.target
+    lime = widget.maps["lime"]
+    want = attr.deletion(probe, x, lime[None], target=target, steps=4, sign=widget.sign)
+    assert widget.faithfulness["lime"]["deletion_auc"] == pytest.approx(float(want[0]), abs=1e-6)
+    ref = attr.random_reference(probe, x, target=target, steps=4, return_curves=True)
+    assert widget.reference["deletion"] == pytest.approx(float(ref["deletion"][0]), abs=1e-6)
+    assert widget.reference["insertion"] == pytest.approx(float(ref["insertion"][0]), abs=1e-6)
+    for chart, kind in ((widget.deletion_chart, "deletion"), (widget.insertion_chart, "insertion")):
+        dashed = chart.marks[1]
+        assert dashed.line_style == "dashed" and list(dashed.colors) == [am.REFERENCE_COLOR]
+        np.testing.assert_allclose(np.asarray(dashed.y), ref[f"{kind}_curves"][0], atol=1e-6)
+        np.testing.assert_allclose(widget.reference[f"{kind}_curve"], ref[f"{kind}_curves"][0], atol=1e-6)
+
+
+def test_a_sign_change_recomputes_only_the_curves_whose_ranking_it_changes(widget, probe, data):
+    assert widget.wait(120)
+    before = widget.faithfulness
+    assert widget.maps["grad_cam"].min() >= 0 and widget.maps["saliency"].min() >= 0  # rank alike under both
+    widget.sign = "positive"  # returns at once; the signed maps' curves follow on the worker
+    assert widget.wait(120) and widget.error == "" and widget.status.startswith("4 of 4 maps, 4 curves")
+    after = widget.faithfulness
+    for method in ("saliency", "grad_cam"):
+        assert after[method] is before[method]  # kept: the same ranking
+    x = data.images[:1]
+    for method in ("lime", "occlusion"):  # signed: ranked by max(m, 0) now
+        want = attr.insertion(probe, x, widget.maps[method][None], target=widget.target, steps=4, sign="positive")
+        assert after[method]["insertion_auc"] == pytest.approx(float(want[0]), abs=1e-6)
+        assert after[method]["insertion_auc"] != before[method]["insertion_auc"]
+    assert widget.scores[3]["insertion"] == pytest.approx(after["lime"]["insertion_auc"])
+    np.testing.assert_allclose(np.asarray(widget.insertion_chart.marks[0].y)[3], after["lime"]["insertion"])
+    widget.sign = "absolute"  # back: everything kept, nothing to run
+    assert not widget.running
+    assert widget.faithfulness["lime"] is before["lime"]
+    assert widget.scores[3]["insertion"] == pytest.approx(before["lime"]["insertion_auc"])
