@@ -104,6 +104,7 @@ def test_changing_the_target_or_the_batch_size_does_not_retrace(probe, images):
     assert probe.trace_count == before
 
 
+@pytest.mark.slow
 def test_guided_backprop_differs_from_saliency_and_leaves_the_model_as_it_was(images):
     model = demo.load_model()
     before = model.predict(images, verbose=0)
@@ -190,6 +191,7 @@ def test_deletion_and_insertion_give_one_area_per_image_and_the_curves(probe, im
     np.testing.assert_allclose(auc, ((curves[:, 1:] + curves[:, :-1]) / 2).mean(1), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_randomization_compares_maps_with_a_randomized_copy_and_spares_the_model(model):
     images = demo.shapes(16, seed=7).images
     weights = [w.copy() for w in model.get_weights()]

@@ -45,6 +45,7 @@ def wait_for(condition, timeout=60.0):
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_the_widget_shows_at_once_then_fast_maps_then_slow_ones(widget, probe, data):
     meta = widget.maps_meta
     assert (meta["k"], meta["h"], meta["w"]) == (4, 64, 64)  # the layout is there before any map

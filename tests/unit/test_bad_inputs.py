@@ -196,7 +196,9 @@ def test_bad_input_is_refused_with_what_was_expected(model, images, call, value,
 
 # -- warnings: accepted, but said -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", list(IMAGE_TAKERS))
+# One entry point in the quick set; every other one runs a whole method, so in the slow set.
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if i else [])
+                                  for i, name in enumerate(IMAGE_TAKERS)])
 def test_float_images_far_outside_input_range_warn_with_the_range_seen(model, name):
     pixels = demo.shapes(12, seed=1).images * 255  # 0..255 floats, input_range [0, 1]
     with pytest.warns(CnnWidgetWarning, match=r"far outside input_range \[0, 1\]") as seen:
@@ -216,6 +218,7 @@ def test_cka_on_few_images_warns_that_it_is_unstable(model):
         similarity.layer_similarity(model, None, demo.shapes(12, seed=1).images, layers=["block1_conv", "gap"])
 
 
+@pytest.mark.slow
 def test_the_cka_widget_shows_the_instability_in_its_status(model):
     sim = cw.LayerSimilarity(model, None, demo.shapes(12, seed=1).images, layers=["block1_conv", "gap"])
     try:

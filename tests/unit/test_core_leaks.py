@@ -66,11 +66,13 @@ def test_a_probe_and_its_model_are_freed_after_activations_and_predictions():
     assert _freed(*_used(lambda p: (p.activations(_images(), ["conv1", "relu2"]), p.predict(_images()))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", list(attr.METHODS))
 def test_a_probe_and_its_model_are_freed_after_every_attribution_method(method):
     assert _freed(*_used(lambda p: attr.METHODS[method](p, _images(2), **OPTIONS.get(method, {}))))
 
 
+@pytest.mark.slow
 def test_a_probe_and_its_model_are_freed_after_the_faithfulness_curves():
     def work(p):
         maps = attr.saliency(p, _images(2))
@@ -79,16 +81,19 @@ def test_a_probe_and_its_model_are_freed_after_the_faithfulness_curves():
     assert _freed(*_used(work))
 
 
+@pytest.mark.slow
 def test_a_probe_and_its_model_are_freed_after_a_render():
     assert _freed(*_used(lambda p: fv.render(p, fv.channel("conv2", 1), steps=2)))
 
 
+@pytest.mark.slow
 def test_a_probe_and_its_model_are_freed_after_cka():
     def work(p):
         similarity.layer_similarity(p, None, _images(16), layers=["conv1", "relu2"], batch_size=8)
     assert _freed(*_used(work))
 
 
+@pytest.mark.slow
 def test_a_model_compared_with_a_probe_that_stays_is_freed_with_its_probe():
     kept = ModelProbe(_model())
     other, other_probe = _used(lambda p: similarity.layer_similarity(kept, p, _images(16), layers=["conv1", "relu2"],
@@ -97,6 +102,7 @@ def test_a_model_compared_with_a_probe_that_stays_is_freed_with_its_probe():
     assert kept.activations(_images(2), ["conv1"])["conv1"].shape == (2, SIZE, SIZE, 4)
 
 
+@pytest.mark.slow
 def test_a_model_and_its_monitor_are_freed_after_a_fit():
     model = _model()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
@@ -119,6 +125,7 @@ def test_a_model_and_its_monitor_are_freed_after_a_fit():
     lambda m: fv.render(m, fv.channel("conv2", 1), steps=2),
     lambda m: similarity.layer_similarity(m, None, _images(16), layers=["conv1", "relu2"], batch_size=8),
 ], ids=["saliency", "guided_backprop", "grad_cam", "occlusion", "render", "cka"])
+@pytest.mark.slow
 def test_a_plain_model_given_to_a_core_function_is_freed_with_its_remembered_probe(work):
     assert _freed(*_used_plain(work))
 
@@ -138,6 +145,7 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="RSS read from /proc")
 def test_memory_stays_flat_over_repeated_calls_with_a_plain_model():
     model, x = _model(), _images(2)

@@ -81,6 +81,7 @@ def test_model_takes_64x64_rgb_and_predicts_every_class(model):
     assert tuple(model.output_shape) == (None, len(CLASS_NAMES))
 
 
+@pytest.mark.slow
 def test_model_reaches_95_percent_on_fresh_images(model):
     held_out = shapes(1000, seed=FRESH_SEED)
     _, accuracy = model.evaluate(held_out.images, held_out.labels, batch_size=250, verbose=0)

@@ -99,6 +99,7 @@ def test_batch_loss_is_recovered_from_the_running_mean():
     assert cb._batch_loss_from_mean(3, means[3]) == pytest.approx(4.0)
 
 
+@pytest.mark.slow
 def test_a_fit_records_everything_traces_once_and_notifies_subscribers(data, tmp_path):
     x, y = data
     cb = DiagnosticsCallback((x[:16], y[:16]), every=3, bins=8, verbose=0)
@@ -170,6 +171,7 @@ def test_with_the_bias_put_back_no_unit_is_dead(dead_channel_run, data):
     np.testing.assert_array_equal(cb.history["dead_fraction"], [[0.0], [0.0]])
 
 
+@pytest.mark.slow
 def test_layers_inside_a_nested_model_are_recorded_by_path(data):
     x, y = data
     base = tiny_model(compiled=False)
@@ -183,6 +185,7 @@ def test_layers_inside_a_nested_model_are_recorded_by_path(data):
     assert h["grad_norm"].shape == (2, 2) and (h["grad_norm"] > 0).all()
 
 
+@pytest.mark.slow
 def test_to_dataframe_when_pandas_is_there(data):
     pd = pytest.importorskip("pandas")
     x, y = data
@@ -194,6 +197,7 @@ def test_to_dataframe_when_pandas_is_there(data):
     assert probes.loc[probes["layer"] == "out", "dead_fraction"].isna().all()
 
 
+@pytest.mark.slow
 def test_a_failing_subscriber_does_not_stop_training(data):
     x, y = data
     cb = DiagnosticsCallback((x[:8], y[:8]), every=4, verbose=0)
@@ -203,6 +207,7 @@ def test_a_failing_subscriber_does_not_stop_training(data):
     assert len(cb.history["step"]) == 4
 
 
+@pytest.mark.slow
 def test_warnings_are_printed_once_and_returned_as_data(data):
     x, y = data
     printed = []
@@ -235,6 +240,7 @@ def test_a_probe_batch_of_the_wrong_shape_is_refused_when_fit_starts(data):
         tiny_model().fit(x, y, epochs=1, verbose=0, callbacks=[DiagnosticsCallback((x[:4], y[:3]))])
 
 
+@pytest.mark.slow
 def test_overfitting_detection_asked_for_without_validation_data_is_refused(data):
     x, y = data
     cb = DiagnosticsCallback((x[:8], y[:8]), warn=["overfitting"])
@@ -264,6 +270,7 @@ def test_warnings_that_need_a_probe_batch_are_refused_without_one():
 
 # -- without probe data -------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_without_probe_data_update_ratios_and_weight_histograms_are_recorded_and_gradients_are_nan(data):
     x, y = data
     cb = DiagnosticsCallback(every=3, bins=8, verbose=0)
@@ -278,6 +285,7 @@ def test_without_probe_data_update_ratios_and_weight_histograms_are_recorded_and
     assert h["activation_hist"].shape == (6, 0, 8) and cb.trace_count == 1
 
 
+@pytest.mark.slow
 def test_without_probe_data_no_gradient_or_dead_unit_warning_is_claimed(data):
     x, y = data
     # thresholds under which every layer is vanishing and every activation dead, were they measured
@@ -290,6 +298,7 @@ def test_without_probe_data_no_gradient_or_dead_unit_warning_is_claimed(data):
     assert blind.warnings == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_probe_data", [False, True])
 def test_non_finite_weights_raise_exploding_for_their_layer_and_fit_goes_on(data, with_probe_data):
     x, y = data
@@ -303,6 +312,7 @@ def test_non_finite_weights_raise_exploding_for_their_layer_and_fit_goes_on(data
     assert len(cb.history["probe_step"]) == 2
 
 
+@pytest.mark.slow
 def test_an_unbuilt_sequential_without_probe_data_is_probed_from_the_step_after_keras_builds_it(data):
     x, y = data
     model = keras.Sequential([keras.layers.Conv2D(2, 3, name="conv"), keras.layers.GlobalAveragePooling2D(),

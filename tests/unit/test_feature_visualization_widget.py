@@ -136,6 +136,7 @@ def test_a_nan_loss_stops_says_so_and_keeps_the_last_good_images(widget):
     assert widget.render().wait(60) and widget.error == "" and widget.images is not None
 
 
+@pytest.mark.slow
 def test_render_takes_an_objective_and_parameterization_of_the_caller(widget, probe):
     photo = demo.shapes(1, seed=0).images[0]
     widget.steps = 8
@@ -145,6 +146,7 @@ def test_render_takes_an_objective_and_parameterization_of_the_caller(widget, pr
     assert widget.images.shape == (3, 64, 64, 3) and widget.view.images_meta["labels"][2] == "image 2"
 
 
+@pytest.mark.slow
 def test_neuron_and_class_objectives_render_one_image_per_unit(widget):
     widget.configure(objective="neuron", channels=[2, 3], x=1, y=2, steps=8)
     widget.render().wait(60)
@@ -184,6 +186,7 @@ def test_a_page_not_rendered_yet_is_shown_empty_and_settings_changes_make_pages_
     assert widget.view.images_meta["n"] == 0 and "not rendered yet" in widget.status
 
 
+@pytest.mark.slow
 def test_the_class_gallery_shows_every_class(widget):
     widget.configure(mode="gallery", objective="class", page_size=16, steps=4)
     assert widget.view.gallery_pages == 1
@@ -199,6 +202,7 @@ def test_closing_the_widget_cancels_its_render(probe):
     assert job.wait(2) and job.cancelled
 
 
+@pytest.mark.slow
 def test_linked_to_a_grid_renders_the_channel_clicked_there(probe):
     grid = cw.ActivationGrid(probe, demo.shapes(2, seed=0).images, layer="block2_relu")
     linked = cw.FeatureVisualization.linked_to(grid, steps=8)

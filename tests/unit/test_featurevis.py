@@ -317,6 +317,7 @@ def test_each_image_of_a_batch_objective_raises_its_own_channel(probe):
     assert list((means / means.mean(axis=0)).argmax(axis=1)) == [0, 1, 2], np.round(means, 3)
 
 
+@pytest.mark.slow
 def test_batch_objectives_render_one_image_per_unit(probe):
     assert fv.render(probe, fv.class_logits([1, 2]), steps=2).shape == (2, 64, 64, 3)
     diverse = fv.channel(LAYER, 3) + 0.1 * fv.diversity(LAYER)
@@ -324,6 +325,7 @@ def test_batch_objectives_render_one_image_per_unit(probe):
     assert fv.render(probe, fv.direction(LAYER, np.ones(64)), steps=2, batch=3).shape == (3, 64, 64, 3)
 
 
+@pytest.mark.slow
 def test_pixel_parameterization_and_a_custom_optimizer_raise_the_objective(probe):
     losses = []
     images = fv.render(probe, fv.channel(LAYER, 3), steps=8, param=fv.pixel_image(),
@@ -342,6 +344,7 @@ def test_render_starts_from_given_images_with_pixel_init(probe):
     assert np.abs(images - np.clip(start, 0.01, 0.99)).max() < 0.01
 
 
+@pytest.mark.slow
 def test_display_range_other_than_unit():
     from cnnwidget import demo
 

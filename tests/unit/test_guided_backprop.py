@@ -88,6 +88,7 @@ def test_guided_backprop_leaves_every_layer_object_as_it_was(model, images):
     assert all(set(vars(layer)) == set(before) for layer, before in zip(layers, own))
 
 
+@pytest.mark.slow
 def test_saliency_traced_while_another_probe_traces_guided_backprop_is_plain_saliency(model, images):
     # Two probes of one model; each trial traces both passes afresh, at the same moment, on two threads.
     # When guided backprop swapped the model's own ReLUs while tracing, the saliency pass traced meanwhile kept

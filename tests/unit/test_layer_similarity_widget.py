@@ -60,6 +60,7 @@ def test_bad_layers_from_python_raise_show_a_message_and_keep_the_result(pair, i
     assert sim.job.wait(120) and sim.error == "" and sim.comparison.layers == ["conv2", "out"]
 
 
+@pytest.mark.slow
 def test_bad_layers_typed_in_the_box_show_a_message_and_the_box_shows_the_layers_in_use(pair, images):
     import keras
 

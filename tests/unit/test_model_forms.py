@@ -145,6 +145,7 @@ def _fit(model, x, y, callback):
     model.fit(x, y, epochs=1, batch_size=16, callbacks=[callback], verbose=0)
 
 
+@pytest.mark.slow
 def test_the_monitor_measures_a_dense_only_model_and_finds_its_vanishing_gradients():
     layers = [keras.Input((20,))] + [L.Dense(16, activation="sigmoid") for _ in range(19)]
     model = keras.Sequential(layers + [L.Dense(3, activation="softmax")])

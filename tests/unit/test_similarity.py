@@ -118,6 +118,7 @@ def test_layer_similarity_takes_arrays_and_a_strategy_and_names_layers(images):
     assert by_array[0, 1] == pytest.approx(want, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_two_models_compare_layer_by_layer_with_different_widths(images):
     # Row i is the first model's layer i, column j the second's layer j: each cell is the minibatch CKA of those
     # two layers' outputs streamed in the same batches.

@@ -32,6 +32,7 @@ def small_cnn(activation="relu", depth=0):
     return model
 
 
+@pytest.mark.slow
 def test_monitor_follows_a_fit_and_keeps_its_history(data):
     x, y = data
     mon = cw.TrainingMonitor((x[:32], y[:32]), every=2, max_rate=0)  # max_rate 0: redraw on every update
@@ -54,6 +55,7 @@ def test_monitor_follows_a_fit_and_keeps_its_history(data):
     mon.close()
 
 
+@pytest.mark.slow
 def test_monitor_throttles_redraws_while_batches_arrive(data):
     x, y = data
     mon = cw.TrainingMonitor((x[:16], y[:16]), every=1, max_rate=0.001)
@@ -64,6 +66,7 @@ def test_monitor_throttles_redraws_while_batches_arrive(data):
     mon.close()
 
 
+@pytest.mark.slow
 def test_monitor_lists_a_vanishing_gradient_warning(data):
     x, y = data
     mon = cw.TrainingMonitor((x[:32], y[:32]), every=1, warn=["vanishing_gradients"])
@@ -74,6 +77,7 @@ def test_monitor_lists_a_vanishing_gradient_warning(data):
     assert mon._warning_box.children[0].value.startswith("vanishing_gradients at step")
 
 
+@pytest.mark.slow
 def test_monitor_without_probe_data_draws_the_rest_and_says_how_to_see_gradients(data):
     x, y = data
     mon = cw.TrainingMonitor(every=2, max_rate=0)
@@ -143,6 +147,7 @@ def test_layer_similarity_of_a_model_with_itself_has_a_unit_diagonal(data):
     assert sim.progress["fraction"] == 1.0 and sim.status == "done: 3 layers"
 
 
+@pytest.mark.slow
 def test_layer_similarity_of_a_fine_tuned_copy_gives_drift_and_verdicts(data):
     import keras
 
@@ -163,6 +168,7 @@ def test_layer_similarity_of_a_fine_tuned_copy_gives_drift_and_verdicts(data):
     assert list(sim._drift.x) == ["conv1", "conv2", "out"]
 
 
+@pytest.mark.slow
 def test_layer_similarity_cancel_stops_the_pass_and_keeps_working(data):
     x, _ = data
     sim = cw.LayerSimilarity(small_cnn(), data=np.repeat(x, 20, axis=0), layers=["conv1", "conv2"], batch_size=16,
