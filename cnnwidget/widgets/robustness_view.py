@@ -115,7 +115,7 @@ class RobustnessView(CnnWidget):
             clean_image=_transport.image_bytes(self._batch[values["image_index"]], self.probe.input_range),
             status="attacking…")
         self.on_msg(self._on_msg)
-        self._start(self._attack_job)
+        self._restart()
 
     def _describe(self):
         return [f"{LABELS[self.attack]} {LABELS[self.norm]} epsilon={self.epsilon:.4g}",
@@ -173,8 +173,8 @@ class RobustnessView(CnnWidget):
         self._restart()
 
     def _restart(self):
-        self._start(self._attack_job, status="attacking…",
-                    progress={"what": "attack", "done": 0, "total": 1})
+        steps = 1 if self.attack == "fgsm" else self.steps
+        self._start(self._attack_job, status="attacking…", progress={"what": "attack", "done": 0, "total": steps})
 
     def _on_msg(self, _widget, content, _buffers):
         action = content.get("action") if isinstance(content, dict) else None
