@@ -20,24 +20,28 @@ COLORMAPS = ("viridis", "magma", "gray", "coolwarm")
 GRID_NORMALIZATIONS = ("channel", "layer")
 # ModelProbe's keyword options, which every widget also takes (and hands to the probe it makes).
 PROBE_OPTIONS = ("preprocess", "class_names", "input_range", "batch_size", "output")
+WHOLE = "a whole number"  # what the widgets' messages call an integer option (positive_int's noun)
+POSITIVE = "a positive number"  # and a number > 0 (positive_float's noun)
 MEMORY_FRACTION = 0.5  # an option whose estimated working memory exceeds this share of the machine's RAM is refused
 
 
-def positive_int(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum`` (bools, floats and strings refused), or an OptionError naming it."""
+def positive_int(name: str, value, minimum: int = 1, noun: str = "an integer") -> int:
+    """``value`` as an int >= ``minimum`` (bools, floats and strings refused), or an OptionError naming it.
+    ``noun`` is what the message calls it (the widgets say "a whole number")."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise OptionError(f"{name} must be an integer >= {minimum}; got {value!r} ({type(value).__name__}).")
+        raise OptionError(f"{name} must be {noun} >= {minimum}; got {value!r} ({type(value).__name__}).")
     if value < minimum:
-        raise OptionError(f"{name} must be an integer >= {minimum}; got {value}.")
+        raise OptionError(f"{name} must be {noun} >= {minimum}; got {value}.")
     return int(value)
 
 
-def positive_float(name: str, value, allow_zero: bool = False) -> float:
-    """``value`` as a finite float > 0 (or >= 0), or an OptionError."""
+def positive_float(name: str, value, allow_zero: bool = False, noun: str | None = None) -> float:
+    """``value`` as a finite float > 0 (or >= 0), or an OptionError. ``noun`` is what the message calls it
+    (default "a finite number > 0"; the widgets say "a positive number")."""
     out = _real(value)
     if not math.isfinite(out) or out < 0 or (out == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise OptionError(f"{name} must be a finite number {bound}; got {value!r}.")
+        raise OptionError(f"{name} must be {noun or f'a finite number {bound}'}; got {value!r}.")
     return out
 
 
@@ -69,8 +73,8 @@ def index(name: str, value, size: int | None = None, what: str = "") -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise OptionError(f"{name} must be {allowed}{where}; got {value!r} ({type(value).__name__}).")
     if value < 0:
-        raise OptionError(f"{name} must be {allowed}{where}; got {value} (negative indices are not counted from "
-                          "the end here).")
+        raise OptionError(f"{name} {value} is out of range{where}: it must be {allowed}; got {value} (negative "
+                          "indices are not counted from the end here).")
     if size is not None and value >= size:
         raise OptionError(f"{name} {value} is out of range{where}: it must be {allowed}.")
     return int(value)

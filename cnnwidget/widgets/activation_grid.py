@@ -12,11 +12,11 @@ import traitlets as t
 
 from ..core import CnnWidgetError, OptionError, as_probe
 from ..core.activations import channel_order, channel_stats, depth_strip, fit_within, resize
+from ..core.options import COLORMAPS, WHOLE, positive_int
 from . import _axes, _transport
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
 
-COLORMAPS = ("viridis", "magma", "gray", "coolwarm")  # the tables of js/colormaps.js
 NORMALIZATIONS = ("channel", "layer")
 SORTS = ("index", "mean")
 IMAGE_PX = 256  # the input picture is sent at most this size a side: the view shows it at about 192 px
@@ -81,8 +81,8 @@ class ActivationGrid(CnnWidget):
                  thumbnail: int = 32, **probe_options):
         self.probe = as_probe(model_or_probe, **probe_options)
         self._batch = self.probe.images(images)
-        self._max_tile = _whole(max_tile, "max_tile", 1)
-        self._thumb = _whole(thumbnail, "thumbnail", 1)
+        self._max_tile = positive_int("max_tile", max_tile, 1, WHOLE)
+        self._thumb = positive_int("thumbnail", thumbnail, 1, WHOLE)
         self._maps = _ByteCache(CACHE_BYTES)  # (layer path, image index) -> that image's layer output
         self._strips: OrderedDict = OrderedDict()  # image index -> (uint8 bytes, meta); a third of a pass each
         self._probs: dict[int, np.ndarray] = {}  # image index -> class probabilities
@@ -91,7 +91,7 @@ class ActivationGrid(CnnWidget):
         start = self.probe.layer(layer).path if layer is not None else _default_layer(infos)
         super().__init__(
             layers=[{"name": i.path, "shape": list(i.output_shape), "spatial": i.is_spatial} for i in infos],
-            n_images=len(self._batch), layer=start, page_size=_whole(page_size, "page_size", 1),
+            n_images=len(self._batch), layer=start, page_size=positive_int("page_size", page_size, 1, WHOLE),
             chart=_stats_chart(), status=f"computing {start}…")
         self._start(self._update, settle=True)
 
@@ -335,12 +335,6 @@ class _ByteCache:
     def clear(self):
         self._items.clear()
         self.bytes = 0
-
-
-def _whole(value, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise OptionError(f"{what} must be a whole number >= {minimum}; got {value!r}.")
-    return int(value)
 
 
 def _default_layer(infos) -> str:

@@ -13,7 +13,7 @@ import traitlets as t
 
 from ..core import CnnWidgetError, OptionError, as_probe
 from ..core import attribution as attr
-from ..core.options import PROBE_OPTIONS
+from ..core.options import COLORMAPS, PROBE_OPTIONS, choice, fraction, index
 from . import _axes, _transport
 from ..core.attribution.cam import _layer as _cam_layer  # the CAMs' own layer check, made before the worker runs
 from ._base import CnnWidget, checks, reacts
@@ -31,7 +31,6 @@ LABELS = {
     "grad_cam_plus_plus": "Grad-CAM++", "score_cam": "Score-CAM", "occlusion": "Occlusion", "rise": "RISE",
     "lime": "LIME", "kernel_shap": "Kernel SHAP",
 }
-COLORMAPS = ("magma", "viridis", "gray", "coolwarm")
 NORMALIZATIONS = ("map", "shared")
 SIGNS = attr.SIGNS
 DEFAULT_SIGN = "absolute"
@@ -141,12 +140,12 @@ class AttributionMap(CnnWidget):
         self._results: dict[tuple[int, int], dict] = {}
         self._probs: dict[int, np.ndarray] = {}  # image index -> class probabilities, made on the worker
         n, (h, w) = len(self._batch), self._batch.shape[1:3]
-        _index(image_index, n, "image_index")
+        index("image_index", image_index, n)
         self._auto_target = target is None  # the first job explains the image's predicted class
-        target = 0 if target is None else _index(target, self.probe.num_classes, "target")
+        target = 0 if target is None else index("target", target, self.probe.num_classes)
         for name, value in (("colormap", colormap), ("normalization", normalization), ("sign", sign)):
-            _choice(name, value)
-        _opacity(opacity)
+            choice(name, value, _CHOICES[name])
+        fraction("opacity", opacity)
         self._check_options(image_index, target)
         super().__init__(
             n_images=n, image_shape=[h, w], class_names=[str(c) for c in self.probe.class_names],
@@ -222,20 +221,19 @@ class AttributionMap(CnnWidget):
 
     @checks("image_index")
     def _check_image(self, value):
-        return _index(value, len(self._batch), "image_index")
+        return index("image_index", value, len(self._batch))
 
     @checks("target")
     def _check_target(self, value):
-        return _index(value, self.probe.num_classes, "target")
+        return index("target", value, self.probe.num_classes)
 
     @checks("colormap", "normalization", "sign")
     def _check_choice(self, value, name):
-        _choice(name, value)
-        return value
+        return choice(name, value, _CHOICES[name])
 
     @checks("opacity")
     def _check_opacity(self, value):
-        _opacity(value)
+        fraction("opacity", value)
         return value
 
     def _method_options(self, method: str, options: dict, layer) -> dict:
@@ -555,22 +553,6 @@ def _method_names(methods) -> tuple[str, ...]:
     if len(set(names)) != len(names):
         raise OptionError(f"each method may appear once; got {list(names)}.")
     return names
-
-
-def _index(value, n: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n:
-        raise OptionError(f"{name} {value!r} is out of range: it must be a whole number in [0, {n - 1}].")
-    return int(value)
-
-
-def _choice(name: str, value):
-    if value not in _CHOICES[name]:
-        raise OptionError(f"{name} must be one of {', '.join(map(repr, _CHOICES[name]))}; got {value!r}.")
-
-
-def _opacity(value):
-    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-        raise OptionError(f"opacity must be a number in [0, 1]; got {value!r}.")
 
 
 def _curve_chart(title: str) -> bqplot.Figure:

@@ -13,6 +13,7 @@ import traitlets as t
 from ..core import CnnWidgetError, OptionError, as_probe
 from ..core import featurevis as fv
 from ..core.featurevis.render import DEFAULT_FREE_SIZE
+from ..core.options import POSITIVE, WHOLE, choice, positive_float, positive_int
 from . import _axes, _transport
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
@@ -119,7 +120,7 @@ class FeatureVisualization(CnnWidget):
                  learning_rate: float = 0.05, seed: int = 0, page_size: int = 16, stream_every: int = 4,
                  **probe_options):
         self.probe = as_probe(model_or_probe, **probe_options)
-        self.stream_every = _whole(stream_every, "stream_every", 1)
+        self.stream_every = positive_int("stream_every", stream_every, 1, WHOLE)
         self._images = None  # float (B, S, S, C) display-space images of the last single render
         self._single_meta: dict = {}  # and their images_meta
         self._losses = np.zeros((0, 2), np.float32)
@@ -131,10 +132,10 @@ class FeatureVisualization(CnnWidget):
         settings = {
             "mode": mode, "objective": objective,
             "layer": self.probe.layer(layer).path if layer is not None else _default_layer(infos),
-            "channels": _units(channels), "classes": _units(classes), "x": _whole(x, "x", -1),
-            "y": _whole(y, "y", -1), "param": param, "decorrelate": bool(decorrelate), "transforms": transforms,
+            "channels": _units(channels), "classes": _units(classes), "x": positive_int("x", x, -1, WHOLE),
+            "y": positive_int("y", y, -1, WHOLE), "param": param, "decorrelate": bool(decorrelate), "transforms": transforms,
             "steps": steps, "size": size if size is not None else (max(h, w) if h and w else DEFAULT_FREE_SIZE),
-            "learning_rate": _positive(learning_rate, "learning_rate"), "seed": _whole(seed, "seed", 0),
+            "learning_rate": positive_float("learning_rate", learning_rate, noun=POSITIVE), "seed": positive_int("seed", seed, 0, WHOLE),
             "page_size": page_size,
         }
         self._check(settings)
@@ -265,11 +266,11 @@ class FeatureVisualization(CnnWidget):
     @checks(*_SETTINGS)
     def _check_setting(self, value, name):
         if name in ("steps", "size", "page_size", "seed"):
-            _whole(value, name, 0 if name == "seed" else 8 if name == "size" else 1)
+            positive_int(name, value, 0 if name == "seed" else 8 if name == "size" else 1, WHOLE)
         if name in ("x", "y"):
-            _whole(value, name, -1)
+            positive_int(name, value, -1, WHOLE)
         if name == "learning_rate":
-            _positive(value, name)
+            positive_float(name, value, noun=POSITIVE)
         if name == "layer":
             value = self.probe.layer(value).path
         self._check({**self._settings(), name: value})
@@ -286,14 +287,12 @@ class FeatureVisualization(CnnWidget):
         """Raise a CnnWidgetError saying what is wrong with settings ``s`` for this model; nothing is changed."""
         for name, allowed in (("mode", MODES), ("objective", OBJECTIVES), ("param", PARAMS),
                               ("transforms", TRANSFORMS)):
-            if s[name] not in allowed:
-                raise OptionError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {s[name]!r}.")
+            choice(name, s[name], allowed)
         for name, minimum in (("steps", 1), ("size", 8), ("page_size", 1)):
-            _whole(s[name], name, minimum)
+            positive_int(name, s[name], minimum, WHOLE)
         units = s["classes"] if s["objective"] == "class" else s["channels"]  # a render's batch: its memory bound
         fv.params.check_size(self.probe, s["size"], len(units) if s["mode"] == "single" else s["page_size"])
-        if not (math.isfinite(s["learning_rate"]) and s["learning_rate"] > 0):
-            raise OptionError(f"learning_rate must be a positive number; got {s['learning_rate']!r}.")
+        positive_float("learning_rate", s["learning_rate"], noun=POSITIVE)
         self.probe.layer(s["layer"])  # LayerError naming the layers there are
         units = None if s["mode"] == "single" else [0]  # a gallery checks only that the layer suits the objective
         self._objective(s, units).bind(self.probe)
@@ -572,12 +571,6 @@ def _units(value) -> list[int]:
     return [int(v) for v in values]
 
 
-def _whole(value, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise OptionError(f"{what} must be a whole number >= {minimum}; got {value!r}.")
-    return int(value)
-
-
 def _numbered(name: str, n: int) -> list[str]:
     return [name] if n == 1 else [f"image {i}" for i in range(n)]
 
@@ -609,13 +602,6 @@ def _plot(chart: bqplot.Figure, losses: np.ndarray):
     line = chart.marks[0]
     with line.hold_sync():
         line.x, line.y = losses[:, 0], losses[:, 1]
-
-
-def _positive(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (
-            math.isfinite(value) and value > 0):
-        raise OptionError(f"{what} must be a positive number; got {value!r}.")
-    return float(value)
 
 
 def _same(a, b) -> bool:

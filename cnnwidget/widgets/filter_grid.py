@@ -9,6 +9,7 @@ import traitlets as t
 
 from ..core import LayerError, OptionError, as_probe
 from ..core import filters
+from ..core.options import WHOLE, positive_int
 from . import _axes
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
@@ -56,8 +57,7 @@ class FilterGrid(CnnWidget):
         self.probe = as_probe(model_or_probe)
         for name, value in (("image_page_size", image_page_size), ("grid_page_size", grid_page_size),
                             ("bins", bins)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise OptionError(f"{name} must be a whole number >= 1; got {value!r}.")
+            positive_int(name, value, 1, WHOLE)
         self._sizes = (int(image_page_size), int(grid_page_size))
         self._bins = int(bins)
         convs = [i.path for i in self.probe.layers if i.class_name in _CONV_CLASSES]
