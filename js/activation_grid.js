@@ -2,7 +2,7 @@
 // input image, and a strip of one thumbnail per layer. It draws the buffers Python sends (docs/wire-format.md) and
 // writes back what the user picks; colour maps, normalization and overlay are applied here, with no kernel trip.
 // Model text (layer names) only ever reaches the page through textContent, option text and attributes.
-import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
 import { colormap, COLORMAPS } from "./colormaps.js";
 import {
   bytesOf, floatsOf, gridLayout, indexLut, layerRange, paintIndexed, paintRGB, stackComplete, tileAt, tileScale,
@@ -102,6 +102,7 @@ export default {
     const status = h("span", { class: "cnnw-status cnnw-muted", "aria-live": "polite" });
     const busy = h("progress", { class: "cnnw-busy", hidden: true, "aria-label": "computing" });
     const error = h("div", { class: "cnnw-error", role: "alert", hidden: true });
+    const [warning, showWarning] = warningBox(model);
 
     const canvas = h("canvas", { class: "cnnw-grid-canvas", width: 0, height: 0 });
     const ctx = canvas.getContext("2d");
@@ -124,6 +125,7 @@ export default {
       ]),
       h("div", { class: "cnnw-pager" }, [prev, pageInfo, next, busy, status]),
       error,
+      warning,
       h("div", { class: "cnnw-main" }, [
         gridWrap,
         h("div", { class: "cnnw-focus" }, [focusTitle, focusCanvas, predictions]),
@@ -450,6 +452,7 @@ export default {
       [highlightStrip, ["layer"]],
       [showPredictions, ["predictions"]],
       [showError, ["error"]],
+      [showWarning, ["warning"]],
       [showStatus, ["status"]],
       [showRunning, ["running"]],
     ];

@@ -4,7 +4,7 @@
 // opacity, colour map, normalization and sign are applied here, so switching them never waits for the kernel.
 // Model text (class names, method labels, messages) only reaches the page through textContent and option text.
 import { colormap, COLORMAPS } from "./colormaps.js";
-import { baseStyle, h, mountWidget, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
 import { aucText, heatLut, scales, SIGNS } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
@@ -63,6 +63,7 @@ export default {
     setOptions(normalization, [["map", "per map"], ["shared", "shared"]]);
     setOptions(sign, SIGNS.map((s) => [s, s]));
     const error = h("div", { class: "cnnw-am-error", role: "alert", hidden: true });
+    const [warning, showWarning] = warningBox(model);
     const maps = h("div", { class: "cnnw-am-maps" });
     const referenceText = h("span", { class: "cnnw-am-reference-text" });
     const reference = h("div", { class: "cnnw-am-reference cnnw-am-muted", hidden: true,
@@ -80,6 +81,7 @@ export default {
         h("label", {}, ["Normalization", normalization]), h("label", {}, ["Sign", sign]),
       ]),
       error,
+      warning,
       maps,
       reference,
     ]);
@@ -222,6 +224,7 @@ export default {
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
       [showError, ["error"]],
+      [showWarning, ["warning"]],
       [showStatus, ["status"]],
     ];
     const { dispose } = react(model, reactions);

@@ -29,6 +29,15 @@ export function showsText(model, trait, node, hideEmpty = false) {
 }
 
 /**
+ * The box that shows the base's `warning` trait (a caveat about the input, e.g. images far outside input_range),
+ * hidden while it is empty: returns [node, draw]; put the node in the view and react with draw to ["warning"].
+ */
+export function warningBox(model) {
+  const node = h("div", { class: "cnnw-warning", role: "status", hidden: true });
+  return [node, showsText(model, "warning", node, true)];
+}
+
+/**
  * Redraw on trait changes, at most once per animation frame for each draw: one message often changes several
  * traits (a page is bytes + ranges + meta). `reactions` is [[draw, [trait, ...]], ...]; every draw also runs once
  * now. Returns { schedule(draw) } for other triggers (a resize) and dispose(), which removes the listeners.
@@ -69,6 +78,8 @@ export function baseStyle(root, controls = ["select", "input", "button"]) {
 ${r} { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
   color: var(--jp-ui-font-color1, #212121); }
 ${r} [hidden] { display: none !important; }
+${r} .cnnw-warning { padding: 4px 8px; border-left: 3px solid var(--jp-warn-color1, #f57c00);
+  color: var(--jp-ui-font-color1, #212121); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 ${r} label { display: inline-flex; align-items: center; gap: 4px; max-width: 100%; }
 ${controls.map((c) => `${r} ${c}`).join(", ")} { font: inherit; color: inherit;
   background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }`;

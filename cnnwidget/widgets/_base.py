@@ -47,6 +47,10 @@ What the base owns:
 
 - ``error``, ``status``, ``running``, ``progress``: synced, set by Python only. ``error`` is the last refusal or
   failure (the view shows it with ``role=alert``); a valid change clears it.
+- ``warning``: synced, set by Python only: a caveat about the input that stays while the input does, e.g. float
+  images far outside ``input_range`` (``core.images.range_note``). A widget that takes images checks them with
+  ``self._images(images)`` (the probe's check, and the note), and its view shows the trait (js/dom.js
+  ``warningBox``).
 - Validation (``@checks``) runs on every value, from Python and from the page. From Python a bad value raises
   (a CnnWidgetError that is also a ``traitlets.TraitError``) and is shown in ``error``; the value is not taken.
   From the page (``set_state``), a value of the wrong type, one refused by a check, or a change of a trait tagged
@@ -88,6 +92,7 @@ import traitlets as t
 from ipywidgets.widgets.widget import _remove_buffers
 
 from ..core import CnnWidgetError, OptionError
+from ..core.images import range_note
 from ._jobs import Job, Worker
 
 PROGRESS_SECONDS = 0.1  # progress reaches the browser at most this often: each report is a comm message
@@ -180,6 +185,8 @@ class CnnWidget(anywidget.AnyWidget):
     running = t.Bool(False, help="a job is computing on the widget's worker").tag(sync=True, owner="python")
     progress = t.Dict(help="the last job's progress (keys depend on the widget)").tag(
         sync=True, owner="python")
+    warning = t.Unicode("", help="a caveat about the input, shown in the widget while it holds").tag(
+        sync=True, owner="python")
 
     _worker_name = "cnnwidget-worker"
 
@@ -200,8 +207,21 @@ class CnnWidget(anywidget.AnyWidget):
     def __init__(self, **state):
         """Open the widget with its initial ``state`` (trait values), checked but without reactions: everything
         the view needs on first draw goes in its comm_open."""
+        state.setdefault("warning", self.__dict__.get("_input_warning", ""))
         with self._quietly():
             super().__init__(**state)
+        self.__dict__["_built"] = True
+
+    def _images(self, images):
+        """``self.probe.images(images)`` (checked against the model, float32 (N, H, W, C)), and ``warning`` set to
+        what is untrustworthy about them (``range_note``: float values far outside ``input_range``) or cleared.
+        Before ``__init__`` the note waits for it."""
+        batch = self.probe.images(images)
+        note = range_note(batch, self.probe.input_range) or ""
+        self.__dict__["_input_warning"] = note
+        if self.__dict__.get("_built"):
+            self._push(warning=note)
+        return batch
 
     # -- public ------------------------------------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ class ActivationGrid(CnnWidget):
     def __init__(self, model_or_probe, images, layer=None, *, page_size: int = 64, max_tile: int = 64,
                  thumbnail: int = 32, **probe_options):
         self.probe = as_probe(model_or_probe, **probe_options)
-        self._batch = self.probe.images(images)
+        self._batch = self._images(images)
         self._max_tile = positive_int("max_tile", max_tile, 1, WHOLE)
         self._thumb = positive_int("thumbnail", thumbnail, 1, WHOLE)
         self._maps = _ByteCache(CACHE_BYTES)  # (layer path, image index) -> that image's layer output
@@ -109,7 +109,7 @@ class ActivationGrid(CnnWidget):
     def images(self, images):
         with self._locked():
             try:
-                batch = self.probe.images(images)
+                batch = self._images(images)
             except CnnWidgetError as exc:  # ImageError: the old batch stays
                 self._show_refusal(str(exc))
                 raise

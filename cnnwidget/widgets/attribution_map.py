@@ -127,7 +127,7 @@ class AttributionMap(CnnWidget):
                  layer: str | None = None, curves: bool = True, curve_steps: int = 10, opacity: float = 0.6,
                  colormap: str = "magma", normalization: str = "map", sign: str = DEFAULT_SIGN, **options):
         self.probe = as_probe(model_or_probe, **{k: options.pop(k) for k in PROBE_OPTIONS if k in options})
-        self._batch = self.probe.images(images)  # float32 (N, H, W, C), checked against the model
+        self._batch = self._images(images)  # float32 (N, H, W, C), checked against the model; warning set
         self._methods = _method_names(methods)
         unknown = sorted(set(options) - set(self._methods))
         if unknown:

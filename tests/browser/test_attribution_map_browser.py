@@ -235,3 +235,19 @@ def test_cancel_on_the_page_stops_lime_and_the_other_maps_stay(lab, page):
     assert root.locator(".cnnw-am-error").is_hidden() and cancel.is_disabled()
     assert lab.canvas_pixels(page, CANVAS, nth=0)["distinct_colors"] > 20
     lab.screenshot(page, "am_cancelled", selector=CELL)
+
+
+def test_images_far_outside_the_input_range_show_a_visible_warning(lab, page):
+    """0..255 floats with the default input_range [0, 1]: the view shows core.images.range_note in a box of its own
+    (the base's ``warning`` trait), as well as the Python warning. (Shown in the sidebar: a cell is not needed.)"""
+    lab.kernel_run(page, "import warnings\nwith warnings.catch_warnings():\n    warnings.simplefilter('ignore')\n"
+                         "    loud = cw.AttributionMap(amap.probe, data.images * 255.0, ('saliency',), curves=False)\n"
+                         "loud.wait(60)\nside = cw.show_in_sidebar(loud, 'loud images')")
+    try:
+        box = page.locator(".cnnw-am .cnnw-warning").filter(has_text="far outside input_range")
+        box.first.wait_for(state="visible", timeout=30000)
+        assert "divide them by 255" in box.first.inner_text()
+        assert page.locator(".jp-Notebook .cnnw-am .cnnw-warning:visible").count() == 0  # amap's are in range
+        lab.screenshot(page, "am_range_warning")
+    finally:
+        lab.kernel_run(page, "side.close()\nloud.close()")
