@@ -20,6 +20,7 @@ from ._esm import bundle
 
 _PY = dict(sync=True, owner="python")
 _TOP = 5
+_MAX_NAMES = 24  # layer names under the divergence chart, at most
 LABELS = {"pgd": "PGD", "fgsm": "FGSM", "inf": "L∞", "2": "L2"}
 
 
@@ -290,8 +291,15 @@ class RobustnessView(CnnWidget):
     def _plot_divergence(self, divergence: adv.LayerDivergence):
         bars = self.divergence_chart.marks[0]
         values = np.nan_to_num(divergence.mean, nan=0.0).astype(np.float32)
+        names = list(divergence.layers)
+        # Vertical names need about 16 px each: a deep model (MobileNetV2's 150 layers) names every k-th bar.
+        every = -(-len(names) // _MAX_NAMES)
+        axis = self.divergence_chart.axes[0]
+        shown = names[::every] if every > 1 else None
+        if (axis.tick_values is None) != (shown is None) or (shown is not None and list(axis.tick_values) != shown):
+            axis.tick_values = shown
         with bars.hold_sync():
-            bars.x = np.asarray(divergence.layers)
+            bars.x = np.asarray(names)
             bars.y = values
 
     def _show_curve(self, curve: dict):
@@ -332,7 +340,7 @@ def _image(value, n: int) -> int:
 def _divergence_chart() -> bqplot.Figure:
     x, y = bqplot.OrdinalScale(), bqplot.LinearScale(min=0.0)
     bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#c44e52"], padding=0.1)
-    axes = [_axes.axis(x, kind="ordinal", rotate=-45),
+    axes = [_axes.axis(x, kind="ordinal", rotate=-90),
             _axes.axis(y, "||a(adv) − a(clean)|| / ||a(clean)||", vertical=True)]
     fig = bqplot.Figure(marks=[bars], axes=axes, title="where the representations split",
                         fig_margin={"top": 48, "bottom": 60, "left": 60, "right": 16},

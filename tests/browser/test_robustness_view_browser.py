@@ -1,0 +1,133 @@
+"""The RobustnessView view in a real JupyterLab (chromium), on the demo model, in the user's order: the widget is
+shown at once and its attack, charts and curve arrive from the worker after display. The slider draws a new
+adversarial image, a bad epsilon typed in the page is refused in the widget (and it keeps working), Cancel stops a
+long attack. The harness fails a test on any browser console error.
+
+One notebook page is opened and run once (the module-scoped ``page`` fixture) and shared by the tests.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from harness import charts
+
+pytestmark = pytest.mark.timeout(300)
+
+CELLS = [
+    "import cnnwidget as cw\nfrom cnnwidget import demo\n"
+    "data = demo.shapes(3, seed=1234)\nheld = demo.shapes(16, seed=1)\n"
+    "rv = cw.RobustnessView(demo.load_model(), data.images, data=(held.images, held.labels),\n"
+    "                       class_names=data.class_names, steps=5, curve_epsilons=[0.0, 4 / 255, 16 / 255])\n"
+    "rv",  # shown at once: nothing waited for
+]
+ROOT = ".jp-Notebook .cnnw-rv"
+CELL = ".jp-Notebook .jp-CodeCell:has(.cnnw-rv)"
+
+
+def _canvas(kind: str) -> str:
+    return f"{ROOT} canvas.cnnw-rv-{kind}"
+
+
+def _wait_running(page, value: bool, timeout: float = 60):
+    page.wait_for_function(f"(sel) => document.querySelector(sel)?.dataset.running === '{str(value).lower()}'",
+                           arg=ROOT, timeout=timeout * 1000)
+
+
+def _drawn(page) -> int:
+    return int(page.evaluate("(sel) => document.querySelector(sel).dataset.drawn ?? '0'", ROOT))
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    page = lab.open_notebook(CELLS, name="robustness_view_browser")
+    lab.run_all(page)
+    lab.wait_for(page, ROOT)
+    page.wait_for_function("(sel) => Number(document.querySelector(sel).dataset.drawn ?? 0) >= 1", arg=ROOT,
+                           timeout=120_000)
+    _wait_running(page, False, timeout=180)  # the curve too
+    with lab.kept(page):
+        yield page
+
+
+def test_the_attack_is_drawn_side_by_side_with_predictions_cams_and_charts(lab, page):
+    root = page.locator(ROOT).first
+    hashes = {}
+    for kind in ("clean", "adversarial", "perturbation", "cam-clean", "cam-adversarial"):
+        px = lab.canvas_pixels(page, _canvas(kind))
+        assert px["width"] >= 160 and px["non_transparent"] == px["width"] * px["height"], kind
+        assert px["distinct_colors"] > 20, f"{kind} looks blank: {px}"
+        hashes[kind] = px["hash"]
+    assert len(set(hashes.values())) == 5
+    clean_preds = root.locator(".cnnw-rv-picture[data-kind=clean] .cnnw-rv-preds li").all_inner_texts()
+    adv_preds = root.locator(".cnnw-rv-picture[data-kind=adversarial] .cnnw-rv-preds li").all_inner_texts()
+    assert len(clean_preds) == 5 and len(adv_preds) >= 5
+    names = lab.kernel_run(page, "print('|'.join(data.class_names))").split("|")
+    assert clean_preds[0].split(" — ")[0] in names
+    assert root.locator(".cnnw-rv-caption").nth(1).inner_text().startswith("adversarial: PGD-5, L∞ ε 8/255")
+    assert root.locator(".cnnw-rv-verdict").inner_text() != ""
+    # the divergence bars (one per layer of the demo model) and the curve (3 epsilons) beside the view
+    n_layers = int(lab.kernel_run(page, "print(len(rv.probe.layers))"))
+    figures = page.locator(f"{CELL} .bqplot")
+    assert figures.count() == 2
+    bars = page.evaluate(charts.GEOMETRY_JS.replace("document.querySelector(sel)", "document.querySelectorAll(sel)[0]"),
+                         f"{CELL} .bqplot")
+    assert len(bars["bars"]) == n_layers and max(bars["bars"]) > 5, bars
+    curve = page.evaluate(charts.GEOMETRY_JS.replace("document.querySelector(sel)",
+                                                     "document.querySelectorAll(sel)[1]"), f"{CELL} .bqplot")
+    assert 3 in curve["lines"], curve
+    assert lab.axis_problems(page, CELL) == [] and charts.axis_problems(page, CELL) == []
+    lab.screenshot(page, "rv_drawn", selector=CELL)
+
+
+def test_the_slider_draws_a_new_adversarial_image(lab, page):
+    root = page.locator(ROOT).first
+    before = lab.canvas_pixels(page, _canvas("adversarial"))["hash"]
+    drawn = _drawn(page)
+    root.locator(".cnnw-rv-slider").fill(str(2 / 255))
+    page.wait_for_function("([sel, n]) => Number(document.querySelector(sel).dataset.drawn) > n", arg=[ROOT, drawn],
+                           timeout=60_000)
+    _wait_running(page, False)
+    assert abs(float(root.get_attribute("data-epsilon")) - 2 / 255) < 1e-6
+    assert lab.canvas_pixels(page, _canvas("adversarial"))["hash"] != before
+    assert abs(float(lab.kernel_run(page, "print(rv.epsilon)")) - 2 / 255) < 1e-6
+    assert root.locator(".cnnw-rv-epsilon-value").inner_text() == "= 2/255 (0.00784)"
+    assert root.locator(".cnnw-rv-error").is_hidden()
+
+
+def test_a_bad_epsilon_typed_in_the_page_is_refused_in_the_widget_and_it_keeps_working(lab, page):
+    root = page.locator(ROOT).first
+    box = root.locator(".cnnw-rv-epsilon-input")
+    kept = lab.kernel_run(page, "print(rv.epsilon)")
+    box.fill("-0.1")
+    box.press("Enter")
+    error = root.locator(".cnnw-rv-error")
+    error.wait_for(state="visible", timeout=30_000)
+    assert "epsilon must be a finite number >= 0; got -0.1" in error.inner_text()
+    assert lab.kernel_run(page, "print(rv.epsilon)") == kept
+    drawn = _drawn(page)
+    box.fill("0.02")
+    box.press("Enter")
+    page.wait_for_function("([sel, n]) => Number(document.querySelector(sel).dataset.drawn) > n", arg=[ROOT, drawn],
+                           timeout=60_000)
+    _wait_running(page, False)
+    assert error.is_hidden() and root.get_attribute("data-epsilon") == "0.02"
+    lab.screenshot(page, "rv_after_bad_epsilon", selector=CELL)
+
+
+def test_cancel_on_the_page_stops_a_long_attack_and_the_last_drawing_stays(lab, page):
+    root = page.locator(ROOT).first
+    before = lab.canvas_pixels(page, _canvas("adversarial"))["hash"]
+    lab.kernel_run(page, "rv.steps = 100000")
+    _wait_running(page, True)
+    page.wait_for_function("(sel) => /step \\d+ of 100000/.test(document.querySelector(sel).textContent)",
+                           arg=f"{ROOT} .cnnw-rv-status", timeout=60_000)
+    cancel = root.locator(".cnnw-rv-cancel")
+    assert cancel.is_enabled()
+    cancel.click()
+    clicked = time.monotonic()
+    _wait_running(page, False, timeout=60)
+    print(f"the attack stopped {time.monotonic() - clicked:.2f} s after the click on Cancel")
+    assert root.locator(".cnnw-rv-status").inner_text().startswith("cancelled")
+    assert lab.canvas_pixels(page, _canvas("adversarial"))["hash"] == before and cancel.is_disabled()
+    assert root.locator(".cnnw-rv-error").is_hidden()
