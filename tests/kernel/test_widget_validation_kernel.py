@@ -1,6 +1,7 @@
-"""Values sent by the page are checked by the same rules as values set from Python, over the real wire: a wrong
-type, an out-of-range value, an unknown option or a change to a Python-owned trait leaves the kernel's state as it
-was, puts the page back on it, shows why in the widget, logs nothing; the next valid update works."""
+"""Values sent by the page are checked by the same rules as values set from Python, over the real wire, for every
+widget: a wrong type, an out-of-range value, an unknown option or a change to a Python-owned trait leaves the
+kernel's state as it was, puts the page back on it, shows why in the widget, logs nothing; the next valid update
+works."""
 
 import pytest
 
@@ -14,13 +15,21 @@ inp = keras.Input((24, 24, 3))
 x = keras.layers.Conv2D(6, 3, padding="same", name="conv1")(inp)
 x = keras.layers.ReLU(name="relu1")(x)
 x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv2")(x)
-out = keras.layers.Dense(2, activation="softmax", name="out")(keras.layers.GlobalAveragePooling2D(name="gap")(x))
-probe = cw.ModelProbe(keras.Model(inp, out))
+out = keras.layers.Dense(3, activation="softmax", name="out")(keras.layers.GlobalAveragePooling2D(name="gap")(x))
+model = keras.Model(inp, out)
+model.compile("adam", "sparse_categorical_crossentropy")
+rng = np.random.default_rng(0)
+images, labels = rng.random((12, 24, 24, 3)).astype("float32"), rng.integers(0, 3, 12)
+probe = cw.ModelProbe(model)
 widgets = {
-    "grid": cw.ActivationGrid(probe, np.random.default_rng(0).random((2, 24, 24, 3))),
+    "grid": cw.ActivationGrid(probe, images[:2]),
     "filters": cw.FilterGrid(probe),
     "featurevis": cw.FeatureVisualization(probe, "relu1", 1, steps=4),
+    "attribution": cw.AttributionMap(probe, images[:2], ("saliency", "grad_cam"), curve_steps=2),
+    "similarity": cw.LayerSimilarity(probe, data=images, layers=["conv1", "conv2"], batch_size=4),
+    "monitor": cw.TrainingMonitor((images[:4], labels[:4]), every=1, max_rate=0),
 }
+model.fit(images, labels, epochs=1, batch_size=6, verbose=0, callbacks=[widgets["monitor"].callback])
 for w in widgets.values():
     w.wait()
 """
@@ -56,10 +65,40 @@ BAD = {
         ({"running": True}, "running", "set by the widget"),
         ({"gallery_pages": 9}, "gallery_pages", "set by the widget"),
     ],
+    "attribution": [
+        ({"target": "x"}, "target", "must be an int"),
+        ({"target": 1.5}, "target", "must be an int"),
+        ({"target": 99}, "target", "out of range"),
+        ({"image_index": -1}, "image_index", "out of range"),
+        ({"opacity": "x"}, "opacity", "must be a float"),
+        ({"opacity": 1e9}, "opacity", "opacity must be a number in [0, 1]"),
+        ({"colormap": "jet"}, "colormap", "colormap must be one of"),
+        ({"sign": "up"}, "sign", "sign must be one of"),
+        ({"running": True}, "running", "set by the widget"),
+        ({"methods": ["lime"]}, "methods", "set by the widget"),
+        ({"n_images": 10**9}, "n_images", "set by the widget"),
+        ({"colormap": "viridis", "target": 42}, "colormap", "out of range"),  # nothing half-applied
+    ],
+    "similarity": [
+        ({"layers": "conv1"}, "layers", "must be a list"),
+        ({"layers": [5]}, "layers", "must be a list"),
+        ({"layers": ["conv1", "nope"]}, "layers", "nope"),
+        ({"running": True}, "running", "set by the widget"),
+        ({"status": "done"}, "status", "set by the widget"),
+    ],
+    "monitor": [
+        ({"histogram_step": "x"}, "histogram_step", "must be an int"),
+        ({"histogram_step": 999}, "histogram_step", "histogram_step must be between 0 and"),
+        ({"histogram_layer": "weights: nope"}, "histogram_layer", "histogram_layer must be one of"),
+        ({"css_class": "x"}, "css_class", "set by the widget"),
+    ],
 }
 GOOD = {"grid": ({"layer": "conv2", "selected_channel": 2}, "focus_meta"),
         "filters": ({"layer": "conv2", "show": "norms"}, "meta"),
-        "featurevis": ({"layer": "conv2", "channels": [7]}, "channels")}
+        "featurevis": ({"layer": "conv2", "channels": [7]}, "channels"),
+        "attribution": ({"target": 1}, "maps_meta"),
+        "similarity": ({"layers": ["conv2", "gap"]}, "layers"),
+        "monitor": ({"histogram_step": 0}, "histogram_step")}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +106,7 @@ def built(kernel):
     kernel.ensure_alive()
     kernel.drain()
     ns = kernel.namespace()
-    ns.execute(BUILD, timeout=180)
+    ns.execute(BUILD, timeout=240)
     ids = {name: ns.model_id(f"widgets[{name!r}]") for name in BAD}
     yield ns, ids
     ns.execute("for w in widgets.values():\n    w.close()")
