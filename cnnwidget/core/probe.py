@@ -82,8 +82,10 @@ class ModelProbe:
             return self._model
         model = self._model_ref() if self._model_ref is not None else None
         if model is None:
-            raise ModelError("this probe was remembered for a Keras model that has since been deleted; make a "
-                             "ModelProbe(model) to keep a model and its probe together.")
+            raise ModelError("this probe was made by cnnwidget for a Keras model passed to a function (probe_for), "
+                             "and that model has since been deleted, so the probe has nothing left to explain. "
+                             "Pass the model itself, or make ModelProbe(model) to keep a model and its probe "
+                             "together.")
         return model
 
     @model.setter
@@ -229,6 +231,8 @@ class ModelProbe:
 
     def images(self, images) -> np.ndarray:
         """Check ``images`` against the model's input and return them as float32 (N, H, W, C) in display space."""
+        if self._model is None:
+            self.model  # noqa: B018 - ModelError for a remembered probe whose model was deleted (see probe_for)
         if self._graph is None:  # an unbuilt Sequential: take the shape from the first images
             batch = as_image_batch(images, input_range=self.input_range, warn=False)
             self._build_sequential(batch.shape[1:])
@@ -402,14 +406,18 @@ def probe_for(model_or_probe) -> ModelProbe:
     The remembered probe holds its model weakly, and the memo holds the model weakly: both go when the user
     lets go of the model. That probe has the default options; for ``preprocess``, ``class_names`` and the like,
     make a ModelProbe and pass it. What core functions call on every model or probe they are given.
+
+    Never hands out a probe whose model is gone: a remembered probe kept by a user after its model was deleted
+    raises ModelError here, at the call, saying so (not later, from deep inside a pass).
     """
     if isinstance(model_or_probe, ModelProbe):
+        model_or_probe.model  # noqa: B018 - ModelError if it is a remembered probe whose model was deleted
         return model_or_probe
     if not isinstance(model_or_probe, keras.Model):
         return ModelProbe(model_or_probe)  # raises ModelError saying what was expected
     with _REMEMBER_LOCK:  # one probe per model, even when two threads ask at once
         probe = _REMEMBERED.get(model_or_probe)
-        if probe is None:
+        if probe is None or probe._model_ref is None or probe._model_ref() is not model_or_probe:
             probe = ModelProbe(model_or_probe)
             probe._model, probe._model_ref = None, weakref.ref(model_or_probe)
             _REMEMBERED[model_or_probe] = probe

@@ -239,3 +239,19 @@ def test_a_failed_make_is_not_cached_and_the_next_ask_makes_it_again():
     with pytest.raises(ValueError, match="first try fails"):
         probe.compiled(("test", "flaky"), make)
     assert probe.compiled(("test", "flaky"), make) == "made" and len(calls) == 2
+
+
+def test_a_remembered_probe_kept_after_its_model_was_deleted_is_refused_with_a_clear_message():
+    from cnnwidget.core import ModelError
+
+    model, x = _model(), _images(2)
+    attr.saliency(model, x)
+    kept = probe_for(model)  # a user keeps the remembered probe, then lets go of the model
+    del model
+    gc.collect()
+    for call in (lambda: probe_for(kept), lambda: attr.saliency(kept, x), lambda: kept.predict(x),
+                 lambda: attr.occlusion(kept, x, patch=32, stride=32)):
+        with pytest.raises(ModelError, match="that model has since been deleted.*ModelProbe\\(model\\)"):
+            call()
+    fresh = _model()  # a new model gets a probe of its own, alive
+    assert probe_for(fresh) is not kept and probe_for(fresh).model is fresh
