@@ -187,6 +187,9 @@ class UncertaintyView(CnnWidget):
     # -- the work (worker thread) ------------------------------------------------------------------------------
 
     def _work(self, job, calibrate: bool = True):
+        """MC dropout of every image (unless kept), the shown image's map spread, then the calibration pass.
+        ``calibrate=False``: a quick job a change waits for (a new image): it draws from the kept samples and
+        hands new samples or the calibration pass to a job of its own."""
         with self._locked():
             samples, seed, method, index = self.samples, self.seed, self.spread_method, self.image_index
             batch, data = self._batch, self._data
@@ -195,15 +198,24 @@ class UncertaintyView(CnnWidget):
 
         def progress(stage, share, start=0.0):
             def report(done, total):
+                if job.cancelled:
+                    return
                 fraction = start + share * (done / total if total else 0.0)
                 self._report(job, throttle=done != total,
                              progress={"stage": stage, "done": done, "total": total, "fraction": fraction},
                              status=f"{stage}: {done} of {total or '?'}")
             return report
 
+        def hand_off(status):  # long work a quick job does not do: a job of its own follows (no one waits)
+            with self._locked():
+                if self._is_current(job):
+                    self._start(self._work, status=status, progress={"stage": "dropout", "fraction": 0.0})
+
         try:
             result = self.result
             if result is None or (result.samples, result.seed) != (samples, seed):
+                if not calibrate:
+                    return hand_off(f"MC dropout: {samples} samples...")
                 result = U.mc_dropout(self.probe, batch, samples=samples, seed=seed,
                                       progress=progress("dropout samples", 0.4), cancel=job.cancel_event)
                 with self._locked():
@@ -226,10 +238,7 @@ class UncertaintyView(CnnWidget):
                 self.spread = spread
                 self._draw_spread(index, method, spread)
             if data is not None and self.calibration_result is None and not calibrate:
-                with self._locked():
-                    if self._is_current(job):
-                        self._start(self._work, status="calibration...")
-                return None
+                return hand_off("calibration...")
             if data is not None and self.calibration_result is None:
                 calibration = U.calibration(self.probe, data, bins=self._bins, holdout=self._holdout,
                                             progress=progress("calibration", 0.3, 0.7), cancel=job.cancel_event)
