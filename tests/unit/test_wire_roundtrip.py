@@ -82,14 +82,8 @@ def block_mean(maps, factor):
 
 # ------------------------------------------------------------------------------------------------ ActivationGrid
 @pytest.fixture(scope="module")
-def model():
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((40, 40, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(inp)
-    x = keras.layers.ReLU(name="relu1")(x)
-    x = keras.layers.Conv2D(100, 3, strides=2, padding="same", name="conv2")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="out")(x))
+def model(grid_model):
+    return grid_model
 
 
 @pytest.fixture(scope="module")
