@@ -19,13 +19,12 @@ import base64
 import json
 import math
 import re
-import subprocess
 import time
 
 import numpy as np
 import pytest
 
-from harness import env
+from harness import pixels
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -110,27 +109,12 @@ def _reset(lab, page):
     page.locator(NB_GRID).first.scroll_into_view_if_needed()
 
 
-def _colormap(name: str) -> np.ndarray:
-    """js/colormaps.js's own table for ``name`` (uint8 (256, 3)), from node: the reference is the module the page
-    draws with, never a re-derivation (a wrong table is the node tests' business)."""
-    script = (f"import {{ colormap }} from {json.dumps((env.REPO / 'js' / 'colormaps.js').as_uri())};"
-              f"console.log(JSON.stringify(Array.from(colormap({json.dumps(name)}))));")
-    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, check=True)
-    return np.array(json.loads(out.stdout), np.uint8).reshape(256, 3)
-
-
-def _js_round(x: float) -> int:
-    """Math.round: halves go up."""
-    r = math.floor(x)
-    return r + 1 if x - r >= 0.5 else r
-
-
 def _index_lut(lo: float, hi: float, low: float, high: float) -> np.ndarray:
     """docs/wire-format.md's byte -> colour-map index rule, in the same float64 operations as the browser: byte q is
     the value lo + (hi - lo) q / 255, drawn at index round(255 (value - L) / (H - L)) of the range [L, H]."""
     if not high > low:
         return np.zeros(256, np.int64)
-    return np.array([min(255, max(0, _js_round(255 * ((lo + ((hi - lo) * q) / 255 - low) / (high - low)))))
+    return np.array([min(255, max(0, pixels.js_round(255 * ((lo + ((hi - lo) * q) / 255 - low) / (high - low)))))
                      for q in range(256)])
 
 
@@ -203,7 +187,7 @@ def test_tiles_are_drawn_as_the_colour_map_at_the_index_their_bytes_give_under_b
     scale = max(1, math.ceil(MIN_TILE_PX / max(meta["h"], meta["w"])))
     chosen = [int(ranges[:, 1].argmin()), int(ranges[:, 1].argmax())]
     root = page.locator(NB_GRID).first
-    tables = {name: _colormap(name) for name in ("viridis", "magma")}
+    tables = {name: pixels.colormap(name) for name in ("viridis", "magma")}
     seen = {}
     for cmap, norm in (("viridis", "channel"), ("viridis", "layer"), ("magma", "layer"), ("magma", "channel")):
         if root.locator(".cnnw-cmap-select").input_value() != cmap:
