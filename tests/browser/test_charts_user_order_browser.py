@@ -19,16 +19,23 @@ def _numbers(labels) -> list[float]:
     return [float(t.replace("\u2212", "-").rstrip("%")) for t in labels]
 
 
+def _shown(lab, cells, widget_class, drawn=".bqplot svg"):
+    """Open a notebook of ``cells``, run them all (the widget shown before any data), wait until the widget of
+    ``widget_class`` has drawn ``drawn``; return the page and the CSS root of the widget's cell."""
+    page = lab.open_notebook(cells)
+    lab.run_all(page, timeout=240)
+    root = f".jp-Notebook .jp-CodeCell:has(.{widget_class})"
+    lab.wait_for(page, f"{root} {drawn}")
+    return page, root
+
+
 def test_attribution_curves_arrive_in_charts_shown_empty(lab):
-    page = lab.open_notebook([
+    page, root = _shown(lab, [
         "import cnnwidget as cw\nfrom cnnwidget import demo\ndata = demo.shapes(4, seed=1)\n"
         "am = cw.AttributionMap(demo.load_model(), data.images, methods=['saliency', 'grad_cam'], curves=False,\n"
         "                       curve_steps=4)",
         "am",
-    ])
-    lab.run_all(page, timeout=240)
-    root = ".jp-Notebook .jp-CodeCell:has(.cnnw-am)"
-    lab.wait_for(page, f"{root} .bqplot svg")
+    ], "cnnw-am")
     assert charts.geometry(page, root)["lines"] in ([], [0], [1]), "curves before any were computed"
     assert charts.axis_problems(page, root) == []  # shown empty: no overlapping origin labels, none cut
     # curves now: computed on the widget's worker after display, then sent to the charts already on the page
@@ -48,11 +55,8 @@ def test_attribution_curves_arrive_in_charts_shown_empty(lab):
 
 
 def test_the_filter_histogram_follows_a_layer_chosen_after_display(lab):
-    page = lab.open_notebook(["import cnnwidget as cw\nfrom cnnwidget import demo\n"
-                              "g = cw.FilterGrid(demo.load_model(), 'block1_conv')", "g"])
-    lab.run_all(page, timeout=240)
-    root = ".jp-Notebook .jp-CodeCell:has(.cnnw-filters)"
-    lab.wait_for(page, f"{root} .bqplot svg")
+    page, root = _shown(lab, ["import cnnwidget as cw\nfrom cnnwidget import demo\n"
+                              "g = cw.FilterGrid(demo.load_model(), 'block1_conv')", "g"], "cnnw-filters")
     before = charts.geometry(page, root)
     lab.kernel_run(page, "g.layer = 'block3_conv'")
     page.wait_for_function("([sel, t]) => document.querySelector(sel + ' .bqplot .mainheading').textContent !== t",
@@ -68,11 +72,9 @@ def test_the_filter_histogram_follows_a_layer_chosen_after_display(lab):
 
 
 def test_the_loss_chart_draws_a_render_started_after_display(lab):
-    page = lab.open_notebook(["import cnnwidget as cw\nfrom cnnwidget import demo\n"
-                              "fvw = cw.FeatureVisualization(demo.load_model(), 'block3_relu', 5, steps=12)", "fvw"])
-    lab.run_all(page, timeout=240)
-    root = ".jp-Notebook .jp-CodeCell:has(.cnnw-fv)"
-    lab.wait_for(page, f"{root} .bqplot svg")
+    page, root = _shown(lab, ["import cnnwidget as cw\nfrom cnnwidget import demo\n"
+                              "fvw = cw.FeatureVisualization(demo.load_model(), 'block3_relu', 5, steps=12)", "fvw"],
+                        "cnnw-fv")
     page.wait_for_timeout(500)
     assert charts.geometry(page, root)["ticks"] == {}, "ticks on a chart with no data"  # not "0 0 0 0 0 1 1 1 1 1"
     assert charts.axis_problems(page, root) == []
@@ -93,11 +95,9 @@ VISIBLE_CELLS = """(sel) => [...document.querySelectorAll(sel + ' .heatmapcell')
 def test_a_training_monitor_shown_before_fit_draws_empty_charts(lab):
     """Before any fit: the line charts have no ticks (not bqplot's ten over [0, 1] printed as integers), and the
     gradient heatmap draws no cells (it was one black rectangle)."""
-    page = lab.open_notebook(["import cnnwidget as cw\nfrom cnnwidget import demo\ndata = demo.shapes(16, seed=1)\n"
-                              "mon = cw.TrainingMonitor((data.images, data.labels))", "mon"])
-    lab.run_all(page, timeout=240)
-    root = ".jp-Notebook .jp-CodeCell:has(.cnnw-monitor)"
-    lab.wait_for(page, f"{root} .cnnw-monitor-grad-norms svg")
+    page, root = _shown(lab, ["import cnnwidget as cw\nfrom cnnwidget import demo\ndata = demo.shapes(16, seed=1)\n"
+                              "mon = cw.TrainingMonitor((data.images, data.labels))", "mon"],
+                        "cnnw-monitor", drawn=".cnnw-monitor-grad-norms svg")
     page.wait_for_timeout(1000)
     for name in ("batch-loss", "epoch-loss", "epoch-metrics"):
         g = charts.geometry(page, f"{root} .cnnw-monitor-{name}")
@@ -127,10 +127,7 @@ sim = cw.LayerSimilarity(base, tuned, d.images, layers=["block1_relu", "global_a
 def test_layer_similarity_names_and_labels_are_whole(lab):
     """The CKA heatmap's rotated layer names hang whole below the plot (they were cut: "block1_re", "predictior"),
     and no tick or axis label of the heatmap or the drift chart is cut by the figure's edge."""
-    page = lab.open_notebook([SIMILARITY, "sim"])
-    lab.run_all(page, timeout=240)
-    root = ".jp-Notebook .jp-CodeCell:has(.cnnw-similarity)"
-    lab.wait_for(page, f"{root} .cnnw-similarity-cka svg")
+    page, root = _shown(lab, [SIMILARITY, "sim"], "cnnw-similarity", drawn=".cnnw-similarity-cka svg")
     lab.kernel_run(page, "sim.run().wait(120)", timeout=150)
     page.wait_for_function("(sel) => document.querySelectorAll(sel + ' .heatmapcell').length >= 9",
                            arg=f"{root} .cnnw-similarity-cka", timeout=30_000)
