@@ -340,7 +340,7 @@ def _distribution_figure():
     bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=[BEFORE], padding=0.2)
     whiskers = bqplot.Lines(x=np.zeros((0, 2)), y=np.zeros((0, 2)), scales={"x": x, "y": y}, colors=["#222222"],
                             stroke_width=2)
-    axes = [_axes.axis(x, "class", kind="ordinal", rotate=-30),
+    axes = [_axes.axis(x, "class", kind="ordinal", rotate=-90),  # upright names never overlap their neighbours
             _axes.axis(y, "probability (mean ± std)", kind="percent", vertical=True)]
     return _figure("predictive distribution", [bars, whiskers], axes), bars, whiskers
 
@@ -360,7 +360,8 @@ def _reliability_figure():
 
 
 def _histogram_figure():
-    x, y = bqplot.LinearScale(min=0.0, max=1.0), bqplot.LinearScale()
+    # x padded: the "0%" under the first bar would sit on the count axis's "0"
+    x, y = bqplot.LinearScale(min=-0.04, max=1.04), bqplot.LinearScale()
     bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=[BEFORE], padding=0.05)
     axes = [_axes.axis(x, "confidence", kind="percent"), _axes.axis(y, "images", kind="count", vertical=True)]
     return _figure("confidence histogram (all data)", [bars], axes), bars
