@@ -1,6 +1,7 @@
 """Train the demo hybrid (conv stem + transformer) model on the shapes data set; save shapes_hybrid.keras here.
 
-    python -m cnnwidget.demo.train_hybrid
+    python -m cnnwidget.demo.train_hybrid            # both cosine cycles (about 20 min on 2 busy CPU cores)
+    python -m cnnwidget.demo.train_hybrid --resume   # only the second, from the saved weights
 
 Offline and seeded (data seeds TRAIN_SEED and HELD_OUT_SEED, keras.utils.set_random_seed). Every layer is a stock
 Keras layer, so the file loads with ``safe_mode=True`` and no custom objects. Tests that need images the model has
@@ -17,7 +18,7 @@ from .train import compile_model
 
 TRAIN_SEED, HELD_OUT_SEED = 0, 1
 N_TRAIN, N_HELD_OUT = 12_000, 2_000
-EPOCHS, BATCH_SIZE = 10, 128
+EPOCHS, RESTART_EPOCHS, BATCH_SIZE = 10, 8, 128
 STOP_AT = 0.985  # training stops after an epoch with this held-out accuracy (kept short on shared CPUs)
 STEM = (16, 32)  # two 3x3 conv blocks with stride 2: 64 -> 16 px
 PATCH, DIM, HEADS, KEY_DIM, MLP, BLOCKS = 2, 64, 4, 16, 128, 2  # 2x2 patches of the 16x16 stem map: 8x8 tokens
@@ -57,7 +58,10 @@ def build_model(num_classes=len(CLASS_NAMES)):
     return keras.Model(inputs, outputs, name="shapes_hybrid")
 
 
-def main(path=HYBRID_PATH):
+def main(path=HYBRID_PATH, resume=False):
+    """Two cosine cycles (a warm restart, Loshchilov and Hutter 2017): EPOCHS epochs from 3e-3, then
+    RESTART_EPOCHS more from 1e-3, saving after each. ``resume``: skip the first cycle and start the second from
+    the weights saved at ``path`` (how a run stopped after the first cycle is finished)."""
     keras.utils.set_random_seed(0)
     start = time.perf_counter()
     train = shapes(N_TRAIN, seed=TRAIN_SEED)
@@ -65,9 +69,20 @@ def main(path=HYBRID_PATH):
     print(f"data: {N_TRAIN} + {N_HELD_OUT} images in {time.perf_counter() - start:.1f} s", flush=True)
 
     model = build_model()
-    steps = EPOCHS * -(-N_TRAIN // BATCH_SIZE)
-    compile_model(model, keras.optimizers.schedules.CosineDecay(3e-3, steps))
     model.summary()
+    if resume:
+        model.set_weights(keras.saving.load_model(path, safe_mode=True, compile=False).get_weights())
+    cycles = [(1e-3, RESTART_EPOCHS)] if resume else [(3e-3, EPOCHS), (1e-3, RESTART_EPOCHS)]
+    for rate, epochs in cycles:
+        _fit(model, train, held_out, rate, epochs)
+        _save(model, path, held_out)
+        if model.stop_training:
+            break
+
+
+def _fit(model, train, held_out, rate, epochs):
+    steps_per_epoch = -(-N_TRAIN // BATCH_SIZE)
+    compile_model(model, keras.optimizers.schedules.CosineDecay(rate, epochs * steps_per_epoch))
     start = time.perf_counter()
 
     def report(batch, logs):
@@ -80,23 +95,26 @@ def main(path=HYBRID_PATH):
               flush=True)
         model.stop_training = logs["val_accuracy"] >= STOP_AT
 
-    model.fit(train.images, train.labels, batch_size=BATCH_SIZE, epochs=EPOCHS,
+    model.fit(train.images, train.labels, batch_size=BATCH_SIZE, epochs=epochs,
               validation_data=(held_out.images, held_out.labels), verbose=0,
               callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=report, on_epoch_end=stop)])
-    print(f"training: {time.perf_counter() - start:.0f} s")
+    print(f"cycle from {rate}: {epochs} epochs at most, {time.perf_counter() - start:.0f} s", flush=True)
 
-    # Ship the weights without the optimizer state.
+
+def _save(model, path, held_out):
+    """Ship the weights without the optimizer state."""
     shipped = build_model()
     shipped.set_weights(model.get_weights())
     shipped.save(path)
     _, accuracy = compile_model(keras.saving.load_model(path, safe_mode=True, compile=False)).evaluate(
         held_out.images, held_out.labels, verbose=0)
     print(f"saved {path} ({path.stat().st_size / 1e6:.2f} MB, {shipped.count_params()} parameters)")
-    print(f"held-out accuracy (seed {HELD_OUT_SEED}, {N_HELD_OUT} images): {accuracy:.4f}")
+    print(f"held-out accuracy (seed {HELD_OUT_SEED}, {N_HELD_OUT} images): {accuracy:.4f}", flush=True)
 
 
 if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HYBRID_PATH)
+    args = [a for a in sys.argv[1:] if a != "--resume"]
+    main(Path(args[0]) if args else HYBRID_PATH, resume="--resume" in sys.argv[1:])
