@@ -70,6 +70,7 @@ def test_grad_cam_plus_plus_weights_follow_the_papers_alpha(model, probe, images
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * want.max())
 
 
+@pytest.mark.slow
 def test_integrated_gradients_add_up_to_the_logit_change_within_5_percent(probe):
     images = demo.shapes(8, seed=7).images
     maps, gap = attr.integrated_gradients(probe, images, steps=50, return_gap=True)

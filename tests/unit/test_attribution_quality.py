@@ -91,6 +91,7 @@ def test_bounds_cover_every_method():
     assert set(BOUNDS) == set(attr.METHODS)
 
 
+@pytest.mark.slow
 def test_grad_cam_points_at_the_shape_in_at_least_90_percent_of_images(probe, data):
     # The quick case (measured 0.97): one pass per image.
     assert pointing(attr.grad_cam(probe, data.images), data.masks, TOLERANCE) >= 0.9

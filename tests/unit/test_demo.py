@@ -67,6 +67,7 @@ def test_different_seeds_give_different_images():
     assert not np.array_equal(a.masks, b.masks)
 
 
+@pytest.mark.slow
 def test_all_classes_appear_in_1000_images():
     counts = np.bincount(shapes(1000, seed=11).labels, minlength=len(CLASS_NAMES))
     assert counts.min() > 0

@@ -127,6 +127,7 @@ def test_configure_checks_a_layer_and_its_channels_together(widget):
     assert (widget.objective, widget.layer) == ("channel", "block1_relu")
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_says_so_and_keeps_the_last_good_images(widget):
     job = widget.render(fv.channel("block3_relu", 5) * float("nan"))
     assert job.wait(60) and isinstance(job.error, fv.NaNLossError)
@@ -158,6 +159,7 @@ def test_neuron_and_class_objectives_render_one_image_per_unit(widget):
         widget.classes = [10]
 
 
+@pytest.mark.slow
 def test_the_gallery_renders_every_channel_in_batches_with_paging(widget):
     # block1_relu has 16 channels: pages of 6, 6 and 4; the short page is padded to 6, so one compiled step serves all
     widget.configure(mode="gallery", layer="block1_relu", page_size=6, steps=8)
@@ -177,6 +179,7 @@ def test_the_gallery_renders_every_channel_in_batches_with_paging(widget):
     assert widget.page == 2
 
 
+@pytest.mark.slow
 def test_a_page_not_rendered_yet_is_shown_empty_and_settings_changes_make_pages_stale(widget):
     widget.configure(mode="gallery", layer="block1_relu", page_size=8, steps=4)
     widget.render().wait(60)

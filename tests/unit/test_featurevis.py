@@ -218,10 +218,12 @@ def test_render_returns_images_of_the_model_size_in_the_display_range(probe):
     assert 0 <= images.min() and images.max() <= 1
 
 
+@pytest.mark.slow
 def test_other_sizes_are_fitted_into_a_fixed_size_model(probe):
     assert fv.render(probe, fv.channel(LAYER, 3), size=96, steps=2).shape == (1, 96, 96, 3)
 
 
+@pytest.mark.slow
 def test_same_seed_same_pixels_other_seed_other_pixels(probe):
     objective = fv.channel(LAYER, 3) - 1e-2 * fv.total_variation()
     a = fv.render(probe, objective, steps=6, seed=1)
@@ -308,6 +310,7 @@ def test_a_dead_relu_channel_comes_alive_through_the_redirected_gradient(probe):
     assert probe.activations(images, [LAYER])[LAYER][0, ..., dead[0]].mean() > 0
 
 
+@pytest.mark.slow
 def test_each_image_of_a_batch_objective_raises_its_own_channel(probe):
     # Channels 0 and 9 of block3 go up together, so "image i has channel c_i highest" does not hold; relative to
     # each channel's mean over the batch, image i stands out on its own channel (seeds 0-2, 16 and 24 steps).
@@ -413,6 +416,7 @@ def test_fourier_images_start_near_grey_with_lucids_spread():
     assert abs(images.mean() - 0.5) < 0.01 and 0.001 < images.std() < 0.01
 
 
+@pytest.mark.slow
 def test_color_correlation_is_the_square_root_of_the_pixel_covariance():
     from cnnwidget import demo
 

@@ -44,6 +44,7 @@ def channel_means(probe, images, layer):
     return probe.activations(images, [layer])[layer].mean(axis=(1, 2))
 
 
+@pytest.mark.slow
 def test_four_channels_fire_far_above_their_data_set_level_after_64_steps(probe):
     # The quick case: block2 channels 0-3 measured 29x, 23x, 15x, 21x their mean and 7-13x their maximum over 100
     # data set images.

@@ -182,6 +182,7 @@ def test_weight_drift_marks_a_replaced_head_and_refuses_it_when_named():
         sim.weight_drift(base, other, layers=["out"])
 
 
+@pytest.mark.slow
 def test_compare_models_calls_kept_layers_generic_and_the_changed_one_specific(images):
     base = small_model()
     result = sim.compare_models(base, fine_tuned_copy(base), images, batch_size=48)
