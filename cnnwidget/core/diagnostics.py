@@ -314,7 +314,8 @@ class DiagnosticsCallback(keras.callbacks.Callback):
     def to_dataframe(self, what: str = "epochs"):
         """The history as a pandas DataFrame (pandas is optional: ImportError names it when missing).
 
-        what="epochs": one row per epoch, a column per log key. "batches": step, batch_loss, batch_loss_smoothed.
+        what="epochs": one row per epoch, a column per log key; "epoch" counts from 1, as Keras prints it and the
+        monitor's charts draw it (``history["epoch"]`` keeps Keras's 0-based index). "batches": step, batch_loss, batch_loss_smoothed.
         "probes": one row per (probe step, layer): step, layer, grad_norm, update_ratio, dead_fraction (NaN where
         a quantity does not apply to the layer). Histograms stay in ``history``.
         """
@@ -800,7 +801,7 @@ def to_dataframe(history: dict, what: str = "epochs", pd=None):
     if pd is None:
         import pandas as pd
     if what == "epochs":
-        cols = {"epoch": history["epoch"]}
+        cols = {"epoch": np.asarray(history["epoch"]) + 1}  # as Keras prints "Epoch 1/5" and the charts draw it
         cols.update({k.split("/", 1)[1]: v for k, v in history.items() if k.startswith("epoch/")})
         return pd.DataFrame(cols)
     if what == "batches":

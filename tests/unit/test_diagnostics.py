@@ -191,7 +191,8 @@ def test_to_dataframe_when_pandas_is_there(data):
     x, y = data
     cb = DiagnosticsCallback((x[:16], y[:16]), every=4, verbose=0)
     tiny_model().fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[cb])
-    assert list(cb.to_dataframe("epochs").columns) == ["epoch", "loss"]
+    epochs = cb.to_dataframe("epochs")
+    assert list(epochs.columns) == ["epoch", "loss"] and list(epochs["epoch"]) == [1, 2]  # as Keras prints them
     probes = cb.to_dataframe("probes")
     assert isinstance(probes, pd.DataFrame) and set(probes["layer"]) == {"conv", "out"}
     assert probes.loc[probes["layer"] == "out", "dead_fraction"].isna().all()
