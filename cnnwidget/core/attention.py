@@ -369,7 +369,7 @@ def _rollout_fn(probe: ModelProbe, paths: tuple, head_fusion: str, residual: boo
             rolled = None
             for scores in maps(x):
                 a = fuse(scores, axis=1)  # (N, T, T)
-                a = _discard(a, discard, extra)
+                a = tf.cond(discard > 0, lambda: _discard(a, discard, extra), lambda: a)  # no sort for 0
                 if residual:
                     a = 0.5 * a + 0.5 * tf.eye(tf.shape(a)[-1], dtype=a.dtype)[None]
                 a = tf.math.divide_no_nan(a, tf.reduce_sum(a, -1, keepdims=True))
