@@ -26,6 +26,7 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import record as _tape  # the tape API tf.custom_gradient itself records with
 
 from ..errors import CnnWidgetError, OptionError
 from ..probe import ModelProbe, probe_for, traces
@@ -134,6 +135,11 @@ class _Step:
                           for s in param.shapes(batch, size, channels)]
         self.generator = tf.random.Generator.from_seed(0)
         self.optimizer = optimizer
+        if not tf.distribute.has_strategy():
+            # One replica: the all-reduce of the gradients is the identity. Keras's TensorFlow optimizer makes it
+            # with a tf.custom_gradient, which registers a gradient in TensorFlow's global registry at every trace;
+            # the registry keeps it, and the traced graph it closes over (~2.5 MB), for the life of the process.
+            self.optimizer._all_reduce_sum_gradients = _as_list
         self.optimizer.build(self.variables)
         self._fresh_optimizer = [v.numpy() for v in self.optimizer.variables]
 
@@ -228,21 +234,29 @@ def _relu_inputs(probe: ModelProbe, names) -> dict:
 def _redirected_relu(z, max_value: float | None):
     """relu(z) (clipped at ``max_value``), whose gradient is Lucid's redirected one: for an image whose ReLU
     gradient is zero everywhere (the unit is dead on it, as many are on the grey starting image), the gradient
-    passes through wherever it pushes ``z`` up, so the unit can come alive; otherwise it is the ReLU's own."""
-    @tf.custom_gradient
-    def relu(z):
-        y = tf.nn.relu(z) if max_value is None else tf.clip_by_value(z, 0.0, max_value)
+    passes through wherever it pushes ``z`` up, so the unit can come alive; otherwise it is the ReLU's own.
 
-        def grad(dy):
-            live = z > 0 if max_value is None else tf.logical_and(z > 0, z < max_value)
-            plain = tf.where(live, dy, tf.zeros_like(dy))
-            axes = list(range(1, z.shape.rank))
-            dead = tf.reduce_all(tf.equal(plain, 0), axis=axes, keepdims=True)
-            return tf.where(dead, tf.minimum(dy, 0.0), plain)  # dy < 0 raises the objective (loss = -objective)
+    The rule is recorded on the gradient tape alone (``record_operation``, as ``tf.custom_gradient`` does), not
+    registered in TensorFlow's global gradient registry as ``tf.custom_gradient`` also does in a traced function:
+    that registry keeps every trace's rule and the graph it closes over for the life of the process (~1 MB per
+    traced step). The step is differentiated by its own tape only, never by an outer one, so the tape is enough."""
+    y = tf.nn.relu(z) if max_value is None else tf.clip_by_value(z, 0.0, max_value)
 
-        return y, grad
+    def grad(dy):
+        live = z > 0 if max_value is None else tf.logical_and(z > 0, z < max_value)
+        plain = tf.where(live, dy, tf.zeros_like(dy))
+        axes = list(range(1, z.shape.rank))
+        dead = tf.reduce_all(tf.equal(plain, 0), axis=axes, keepdims=True)
+        return [tf.where(dead, tf.minimum(dy, 0.0), plain)]  # dy < 0 raises the objective (loss = -objective)
 
-    return relu(z)
+    out = tf.identity(y)
+    _tape.record_operation("RedirectedRelu", [out], [z], grad)
+    return out
+
+
+def _as_list(grads_and_vars):
+    """The one-replica all-reduce: the gradients as they are."""
+    return list(grads_and_vars)
 
 
 def _get_step(probe, objective, values, param, transforms, batch, size, optimizer) -> _Step:
