@@ -1,0 +1,655 @@
+"""One streamed pass over a data set: every channel's top-k examples and its statistics.
+
+``channel_examples(probe, data, layers)`` reads each batch once, keeps for every channel (spatial layers) or unit
+(vector layers) the k images that excite it most, and gathers per-channel statistics on the way. Memory is
+O(layers x channels x k) whatever the data set's size: images are kept by their global index (their position in the
+data, counted from 0 in the order the data yields them) and, for spatial layers, by the input patch under the
+receptive field of the unit that scored.
+
+How the pass works (the same with or without a ``tf.distribute.Strategy``): a compiled step per replica computes
+the layers' outputs for its share of the batch, each image's score per channel (the spatial max or mean), the
+batch's top-k candidates per channel that reach the channel's current k-th best score (so after the first batches
+few candidates are sent at all), their patches (cut on the device), and the batch's statistics. Candidates and
+statistics of all replicas (on all workers) are gathered with ``strategy.gather`` and merged on the host in numpy,
+vectorized: top-k by (score descending, global index ascending), statistics by exact merge formulas (counts and
+sums add; means and variances by Chan et al.'s pairwise update in float64).
+
+Ties: equal scores are ordered by the lowest global index first (``tf.math.top_k`` keeps the lower index first,
+and the host merge sorts by index within equal scores). The position of a spatial maximum is its first occurrence
+in row-major order (``tf.argmax``). For ``score="mean"`` the position is still that of the maximum.
+
+Vector layers (Dense, global pooling; output (N, C)): a unit's score is its value; a dense unit sees the whole image,
+so no patch and no thumbnail is kept (one thumbnail per unit per slot would dominate memory for a wide layer, e.g.
+1000 classes x 16 slots): ``patches``, ``boxes`` and ``receptive_field`` are None, and images are referred to by
+their global index only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import options as _options
+from .errors import ImageError, LayerError, OptionError
+from .probe import LayerInfo, ModelProbe, probe_for
+from .receptive_field import ReceptiveField, receptive_field
+
+SCORES = ("max", "mean")
+DEFAULT_BATCH = 64
+HISTOGRAM_MARGIN = 0.1  # the histogram range: the first batch's [min, max] widened by this share of its width
+PROGRESS_SECONDS = 0.25  # progress is called at most this often (and always after the first and the last batch)
+
+
+@dataclass
+class LayerExamples:
+    """Top-k examples and statistics of one layer's C channels (spatial) or units (vector).
+
+    Top-k, best first, ties by lowest global index (slots beyond the images seen: index -1, score NaN):
+      ``indices`` (C, k) int64 global image indices; ``scores`` (C, k) float32 (the channel's spatial max or mean
+      for that image); ``positions`` (C, k, 2) int32, (y, x) of the channel's maximum in that image (-1 for vector
+      layers); ``boxes`` (C, k, 4) int32, (y0, x0, y1, x1) end-exclusive input pixels of the receptive field at that
+      position (it may reach past the image where the layers padded); ``patches`` (C, k, h, w, channels) float32,
+      the input (display space) inside the box, NaN outside the image and in empty slots. None for vector layers.
+    Statistics over every image and position of the data (float64, (C,)): ``mean``, ``std`` (population, ddof=0),
+      ``min``, ``max``, ``zero_fraction`` (share of values exactly 0), ``dead`` (bool: the channel has one value
+      everywhere on this data, e.g. a ReLU channel that is always 0).
+    Histogram: ``histogram`` (C, bins) int64 over ``histogram_edges`` (C, bins + 1): per channel, the first batch's
+      [min, max] widened by ``HISTOGRAM_MARGIN`` of its width on each side (not below 0 for a channel whose first
+      batch had no negative value; a constant first batch takes the layer's width). The range is fixed after the
+      first batch: later values outside it are not put in the end bins but counted in ``below`` and ``above`` (C,)
+      (so ``histogram.sum(1) + below + above`` is the number of values). The last bin includes its right edge.
+    With labels: ``class_mean`` (K, C) the mean over images of each class of the channel's per-image spatial mean
+      (NaN for a class with no image), ``class_counts`` (K,) images per class; K is the model's class count.
+    """
+
+    layer: str
+    path: str
+    spatial: bool
+    score: str
+    k: int
+    indices: np.ndarray
+    scores: np.ndarray
+    positions: np.ndarray
+    boxes: np.ndarray | None
+    patches: np.ndarray | None
+    receptive_field: ReceptiveField | None
+    mean: np.ndarray
+    std: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    zero_fraction: np.ndarray
+    dead: np.ndarray
+    histogram: np.ndarray
+    histogram_edges: np.ndarray
+    below: np.ndarray
+    above: np.ndarray
+    class_mean: np.ndarray | None = None
+    class_counts: np.ndarray | None = None
+
+    @property
+    def channels(self) -> int:
+        return int(self.indices.shape[0])
+
+    @property
+    def approximate(self) -> bool:
+        """True when the receptive field (and so the patches) is not exact; ``reason`` says why."""
+        return bool(self.receptive_field is not None and self.receptive_field.approximate)
+
+    @property
+    def reason(self) -> str:
+        return self.receptive_field.reason if self.receptive_field is not None else ""
+
+
+@dataclass
+class ChannelExamples:
+    """What ``channel_examples`` returns: ``layers`` {key as asked: LayerExamples}; ``images`` seen; ``batches``
+    done; ``partial`` True when not every image was seen (a progress snapshot, or a cancelled pass); ``cancelled``
+    True when the pass was stopped by its cancel event."""
+
+    layers: dict
+    images: int
+    batches: int
+    k: int
+    score: str
+    partial: bool = False
+    cancelled: bool = False
+    labels: bool = False
+
+    def __getitem__(self, layer) -> LayerExamples:
+        return self.layers[layer]
+
+
+def channel_examples(probe, data, layers, k: int = 16, score: str = "max", batch_size: int | None = None,
+                     bins: int = 64, strategy: tf.distribute.Strategy | None = None,
+                     progress: Callable | None = None, cancel=None) -> ChannelExamples:
+    """Top-k images and statistics for every channel of ``layers`` from one streamed pass over ``data``.
+
+    ``probe``: a ModelProbe or a Keras model. ``layers``: a layer (name, path, LayerInfo) or a list of them; the
+    result is keyed as given. Spatial layers (N, H, W, C) and vector layers (N, C) (see the module docstring).
+    ``data``: display-space images as a numpy array (N, H, W, C) or a tuple (images, labels); a ``tf.data.Dataset``
+    of image batches (N, H, W, C), of single images (H, W, C), or of (images, labels) tuples; or a Python iterable /
+    generator of batches (arrays or (images, labels) tuples). Labels are class indices (N,) or one-hot (N, K).
+    ``k``: examples kept per channel. ``score``: "max" or "mean", the channel's spatial max or mean per image.
+    ``batch_size``: images per step for arrays and unbatched data (default 64); a batched data set or a generator
+    keeps its own batches unless ``batch_size`` is given. ``bins``: histogram bins.
+    ``strategy``: a ``tf.distribute.Strategy`` (MirroredStrategy, MultiWorkerMirroredStrategy, ...): the data set is
+    distributed by it (``experimental_distribute_dataset``; a batch is the global batch) and candidates and
+    statistics are merged across replicas and workers. Default: the current strategy (none: one device, no
+    distribution overhead). Under a multi-worker strategy every worker must run the same call on the same data;
+    each gets the whole merged result.
+    ``progress(done, total, partial)``: after a batch (at most every ``PROGRESS_SECONDS``, always after the first
+    and the last), with batches done, the number of batches when known (else None) and a ChannelExamples of
+    everything so far (``partial=True``). ``cancel``: a threading.Event checked before each batch; when set, the
+    pass stops and returns what it gathered with ``partial`` and ``cancelled`` True (under a multi-worker strategy
+    it must be set on every worker).
+    """
+    probe = probe_for(probe)
+    k = _options.positive_int("k", k)
+    score = _options.choice("score", score, SCORES)
+    bins = _options.positive_int("bins", bins)
+    if batch_size is not None:
+        batch_size = _options.positive_int("batch_size", batch_size)
+    if progress is not None and not callable(progress):
+        raise OptionError(f"progress must be None or a function progress(done, total, partial); got {progress!r}.")
+    if cancel is not None and not hasattr(cancel, "is_set"):
+        raise OptionError(f"cancel must be None or a threading.Event; got {cancel!r} ({type(cancel).__name__}).")
+    if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
+        raise OptionError(f"strategy must be None or a tf.distribute.Strategy; got {strategy!r}.")
+    keys, infos = _layers(probe, layers)
+    ds, total, labelled = _batches(probe, data, batch_size)
+    plans = [_Plan(probe, info, k) for info in infos]
+    _options.fits_in_memory("k", k, 2 * sum(p.nbytes for p in plans), "the kept patches")
+    if strategy is None and tf.distribute.has_strategy():
+        strategy = tf.distribute.get_strategy()
+    return _Pass(probe, keys, plans, k, score, bins, strategy).run(ds, total, labelled, progress, cancel)
+
+
+# -- layers and their receptive fields ------------------------------------------------------------------------
+
+def _layers(probe: ModelProbe, layers):
+    single = (str, LayerInfo, keras.layers.Layer, int, float, np.number)
+    items = [layers] if isinstance(layers, single) else list(layers) if layers is not None else None
+    if not items:
+        raise LayerError(f"layers must name at least one layer; got {layers!r}. Spatial layers are: "
+                         f"{', '.join(repr(i.path) for i in probe.spatial_layers[:12])}")
+    infos = [probe.layer(item) for item in items]
+    for info in infos:
+        if len(info.output_shape) not in (1, 3):
+            raise LayerError(f"layer {info.path!r} outputs {info.output_shape} per image; channel_examples takes "
+                             "feature maps (H, W, C) and vectors (C,).")
+    keys = [item if isinstance(item, str) else info.path for item, info in zip(items, infos)]
+    if len(set(keys)) != len(keys):
+        raise LayerError(f"layers lists a layer twice: {keys!r}.")
+    return keys, infos
+
+
+class _Plan:
+    """What is computed for one layer: its shape, receptive field, and the padding its patches need."""
+
+    def __init__(self, probe: ModelProbe, info: LayerInfo, k: int):
+        self.info = info
+        self.spatial = info.is_spatial
+        self.channels = int(info.output_shape[-1])
+        self.k = k
+        self.field = None
+        self.nbytes = 0
+        if self.spatial:
+            h_in, w_in, ch = probe.input_shape
+            self.height, self.width = int(info.output_shape[0]), int(info.output_shape[1])
+            self.field = receptive_field(probe, info)
+            rf = self.field
+            self.size = rf.size
+            self.image_channels = int(ch)
+            self.pad_before = tuple(max(0, -rf.start[a]) for a in range(2))
+            last = ((self.height - 1) * rf.jump[0] + rf.start[0] + rf.size[0],
+                    (self.width - 1) * rf.jump[1] + rf.start[1] + rf.size[1])
+            self.pad_after = (max(0, last[0] - int(h_in)), max(0, last[1] - int(w_in)))
+            self.nbytes = self.channels * k * rf.size[0] * rf.size[1] * int(ch) * 4
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+
+def _batches(probe: ModelProbe, data, batch_size):
+    """(a tf.data.Dataset of (images float32, global index int64, labels int64 (-1: none)), batches or None)."""
+    h, w, c = probe.input_shape
+    labelled = False
+    if isinstance(data, tf.data.Dataset):
+        ds = data
+    elif isinstance(data, np.ndarray) or (isinstance(data, tuple) and len(data) == 2
+                                          and isinstance(data[0], np.ndarray)):
+        images, labels = (data, None) if isinstance(data, np.ndarray) else data
+        images = probe.images(images)
+        if labels is not None:
+            labels = _label_array(labels, len(images))
+        n = len(images)
+        bs = batch_size or DEFAULT_BATCH
+        parts = (images, np.arange(n, dtype=np.int64),
+                 labels if labels is not None else np.full(n, -1, np.int64))
+        ds = tf.data.Dataset.from_tensor_slices(parts).batch(bs)
+        return ds.prefetch(2), -(-n // bs), labels is not None
+    elif hasattr(data, "__iter__") or hasattr(data, "__next__"):
+        ds = _from_iterable(data)
+    else:
+        raise ImageError(f"data must be images (a numpy array (N, H, W, C) or (images, labels)), a tf.data.Dataset or "
+                         f"a generator of batches; got {type(data).__name__}.")
+    spec = ds.element_spec
+    if isinstance(spec, (tuple, list)):
+        if len(spec) != 2:
+            raise ImageError(f"data must yield images or (images, labels); it yields {len(spec)} items: {spec}.")
+        labelled = True
+        image_spec = spec[0]
+    else:
+        image_spec = spec
+    if not isinstance(image_spec, tf.TensorSpec) or image_spec.shape.rank not in (3, 4):
+        raise ImageError(f"data must yield images (H, W, C) or batches (N, H, W, C), alone or with labels; it yields "
+                         f"{spec}.")
+    if image_spec.shape.rank == 3:
+        ds = ds.batch(batch_size or DEFAULT_BATCH)
+    elif batch_size is not None:
+        ds = ds.rebatch(batch_size)
+    got = tuple(ds.element_spec[0].shape[1:] if labelled else ds.element_spec.shape[1:])
+    if any(g is not None and g != int(want) for g, want in zip(got, (h, w, c))):
+        raise ImageError(f"the model takes images {(h, w, c)}; data yields {got}.")
+    cardinality = int(ds.cardinality())
+    total = cardinality if cardinality >= 0 else None
+
+    def parts(*items):
+        x = tf.cast(items[0], tf.float32)
+        n = tf.shape(x)[0]
+        if labelled:
+            y = items[1]
+            if y.shape.rank == 2:
+                y = tf.argmax(y, axis=-1)
+            y = tf.reshape(tf.cast(y, tf.int64), [-1])
+        else:
+            y = tf.fill([n], tf.constant(-1, tf.int64))
+        return x, y
+
+    ds = ds.map(parts)
+
+    def number(offset, item):
+        x, y = item
+        n = tf.cast(tf.shape(x)[0], tf.int64)
+        return offset + n, (x, offset + tf.range(n, dtype=tf.int64), y)
+
+    ds = ds.scan(tf.constant(0, tf.int64), number)
+    return ds.prefetch(2), total, labelled
+
+
+def _from_iterable(data) -> tf.data.Dataset:
+    it = iter(data)
+    try:
+        first = next(it)
+    except StopIteration:
+        raise ImageError("data gave no images: pass a non-empty data set.") from None
+
+    def spec_of(item):
+        a = np.asarray(item)
+        if a.dtype == object:
+            raise ImageError(f"data's generator must yield arrays or (images, labels); got {type(item).__name__}.")
+        dtype = tf.float32 if a.dtype.kind == "f" else tf.as_dtype(a.dtype)
+        return tf.TensorSpec((None,) + a.shape[1:], dtype)
+
+    if isinstance(first, (tuple, list)):
+        if len(first) != 2:
+            raise ImageError(f"data's generator must yield images or (images, labels); it yielded {len(first)} items.")
+        signature = (spec_of(first[0]), spec_of(first[1]))
+
+        def gen():
+            for images, labels in itertools.chain([first], it):
+                yield np.asarray(images, signature[0].dtype.as_numpy_dtype), np.asarray(labels)
+    else:
+        signature = spec_of(first)
+
+        def gen():
+            for images in itertools.chain([first], it):
+                yield np.asarray(images, signature.dtype.as_numpy_dtype)
+
+    return tf.data.Dataset.from_generator(gen, output_signature=signature)
+
+
+def _label_array(labels, n: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        labels = labels.argmax(-1)
+    if labels.shape != (n,) or labels.dtype.kind not in "iu":
+        raise ImageError(f"labels must be class indices (N,) or one-hot (N, K) for the {n} images; got an array "
+                         f"{labels.shape} of {labels.dtype}.")
+    return labels.astype(np.int64)
+
+
+# -- the compiled steps --------------------------------------------------------------------------------------
+
+def _steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, classes: int):
+    paths = tuple(p.info.path for p in plans)
+    key = ("dataset", paths, k, score, bins, classes)
+    return probe.compiled(key, lambda: _make_steps(probe, plans, k, score, bins, classes))
+
+
+def _make_steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, classes: int):
+    forward = probe.forward(tuple(p.info.path for p in plans))
+    h, w, c = (int(v) for v in probe.input_shape)
+    image = tf.TensorSpec((None, h, w, c), tf.float32)
+    ints = tf.TensorSpec((None,), tf.int64)
+    per_layer = [tf.TensorSpec((p.channels,), tf.float32) for p in plans]
+
+    def ranges(x):
+        out = []
+        for plan, a in zip(plans, forward(x)):
+            v = tf.reshape(a, (-1, plan.channels))
+            out.append((tf.reduce_min(v, 0)[None], tf.reduce_max(v, 0)[None]))
+        return out
+
+    def step(x, index, labels, thresholds, lows, highs):
+        results = []
+        bad = tf.reduce_sum(tf.cast(~tf.reduce_all(tf.math.is_finite(tf.reshape(x, (tf.shape(x)[0], -1))), 1),
+                                    tf.int64))
+        for plan, a, threshold, lo, hi in zip(plans, forward(x), thresholds, lows, highs):
+            results.append(_layer_step(plan, x, a, index, labels, threshold, lo, hi, k, score, bins, classes))
+        return bad[None], results
+
+    return (probe.tf_function(ranges, input_signature=[image], family="dataset", autograph=False),
+            probe.tf_function(step, input_signature=[image, ints, ints, per_layer, per_layer, per_layer],
+                              family="dataset", autograph=False))
+
+
+def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, bins, classes):
+    n = tf.shape(a)[0]
+    C = plan.channels
+    if plan.spatial:
+        flat = tf.reshape(a, (n, plan.height * plan.width, C))
+        scores = tf.reduce_max(flat, 1) if score == "max" else tf.reduce_mean(flat, 1)
+        where = tf.argmax(flat, axis=1, output_type=tf.int32)  # (n, C), first maximum in row-major order
+        per_image = tf.reduce_mean(flat, 1)
+    else:
+        scores, per_image = a, a
+        where = tf.fill(tf.shape(a), -1)
+    # Candidates: each channel's best k of this batch that reach its current k-th best score.
+    top, local = tf.math.top_k(tf.transpose(scores), tf.minimum(k, n))  # (C, kk); ties: lower index first
+    chosen = tf.where(top >= threshold[:, None])  # (M, 2): channel, rank
+    channel = tf.cast(chosen[:, 0], tf.int32)
+    image = tf.gather_nd(local, chosen)
+    cand = {"channel": channel, "index": tf.gather(index, image), "score": tf.gather_nd(top, chosen),
+            "where": tf.gather_nd(where, tf.stack([image, channel], 1))}
+    if plan.spatial:
+        cand["patch"] = _patches(plan, x, image, cand["where"])
+    # Statistics of this batch, each with a leading axis of 1 (one row per replica once gathered).
+    v = tf.reshape(a, (-1, C))
+    count = tf.cast(tf.shape(v)[0], tf.float32)
+    total = tf.reduce_sum(v, 0)
+    mean = total / tf.maximum(count, 1.0)
+    m2 = tf.reduce_sum(tf.square(v - mean), 0)
+    zeros = tf.reduce_sum(tf.cast(tf.equal(v, 0.0), tf.int64), 0)
+    width = hi - lo
+    slot = tf.clip_by_value(tf.cast(tf.floor((v - lo) / width * bins), tf.int64), 0, bins - 1)
+    slot = tf.where(v < lo, tf.cast(bins, tf.int64), tf.where(v > hi, tf.cast(bins + 1, tf.int64), slot))
+    slot = slot + tf.range(C, dtype=tf.int64)[None] * (bins + 2)
+    hist = tf.math.bincount(tf.reshape(slot, [-1]), minlength=C * (bins + 2), maxlength=C * (bins + 2),
+                            dtype=tf.int64)
+    stats = {"count": tf.cast(count, tf.int64)[None], "mean": mean[None], "m2": m2[None], "zeros": zeros[None],
+             "min": tf.reduce_min(v, 0)[None], "max": tf.reduce_max(v, 0)[None],
+             "hist": tf.reshape(hist, (1, C, bins + 2))}
+    if classes:
+        known = (labels >= 0) & (labels < classes)
+        segment = tf.where(known, labels, tf.cast(classes, tf.int64))
+        sums = tf.math.unsorted_segment_sum(per_image, segment, classes + 1)
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(labels), segment, classes + 1)
+        stats["class_sum"] = sums[None, :classes]
+        stats["class_count"] = counts[None, :classes]
+        stats["bad_labels"] = tf.reduce_sum(tf.cast((labels >= classes) | (labels < -1), tf.int64))[None]
+    return cand, stats
+
+
+def _patches(plan: _Plan, x, image, where):
+    """The input under the receptive field of unit ``where`` (flat y * W + x) of image ``image`` of the batch:
+    (M, h, w, channels), NaN outside the image."""
+    rf = plan.field
+    (pt, pl), (pb, pr) = plan.pad_before, plan.pad_after
+    padded = tf.pad(x, [[0, 0], [pt, pb], [pl, pr], [0, 0]], constant_values=float("nan"))
+    y = where // plan.width
+    xx = where % plan.width
+    y0 = y * rf.jump[0] + rf.start[0] + pt
+    x0 = xx * rf.jump[1] + rf.start[1] + pl
+    rows = y0[:, None] + tf.range(rf.size[0])[None]  # (M, h)
+    cols = x0[:, None] + tf.range(rf.size[1])[None]  # (M, w)
+    m = tf.shape(image)[0]
+    shape = (m, rf.size[0], rf.size[1])
+    idx = tf.stack([tf.broadcast_to(tf.cast(image, tf.int32)[:, None, None], shape),
+                    tf.broadcast_to(rows[:, :, None], shape), tf.broadcast_to(cols[:, None, :], shape)], -1)
+    return tf.gather_nd(padded, idx)
+
+
+# -- the pass ------------------------------------------------------------------------------------------------
+
+class _Top:
+    """One layer's running top-k: unsorted slots per channel (a slot keeps its patch until a better image takes it)."""
+
+    def __init__(self, plan: _Plan, k: int):
+        C = plan.channels
+        self.plan, self.k = plan, k
+        self.scores = np.full((C, k), -np.inf, np.float32)
+        self.index = np.full((C, k), -1, np.int64)
+        self.where = np.full((C, k), -1, np.int32)
+        self.patches = None
+        if plan.spatial:
+            self.patches = np.full((C, k, plan.size[0], plan.size[1], plan.image_channels), np.nan, np.float32)
+
+    def thresholds(self) -> np.ndarray:
+        full = (self.index >= 0).all(1)
+        return np.where(full, self.scores.min(1), -np.inf).astype(np.float32)
+
+    def merge(self, cand: dict) -> None:
+        if not len(cand["channel"]):
+            return
+        C, k = self.scores.shape
+        old = self.index.reshape(-1) >= 0
+        old_slot = np.flatnonzero(old)
+        channel = np.concatenate([old_slot // k, cand["channel"].astype(np.int64)])
+        score = np.concatenate([self.scores.reshape(-1)[old], cand["score"]])
+        index = np.concatenate([self.index.reshape(-1)[old], cand["index"]])
+        order = np.lexsort((index, -score.astype(np.float64), channel))
+        ch_sorted = channel[order]
+        rank = np.arange(len(order)) - np.searchsorted(ch_sorted, ch_sorted, side="left")
+        kept = order[rank < k]
+        n_old = len(old_slot)
+        occupied = np.zeros(C * k, bool)
+        occupied[old_slot[kept[kept < n_old]]] = True
+        new = kept[kept >= n_old] - n_old  # candidates that made it, channel-major (kept is sorted by channel)
+        if not len(new):
+            return
+        new_channel = cand["channel"][new].astype(np.int64)
+        free = np.flatnonzero(~occupied)  # channel-major, slot ascending
+        free_channel = free // k
+        need = np.bincount(new_channel, minlength=C)
+        ordinal = np.arange(len(free)) - np.searchsorted(free_channel, free_channel, side="left")
+        slots = free[ordinal < need[free_channel]]  # as many free slots per channel as winners, in channel order
+        flat_scores, flat_index, flat_where = (a.reshape(-1) for a in (self.scores, self.index, self.where))
+        flat_scores[slots] = cand["score"][new]
+        flat_index[slots] = cand["index"][new]
+        flat_where[slots] = cand["where"][new]
+        if self.patches is not None:
+            self.patches.reshape((C * k,) + self.patches.shape[2:])[slots] = cand["patch"][new]
+
+    def sorted(self):
+        order = np.lexsort((np.where(self.index < 0, np.iinfo(np.int64).max, self.index),
+                            -self.scores.astype(np.float64)), axis=-1)
+        take = lambda a: np.take_along_axis(a, order, 1)  # noqa: E731
+        scores, index, where = take(self.scores), take(self.index), take(self.where)
+        patches = None
+        if self.patches is not None:
+            patches = np.take_along_axis(self.patches, order[:, :, None, None, None], 1)
+        return scores, index, where, patches
+
+
+class _Stats:
+    """One layer's running statistics, merged exactly (float64)."""
+
+    def __init__(self, plan: _Plan, bins: int, classes: int):
+        C = plan.channels
+        self.count = 0
+        self.mean = np.zeros(C)
+        self.m2 = np.zeros(C)
+        self.zeros = np.zeros(C, np.int64)
+        self.min = np.full(C, np.inf)
+        self.max = np.full(C, -np.inf)
+        self.hist = np.zeros((C, bins + 2), np.int64)
+        self.class_sum = np.zeros((classes, C)) if classes else None
+        self.class_count = np.zeros(classes, np.int64) if classes else None
+
+    def merge(self, stats: dict) -> None:
+        for r in range(len(stats["count"])):  # one row per replica (a few)
+            n = int(stats["count"][r])
+            if n == 0:
+                continue
+            mean, m2 = stats["mean"][r].astype(np.float64), stats["m2"][r].astype(np.float64)
+            total = self.count + n
+            delta = mean - self.mean
+            self.mean = self.mean + delta * (n / total)
+            self.m2 = self.m2 + m2 + delta ** 2 * (self.count * n / total)
+            self.count = total
+        self.zeros += stats["zeros"].sum(0)
+        self.min = np.minimum(self.min, stats["min"].min(0))
+        self.max = np.maximum(self.max, stats["max"].max(0))
+        self.hist += stats["hist"].sum(0)
+        if self.class_sum is not None:
+            self.class_sum += stats["class_sum"].sum(0)
+            self.class_count += stats["class_count"].sum(0)
+
+
+class _Pass:
+    def __init__(self, probe, keys, plans, k, score, bins, strategy):
+        self.probe, self.keys, self.plans, self.k, self.score, self.bins = probe, keys, plans, k, score, bins
+        self.strategy = strategy
+        self.classes = 0
+
+    def run(self, ds, total, labelled, progress, cancel) -> ChannelExamples:
+        self.labelled = labelled
+        self.classes = (2 if self.probe.num_classes == 1 else self.probe.num_classes) if labelled else 0
+        ranges, step = _steps(self.probe, self.plans, self.k, self.score, self.bins, self.classes)
+        strategy = self.strategy
+        if strategy is not None:
+            ds = strategy.experimental_distribute_dataset(ds)
+        self.tops = [_Top(p, self.k) for p in self.plans]
+        self.stats = [_Stats(p, self.bins, self.classes) for p in self.plans]
+        self.edges = None
+        self.images = 0
+        done, last_report, reported, cancelled = 0, 0.0, -1, False
+        iterator = iter(ds)
+        while True:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            try:
+                x, index, labels = next(iterator)
+            except StopIteration:
+                break
+            if self.edges is None:
+                lows, highs = self._ranges(ranges, x)
+            thresholds = [tf.constant(t.thresholds()) for t in self.tops]
+            if strategy is None:
+                bad, out = step(x, index, labels, thresholds, lows, highs)
+                bad, out = _numpy((bad, out))
+            else:
+                bad, out = strategy.run(step, args=(x, index, labels, thresholds, lows, highs))
+                bad, out = _gathered(strategy, (bad, out))
+            if int(np.sum(bad)):
+                raise ImageError(f"batch {done} of data has {int(np.sum(bad))} image(s) with NaN or infinite pixels.")
+            for top, stat, (cand, stats) in zip(self.tops, self.stats, out):
+                if self.classes and int(np.sum(stats["bad_labels"])):
+                    raise ImageError(f"batch {done} of data has labels outside [0, {self.classes - 1}]: the model has "
+                                     f"{self.classes} classes.")
+                top.merge(cand)
+                stat.merge(stats)
+            self.images = self.stats[0].count // max(1, self._positions(self.plans[0]))
+            done += 1
+            now = time.monotonic()
+            if progress is not None and (done == 1 or now - last_report >= PROGRESS_SECONDS):
+                progress(done, total, self._result(done, partial=True, cancelled=False))
+                last_report, reported = now, done
+        if done == 0 and not cancelled:
+            raise ImageError("data gave no images: pass a non-empty data set.")
+        result = self._result(done, partial=cancelled, cancelled=cancelled)
+        if progress is not None and done and (reported != done or cancelled):
+            progress(done, total, result)
+        return result
+
+    @staticmethod
+    def _positions(plan: _Plan) -> int:
+        return plan.height * plan.width if plan.spatial else 1
+
+    def _ranges(self, ranges, x):
+        if self.strategy is None:
+            out = _numpy(ranges(x))
+        else:
+            out = _gathered(self.strategy, self.strategy.run(ranges, args=(x,)))
+        lows, highs, self.edges = [], [], []
+        for lo_hi in out:
+            mn, mx = lo_hi[0].min(0).astype(np.float64), lo_hi[1].max(0).astype(np.float64)
+            finite = np.isfinite(mn) & np.isfinite(mx)
+            mn, mx = np.where(finite, mn, 0.0), np.where(finite, mx, 0.0)
+            width = mx - mn
+            layer_width = float(np.max(mx) - np.min(mn)) if mx.size else 0.0
+            width = np.where(width > 0, width, layer_width if layer_width > 0 else np.maximum(np.abs(mn), 1.0))
+            lo = mn - HISTOGRAM_MARGIN * width
+            lo = np.where(mn >= 0, np.maximum(lo, 0.0), lo)
+            hi = mx + HISTOGRAM_MARGIN * width
+            hi = np.where(hi > lo, hi, lo + width)
+            lo32, hi32 = lo.astype(np.float32), hi.astype(np.float32)
+            lows.append(tf.constant(lo32))
+            highs.append(tf.constant(hi32))
+            self.edges.append(np.linspace(lo32.astype(np.float64), hi32.astype(np.float64), self.bins + 1, axis=-1))
+        return lows, highs
+
+    def _result(self, done: int, partial: bool, cancelled: bool) -> ChannelExamples:
+        layers = {}
+        for key, plan, top, stat, edges in zip(self.keys, self.plans, self.tops, self.stats, self.edges or
+                                               [None] * len(self.plans)):
+            scores, index, where, patches = top.sorted()
+            empty = index < 0
+            scores = np.where(empty, np.nan, scores).astype(np.float32)
+            if plan.spatial:
+                positions = np.stack([np.where(empty, -1, where // plan.width),
+                                      np.where(empty, -1, where % plan.width)], -1).astype(np.int32)
+                rf = plan.field
+                y0 = positions[..., 0] * rf.jump[0] + rf.start[0]
+                x0 = positions[..., 1] * rf.jump[1] + rf.start[1]
+                boxes = np.stack([y0, x0, y0 + rf.size[0], x0 + rf.size[1]], -1).astype(np.int32)
+                boxes[empty] = -1
+            else:
+                positions = np.full(index.shape + (2,), -1, np.int32)
+                boxes = None
+            count = max(stat.count, 1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                std = np.sqrt(np.maximum(stat.m2 / count, 0.0))
+                class_mean = (stat.class_sum / stat.class_count[:, None]) if stat.class_sum is not None else None
+            nan = np.full(plan.channels, np.nan)
+            seen = stat.count > 0
+            layers[key] = LayerExamples(
+                layer=key, path=plan.info.path, spatial=plan.spatial, score=self.score, k=self.k,
+                indices=index, scores=scores, positions=positions, boxes=boxes,
+                patches=patches, receptive_field=plan.field,
+                mean=stat.mean.copy() if seen else nan, std=std if seen else nan,
+                min=stat.min.copy() if seen else nan, max=stat.max.copy() if seen else nan,
+                zero_fraction=stat.zeros / count if seen else nan,
+                dead=(stat.max == stat.min) if seen else np.zeros(plan.channels, bool),
+                histogram=stat.hist[:, :self.bins].copy(),
+                histogram_edges=edges if edges is not None else np.full((plan.channels, self.bins + 1), np.nan),
+                below=stat.hist[:, self.bins].copy(), above=stat.hist[:, self.bins + 1].copy(),
+                class_mean=class_mean, class_counts=None if stat.class_count is None else stat.class_count.copy())
+        return ChannelExamples(layers=layers, images=self.images, batches=done, k=self.k, score=self.score,
+                               partial=partial, cancelled=cancelled, labels=self.labelled)
+
+
+def _numpy(structure):
+    return tf.nest.map_structure(lambda t: t.numpy(), structure)
+
+
+def _gathered(strategy: tf.distribute.Strategy, structure):
+    """Every replica's (and worker's) values, concatenated along axis 0, as numpy."""
+    return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0).numpy(), structure)
