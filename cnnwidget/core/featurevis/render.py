@@ -29,6 +29,7 @@ import tensorflow as tf
 from tensorflow.python.eager import record as _tape  # the tape API tf.custom_gradient itself records with
 
 from ..errors import CnnWidgetError, OptionError
+from ..options import WHOLE, positive_int
 from ..probe import ModelProbe, probe_for, traces
 from .objectives import Activations, Objective, as_objective
 from .params import Parameterization, check_size, fft_image
@@ -307,6 +308,4 @@ def _thresholds(thresholds, steps: int) -> frozenset:
 
 
 def _count(value, what: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise OptionError(f"{what} must be a whole number >= {minimum}; got {value!r}.")
-    return int(value)
+    return positive_int(what, value, minimum, WHOLE)
