@@ -556,7 +556,9 @@ class _Pass:
                 bad, out = step(x, index, labels, thresholds, lows, highs)
                 bad, out = _numpy((bad, out))
             else:
-                bad, out = strategy.run(step, args=(x, index, labels, thresholds, lows, highs))
+                # A Python function per replica, calling the compiled step (MirroredStrategy would otherwise call a
+                # tf.function once with the per-replica values, which its input signature refuses).
+                bad, out = strategy.run(lambda *a: step(*a), args=(x, index, labels, thresholds, lows, highs))
                 bad, out = _gathered(strategy, (bad, out))
             if int(np.sum(bad)):
                 raise ImageError(f"batch {done} of data has {int(np.sum(bad))} image(s) with NaN or infinite pixels.")
@@ -587,7 +589,7 @@ class _Pass:
         if self.strategy is None:
             out = _numpy(ranges(x))
         else:
-            out = _gathered(self.strategy, self.strategy.run(ranges, args=(x,)))
+            out = _gathered(self.strategy, self.strategy.run(lambda a: ranges(a), args=(x,)))
         lows, highs, self.edges = [], [], []
         for lo_hi in out:
             mn, mx = lo_hi[0].min(0).astype(np.float64), lo_hi[1].max(0).astype(np.float64)
