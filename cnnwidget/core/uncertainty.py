@@ -598,7 +598,8 @@ class Calibration:
 
     def __repr__(self):
         return (f"Calibration({self.overall.n} images, ECE {self.overall.ece:.4f}; evaluation split ECE "
-                f"{self.before.ece:.4f} -> {self.after.ece:.4f} at T = {self.temperature:.3f}, NLL {self.before.nll:.4f}"
+                f"{self.before.ece:.4f} -> {self.after.ece:.4f} at T = {self.temperature:.3f}, NLL "
+                f"{self.before.nll:.4f}"
                 f" -> {self.after.nll:.4f})")
 
 
@@ -633,7 +634,8 @@ class _Bins:
             conf, acc = self.conf[i] / count, self.correct[i] / count
         gap = np.abs(acc - conf)
         full = count > 0
-        return Metrics(ece=float((count[full] / n * gap[full]).sum()), mce=float(gap[full].max()) if full.any() else 0.0,
+        mce = float(gap[full].max()) if full.any() else 0.0
+        return Metrics(ece=float((count[full] / n * gap[full]).sum()), mce=mce,
                        nll=float(self.nll[i] / n), brier=float(self.brier[i] / n),
                        accuracy=float(self.correct[i].sum() / n), count=count.astype(np.int64),
                        confidence=conf, bin_accuracy=acc, n=int(self.n))
