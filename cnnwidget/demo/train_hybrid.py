@@ -1,7 +1,7 @@
 """Train the demo hybrid (conv stem + transformer) model on the shapes data set; save shapes_hybrid.keras here.
 
-    python -m cnnwidget.demo.train_hybrid            # both cosine cycles (about 20 min on 2 busy CPU cores)
-    python -m cnnwidget.demo.train_hybrid --resume   # only the second, from the saved weights
+    python -m cnnwidget.demo.train_hybrid              # every cycle (about an hour on 2 busy CPU cores)
+    python -m cnnwidget.demo.train_hybrid --resume K   # skip the first K cycles, from the saved weights
 
 Offline and seeded (data seeds TRAIN_SEED and HELD_OUT_SEED, keras.utils.set_random_seed). Every layer is a stock
 Keras layer, so the file loads with ``safe_mode=True`` and no custom objects. Tests that need images the model has
@@ -18,8 +18,11 @@ from .train import compile_model
 
 TRAIN_SEED, HELD_OUT_SEED = 0, 1
 N_TRAIN, N_HELD_OUT = 12_000, 2_000
-EPOCHS, RESTART_EPOCHS, BATCH_SIZE = 10, 8, 128
-STOP_AT = 0.985  # training stops after an epoch with this held-out accuracy (kept short on shared CPUs)
+BATCH_SIZE = 128
+# (data, peak learning rate, epochs)
+CYCLES = (("fixed", 3e-3, 10), ("fixed", 1e-3, 8), ("fresh", 5e-4, 10), ("fresh", 5e-4, 10))
+FRESH_SEEDS = 100  # epoch k of cycle i (fresh data) trains on shapes(N_TRAIN, seed=FRESH_SEEDS + 100 * (i - 2) + k)
+STOP_AT = 0.975  # a cycle stops after an epoch with this held-out accuracy (kept short on shared CPUs)
 STEM = (16, 32)  # two 3x3 conv blocks with stride 2: 64 -> 16 px
 PATCH, DIM, HEADS, KEY_DIM, MLP, BLOCKS = 2, 64, 4, 16, 128, 2  # 2x2 patches of the 16x16 stem map: 8x8 tokens
 
@@ -58,10 +61,12 @@ def build_model(num_classes=len(CLASS_NAMES)):
     return keras.Model(inputs, outputs, name="shapes_hybrid")
 
 
-def main(path=HYBRID_PATH, resume=False):
-    """Two cosine cycles (a warm restart, Loshchilov and Hutter 2017): EPOCHS epochs from 3e-3, then
-    RESTART_EPOCHS more from 1e-3, saving after each. ``resume``: skip the first cycle and start the second from
-    the weights saved at ``path`` (how a run stopped after the first cycle is finished)."""
+def main(path=HYBRID_PATH, resume=0):
+    """Three cosine cycles with warm restarts (Loshchilov and Hutter 2017), saving after each: CYCLES, each (data,
+    peak rate, epochs); "fixed" data is N_TRAIN images of seed TRAIN_SEED, "fresh" data is N_TRAIN new images every
+    epoch (see FRESH_SEEDS: the procedural data set is unlimited, so those cycles cannot overfit).
+    A cycle stops early once the held-out accuracy reaches STOP_AT. ``resume``: skip the first ``resume`` cycles
+    and start from the weights saved at ``path``."""
     keras.utils.set_random_seed(0)
     start = time.perf_counter()
     train = shapes(N_TRAIN, seed=TRAIN_SEED)
@@ -72,15 +77,15 @@ def main(path=HYBRID_PATH, resume=False):
     model.summary()
     if resume:
         model.set_weights(keras.saving.load_model(path, safe_mode=True, compile=False).get_weights())
-    cycles = [(1e-3, RESTART_EPOCHS)] if resume else [(3e-3, EPOCHS), (1e-3, RESTART_EPOCHS)]
-    for rate, epochs in cycles:
-        _fit(model, train, held_out, rate, epochs)
+    for i, (data, rate, epochs) in enumerate(CYCLES[resume:], start=resume):
+        _fit(model, train if data == "fixed" else FRESH_SEEDS + 100 * (i - 2), held_out, rate, epochs)
         _save(model, path, held_out)
         if model.stop_training:
             break
 
 
 def _fit(model, train, held_out, rate, epochs):
+    """One cosine cycle on ``train`` (a ShapesData), or on fresh images every epoch from seed ``train`` (an int)."""
     steps_per_epoch = -(-N_TRAIN // BATCH_SIZE)
     compile_model(model, keras.optimizers.schedules.CosineDecay(rate, epochs * steps_per_epoch))
     start = time.perf_counter()
@@ -90,15 +95,18 @@ def _fit(model, train, held_out, rate, epochs):
             print(f"  batch {batch}: loss {logs['loss']:.3f} accuracy {logs['accuracy']:.3f} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
 
-    def stop(epoch, logs):
-        print(f"epoch {epoch + 1}: held-out accuracy {logs['val_accuracy']:.4f} ({time.perf_counter() - start:.0f} s)",
-              flush=True)
-        model.stop_training = logs["val_accuracy"] >= STOP_AT
-
-    model.fit(train.images, train.labels, batch_size=BATCH_SIZE, epochs=epochs,
-              validation_data=(held_out.images, held_out.labels), verbose=0,
-              callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=report, on_epoch_end=stop)])
-    print(f"cycle from {rate}: {epochs} epochs at most, {time.perf_counter() - start:.0f} s", flush=True)
+    for epoch in range(epochs):
+        fresh = isinstance(train, int)
+        data = shapes(N_TRAIN, seed=train + epoch) if fresh else train
+        history = model.fit(data.images, data.labels, batch_size=BATCH_SIZE, epochs=1, verbose=0,
+                            validation_data=(held_out.images, held_out.labels),
+                            callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=report)])
+        accuracy = history.history["val_accuracy"][-1]
+        print(f"epoch {epoch + 1} ({'fresh' if fresh else 'fixed'} data, peak rate {rate}): held-out "
+              f"accuracy {accuracy:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+        model.stop_training = accuracy >= STOP_AT
+        if model.stop_training:
+            break
 
 
 def _save(model, path, held_out):
@@ -116,5 +124,10 @@ if __name__ == "__main__":
     import sys
     from pathlib import Path
 
-    args = [a for a in sys.argv[1:] if a != "--resume"]
-    main(Path(args[0]) if args else HYBRID_PATH, resume="--resume" in sys.argv[1:])
+    args = sys.argv[1:]
+    resume = 0
+    if "--resume" in args:
+        i = args.index("--resume")
+        resume = int(args[i + 1])
+        del args[i:i + 2]
+    main(Path(args[0]) if args else HYBRID_PATH, resume=resume)
