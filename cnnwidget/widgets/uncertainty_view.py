@@ -37,7 +37,8 @@ class UncertaintyView(CnnWidget):
     Per image: the predictive distribution (mean probability per class across dropout samples, with a bar of
     ± one standard deviation), the predictive entropy, the mutual information (the model's own, epistemic
     uncertainty) and a plain-words reading of them; the image, the mean saliency (or Grad-CAM) map across dropout
-    samples, and its per-pixel standard deviation: where the explanation is stable and where it is noise. A model
+    samples (at most 50 of them: one gradient pass each), and its per-pixel standard deviation: where the
+    explanation is stable and where it is noise. A model
     with no dropout layer is said to have zero epistemic uncertainty by construction (not an error). With
     ``data``: the reliability diagram on the evaluation split before and after temperature scaling (T fitted on a
     held-out split), ECE/NLL before and after, a histogram of confidences, and the most uncertain images.
