@@ -1,6 +1,7 @@
 """How long FGSM, PGD and the robustness curve take, against their floors; and that new values never retrace.
 
     .venv/bin/python benchmarks/adversarial.py [--repeats 3] [--curve-images 2000] [--curve-steps 5] [--skip-curve]
+                                               [--skip-attacks] [--peers]
 
 1. Attacks. Workload: keras.applications.MobileNetV2(weights=None) at 224, 8 random images in [0, 1]
    (preprocess x * 2 - 1), untargeted, L-inf epsilon 8/255. Floor units, timed in the same interleaved rounds
@@ -13,9 +14,16 @@
    1 FB8 + 1 F8 (its clean prediction comes from the step's own forward pass; the adversarial one costs a pass).
 2. Retracing: traces of the "adversarial" family (cnnwidget.core.probe.traces) and TensorFlow's retracing warnings
    while epsilon, steps, step size, target and labels change between calls: must stay 0.
-3. Robustness curve: the demo model, --curve-images held-out shapes, 8 epsilons (0, 2/255, ..., 14/255; the one
-   at 0 costs no attack), PGD with --curve-steps steps. Images per second (image x epsilon pairs / s) against the
-   plain attack floor: the same PGD on 256 of the images at one epsilon, timed in the same run, per image.
+3. Robustness curve: the demo model, 8 epsilons (0, 2/255, ..., 14/255; the one at 0 costs no attack), PGD with
+   --curve-steps steps. The ratio: the curve over --ratio-images images against the plain attacks it is made of
+   (PGD on the same images at each epsilon > 0), interleaved in the same rounds (target <= 1.1x); then the curve
+   over all --curve-images images once: accuracy per epsilon and images per second. (A floor timed once before
+   and once after an 18-minute curve measured the load, not the curve: 1.89x at load 7-11.)
+4. --peers: CleverHans (tf2 projected_gradient_descent, installed --no-deps), Foolbox (LinfPGD) and ART
+   (ProjectedGradientDescent on a TensorFlowV2Classifier), each in its own venv under $CNNW_PEERS (default
+   /tmp/cnnw_peers/<name>, never this project's .venv; a .pth there gives it this project's TensorFlow and Keras):
+   PGD-20 with the same epsilon, step and random start on MobileNetV2(weights=None) with logits out, against 20
+   FB8 of the same model timed in the same subprocess.
 """
 
 from __future__ import annotations
@@ -88,7 +96,7 @@ def attacks(repeats: int):
     print(f"{verdict(pgd_ratio, 1.1)} PGD-20 <= 1.1x 20 compiled forward+backward passes: {pgd_ratio:.3f}x")
     print(f"{verdict(fgsm_ratio, 1.1)} FGSM <= 1.1x 1 compiled forward+backward pass: {fgsm_ratio:.3f}x "
           f"(its floor with the adversarial prediction, FB8 + F8: {fgsm_physical:.3f}x)")
-    return probe, x
+    return probe, x, pgd_ratio
 
 
 def retracing(probe, x):
@@ -117,7 +125,7 @@ def retracing(probe, x):
     print(f"{verdict(new + warnings.count, 0)} changing epsilon, steps, step size, target or labels costs no retrace")
 
 
-def curve(n_images: int, steps: int):
+def curve(n_images: int, steps: int, ratio_images: int, repeats: int):
     import cnnwidget as cw
     from cnnwidget import demo
     from cnnwidget.core import adversarial as adv
@@ -125,40 +133,144 @@ def curve(n_images: int, steps: int):
     probe = cw.ModelProbe(demo.load_model())
     data = demo.shapes(n_images, seed=1)
     epsilons = [k / 255 for k in range(0, 16, 2)]
-    sample = data.images[:256], data.labels[:256]
-    print(f"robustness curve: demo model, {n_images} images x {len(epsilons)} epsilons, PGD-{steps}; "
-          f"{machine_note()}", flush=True)
-    floor = median_seconds(lambda: adv.pgd(probe, sample[0], 8 / 255, steps=steps, labels=sample[1]), warmup=1,
-                           repeats=3) / 256
-    attacked = n_images * (len(epsilons) - 1)
-    start = time.perf_counter()
-    result = adv.robustness_curve(probe, (data.images, data.labels), epsilons, steps=steps)
-    seconds = time.perf_counter() - start
-    floor_after = median_seconds(lambda: adv.pgd(probe, sample[0], 8 / 255, steps=steps, labels=sample[1]),
-                                 warmup=0, repeats=1) / 256
-    floor = min(floor, floor_after)  # the least per-image time seen before or after: a load burst only slows
-    print("  epsilon*255: " + " ".join(f"{e * 255:5.0f}" for e in result.epsilons))
-    print("  accuracy:    " + " ".join(f"{a:5.3f}" for a in result.accuracy))
-    print(f"  {seconds:.1f} s: {n_images * len(epsilons) / seconds:.0f} image-epsilon pairs/s, "
-          f"{attacked / seconds:.1f} attacked images/s; plain attack floor {1 / floor:.1f} images/s "
-          f"(PGD-{steps} on 256 images, per image); ratio {seconds / (attacked * floor):.3f}x  ({machine_note()})")
-    print(f"{verdict(seconds / (attacked * floor), 1.1)} robustness curve <= 1.1x the plain attack per attacked "
-          f"image: {seconds / (attacked * floor):.3f}x")
+    attacked_eps = [e for e in epsilons if e > 0]
+    m = min(ratio_images, n_images)
+    x, y = data.images[:m], data.labels[:m]
+    print(f"robustness curve: demo model, 8 epsilons (0, 2/255, ..., 14/255), PGD-{steps}; {machine_note()}",
+          flush=True)
+    # The ratio: the curve over m images against the plain attacks it is made of (PGD on the same m images at each
+    # epsilon > 0), interleaved in the same rounds, so a burst of load hits both alike.
+    t = interleaved_medians({
+        "curve": lambda: adv.robustness_curve(probe, (x, y), epsilons, steps=steps),
+        "plain": lambda: [adv.pgd(probe, x, e, steps=steps, step_size=2.5 * e / steps, labels=y) for e in attacked_eps],
+    }, warmup=1, repeats=repeats)
+    ratio = t["curve"] / t["plain"]
+    print(f"  {m} images: curve {t['curve']:.1f} s, the plain attacks {t['plain']:.1f} s: {ratio:.3f}x; "
+          f"{m * len(attacked_eps) / t['curve']:.1f} attacked images/s against the floor's "
+          f"{m * len(attacked_eps) / t['plain']:.1f}  ({machine_note()})", flush=True)
+    if n_images > m:
+        start = time.perf_counter()
+        result = adv.robustness_curve(probe, (data.images, data.labels), epsilons, steps=steps)
+        seconds = time.perf_counter() - start
+        print("  epsilon*255: " + " ".join(f"{e * 255:5.0f}" for e in result.epsilons))
+        print("  accuracy:    " + " ".join(f"{a:5.3f}" for a in result.accuracy))
+        print(f"  {n_images} images: {seconds:.1f} s, {n_images * len(epsilons) / seconds:.1f} image-epsilon "
+              f"pairs/s, {n_images * len(attacked_eps) / seconds:.1f} attacked images/s  ({machine_note()})")
+    print(f"{verdict(ratio, 1.1)} robustness curve <= 1.1x the plain attacks it is made of: {ratio:.3f}x")
+
+
+PEER_DIR = Path(os.environ.get("CNNW_PEERS", "/tmp/cnnw_peers"))
+PEERS = ("cleverhans", "foolbox", "art")
+
+
+def peer_worker(name: str, repeats: int):
+    """In the peer's own venv: PGD-20 (L-inf 8/255, step 2.5 x 8/255 / 20, random start) by the peer on
+    MobileNetV2(weights=None) at 224 with logits out, 8 images, against 20 FB8 of the same model in the same
+    process (the same floor as ours)."""
+    import json
+
+    import keras
+    import tensorflow as tf
+
+    inp = keras.Input((224, 224, 3))
+    base = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), classifier_activation=None)
+    model = keras.Model(inp, base(inp * 2.0 - 1.0))  # [0, 1] images in, logits out
+    x = np.random.default_rng(0).random((8, 224, 224, 3)).astype("float32")
+    xt = tf.constant(x)
+    spec = tf.TensorSpec((None, 224, 224, 3), tf.float32)
+    labels = tf.constant(np.asarray(model(xt)).argmax(-1).astype("int32"))
+
+    @tf.function(input_signature=[spec, tf.TensorSpec((None,), tf.int32)])
+    def fb(images, y):
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, model(images, training=False)))
+        return tape.gradient(loss, images)
+
+    def fb20():
+        for _ in range(20):
+            fb(xt, labels).numpy()
+
+    eps, size = 8 / 255, 2.5 * (8 / 255) / 20
+    if name == "cleverhans":
+        from cleverhans.tf2.attacks.projected_gradient_descent import projected_gradient_descent
+
+        logits = tf.function(lambda images: model(images, training=False), input_signature=[spec])
+
+        def attack():
+            return projected_gradient_descent(logits, xt, eps, size, 20, np.inf, clip_min=0.0, clip_max=1.0,
+                                              y=labels, rand_init=True, sanity_checks=False).numpy()
+    elif name == "foolbox":
+        import foolbox
+
+        fmodel = foolbox.TensorFlowModel(model, bounds=(0, 1))
+        pgd = foolbox.attacks.LinfPGD(abs_stepsize=size, steps=20, random_start=True)
+
+        def attack():
+            return pgd(fmodel, xt, labels, epsilons=eps)[1].numpy()
+    elif name == "art":
+        from art.attacks.evasion import ProjectedGradientDescent
+        from art.estimators.classification import TensorFlowV2Classifier
+
+        classifier = TensorFlowV2Classifier(model, nb_classes=1000, input_shape=(224, 224, 3),
+                                            loss_object=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                                            clip_values=(0.0, 1.0))
+        pgd = ProjectedGradientDescent(classifier, norm=np.inf, eps=eps, eps_step=size, max_iter=20, batch_size=8,
+                                       num_random_init=1, verbose=False)
+
+        def attack():
+            return pgd.generate(x, y=np.asarray(labels))
+    else:
+        raise SystemExit(f"unknown peer {name}")
+    t = interleaved_medians({"20 FB8": fb20, "PGD-20": attack}, warmup=1, repeats=repeats)
+    print("PEER " + json.dumps({"name": name, "floor": t["20 FB8"], "pgd": t["PGD-20"], "load": machine_note()}))
+
+
+def peers(repeats: int, ours: float | None):
+    import json
+    import subprocess
+
+    for name in PEERS:
+        python = PEER_DIR / name / "bin" / "python"
+        if not python.exists():
+            print(f"  {name}: no venv at {python.parent.parent} (make it with python -m venv, a .pth to this "
+                  f"project's site-packages, and pip install the peer)")
+            continue
+        run = subprocess.run([str(python), __file__, "--peer-worker", name, "--repeats", str(repeats)],
+                             capture_output=True, text=True)
+        line = next((ln for ln in run.stdout.splitlines() if ln.startswith("PEER ")), None)
+        if line is None:
+            tail = (run.stderr.strip().splitlines() or ["no output"])[-1]
+            print(f"  {name}: failed: {tail}")
+            continue
+        r = json.loads(line[5:])
+        print(f"  {name}: PGD-20 {r['pgd']:.2f} s, its 20 FB8 {r['floor']:.2f} s: {r['pgd'] / r['floor']:.3f}x"
+              + (f" (ours {ours:.3f}x)" if ours else "") + f"  ({r['load']})", flush=True)
 
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--peers", action="store_true", help="also time CleverHans, Foolbox and ART (own venvs)")
+    parser.add_argument("--peer-worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--curve-images", type=int, default=2000)
     parser.add_argument("--curve-steps", type=int, default=5)
+    parser.add_argument("--ratio-images", type=int, default=256, help="images of the interleaved curve/floor ratio")
     parser.add_argument("--skip-curve", action="store_true")
     parser.add_argument("--skip-attacks", action="store_true")
     args = parser.parse_args()
+    if args.peer_worker:
+        peer_worker(args.peer_worker, args.repeats)
+        return
+    ours = None
     if not args.skip_attacks:
-        probe, x = attacks(args.repeats)
+        probe, x, ours = attacks(args.repeats)
         retracing(probe, x)
+    if args.peers:
+        print(f"peers: PGD-20 against 20 FB8 of the same model, each in its own venv under {PEER_DIR}")
+        peers(args.repeats, ours)
     if not args.skip_curve:
-        curve(args.curve_images, args.curve_steps)
+        curve(args.curve_images, args.curve_steps, args.ratio_images, args.repeats)
 
 
 if __name__ == "__main__":
