@@ -693,6 +693,26 @@ def _logit_pass(probe: ModelProbe):
     return lambda x: tf.math.log(tf.maximum(tf.constant(probe.predict(x.numpy())), 1e-30))
 
 
+def check_calibration_data(probe: ModelProbe, data):
+    """``data`` for ``calibration`` checked as far as is possible without a pass (for a widget, before its job
+    starts): a pair (images, labels) of arrays, returned with the labels as class indices, or a tf.data.Dataset of
+    such pairs, returned as it is. Raises OptionError or ResultError (too few images) with what was expected."""
+    if isinstance(data, tf.data.Dataset):
+        _batches(probe, data, probe.batch_size)  # the element structure
+        return data
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise OptionError(f"data must be a pair (images, labels) or a tf.data.Dataset of such pairs; got "
+                          f"{type(data).__name__}.")
+    x, y = data
+    y = _labels(np.asarray(y), max(probe.num_classes, 2))
+    if len(x) != len(y):
+        raise OptionError(f"data has {len(x)} images but {len(y)} labels; give one label per image.")
+    if len(y) < MIN_CALIBRATION_IMAGES:
+        raise ResultError(f"data has {len(y)} images; calibration needs at least {MIN_CALIBRATION_IMAGES} "
+                            "(fewer make a reliability diagram and a fitted temperature mostly noise).")
+    return (x, y)
+
+
 def calibration(model, data, bins: int = 15, holdout: float = 0.5, top: int = 8, batch_size: int | None = None,
                 progress=None, cancel=None) -> Calibration:
     """Calibration over a data set, streamed: reliability diagram, ECE, MCE, NLL, Brier score, and temperature

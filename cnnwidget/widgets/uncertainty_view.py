@@ -96,7 +96,7 @@ class UncertaintyView(CnnWidget):
         self._holdout = options.fraction("holdout", holdout)
         self._data = None
         if data is not None:
-            self._data = _check_data(self.probe, data)
+            self._data = U.check_calibration_data(self.probe, data)
             if not 0.0 < self._holdout < 1.0:
                 raise OptionError(f"holdout must be a number strictly between 0 and 1; got {holdout!r}.")
         self.result: U.Uncertainty | None = None
@@ -306,26 +306,6 @@ class UncertaintyView(CnnWidget):
                    uncertain=b"".join(_transport.image_bytes(x, self.probe.input_range) for x in kept),
                    uncertain_meta=[{"index": int(i), "entropy": float(e), "label": self._names[y],
                                     "predicted": self._names[p]} for i, e, y, p in c.most_uncertain])
-
-
-def _check_data(probe, data):
-    """``data`` checked as far as is possible without a pass: a pair of arrays (count, labels) or a Dataset."""
-    import tensorflow as tf
-
-    if isinstance(data, tf.data.Dataset):
-        U._batches(probe, data, probe.batch_size)  # the element structure
-        return data
-    if not (isinstance(data, (tuple, list)) and len(data) == 2):
-        raise OptionError(f"data must be a pair (images, labels) or a tf.data.Dataset of such pairs; got "
-                          f"{type(data).__name__}.")
-    x, y = data
-    y = U._labels(np.asarray(y), max(probe.num_classes, 2))
-    if len(x) != len(y):
-        raise OptionError(f"data has {len(x)} images but {len(y)} labels; give one label per image.")
-    if len(y) < U.MIN_CALIBRATION_IMAGES:
-        raise U.ResultError(f"data has {len(y)} images; calibration needs at least {U.MIN_CALIBRATION_IMAGES} "
-                            "(fewer make a reliability diagram and a fitted temperature mostly noise).")
-    return (x, y)
 
 
 def _figure(title, marks, axes, height="280px", **options):
