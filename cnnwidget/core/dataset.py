@@ -339,20 +339,23 @@ def _make_steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, c
     ints = tf.TensorSpec((None,), tf.int64)
     per_layer = [tf.TensorSpec((p.channels,), tf.float32) for p in plans]
 
-    def ranges(x):
+    def ranges(x):  # one float64 packet per replica: per layer, the C minima then the C maxima
         out = []
         for plan, a in zip(plans, forward(x)):
             v = tf.reshape(a, (-1, plan.channels))
-            out.append((tf.reduce_min(v, 0)[None], tf.reduce_max(v, 0)[None]))
-        return out
+            out += [tf.reduce_min(v, 0), tf.reduce_max(v, 0)]
+        return tf.cast(tf.concat(out, 0), tf.float64)
 
     def step(x, index, labels, thresholds, lows, highs):
-        results = []
+        # One float64 packet per replica (see _unpack): one transfer, and one all-gather across workers.
         bad = tf.reduce_sum(tf.cast(~tf.reduce_all(tf.math.is_finite(tf.reshape(x, (tf.shape(x)[0], -1))), 1),
                                     tf.int64))
+        pieces = [bad]
         for plan, a, threshold, lo, hi in zip(plans, forward(x), thresholds, lows, highs):
-            results.append(_layer_step(plan, x, a, index, labels, threshold, lo, hi, k, score, bins, classes))
-        return bad[None], results
+            cand, stats = _layer_step(plan, x, a, index, labels, threshold, lo, hi, k, score, bins, classes)
+            pieces += [tf.size(cand["channel"])] + [cand[name] for name in _candidate_names(plan)]
+            pieces += [stats[name] for name in _stat_names(classes)]
+        return tf.concat([tf.reshape(tf.cast(t, tf.float64), [-1]) for t in pieces], 0)
 
     return (probe.tf_function(ranges, input_signature=[image], family="dataset", autograph=False),
             probe.tf_function(step, input_signature=[image, ints, ints, per_layer, per_layer, per_layer],
@@ -404,6 +407,61 @@ def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, b
         stats["class_count"] = counts[None, :classes]
         stats["bad_labels"] = tf.reduce_sum(tf.cast((labels >= classes) | (labels < -1), tf.int64))[None]
     return cand, stats
+
+
+def _candidate_names(plan: _Plan) -> tuple:
+    return ("channel", "index", "score", "where") + (("patch",) if plan.spatial else ())
+
+
+def _stat_names(classes: int) -> tuple:
+    return ("count", "mean", "m2", "zeros", "min", "max", "hist") + (
+        ("class_sum", "class_count", "bad_labels") if classes else ())
+
+
+def _unpack(packets: np.ndarray, plans: list, bins: int, classes: int):
+    """The steps' packets (one per replica, concatenated) as (bad image count, [(candidates, stats)] per layer):
+    candidates of all replicas concatenated, statistics with one row per replica. Exact: float32 values, int32 and
+    int64 counts and indices below 2**53 all fit a float64."""
+    bad, layers, offset = 0, [([], []) for _ in plans], 0
+    while offset < len(packets):
+        bad += int(packets[offset])
+        offset += 1
+        for plan, (cands, stats) in zip(plans, layers):
+            m = int(packets[offset])
+            offset += 1
+            cand = {}
+            for name in _candidate_names(plan):
+                size = m * (int(np.prod(plan.size)) * plan.image_channels if name == "patch" else 1)
+                cand[name] = packets[offset:offset + size]
+                offset += size
+            if plan.spatial:
+                cand["patch"] = cand["patch"].astype(np.float32).reshape(
+                    (m, plan.size[0], plan.size[1], plan.image_channels))
+            cands.append(cand)
+            C = plan.channels
+            sizes = {"count": 1, "mean": C, "m2": C, "zeros": C, "min": C, "max": C, "hist": C * (bins + 2),
+                     "class_sum": classes * C, "class_count": classes, "bad_labels": 1}
+            stat = {}
+            for name in _stat_names(classes):
+                stat[name] = packets[offset:offset + sizes[name]]
+                offset += sizes[name]
+            stat["hist"] = stat["hist"].reshape(C, bins + 2).astype(np.int64)
+            if classes:
+                stat["class_sum"] = stat["class_sum"].reshape(classes, C)
+                stat["class_count"] = stat["class_count"].astype(np.int64)
+            stats.append(stat)
+    out = []
+    for plan, (cands, stats) in zip(plans, layers):
+        cand = {name: np.concatenate([c[name] for c in cands]) for name in _candidate_names(plan)}
+        cand["channel"] = cand["channel"].astype(np.int64)
+        cand["index"] = cand["index"].astype(np.int64)
+        cand["where"] = cand["where"].astype(np.int32)
+        cand["score"] = cand["score"].astype(np.float32)
+        stat = {name: np.stack([s[name] for s in stats]) for name in stats[0]}
+        stat["count"] = stat["count"][:, 0].astype(np.int64)
+        stat["zeros"] = stat["zeros"].astype(np.int64)
+        out.append((cand, stat))
+    return bad, out
 
 
 def _patches(plan: _Plan, x, image, where):
@@ -553,15 +611,15 @@ class _Pass:
                 lows, highs = self._ranges(ranges, x)
             thresholds = [tf.constant(t.thresholds()) for t in self.tops]
             if strategy is None:
-                bad, out = step(x, index, labels, thresholds, lows, highs)
-                bad, out = _numpy((bad, out))
+                packets = step(x, index, labels, thresholds, lows, highs).numpy()
             else:
                 # A Python function per replica, calling the compiled step (MirroredStrategy would otherwise call a
                 # tf.function once with the per-replica values, which its input signature refuses).
-                bad, out = strategy.run(lambda *a: step(*a), args=(x, index, labels, thresholds, lows, highs))
-                bad, out = _gathered(strategy, (bad, out))
-            if int(np.sum(bad)):
-                raise ImageError(f"batch {done} of data has {int(np.sum(bad))} image(s) with NaN or infinite pixels.")
+                packets = _gathered(strategy, strategy.run(lambda *a: step(*a),
+                                                           args=(x, index, labels, thresholds, lows, highs)))
+            bad, out = _unpack(packets, self.plans, self.bins, self.classes)
+            if bad:
+                raise ImageError(f"batch {done} of data has {bad} image(s) with NaN or infinite pixels.")
             for top, stat, (cand, stats) in zip(self.tops, self.stats, out):
                 if self.classes and int(np.sum(stats["bad_labels"])):
                     raise ImageError(f"batch {done} of data has labels outside [0, {self.classes - 1}]: the model has "
@@ -587,12 +645,16 @@ class _Pass:
 
     def _ranges(self, ranges, x):
         if self.strategy is None:
-            out = _numpy(ranges(x))
+            packets = ranges(x).numpy()
         else:
-            out = _gathered(self.strategy, self.strategy.run(lambda a: ranges(a), args=(x,)))
-        lows, highs, self.edges = [], [], []
-        for lo_hi in out:
-            mn, mx = lo_hi[0].min(0).astype(np.float64), lo_hi[1].max(0).astype(np.float64)
+            packets = _gathered(self.strategy, self.strategy.run(lambda a: ranges(a), args=(x,)))
+        packets = packets.reshape(-1, 2 * sum(p.channels for p in self.plans))  # a row per replica
+        lows, highs, self.edges, offset = [], [], [], 0
+        for plan in self.plans:
+            C = plan.channels
+            mn = packets[:, offset:offset + C].min(0)
+            mx = packets[:, offset + C:offset + 2 * C].max(0)
+            offset += 2 * C
             finite = np.isfinite(mn) & np.isfinite(mx)
             mn, mx = np.where(finite, mn, 0.0), np.where(finite, mx, 0.0)
             width = mx - mn
@@ -648,10 +710,11 @@ class _Pass:
                                partial=partial, cancelled=cancelled, labels=self.labelled)
 
 
-def _numpy(structure):
-    return tf.nest.map_structure(lambda t: t.numpy(), structure)
-
-
-def _gathered(strategy: tf.distribute.Strategy, structure):
-    """Every replica's (and worker's) values, concatenated along axis 0, as numpy."""
-    return tf.nest.map_structure(lambda t: strategy.gather(t, axis=0).numpy(), structure)
+def _gathered(strategy: tf.distribute.Strategy, packets) -> np.ndarray:
+    """Every replica's packet (on every worker), concatenated, as numpy: read from the local replicas when all are
+    local (MirroredStrategy, one device), else one all-gather across workers (``strategy.gather`` traces a function
+    per call, hence one packet per step)."""
+    local = strategy.experimental_local_results(packets)
+    if len(local) == strategy.num_replicas_in_sync:
+        return np.concatenate([t.numpy() for t in local])
+    return strategy.gather(packets, axis=0).numpy()
