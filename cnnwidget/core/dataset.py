@@ -62,8 +62,9 @@ class LayerExamples:
     Histogram: ``histogram`` (C, bins) int64 over ``histogram_edges`` (C, bins + 1): per channel, the first batch's
       [min, max] widened by ``HISTOGRAM_MARGIN`` of its width on each side (not below 0 for a channel whose first
       batch had no negative value; a constant first batch takes the layer's width). The range is fixed after the
-      first batch: later values outside it are not put in the end bins but counted in ``below`` and ``above`` (C,)
-      (so ``histogram.sum(1) + below + above`` is the number of values). The last bin includes its right edge.
+      first batch: later values outside it are not put in the end bins but counted in ``below`` (< the first edge)
+      and ``above`` (>= the last edge) (C,), so ``histogram.sum(1) + below + above`` is the number of values.
+      Bins are half-open, [edge i, edge i + 1).
     With labels: ``class_mean`` (K, C) the mean over images of each class of the channel's per-image spatial mean
       (NaN for a class with no image), ``class_counts`` (K,) images per class; K is the model's class count.
     """
@@ -199,6 +200,7 @@ class _Plan:
         self.k = k
         self.field = None
         self.nbytes = 0
+        self.device_patches = False  # patches cut on the replicas (multi-worker), else on the host for winners only
         if self.spatial:
             h_in, w_in, ch = probe.input_shape
             self.height, self.width = int(info.output_shape[0]), int(info.output_shape[1])
@@ -328,7 +330,7 @@ def _label_array(labels, n: int) -> np.ndarray:
 
 def _steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, classes: int):
     paths = tuple(p.info.path for p in plans)
-    key = ("dataset", paths, k, score, bins, classes)
+    key = ("dataset", paths, tuple(p.device_patches for p in plans), k, score, bins, classes)
     return probe.compiled(key, lambda: _make_steps(probe, plans, k, score, bins, classes))
 
 
@@ -348,8 +350,9 @@ def _make_steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, c
 
     def step(x, index, labels, thresholds, lows, highs):
         # One float64 packet per replica (see _unpack): one transfer, and one all-gather across workers.
-        bad = tf.reduce_sum(tf.cast(~tf.reduce_all(tf.math.is_finite(tf.reshape(x, (tf.shape(x)[0], -1))), 1),
-                                    tf.int64))
+        finite = tf.reduce_all(tf.math.is_finite(tf.reshape(x, (tf.shape(x)[0], -1))), 1)
+        bad = tf.reduce_sum(tf.cast(~finite, tf.int64))
+        x = tf.where(finite[:, None, None, None], x, 0.0)  # refused after the step; the histogram needs finite values
         pieces = [bad]
         for plan, a, threshold, lo, hi in zip(plans, forward(x), thresholds, lows, highs):
             cand, stats = _layer_step(plan, x, a, index, labels, threshold, lo, hi, k, score, bins, classes)
@@ -380,7 +383,7 @@ def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, b
     image = tf.gather_nd(local, chosen)
     cand = {"channel": channel, "index": tf.gather(index, image), "score": tf.gather_nd(top, chosen),
             "where": tf.gather_nd(where, tf.stack([image, channel], 1))}
-    if plan.spatial:
+    if plan.spatial and plan.device_patches:
         cand["patch"] = _patches(plan, x, image, cand["where"])
     # Statistics of this batch, each with a leading axis of 1 (one row per replica once gathered).
     v = tf.reshape(a, (-1, C))
@@ -388,11 +391,11 @@ def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, b
     total = tf.reduce_sum(v, 0)
     mean = total / tf.maximum(count, 1.0)
     m2 = tf.reduce_sum(tf.square(v - mean), 0)
-    zeros = tf.reduce_sum(tf.cast(tf.equal(v, 0.0), tf.int64), 0)
-    width = hi - lo
-    slot = tf.clip_by_value(tf.cast(tf.floor((v - lo) / width * bins), tf.int64), 0, bins - 1)
-    slot = tf.where(v < lo, tf.cast(bins, tf.int64), tf.where(v > hi, tf.cast(bins + 1, tf.int64), slot))
-    slot = slot + tf.range(C, dtype=tf.int64)[None] * (bins + 2)
+    zeros = tf.cast(tf.shape(v)[0], tf.int64) - tf.math.count_nonzero(v, 0, dtype=tf.int64)
+    # Slot 0: below lo; 1..bins: the bins, [lo, hi) cut in equal parts; bins + 1: at or above hi.
+    scale = bins / (hi - lo)
+    slot = tf.cast(tf.clip_by_value(tf.floor((v - lo) * scale), -1.0, float(bins)), tf.int32)
+    slot = slot + (tf.range(C, dtype=tf.int32)[None] * (bins + 2) + 1)
     hist = tf.math.bincount(tf.reshape(slot, [-1]), minlength=C * (bins + 2), maxlength=C * (bins + 2),
                             dtype=tf.int64)
     stats = {"count": tf.cast(count, tf.int64)[None], "mean": mean[None], "m2": m2[None], "zeros": zeros[None],
@@ -410,7 +413,7 @@ def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, b
 
 
 def _candidate_names(plan: _Plan) -> tuple:
-    return ("channel", "index", "score", "where") + (("patch",) if plan.spatial else ())
+    return ("channel", "index", "score", "where") + (("patch",) if plan.spatial and plan.device_patches else ())
 
 
 def _stat_names(classes: int) -> tuple:
@@ -434,7 +437,7 @@ def _unpack(packets: np.ndarray, plans: list, bins: int, classes: int):
                 size = m * (int(np.prod(plan.size)) * plan.image_channels if name == "patch" else 1)
                 cand[name] = packets[offset:offset + size]
                 offset += size
-            if plan.spatial:
+            if "patch" in cand:
                 cand["patch"] = cand["patch"].astype(np.float32).reshape(
                     (m, plan.size[0], plan.size[1], plan.image_channels))
             cands.append(cand)
@@ -502,9 +505,12 @@ class _Top:
         full = (self.index >= 0).all(1)
         return np.where(full, self.scores.min(1), -np.inf).astype(np.float32)
 
-    def merge(self, cand: dict) -> None:
+    def merge(self, cand: dict):
+        """Merge candidates; returns (slots, candidate numbers) of the winners, whose patches the caller cuts
+        when the candidates came without them."""
+        none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
         if not len(cand["channel"]):
-            return
+            return none
         C, k = self.scores.shape
         old = self.index.reshape(-1) >= 0
         old_slot = np.flatnonzero(old)
@@ -520,7 +526,7 @@ class _Top:
         occupied[old_slot[kept[kept < n_old]]] = True
         new = kept[kept >= n_old] - n_old  # candidates that made it, channel-major (kept is sorted by channel)
         if not len(new):
-            return
+            return none
         new_channel = cand["channel"][new].astype(np.int64)
         free = np.flatnonzero(~occupied)  # channel-major, slot ascending
         free_channel = free // k
@@ -531,8 +537,13 @@ class _Top:
         flat_scores[slots] = cand["score"][new]
         flat_index[slots] = cand["index"][new]
         flat_where[slots] = cand["where"][new]
-        if self.patches is not None:
+        if self.patches is not None and "patch" in cand:
             self.patches.reshape((C * k,) + self.patches.shape[2:])[slots] = cand["patch"][new]
+        return slots, new
+
+    def put_patches(self, slots, patches) -> None:
+        C, k = self.scores.shape
+        self.patches.reshape((C * k,) + self.patches.shape[2:])[slots] = patches
 
     def sorted(self):
         order = np.lexsort((np.where(self.index < 0, np.iinfo(np.int64).max, self.index),
@@ -589,8 +600,11 @@ class _Pass:
     def run(self, ds, total, labelled, progress, cancel) -> ChannelExamples:
         self.labelled = labelled
         self.classes = (2 if self.probe.num_classes == 1 else self.probe.num_classes) if labelled else 0
-        ranges, step = _steps(self.probe, self.plans, self.k, self.score, self.bins, self.classes)
         strategy = self.strategy
+        device_patches = strategy is not None and not _all_local(strategy)
+        for plan in self.plans:
+            plan.device_patches = device_patches
+        ranges, step = _steps(self.probe, self.plans, self.k, self.score, self.bins, self.classes)
         if strategy is not None:
             ds = strategy.experimental_distribute_dataset(ds)
         self.tops = [_Top(p, self.k) for p in self.plans]
@@ -618,13 +632,18 @@ class _Pass:
                 packets = _gathered(strategy, strategy.run(lambda *a: step(*a),
                                                            args=(x, index, labels, thresholds, lows, highs)))
             bad, out = _unpack(packets, self.plans, self.bins, self.classes)
+            host = None
             if bad:
                 raise ImageError(f"batch {done} of data has {bad} image(s) with NaN or infinite pixels.")
             for top, stat, (cand, stats) in zip(self.tops, self.stats, out):
                 if self.classes and int(np.sum(stats["bad_labels"])):
                     raise ImageError(f"batch {done} of data has labels outside [0, {self.classes - 1}]: the model has "
                                      f"{self.classes} classes.")
-                top.merge(cand)
+                slots, new = top.merge(cand)
+                if len(slots) and top.patches is not None and "patch" not in cand:
+                    if host is None:
+                        host = _host_batch(strategy, x, index)
+                    top.put_patches(slots, _host_patches(top.plan, host, cand["index"][new], cand["where"][new]))
                 stat.merge(stats)
             self.images = self.stats[0].count // max(1, self._positions(self.plans[0]))
             done += 1
@@ -702,12 +721,45 @@ class _Pass:
                 min=stat.min.copy() if seen else nan, max=stat.max.copy() if seen else nan,
                 zero_fraction=stat.zeros / count if seen else nan,
                 dead=(stat.max == stat.min) if seen else np.zeros(plan.channels, bool),
-                histogram=stat.hist[:, :self.bins].copy(),
+                histogram=stat.hist[:, 1:self.bins + 1].copy(),
                 histogram_edges=edges if edges is not None else np.full((plan.channels, self.bins + 1), np.nan),
-                below=stat.hist[:, self.bins].copy(), above=stat.hist[:, self.bins + 1].copy(),
+                below=stat.hist[:, 0].copy(), above=stat.hist[:, self.bins + 1].copy(),
                 class_mean=class_mean, class_counts=None if stat.class_count is None else stat.class_count.copy())
         return ChannelExamples(layers=layers, images=self.images, batches=done, k=self.k, score=self.score,
                                partial=partial, cancelled=cancelled, labels=self.labelled)
+
+
+def _all_local(strategy: tf.distribute.Strategy) -> bool:
+    """True when every replica is on this machine (no other worker holds images)."""
+    try:
+        return len(strategy.extended.worker_devices) == strategy.num_replicas_in_sync
+    except (AttributeError, NotImplementedError, RuntimeError):
+        return False
+
+
+def _host_batch(strategy, x, index):
+    """The batch's images (display space, float32) and global indices on the host, replicas concatenated."""
+    if strategy is None:
+        return x.numpy(), index.numpy()
+    xs = [t.numpy() for t in strategy.experimental_local_results(x)]
+    ids = [t.numpy() for t in strategy.experimental_local_results(index)]
+    return np.concatenate(xs), np.concatenate(ids)
+
+
+def _host_patches(plan: _Plan, host, index: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Patches of the winners, cut from the host copy of the batch (see ``_patches``): (M, h, w, channels)."""
+    images, ids = host
+    order = np.argsort(ids, kind="stable")
+    b = order[np.searchsorted(ids[order], index)]
+    rf = plan.field
+    (pt, pl), (pb, pr) = plan.pad_before, plan.pad_after
+    used, b = np.unique(b, return_inverse=True)
+    padded = np.pad(images[used], ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=np.nan)
+    y0 = (where // plan.width) * rf.jump[0] + rf.start[0] + pt
+    x0 = (where % plan.width) * rf.jump[1] + rf.start[1] + pl
+    rows = y0[:, None] + np.arange(rf.size[0])[None]
+    cols = x0[:, None] + np.arange(rf.size[1])[None]
+    return padded[b[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
 def _gathered(strategy: tf.distribute.Strategy, packets) -> np.ndarray:
