@@ -112,16 +112,17 @@ def _curve(kind, model, images, maps, target, steps, baseline, score, sign, seed
     return (auc, scores) if return_curves else auc
 
 
-def deletion(model, images, maps, target=None, steps=10, baseline="mean", score="probability", sign="both", seed=0,
-             return_curves=False, batch_size=None, progress=None, cancel=None):
+def deletion(model, images, maps, target=None, steps=10, baseline="mean", score="probability", sign="absolute",
+             seed=0, return_curves=False, batch_size=None, progress=None, cancel=None):
     """Deletion AUC (N,) float32: the target score as the map's most important pixels are replaced by
     ``baseline``, ``steps`` equal fractions at a time (0 to all pixels), area under that curve over the
     fraction removed (trapezoid rule). **Lower is better**: a faithful map finds the pixels the score needs first.
 
     maps: (N, H, W) finite, one value per pixel ((H, W) for one image); anything else raises OptionError.
     sign: which part of a signed map ranks the pixels, as the AttributionMap view shows it (``shown``):
-    "both" (default) the value itself, larger = more important; "positive" max(m, 0); "negative" max(-m, 0);
-    "absolute" |m|. Pixels of equal value (all the zeros of "positive") come in random order from ``seed``.
+    "absolute" (default, as the widget's default) |m|; "both" the value itself, larger = more important;
+    "positive" max(m, 0); "negative" max(-m, 0). Pixels of equal value (all the zeros of "positive") come in
+    random order from ``seed``.
     A signed pixel map is judged by how it is shown: on 16 demo images (seed 5) Integrated Gradients' insertion
     AUC is 0.168 ranked by value and 0.185 by its positive part, at a random map's 0.177, but 0.659 by |map|
     (gradient x input: 0.174, 0.175, 0.510): half the pixels of either are negative, interleaved with the
@@ -134,8 +135,8 @@ def deletion(model, images, maps, target=None, steps=10, baseline="mean", score=
                   batch_size, progress, cancel)
 
 
-def insertion(model, images, maps, target=None, steps=10, baseline="mean", score="probability", sign="both", seed=0,
-              return_curves=False, batch_size=None, progress=None, cancel=None):
+def insertion(model, images, maps, target=None, steps=10, baseline="mean", score="probability", sign="absolute",
+              seed=0, return_curves=False, batch_size=None, progress=None, cancel=None):
     """Insertion AUC (N,) float32: as ``deletion``, but starting from the baseline and putting the most important
     pixels back first. **Higher is better**."""
     return _curve("insertion", model, images, maps, target, steps, baseline, score, sign, seed, return_curves,
