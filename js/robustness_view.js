@@ -5,7 +5,7 @@
 // their own ranges; nothing here computes a model result. Model text (class names, messages) only reaches the
 // page through textContent and option text.
 import { colormap } from "./colormaps.js";
-import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
 import { heatLut } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, tileScale } from "./tiles.js";
 
@@ -71,6 +71,7 @@ export default {
       "aria-valuemax": "100" }, [bar]);
     const status = h("span", { class: "cnnw-rv-status cnnw-rv-muted", "aria-live": "polite" });
     const error = h("div", { class: "cnnw-rv-error", role: "alert", hidden: true });
+    const [warning, showWarning] = warningBox(model);
     const verdict = h("div", { class: "cnnw-rv-verdict" });
 
     function picture(kind, caption) {
@@ -96,6 +97,7 @@ export default {
         h("label", {}, ["ε", slider]), epsilonInput, epsilonText_, cancelButton, progress, status,
       ]),
       error,
+      warning,
       verdict,
       h("div", { class: "cnnw-rv-pictures" }, [clean.figure, adversarial.figure, perturbation.figure]),
       h("div", { class: "cnnw-rv-pictures" }, [camClean.figure, camAdv.figure]),
@@ -270,6 +272,7 @@ export default {
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
       [showError, ["error"]],
+      [showWarning, ["warning"]],
       [showStatus, ["status"]],
     ];
     const { dispose } = react(model, reactions);

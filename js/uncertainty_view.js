@@ -5,7 +5,7 @@
 // Charts are bqplot figures held in the model's traits and mounted here. Model text (class names, readings,
 // messages) reaches the page only through textContent and option text; the view computes no model result.
 import { colormap } from "./colormaps.js";
-import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
 import { bytesOf, floatsOf, indexLut, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
 const MAP_PX = 160;
@@ -60,6 +60,7 @@ export default {
       "aria-valuemax": "100" }, [bar]);
     const status = h("span", { class: "cnnw-uv-status cnnw-uv-muted", "aria-live": "polite" });
     const error = h("div", { class: "cnnw-uv-error", role: "alert", hidden: true });
+    const [warning, showWarning] = warningBox(model);
     const numbers = h("div", { class: "cnnw-uv-numbers" });
     const reading = h("div", { class: "cnnw-uv-reading" });
     const note = h("div", { class: "cnnw-uv-note", hidden: true });
@@ -82,6 +83,7 @@ export default {
         h("label", {}, ["Map", method]), computeButton, cancelButton, progress, status,
       ]),
       error,
+      warning,
       h("div", { class: "cnnw-uv-main" }, [
         h("div", { class: "cnnw-uv-left" }, [numbers, reading, note, maps]), distribution,
       ]),
@@ -250,6 +252,7 @@ export default {
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
       [showsText(model, "error", error, true), ["error"]],
+      [showWarning, ["warning"]],
       [showsText(model, "status", status), ["status"]],
     ]);
 

@@ -12,6 +12,7 @@ import traitlets as t
 
 from ..core import CnnWidgetError, OptionError, as_probe
 from ..core import adversarial as adv
+from ..core import options
 from ..core import attribution as attr
 from ..core.options import PROBE_OPTIONS, positive_int
 from . import _axes, _transport
@@ -86,7 +87,7 @@ class RobustnessView(CnnWidget):
         if class_names is not None:
             probe_options["class_names"] = class_names
         self.probe = as_probe(model_or_probe, **probe_options)
-        self._batch = self.probe.images(images)
+        self._batch = self._images(images)  # checked; float values far outside input_range set `warning`
         n, (h, w) = len(self._batch), self._batch.shape[1:3]
         self._classes = 2 if self.probe.num_classes == 1 else self.probe.num_classes
         norm = adv.check_norm(norm)
@@ -107,7 +108,7 @@ class RobustnessView(CnnWidget):
         # every value through the same checks as later changes
         values = dict(epsilon=adv.check_epsilon(epsilon), attack=adv.check_attack(attack), norm=norm,
                       steps=positive_int("steps", steps), target=_target(target, self._classes),
-                      image_index=_image(image_index, n))
+                      image_index=options.index("image_index", image_index, n, "the images"))
         top, step = self._slider(norm)
         super().__init__(
             **values, n_images=n, image_shape=[h, w], class_names=[str(c) for c in self.probe.class_names],
@@ -154,7 +155,7 @@ class RobustnessView(CnnWidget):
 
     @checks("image_index")
     def _check_image(self, value):
-        return _image(value, len(self._batch))
+        return options.index("image_index", value, len(self._batch), "the images")
 
     # -- reacting to changes -------------------------------------------------------------------------------------
 
@@ -328,12 +329,6 @@ def _target(value, classes: int):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < classes:
         raise OptionError(f"target {value!r} is out of range: it must be None (untargeted) or a class index in "
                           f"[0, {classes - 1}].")
-    return int(value)
-
-
-def _image(value, n: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value < n:
-        raise OptionError(f"image_index {value!r} is out of range: it must be a whole number in [0, {n - 1}].")
     return int(value)
 
 

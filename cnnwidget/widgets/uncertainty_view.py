@@ -86,7 +86,7 @@ class UncertaintyView(CnnWidget):
         if class_names is not None and not isinstance(model, U.ModelProbe):
             probe_options["class_names"] = class_names
         self.probe = as_probe(model, **probe_options)
-        self._batch = self.probe.images(images)
+        self._batch = self._images(images)  # checked; float values far outside input_range set `warning`
         names = self.probe.class_names if class_names is None else [str(c) for c in class_names]
         if len(names) != max(self.probe.num_classes, 2):
             raise OptionError(f"class_names has {len(names)} names, but the model outputs {self.probe.num_classes} "
