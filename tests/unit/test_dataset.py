@@ -289,3 +289,14 @@ def test_bad_layers_and_data_are_refused(probe, data):
                                  k=6, bins=20)
     with pytest.raises(ImageError, match="no images"):
         dataset.channel_examples(probe, iter([]), "conv1")
+
+
+def test_a_cancel_set_before_the_pass_checks_options_and_traces_nothing(probe, data):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(OptionError, match="k must be"):
+        dataset.channel_examples(probe, data, LAYERS, k=-1, cancel=cancel)
+    traces = probe.trace_count
+    res = dataset.channel_examples(probe, data, ["conv1"], k=2, bins=3, cancel=cancel)
+    assert res.cancelled and res.partial and res.images == 0 and probe.trace_count == traces
+    assert (res["conv1"].indices == -1).all()
