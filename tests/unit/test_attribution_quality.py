@@ -123,6 +123,8 @@ if __name__ == "__main__":
     print(f"{'method':<22}{'pointing 0px':>13}{f'{TOLERANCE}px':>6}{'deletion':>10}{'insertion':>10}")
     for method, fn in attr.METHODS.items():
         m = _ranked(method, fn(p, d.images))
-        dele, ins = attr.deletion(p, d.images, m, sign="both").mean(), attr.insertion(p, d.images, m, sign="both").mean()
-        print(f"{method:<22}{pointing(m, d.masks):>13.2f}{pointing(m, d.masks, TOLERANCE):>6.2f}{dele:>10.3f}{ins:>10.3f}")
+        dele = attr.deletion(p, d.images, m, sign="both").mean()
+        ins = attr.insertion(p, d.images, m, sign="both").mean()
+        print(f"{method:<22}{pointing(m, d.masks):>13.2f}{pointing(m, d.masks, TOLERANCE):>6.2f}"
+              f"{dele:>10.3f}{ins:>10.3f}")
     print(f"{'random map':<22}{'':>19}{rand[0]:>10.3f}{rand[1]:>10.3f}")
