@@ -526,6 +526,7 @@ def explanation_spread(model, images, method: str = "saliency", samples: int = 2
 # -- plain words -----------------------------------------------------------------------------------------------
 
 MI_LOW, MI_HIGH = 0.02, 0.10  # mutual information as a share of log K: below "the samples agree", above "disagree"
+NEAR_UNIFORM = 0.95  # predictive entropy as a share of log K from which the mean prediction is (near) uniform
 
 
 def reading(result: Uncertainty, index: int, class_names=None) -> str:
@@ -539,13 +540,20 @@ def reading(result: Uncertainty, index: int, class_names=None) -> str:
     what = "dropout samples" if result.kind == "mc_dropout" else "ensemble members"
     text = (f"Predicts {names[c]!r} with mean probability {p:.2f} (± {sd:.2f} across {result.samples} {what}). "
             f"Total uncertainty (predictive entropy) {h:.3f} nats of at most {hmax:.3f}. ")
+    uniform = k > 1 and h >= NEAR_UNIFORM * hmax
+    flat = (f"The mean prediction is (near) uniform ({100 * h / hmax:.0f}% of the maximum entropy; top class "
+            f"{p:.2f} against 1/{k} = {1 / k:.2f}): the model does not distinguish the classes at all for this "
+            "image (untrained, or the image is outside its domain): not a sign that the image itself is ambiguous."
+            ) if uniform else ""
     if not result.has_epistemic:
         return text + ("The model has no stochastic layer, so the part due to the model's own ignorance "
                        "(mutual information) cannot be measured: it is 0 by construction, not because the model is "
-                       "sure.")
+                       "sure.") + (" " + flat if flat else "")
     share = mi / hmax if hmax > 0 else 0.0
     text += f"Model uncertainty (mutual information) {mi:.3f} nats: "
     if share < MI_LOW:
+        if uniform:
+            return text + f"the {what} agree, but on no class. " + flat
         text += (f"the {what} agree, so what uncertainty there is lies in the image itself (ambiguous, "
                  f"aleatoric)." if h / max(hmax, 1e-12) > 0.2 else f"the {what} agree, and the model is sure.")
     elif share < MI_HIGH:
@@ -553,7 +561,7 @@ def reading(result: Uncertainty, index: int, class_names=None) -> str:
     else:
         text += (f"the {what} disagree strongly: the model has not learned images like this one (out of "
                  f"distribution?), so do not trust its answer.")
-    return text
+    return text + (" " + flat if flat else "")
 
 
 # -- calibration -----------------------------------------------------------------------------------------------

@@ -299,3 +299,16 @@ def test_mutual_information_is_higher_on_noise_than_on_held_out_shapes():
     shapes_mi = U.mc_dropout(model, held_out, samples=50).mutual_information.mean()
     noise_mi = U.mc_dropout(model, noise, samples=50).mutual_information.mean()
     assert noise_mi > shapes_mi > 0
+
+
+def test_a_near_uniform_prediction_is_read_as_the_model_not_telling_classes_apart_not_an_ambiguous_image():
+    rng = np.random.default_rng(0)
+    flat = np.full((10, 2, 10), 0.1) + rng.normal(0, 1e-4, (10, 2, 10))  # an untrained model: 10% each class
+    flat[:, 1] = np.eye(10)[3] * 0.55 + 0.05  # image 1: 60% on one class, the rest spread
+    result = U.summarize(flat / flat.sum(-1, keepdims=True), kind="mc_dropout", stochastic=["drop"], samples=10)
+    text = U.reading(result, 0)
+    assert "does not distinguish the classes" in text and "aleatoric" not in text and "1/10 = 0.10" in text
+    assert "does not distinguish" not in U.reading(result, 1)
+    fixed = U.summarize(flat[:1] / flat[:1].sum(-1, keepdims=True), kind="mc_dropout", stochastic=[],
+                        deterministic=True)
+    assert "0 by construction" in U.reading(fixed, 0) and "does not distinguish" in U.reading(fixed, 0)
