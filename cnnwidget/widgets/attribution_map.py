@@ -23,13 +23,13 @@ from ._jobs import Job
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "grad_cam", "occlusion", "lime")
 # One forward and one backward pass each: computed first (a change of image or class waits for them), so they show
 # first. Every other method (and the curves) follows in a job of its own.
-FAST = ("saliency", "gradient_x_input", "guided_backprop", "grad_cam", "grad_cam_plus_plus")
+FAST = ("saliency", "gradient_x_input", "guided_backprop", "grad_cam", "grad_cam_plus_plus", "attention_rollout")
 CAMS = ("grad_cam", "grad_cam_plus_plus", "score_cam")
 LABELS = {
     "saliency": "Saliency", "gradient_x_input": "Gradient × input", "smoothgrad": "SmoothGrad",
     "integrated_gradients": "Integrated Gradients", "guided_backprop": "Guided backprop", "grad_cam": "Grad-CAM",
     "grad_cam_plus_plus": "Grad-CAM++", "score_cam": "Score-CAM", "occlusion": "Occlusion", "rise": "RISE",
-    "lime": "LIME", "kernel_shap": "Kernel SHAP",
+    "lime": "LIME", "kernel_shap": "Kernel SHAP", "attention_rollout": "Attention rollout (every class)",
 }
 NORMALIZATIONS = ("map", "shared")
 SIGNS = attr.SIGNS
@@ -128,7 +128,7 @@ class AttributionMap(CnnWidget):
                  colormap: str = "magma", normalization: str = "map", sign: str = DEFAULT_SIGN, **options):
         self.probe = as_probe(model_or_probe, **{k: options.pop(k) for k in PROBE_OPTIONS if k in options})
         self._batch = self._images(images)  # float32 (N, H, W, C), checked against the model; warning set
-        self._methods = _method_names(methods)
+        self._methods = _method_names(methods, self.probe)
         unknown = sorted(set(options) - set(self._methods))
         if unknown:
             raise OptionError(f"options given for {unknown}, which are not among the methods {list(self._methods)}; "
@@ -198,7 +198,7 @@ class AttributionMap(CnnWidget):
                 proposed = self._method_options(method, {**self._options[method], **options}, None)
                 image_index, target = self.image_index, self.target
                 if method in FAST:  # running it is the check, and its map is kept
-                    value = attr.METHODS[method](self.probe, self._batch[image_index:image_index + 1],
+                    value = attr.method(method)(self.probe, self._batch[image_index:image_index + 1],
                                                  target=target, **proposed)[0]
                 else:
                     self._check_options(image_index, target, {method: proposed})
@@ -241,7 +241,7 @@ class AttributionMap(CnnWidget):
         a CAM's layer is checked now (the maps themselves are made on the worker)."""
         if not isinstance(options, dict):
             raise OptionError(f"options of {method} must be a dict, e.g. {method}={{...}}; got {options!r}.")
-        accepted = [p for p in inspect.signature(attr.METHODS[method]).parameters if p not in _RESERVED]
+        accepted = [p for p in inspect.signature(attr.method(method)).parameters if p not in _RESERVED]
         bad = sorted(set(options) - set(accepted))
         if bad:
             raise OptionError(f"{method} takes no option {bad}; it takes {', '.join(accepted)}.")
@@ -262,7 +262,7 @@ class AttributionMap(CnnWidget):
             if method in FAST:
                 continue
             try:
-                attr.METHODS[method](self.probe, x, target=target, cancel=stop, **opts)
+                attr.method(method)(self.probe, x, target=target, cancel=stop, **opts)
             except attr.Cancelled:
                 pass
         if options is None and self.curves:
@@ -344,7 +344,7 @@ class AttributionMap(CnnWidget):
             if job.cancelled:
                 return None
             try:
-                value = attr.METHODS[method](self.probe, x, target=target, **self._options[method])[0]
+                value = attr.method(method)(self.probe, x, target=target, **self._options[method])[0]
             except CnnWidgetError as exc:  # this method cannot run here; the others still can
                 with self._locked():
                     result["errors"][method] = str(exc)
@@ -391,7 +391,7 @@ class AttributionMap(CnnWidget):
                 # Named at once: a method's first progress comes only after its set-up (a segmentation, a pass).
                 report(LABELS[method], status=f"{LABELS[method]}: starting")
                 try:
-                    value = attr.METHODS[method](self.probe, x, target=target, progress=reporter(LABELS[method]),
+                    value = attr.method(method)(self.probe, x, target=target, progress=reporter(LABELS[method]),
                                                  cancel=job.cancel_event, **self._options[method])[0]
                 except attr.Cancelled:
                     raise
@@ -544,11 +544,14 @@ def _cost(maps: list, curves: list, reference: bool) -> int:
     return len(maps) + 2 * len(curves) + 2 * bool(reference)
 
 
-def _method_names(methods) -> tuple[str, ...]:
+def _method_names(methods, probe) -> tuple[str, ...]:
     names = (methods,) if isinstance(methods, str) else tuple(methods)
-    unknown = [m for m in names if m not in attr.METHODS]
+    known = attr.methods_for(probe)
+    unknown = [m for m in names if m not in known]
     if unknown or not names:
-        raise OptionError(f"unknown methods {unknown}; choose from {', '.join(attr.METHODS)}." if unknown else
+        why = "".join(f" ({m} needs a model with self-attention over image patches; this one has none)"
+                      for m in unknown if m in attr.MODEL_METHODS)
+        raise OptionError(f"unknown methods {unknown}{why}; choose from {', '.join(known)}." if unknown else
                           "methods must name at least one method.")
     if len(set(names)) != len(names):
         raise OptionError(f"each method may appear once; got {list(names)}.")

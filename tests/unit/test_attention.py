@@ -309,3 +309,30 @@ def test_efficientnet_b0_has_one_channel_gate_per_se_block():
     for site in sites:
         assert maps[site.path].shape == (2,) + site.shape
         assert maps[site.path].min() >= 0 and maps[site.path].max() <= 1
+
+
+# -- attention rollout as one more attribution method ----------------------------------------------------------
+
+def test_rollout_is_an_attribution_method_of_models_with_self_attention_only():
+    from cnnwidget import demo
+    from cnnwidget.core import attribution as attr
+
+    assert "attention_rollout" in attr.methods_for(demo.load_hybrid_model())
+    assert "attention_rollout" not in attr.methods_for(demo.load_model())
+    assert attr.method("attention_rollout") is att.attention_rollout
+
+
+def test_the_attribution_map_widget_shows_rollout_and_refuses_it_without_attention():
+    import cnnwidget as cw
+    from cnnwidget import demo
+
+    hybrid, x = demo.load_hybrid_model(), demo.shapes(2, seed=2).images
+    am = cw.AttributionMap(hybrid, x, ("saliency", "attention_rollout"), curves=False)
+    try:
+        assert am.wait(120) and am.error == ""
+        np.testing.assert_allclose(am.maps["attention_rollout"], att.attention_rollout(hybrid, x[:1])[0],
+                                   atol=1e-6)
+    finally:
+        am.close()
+    with pytest.raises(cw.OptionError, match="attention_rollout needs a model with self-attention"):
+        cw.AttributionMap(demo.load_model(), x, ("attention_rollout",))

@@ -25,6 +25,7 @@ from .gradients import (baseline_images, completeness_gap, gradient_x_input, gui
 from .metrics import SIGNS, deletion, insertion, random_reference, randomization, randomized_model, shown, spearman
 from .perturbation import kernel_shap, lime, occlusion, rise
 from .segmentation import superpixels
+from .. import attention as _attention
 
 METHODS = {
     "saliency": saliency, "gradient_x_input": gradient_x_input, "smoothgrad": smoothgrad,
@@ -32,9 +33,26 @@ METHODS = {
     "grad_cam_plus_plus": grad_cam_plus_plus, "score_cam": score_cam, "occlusion": occlusion, "rise": rise,
     "lime": lime, "kernel_shap": kernel_shap,
 }
-"""Every attribution method by name, in a sensible display order (fast gradient methods first)."""
+"""Every attribution method by name, in a sensible display order (fast gradient methods first). Each runs on every
+model the probe takes."""
 
-__all__ = ["Cancelled", "METHODS", "SIGNS", "baseline_images", "completeness_gap", "default_layer", "deletion",
-           "grad_cam", "grad_cam_plus_plus", "gradient_x_input", "guided_backprop", "insertion",
-           "integrated_gradients", "kernel_shap", "lime", "occlusion", "random_reference", "randomization",
-           "randomized_model", "rise", "saliency", "score_cam", "shown", "smoothgrad", "spearman", "superpixels"]
+MODEL_METHODS = {"attention_rollout": (_attention.attention_rollout, _attention.has_rollout)}
+"""Methods only some models can run, by name: (function, available(model_or_probe) -> bool). Attention rollout
+needs self-attention over image patches; its map is the same for every class (``target`` is accepted and unused)."""
+
+
+def method(name: str):
+    """The function of a method of ``METHODS`` or ``MODEL_METHODS`` by name (KeyError for an unknown name)."""
+    return METHODS[name] if name in METHODS else MODEL_METHODS[name][0]
+
+
+def methods_for(model_or_probe) -> list[str]:
+    """The names of every method that can run on this model: ``METHODS``, then the ``MODEL_METHODS`` it has."""
+    return [*METHODS, *(name for name, (_, available) in MODEL_METHODS.items() if available(model_or_probe))]
+
+
+__all__ = ["Cancelled", "METHODS", "MODEL_METHODS", "SIGNS", "baseline_images", "completeness_gap", "default_layer",
+           "deletion", "grad_cam", "grad_cam_plus_plus", "gradient_x_input", "guided_backprop", "insertion",
+           "integrated_gradients", "kernel_shap", "lime", "method", "methods_for", "occlusion", "random_reference",
+           "randomization", "randomized_model", "rise", "saliency", "score_cam", "shown", "smoothgrad", "spearman",
+           "superpixels"]
