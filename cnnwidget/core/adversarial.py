@@ -42,8 +42,8 @@ from .errors import Cancelled, ImageError, OptionError
 from .probe import ModelProbe, probe_for
 
 __all__ = ["ATTACKS", "NORMS", "AttackResult", "LayerDivergence", "RobustnessCurve", "attack", "fgsm", "pgd",
-           "layer_divergence", "robustness_curve", "default_epsilons", "check_epsilon", "check_norm",
-           "check_attack"]
+           "layer_divergence", "robustness_curve", "default_epsilons", "epsilon_bound", "check_epsilon",
+           "check_norm", "check_attack"]
 
 ATTACKS = ("pgd", "fgsm")
 NORMS = ("inf", "2")
@@ -60,7 +60,9 @@ class AttackResult:
     adversarial:   (N, H, W, C) float32 in ``input_range``.
     perturbation:  (N, H, W, C) float32, ``adversarial - clean`` (clean clipped to ``input_range``), in display units.
     clean_probs, adv_probs: (N, classes) float32 probabilities (softmax of the logits; a sigmoid unit as two columns).
-    clean_pred, adv_pred:   (N,) int64 predicted classes.
+    clean_pred, adv_pred:   (N,) int64 predicted classes: the argmax of the logits the attack itself used (so an
+                   untargeted attack's ``labels`` are its ``clean_pred``, even where classes tie and the rounded
+                   probabilities would pick another one).
     labels:        (N,) int64 the classes an untargeted attack pushed away from (given, or the clean prediction).
     target:        (N,) int64 the classes a targeted attack pushed towards, or None (untargeted).
     success:       (N,) bool: targeted, ``adv_pred == target``; untargeted, ``adv_pred != labels``.
@@ -80,14 +82,16 @@ class AttackResult:
     step_size: float
     random_start: bool
     seed: int
+    clean_logits: np.ndarray | None = field(default=None, repr=False)  # (N, classes) float32, the pass's logits
+    adv_logits: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def clean_pred(self) -> np.ndarray:
-        return self.clean_probs.argmax(-1)
+        return (self.clean_probs if self.clean_logits is None else self.clean_logits).argmax(-1)
 
     @property
     def adv_pred(self) -> np.ndarray:
-        return self.adv_probs.argmax(-1)
+        return (self.adv_probs if self.adv_logits is None else self.adv_logits).argmax(-1)
 
     @property
     def success(self) -> np.ndarray:
@@ -162,9 +166,31 @@ class LayerDivergence:
 
 # -- option checks ---------------------------------------------------------------------------------------------
 
-def check_epsilon(epsilon, name: str = "epsilon") -> float:
-    """``epsilon`` as a finite float >= 0 (display units), or an OptionError naming it."""
-    return _options.positive_float(name, epsilon, allow_zero=True)
+def check_epsilon(epsilon, name: str = "epsilon", bound: float | None = None, norm: str = "inf",
+                  noun: str | None = None) -> float:
+    """``epsilon`` as a finite float >= 0 (display units), or an OptionError naming it. With ``bound`` (see
+    ``epsilon_bound``), an epsilon above it is refused too: no perturbation of an image in the input range can
+    be that large, so the ball is the whole range and the number means nothing. ``noun``: what the message calls
+    a good value (default "a finite number >= 0")."""
+    value = _options.positive_float(name, epsilon, allow_zero=True, noun=noun)
+    if bound is not None and value > bound * (1 + 1e-9):
+        what = ("the span hi - lo of the input range: every pixel can already take any value" if norm == "inf" else
+                "span x sqrt(H x W x C), the L2 distance between an all-lo and an all-hi image")
+        raise OptionError(f"{name} {value:.6g} is too large for the {'L-inf' if norm == 'inf' else 'L2'} norm: it "
+                          f"must be <= {bound:.6g}, {what}.")
+    return value
+
+
+def epsilon_bound(probe_or_range, norm: str = "inf", shape=None) -> float:
+    """The largest meaningful epsilon in display units: the input range's span for L-inf; span x sqrt(H*W*C) of
+    ``shape`` (H, W, C) for L2 (inf when the shape is not known)."""
+    lo, hi = probe_or_range.input_range if isinstance(probe_or_range, ModelProbe) else probe_or_range
+    span = float(hi - lo)
+    if check_norm(norm) == "inf":
+        return span
+    if shape is None or None in tuple(shape):
+        return math.inf
+    return span * math.sqrt(float(np.prod(shape)))
 
 
 def check_norm(norm) -> str:
@@ -352,8 +378,8 @@ def _checked(probe, images, epsilon, attack_name, target, labels, norm, steps, s
     probe = probe_for(probe)
     attack_name = check_attack(attack_name)
     batch = probe.images(images)
-    epsilon = check_epsilon(epsilon)
     norm = check_norm(norm)
+    epsilon = check_epsilon(epsilon, bound=epsilon_bound(probe, norm, batch.shape[1:]), norm=norm)
     steps = _options.positive_int("steps", steps)
     if attack_name == "fgsm":
         steps, random_start = 1, False
@@ -438,7 +464,7 @@ def _run(probe, images, epsilon, attack, target, labels, norm, steps, step_size,
         adversarial=adv, perturbation=adv - clean, clean_probs=_softmax(clean_logits), adv_probs=_softmax(adv_logits),
         labels=used_labels.astype(np.int64), target=None if target is None else target.astype(np.int64),
         attack=attack_name, norm=norm, epsilon=float(epsilon), steps=int(steps), step_size=float(size),
-        random_start=bool(random_start), seed=int(seed))
+        random_start=bool(random_start), seed=int(seed), clean_logits=clean_logits, adv_logits=adv_logits)
 
 
 def _stop(cancel, when: str):
@@ -522,6 +548,9 @@ def robustness_curve(probe, data, epsilons=None, attack="pgd", norm="inf", steps
     eps = np.asarray(sorted(_options.numbers("epsilons", epsilons)), np.float64)
     if (eps < 0).any():
         raise OptionError(f"epsilons must be numbers >= 0 (display units); got {list(epsilons)!r}.")
+    bound = epsilon_bound(p, norm, p.input_shape)
+    for e in eps:
+        check_epsilon(e, "epsilons", bound, norm)
     batches, n_batches = _labelled_batches(p, data, bs)
     _stop(cancel, "before the first pass")
     nonzero = [e for e in eps if e > 0]

@@ -207,6 +207,10 @@ def test_a_cancel_already_set_checks_the_options_and_makes_no_pass():
     (lambda p: adv.pgd(p, IMAGES16, 0.1, seed=-2), r"seed must be an integer >= 0; got -2"),
     (lambda p: adv.pgd(p, IMAGES16, 0.1, random_start="yes"), r"random_start must be True or False"),
     (lambda p: adv.attack(p, IMAGES16, 0.1, "cw"), r"attack must be one of 'pgd', 'fgsm'; got 'cw'"),
+    (lambda p: adv.pgd(p, IMAGES16, 5.0), r"epsilon 5 is too large for the L-inf norm: it must be <= 1, the span"),
+    (lambda p: adv.fgsm(p, IMAGES16, 28.0, norm="2"), r"epsilon 28 is too large for the L2 norm: it must be "
+                                                       r"<= 27\.7128"),
+    (lambda p: adv.robustness_curve(p, (IMAGES16, [0] * 5), [0.1, 1.5]), r"epsilons 1.5 is too large"),
     (lambda p: adv.robustness_curve(p, (IMAGES16, [0] * 5), [0.1, -0.2]), r"epsilons must be"),
     (lambda p: adv.robustness_curve(p, (IMAGES16, [0] * 4), [0.1]), r"5 images but 4 labels"),
     (lambda p: adv.robustness_curve(p, (IMAGES16, [0, 1, 2, 7, 0]), [0.1]), r"label 7 is out of range"),
@@ -219,6 +223,29 @@ def test_bad_options_are_refused_naming_the_option_and_value(call, match):
     with pytest.raises(cw.CnnWidgetError, match=match):
         call(p)
     assert p.trace_count == 0  # refused before any pass
+
+
+def test_an_epsilon_at_the_bound_is_taken():
+    p = cw.ModelProbe(bn_model(), input_range=(0.0, 255.0))
+    assert adv.epsilon_bound(p, "inf") == 255.0
+    assert adv.epsilon_bound((0, 1), "2", (16, 16, 3)) == pytest.approx(np.sqrt(16 * 16 * 3))
+    assert adv.check_epsilon(255.0, bound=255.0) == 255.0
+
+
+def test_predictions_and_success_agree_where_the_classes_tie():
+    """Logits (0, 1e-9, 0): class 1 wins, but the float32 probabilities are equal and would name class 0. The
+    untargeted attack moves away from class 1 (what the pass saw); clean_pred, adv_pred and success must say the
+    same, not "changed 0 into 0"."""
+    inp = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(2, 3, padding="same", name="conv")(inp)
+    out = keras.layers.Dense(3, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(
+        [0.0, 1e-9, 0.0]))(keras.layers.GlobalAveragePooling2D()(x))
+    p = cw.ModelProbe(keras.Model(inp, out))
+    for random_start in (True, False):
+        r = adv.pgd(p, IMAGES16[:2, :8, :8], 0.05, steps=2, random_start=random_start)
+        assert r.clean_probs[0, 0] == r.clean_probs[0, 1]  # the tie the probabilities show
+        assert list(r.clean_pred) == list(r.labels) == [1, 1]
+        assert list(r.adv_pred) == [1, 1] and not r.success.any()
 
 
 def test_norm_aliases():
