@@ -103,6 +103,7 @@ class UncertaintyView(CnnWidget):
         self.spread: U.ExplanationSpread | None = None
         self.calibration_result: U.Calibration | None = None
         self._spreads: dict = {}
+        self._refusal = ""  # the message of the last value refused, while `error` shows it
         self.distribution_chart_, self._bars, self._whiskers = _distribution_figure()
         charts = {}
         if self._data is not None:
@@ -123,8 +124,16 @@ class UncertaintyView(CnnWidget):
     def compute(self):
         """(Re)start the work on the worker: MC dropout of every image, the spread of the shown image's map, and
         the calibration pass (each kept once done). Returns its Job."""
+        return self._compute(keep_refusal=False)
+
+    def _compute(self, keep_refusal: bool):
+        """``keep_refusal``: the page's Compute keeps the message of a value the page just had refused (a Samples
+        box left at 0 sends its value on blur, just before the click: clearing the message would make the refusal
+        silent, the box simply going back to the kept value)."""
         with self._locked():
-            self._push(error="")
+            if not (keep_refusal and self._refusal and self.error == self._refusal):
+                self._push(error="")
+                self._refusal = ""
             return self._start(self._work, status=f"MC dropout: {self.samples} samples of {len(self._batch)} "
                                                   "images...", progress={"stage": "dropout", "fraction": 0.0})
 
@@ -175,13 +184,22 @@ class UncertaintyView(CnnWidget):
     @reacts("samples", "seed", "spread_method")
     def _on_sampling(self, change):
         self._push(error="")
+        self._refusal = ""
         self._start(self._work, revert={change["name"]: change["old"]},
                     status=f"MC dropout: {self.samples} samples...", progress={"stage": "dropout", "fraction": 0.0})
+
+    def _show_refusal(self, message: str):
+        super()._show_refusal(message)
+        self._refusal = message
+
+    def _refuse(self, change, exc: CnnWidgetError):
+        super()._refuse(change, exc)
+        self._refusal = str(exc)
 
     def _on_msg(self, _widget, content, _buffers):
         action = content.get("action") if isinstance(content, dict) else None
         if action == "compute":
-            self.compute()
+            self._compute(keep_refusal=True)
         elif action == "cancel":
             self.cancel()
 

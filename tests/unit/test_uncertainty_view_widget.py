@@ -92,6 +92,20 @@ def test_bad_values_are_refused_from_python_and_from_the_page(widget, name, valu
     assert getattr(widget, name) == before and name in widget.error
 
 
+@pytest.mark.parametrize("value", [0, -5])
+def test_a_bad_sample_count_then_compute_on_the_page_keeps_the_refusal_shown(widget, value):
+    # the page sends a typed box's value on blur, so a click on Compute follows the refusal at once
+    widget.set_state({"samples": value})
+    assert widget.samples == 8 and "samples must be" in widget.error and f"got {value}" in widget.error
+    widget._on_msg(widget, {"action": "compute"}, [])
+    assert widget.wait(60) and "samples must be" in widget.error and widget.samples == 8
+    widget.set_state({"samples": 6})  # an accepted value clears it, as does compute() from Python
+    assert widget.wait(60) and widget.error == "" and widget.result.samples == 6
+    widget.set_state({"samples": value})
+    widget.compute()
+    assert widget.wait(60) and widget.error == ""
+
+
 def test_the_page_cannot_set_python_owned_state(widget):
     widget.set_state({"summary": {"reading": "<img src=x onerror=alert(1)>"}})
     assert "set by the widget" in widget.error and "<img" not in widget.summary["reading"]
