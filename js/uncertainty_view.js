@@ -9,6 +9,10 @@ import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText,
 import { bytesOf, floatsOf, indexLut, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
 const MAP_PX = 160;
+// The reliability diagram's legend, drawn under the chart (a legend box inside it would hide points: they can
+// fall in any corner). Colours as BEFORE, AFTER and DIAGONAL in cnnwidget/widgets/uncertainty_view.py.
+const LEGEND = [["perfect", "#9e9e9e", "dashed"], ["before (T = 1)", "#4c72b0", "dot"],
+  ["after temperature scaling", "#dd8452", "dot"]];
 const THUMB_PX = 72;
 
 const STYLE = baseStyle("cnnw-uv", ["select", "input", "button"]) + `
@@ -37,6 +41,13 @@ const STYLE = baseStyle("cnnw-uv", ["select", "input", "button"]) + `
 .cnnw-uv .cnnw-uv-calibration { display: flex; flex-direction: column; gap: 6px; }
 .cnnw-uv .cnnw-uv-charts { display: flex; flex-wrap: wrap; gap: 12px; }
 .cnnw-uv .cnnw-uv-charts > div { flex: 1 1 300px; min-width: 0; max-width: 440px; }
+.cnnw-uv .cnnw-uv-legend { display: flex; flex-wrap: wrap; gap: 2px 14px; justify-content: center;
+  font-size: var(--jp-ui-font-size0, 11px); }
+.cnnw-uv .cnnw-uv-legend span { display: inline-flex; align-items: center; gap: 5px; }
+.cnnw-uv .cnnw-uv-swatch { display: inline-block; width: 18px; height: 0; border-top: 2px solid; position: relative; }
+.cnnw-uv .cnnw-uv-swatch[data-style=dashed] { border-top-style: dashed; }
+.cnnw-uv .cnnw-uv-swatch[data-style=dot]::after { content: ""; position: absolute; left: 5px; top: -5px;
+  width: 8px; height: 8px; border-radius: 50%; background: currentColor; }
 .cnnw-uv .cnnw-uv-uncertain { display: flex; flex-wrap: wrap; gap: 8px; }
 .cnnw-uv .cnnw-uv-uncertain figcaption { max-width: ${THUMB_PX + 24}px; overflow-wrap: anywhere; }
 `;
@@ -68,7 +79,11 @@ export default {
     const distribution = h("div", { class: "cnnw-uv-chart" });
     const eceText = h("div", { class: "cnnw-uv-ece cnnw-uv-numbers" });
     const calibrationNote = h("div", { class: "cnnw-uv-note", hidden: true });
-    const reliability = h("div");
+    const reliabilityChart = h("div");
+    const legend = h("div", { class: "cnnw-uv-legend" }, LEGEND.map(([label, color, style]) => h("span", {}, [
+      h("span", { class: "cnnw-uv-swatch", "data-style": style, style: `color: ${color}; border-color: ${color}` }),
+      label])));
+    const reliability = h("div", { class: "cnnw-uv-reliability" }, [reliabilityChart, legend]);
     const confidence = h("div");
     const uncertain = h("div", { class: "cnnw-uv-uncertain" });
     const calibration = h("div", { class: "cnnw-uv-calibration", hidden: true }, [
@@ -92,7 +107,7 @@ export default {
     el.replaceChildren(root);
     const unmount = [
       mountWidget(model, "distribution_chart", distribution),
-      mountWidget(model, "reliability_chart", reliability),
+      mountWidget(model, "reliability_chart", reliabilityChart),
       mountWidget(model, "confidence_chart", confidence),
     ];
 

@@ -22,7 +22,7 @@ _PY = dict(sync=True, owner="python")
 SPREAD_METHODS = ("saliency", "grad_cam")
 SPREAD_LABELS = {"saliency": "Saliency", "grad_cam": "Grad-CAM"}
 MAX_WIDGET_SAMPLES = 1000  # the widget recomputes on every change: more would make a slider wait minutes
-BEFORE, AFTER = "#4c72b0", "#dd8452"
+BEFORE, AFTER, DIAGONAL = "#4c72b0", "#dd8452", "#9e9e9e"  # also in js/uncertainty_view.js LEGEND
 CANCELLED = "cancelled: what was finished stays; Compute resumes"
 
 
@@ -346,15 +346,17 @@ def _distribution_figure():
 
 def _reliability_figure():
     x, y = bqplot.LinearScale(min=0.0, max=1.0), bqplot.LinearScale(min=0.0, max=1.0)
+    # No legend box in the plot: points can fall anywhere (above the diagonal when under-confident, below when
+    # over-confident), so any corner may hide some. The view draws the legend under the chart (js: LEGEND, same
+    # colours as BEFORE and AFTER).
     diagonal = bqplot.Lines(x=np.array([0.0, 1.0]), y=np.array([0.0, 1.0]), scales={"x": x, "y": y},
-                            colors=["#9e9e9e"], line_style="dashed", labels=["perfect"], display_legend=True)
+                            colors=[DIAGONAL], line_style="dashed", labels=["perfect"], display_legend=False)
     before = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=[BEFORE], marker="circle",
-                          labels=["before (T = 1)"], display_legend=True)
+                          labels=["before (T = 1)"], display_legend=False)
     after = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=[AFTER], marker="circle",
-                         labels=["after temperature scaling"], display_legend=True)
+                         labels=["after temperature scaling"], display_legend=False)
     axes = [_axes.axis(x, "confidence", kind="percent"), _axes.axis(y, "accuracy", kind="percent", vertical=True)]
-    fig = _figure("reliability (evaluation split)", [diagonal, before, after], axes, height="320px",
-                  legend_location="top-left")
+    fig = _figure("reliability (evaluation split)", [diagonal, before, after], axes, height="320px")
     return fig, (diagonal, before, after)
 
 

@@ -171,3 +171,19 @@ def test_close_frees_widget_probe_and_model():
         time.sleep(0.05)
     assert [type(r()).__name__ for r in refs if r() is not None] == []
     assert len(ipywidgets.Widget.widgets) == comms
+
+
+def test_the_reliability_legend_is_drawn_under_the_chart_not_over_its_points():
+    from pathlib import Path
+
+    from cnnwidget.widgets import uncertainty_view as uv
+
+    fig, lines = uv._reliability_figure()
+    try:
+        assert not any(line.display_legend for line in lines)  # no legend box in the plot area
+        js = (Path(uv.__file__).parents[2] / "js" / "uncertainty_view.js").read_text()
+        legend = js[js.index("const LEGEND"):js.index("];", js.index("const LEGEND"))]
+        for line in lines:
+            assert line.labels[0] in legend and line.colors[0] in legend  # same words and colours as the marks
+    finally:
+        fig.close()
