@@ -72,7 +72,9 @@ def as_image_batch(images, *, height=None, width=None, channels=None, input_rang
         )
     note = None if scaled or not warn else range_note(arr, input_range)
     if note:
-        warnings.warn(note, CnnWidgetWarning, stacklevel=3)
+        # Attributed to this line, not the caller's: Python's default filter then shows one text once, where a
+        # widget's worker passing the same images through five core functions printed it five times.
+        warnings.warn(note, CnnWidgetWarning, stacklevel=1)
     return arr
 
 

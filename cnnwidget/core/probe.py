@@ -39,8 +39,11 @@ class LayerInfo:
 class ModelProbe:
     """Wraps a Keras model to read any layer's output for display-space images.
 
-    ``preprocess`` maps display space (``input_range``, default [0, 1]) to what the model expects (for a Keras
-    application, e.g. ``lambda x: preprocess_input(x * 255)``); it must be made of TensorFlow/Keras ops, since it runs
+    ``input_range``: the range of display-space pixel values. Default: [0, 255] when the model starts with a
+    ``Rescaling`` layer that maps 0..255 pixels to a small range (keras.applications models built with their own
+    preprocessing: MobileNetV3, EfficientNet, ConvNeXt...), else [0, 1]; ``range_source`` says which was taken.
+    ``preprocess`` maps display space to what the model expects (for a Keras application without built-in
+    preprocessing, e.g. ``lambda x: preprocess_input(x * 255)``); it must be made of TensorFlow/Keras ops, since it runs
     inside compiled passes and gradients flow through it. ``class_names`` labels the model's outputs.
     Accepts functional models, Sequential models (built or not: an unbuilt one is built from the first images it is
     given) and models nested inside either, whose inner layers are listed and reachable by path.
@@ -50,11 +53,19 @@ class ModelProbe:
     """
 
     def __init__(self, model, preprocess: Callable | None = None, class_names: Sequence[str] | None = None,
-                 input_range: tuple[float, float] = (0.0, 1.0), batch_size: int = 32, output=None):
+                 input_range: tuple[float, float] | None = None, batch_size: int = 32, output=None):
         self.model = _check_model(model)
         self._source = _one_output(self.model, output)  # what the graph is replayed from: the model, or one output
         self._size_note = ""  # set when the first images fixed an unbuilt Sequential's input size
         self.preprocess = _options.preprocess(preprocess)
+        # None: what the model declares (a leading Rescaling of 0..255 pixels, as keras.applications models with
+        # built-in preprocessing have), else [0, 1]; ``range_source`` says which
+        if input_range is not None:
+            self.range_source = "given"
+        elif preprocess is None:
+            input_range, self.range_source = _declared_range(self.model)
+        else:  # a preprocess maps [0, 1] (or the range given) to what the model takes
+            input_range, self.range_source = (0.0, 1.0), "default"
         self.input_range = _options.input_range(input_range)
         self.batch_size = _options.positive_int("batch_size", batch_size)
         self._class_names = None if class_names is None else [str(c) for c in class_names]
@@ -380,7 +391,8 @@ class ModelProbe:
 
     def __repr__(self):
         state = f"{len(self._layers)} layers" if self._graph is not None else "not built yet"
-        return f"ModelProbe({self.model.name!r}, {state})"
+        declared = "" if self.range_source in ("given", "default") else f", input_range {self.input_range}"
+        return f"ModelProbe({self.model.name!r}, {state}{declared})"
 
 
 MAX_COMPILED = 64  # values ModelProbe.compiled keeps per probe (the least recently used is dropped first)
@@ -458,6 +470,27 @@ def _check_model(model):
             "keras.Model(image_input, model([image_input, constant]))."
         )
     return model
+
+
+def _declared_range(model) -> tuple[tuple[float, float], str]:
+    """The display range a model declares by its first layer: (0, 255) when it is a ``Rescaling`` whose scale maps
+    255 to at most about 2 (1/255, 1/127.5: pixels in, a unit range out), looked for through nested models; else
+    (0, 1). Returns (range, source) with source a sentence for the probe's repr."""
+    layer = model
+    for _ in range(8):  # a nested base model's own first layer (transfer learning), a few levels at most
+        inner = [l for l in getattr(layer, "layers", []) if not isinstance(l, keras.layers.InputLayer)]
+        if not inner:
+            break
+        layer = inner[0]
+        if isinstance(layer, keras.layers.Rescaling):
+            scale = np.asarray(layer.scale, dtype=np.float64)
+            if scale.size == 1 and 0 < float(scale) * 255 <= 2.5:
+                return (0.0, 255.0), (f"0..255 pixels, as the model's first layer {layer.name!r} "
+                                      f"(Rescaling by {float(scale):.4g}) expects")
+            break
+        if not isinstance(layer, keras.Model):
+            break
+    return (0.0, 1.0), "default"
 
 
 def _known_input_shape(model):

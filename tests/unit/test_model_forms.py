@@ -177,3 +177,24 @@ def test_the_monitor_never_breaks_fit_its_own_failure_becomes_a_warning():
     (warning,) = callback.warnings
     assert warning.kind == "monitor_error" and "subclassed model" in warning.message
     assert len(callback.history["batch_loss"]) == 2  # losses are still recorded
+
+
+# -- the display range a model declares ------------------------------------------------------------------------
+
+def _rescaled(scale, offset=0.0):
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(scale, offset, name="rescale")(inp)
+    x = keras.layers.Conv2D(4, 3, name="conv")(x)
+    return keras.Model(inp, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+
+
+@pytest.mark.parametrize("scale, offset", [(1 / 255, 0.0), (1 / 127.5, -1.0)])
+def test_a_leading_rescaling_of_0_255_pixels_sets_the_input_range(scale, offset):
+    probe = cw.ModelProbe(_rescaled(scale, offset))
+    assert probe.input_range == (0.0, 255.0) and "'rescale'" in probe.range_source and "255" in repr(probe)
+
+
+def test_a_given_range_a_preprocess_or_another_scale_keep_0_1():
+    assert cw.ModelProbe(_rescaled(1 / 255), input_range=(0, 1)).input_range == (0.0, 1.0)
+    assert cw.ModelProbe(_rescaled(1 / 255), preprocess=lambda x: x * 255).input_range == (0.0, 1.0)
+    assert cw.ModelProbe(_rescaled(2.0)).input_range == (0.0, 1.0)
