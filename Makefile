@@ -9,6 +9,7 @@ PORT   ?= 8888
 .PHONY: lab test test-quick setup js-test clean
 
 $(VENV)/.installed: pyproject.toml
+	@echo "Setting up $(VENV): TensorFlow, JupyterLab and the test tools (about 5 minutes the first time; later runs skip this)."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[test,lab]"
