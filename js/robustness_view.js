@@ -16,6 +16,7 @@ const STYLE = baseStyle("cnnw-rv", ["select", "input", "button"]) + `
 .cnnw-rv-outer { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 8px; min-width: 0; }
 .cnnw-rv-outer > .cnnw-rv { flex: 1 1 480px; }
 .cnnw-rv-outer > .cnnw-rv-charts { display: flex; flex-direction: column; flex: 0 1 520px; min-width: 0; }
+.cnnw-rv-charts > .cnnw-rv-divergence { max-height: 480px; overflow-y: auto; overflow-x: auto; }
 .cnnw-rv { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0; }
 .cnnw-rv .cnnw-rv-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
 .cnnw-rv .cnnw-rv-target { max-width: 16em; min-width: 0; }
@@ -50,6 +51,27 @@ function epsilonText(value, norm, step) {
     if (Math.abs(levels - Math.round(levels)) < 1e-6) return `${Math.round(levels)}/255 (${value.toPrecision(3)})`;
   }
   return value.toPrecision(3);
+}
+
+/** The number a person typed in the epsilon box: a decimal ("0.02", "1e-2") or a fraction "a/b" ("8/255"); null
+ * for anything else (sent as typed, for the kernel to refuse with what it expects). Parsing text, not model logic. */
+export function parseEpsilon(text) {
+  const t = String(text).trim();
+  const number = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+  const parts = t.split("/");
+  if (parts.length === 2 && number.test(parts[0].trim()) && number.test(parts[1].trim())) {
+    const value = Number(parts[0]) / Number(parts[1]);
+    return Number.isFinite(value) ? value : null;
+  }
+  return number.test(t) ? Number(t) : null;
+}
+
+/** What the verdict adds when a shown prediction is a tie (Python's shown.clean_tied / adv_tied). */
+function tieText(shown) {
+  const parts = [];
+  if (shown.clean_tied?.length) parts.push(`the clean image's top ${shown.clean_tied.length} classes are tied`);
+  if (shown.adv_tied?.length) parts.push(`the adversarial image's top ${shown.adv_tied.length} classes are tied`);
+  return parts.length ? ` (${parts.join(" and ")} within 0.1%: the class shown is the first of them)` : "";
 }
 
 export default {
@@ -102,7 +124,8 @@ export default {
       h("div", { class: "cnnw-rv-pictures" }, [clean.figure, adversarial.figure, perturbation.figure]),
       h("div", { class: "cnnw-rv-pictures" }, [camClean.figure, camAdv.figure]),
     ]);
-    const charts = h("div", { class: "cnnw-rv-charts" }, [h("div"), h("div")]);
+    // The divergence chart names every layer, one bar each: a deep model's is taller than the box and scrolls.
+    const charts = h("div", { class: "cnnw-rv-charts" }, [h("div", { class: "cnnw-rv-divergence" }), h("div")]);
     el.replaceChildren(h("div", { class: "cnnw-rv-outer" }, [root, charts]));
     const unmount = ["divergence_chart", "curve_chart"].map((name, i) => mountWidget(model, name, charts.children[i]));
 
@@ -183,7 +206,8 @@ export default {
         ? (shown.success ? `reached the target ${shown.target_label}` : `did not reach the target ${shown.target_label}`)
           + `: the model now says ${shown.adv_label}`
         : (shown.success ? `the prediction changed: ${shown.clean_label} → ${shown.adv_label}`
-          : `the prediction held: ${shown.clean_label}`);
+          : `the prediction held: ${shown.clean_label}`) + tieText(shown);
+      verdict.dataset.tied = String(Boolean(shown.clean_tied?.length || shown.adv_tied?.length));
       verdict.dataset.success = String(Boolean(shown.success));
       if (drawn) {
         root.dataset.epsilon = String(shown.epsilon);
@@ -254,11 +278,12 @@ export default {
       epsilonText_.textContent = `= ${epsilonText(Number(slider.value), model.get("norm"), model.get("epsilon_step"))}`;
     });
     slider.addEventListener("change", () => save({ epsilon: Number(slider.value) }));
-    // A typed value goes to the kernel as typed: a bad one is refused there and shown in the error box.
+    // A typed number or fraction ("8/255") goes to the kernel as a number; other text goes as typed, to be
+    // refused there (with what is expected) and shown in the error box.
     commitOnEnter(epsilonInput, () => {
       const text = epsilonInput.value.trim();
-      const value = Number(text);
-      save({ epsilon: text === "" || Number.isNaN(value) ? text : value });
+      const value = parseEpsilon(text);
+      save({ epsilon: value === null ? text : value });
     });
     cancelButton.addEventListener("click", () => model.send({ action: "cancel" }));
 

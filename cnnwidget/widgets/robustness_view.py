@@ -14,14 +14,16 @@ from ..core import CnnWidgetError, OptionError, as_probe
 from ..core import adversarial as adv
 from ..core import options
 from ..core import attribution as attr
-from ..core.options import PROBE_OPTIONS, positive_int
+from ..core.options import PROBE_OPTIONS, WHOLE, positive_int
 from . import _axes, _transport
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
 
 _PY = dict(sync=True, owner="python")
 _TOP = 5
-_MAX_NAMES = 24  # layer names under the divergence chart, at most
+EPSILON = "a number >= 0, or a fraction such as 8/255"  # what the widget's messages call a good epsilon
+BAR_PX = 18  # the divergence chart's height per layer: every layer is named (the view scrolls a deep model's chart)
+TIE = 1e-3  # top probabilities closer than this (0.1 percentage point) are called tied
 LABELS = {"pgd": "PGD", "fgsm": "FGSM", "inf": "L∞", "2": "L2"}
 
 
@@ -106,13 +108,14 @@ class RobustnessView(CnnWidget):
         self.result: adv.AttackResult | None = None
         self.divergence: adv.LayerDivergence | None = None
         # every value through the same checks as later changes
-        values = dict(epsilon=adv.check_epsilon(epsilon), attack=adv.check_attack(attack), norm=norm,
-                      steps=positive_int("steps", steps), target=_target(target, self._classes),
+        values = dict(epsilon=self._epsilon(epsilon, norm), attack=adv.check_attack(attack), norm=norm,
+                      steps=positive_int("steps", steps, 1, WHOLE), target=_target(target, self._classes),
                       image_index=options.index("image_index", image_index, n, "the images"))
         top, step = self._slider(norm)
         super().__init__(
             **values, n_images=n, image_shape=[h, w], class_names=[str(c) for c in self.probe.class_names],
-            epsilon_max=top, epsilon_step=step, divergence_chart=_divergence_chart(),
+            epsilon_max=top, epsilon_step=step,
+            divergence_chart=_divergence_chart(len(self._layers or self.probe.layers)),
             curve_chart=None if data is None else _curve_chart(self.probe.input_range, norm),
             clean_image=_transport.image_bytes(self._batch[values["image_index"]], self.probe.input_range),
             status="attacking…")
@@ -133,9 +136,15 @@ class RobustnessView(CnnWidget):
 
     # -- checks: the same for Python and the page ----------------------------------------------------------------
 
+    def _epsilon(self, value, norm: str) -> float:
+        """``value`` as an epsilon for ``norm``: >= 0 and at most the input range's span (L-inf) or span x
+        sqrt(H*W*C) (L2)."""
+        bound = adv.epsilon_bound(self.probe, norm, self._batch.shape[1:])
+        return adv.check_epsilon(value, bound=bound, norm=norm, noun=EPSILON)
+
     @checks("epsilon")
     def _check_epsilon(self, value):
-        return adv.check_epsilon(value)
+        return self._epsilon(value, self.norm)
 
     @checks("attack")
     def _check_attack(self, value):
@@ -143,11 +152,28 @@ class RobustnessView(CnnWidget):
 
     @checks("norm")
     def _check_norm(self, value):
-        return adv.check_norm(value)
+        norm = adv.check_norm(value)
+        bound = adv.epsilon_bound(self.probe, norm, self._batch.shape[1:])
+        if self.epsilon > bound:
+            raise OptionError(f"norm {LABELS[norm]} cannot take the current epsilon {self.epsilon:.6g}: for that "
+                              f"norm epsilon must be <= {bound:.6g}; set a smaller epsilon first.")
+        return norm
 
     @checks("steps")
     def _check_steps(self, value):
-        return positive_int("steps", value)
+        return positive_int("steps", value, 1, WHOLE)
+
+    def _value_message(self, name, value, exc):
+        # A value of the wrong type from the page or Python (the text "abc" for epsilon, 2.5 for steps) is refused
+        # with the same words as a value of the right type that is out of bounds.
+        check = {"epsilon": lambda v: self._epsilon(v, self.norm),
+                 "steps": lambda v: positive_int("steps", v, 1, WHOLE)}.get(name)
+        if check is not None and not isinstance(exc, CnnWidgetError):
+            try:
+                check(value)
+            except CnnWidgetError as refusal:
+                return str(refusal)
+        return super()._value_message(name, value, exc)
 
     @checks("target")
     def _check_target(self, value):
@@ -220,7 +246,12 @@ class RobustnessView(CnnWidget):
         grey = 0.5 + (delta / (2 * biggest) if biggest > 0 else 0 * delta)
         cams, cam_ranges = _transport.quantize(np.stack([self._cams[i], cam_adv]))
         names = self.probe.class_names
-        shown = {**s, "success": bool(result.success[0]), "clean_class": clean_pred, "adv_class": adv_pred,
+        # The verdict is about the classes shown: untargeted, changed iff the shown clean and adversarial classes
+        # differ; targeted, reached iff the shown adversarial class is the target.
+        success = adv_pred == s["target"] if s["target"] is not None else adv_pred != clean_pred
+        shown = {**s, "success": bool(success), "clean_class": clean_pred, "adv_class": adv_pred,
+                 "clean_tied": _tied(result.clean_probs[0], clean_pred),
+                 "adv_tied": _tied(result.adv_probs[0], adv_pred),
                  "clean_label": str(names[clean_pred]), "adv_label": str(names[adv_pred]),
                  "target_label": None if s["target"] is None else str(names[s["target"]]),
                  "linf": float(np.abs(delta).max()), "l2": float(np.sqrt((delta.astype(np.float64) ** 2).sum())),
@@ -241,6 +272,7 @@ class RobustnessView(CnnWidget):
             if self._data is not None:
                 if key in self._curves:
                     self._show_curve(self._curves[key])
+                    status = f"{status} · {_accuracy(self._curves[key], s['epsilon'], s['norm'])}"
                 else:
                     self._show_curve({})  # a curve of other settings is not shown beside this attack
                     self._push(status=status)
@@ -269,16 +301,20 @@ class RobustnessView(CnnWidget):
             if not self._is_current(job):
                 return None
             self._show_curve(curve)
-            return {"status": f"{status} · accuracy at {LABELS[norm]} epsilon {curve['epsilons'][-1]:.4g}: "
-                              f"{curve['accuracy'][-1]:.0%} of {curve['n_images']} images"}
+            with self._locked():
+                epsilon = self.shown.get("epsilon", self.epsilon)
+            return {"status": f"{status} · {_accuracy(curve, epsilon, norm)}"}
 
     def _verdict(self, shown: dict) -> str:
+        name = LABELS[shown["attack"]]
         if shown["target"] is not None:
             done = "reached" if shown["success"] else "did not reach"
-            return f"{LABELS[shown['attack']]} {done} {shown['target_label']}: the model says {shown['adv_label']}"
-        if shown["success"]:
-            return f"{LABELS[shown['attack']]} changed {shown['clean_label']} into {shown['adv_label']}"
-        return f"{LABELS[shown['attack']]} did not change the prediction: still {shown['clean_label']}"
+            text = f"{name} {done} {shown['target_label']}: the model says {shown['adv_label']}"
+        elif shown["success"]:
+            text = f"{name} changed {shown['clean_label']} into {shown['adv_label']}"
+        else:
+            text = f"{name} did not change the prediction: still {shown['clean_label']}"
+        return text + _ties(shown)
 
     def _top(self, probs: np.ndarray, pred: int, also=None) -> list[dict]:
         names = self.probe.class_names
@@ -293,12 +329,6 @@ class RobustnessView(CnnWidget):
         bars = self.divergence_chart.marks[0]
         values = np.nan_to_num(divergence.mean, nan=0.0).astype(np.float32)
         names = list(divergence.layers)
-        # Vertical names need about 16 px each: a deep model (MobileNetV2's 150 layers) names every k-th bar.
-        every = -(-len(names) // _MAX_NAMES)
-        axis = self.divergence_chart.axes[0]
-        shown = names[::every] if every > 1 else None
-        if (axis.tick_values is None) != (shown is None) or (shown is not None and list(axis.tick_values) != shown):
-            axis.tick_values = shown
         with bars.hold_sync():
             bars.x = np.asarray(names)
             bars.y = values
@@ -323,6 +353,35 @@ class RobustnessView(CnnWidget):
                 marker.x, marker.y = np.zeros(0, np.float32), np.zeros(0, np.float32)
 
 
+def _tied(probs: np.ndarray, pred: int) -> list[int]:
+    """The classes whose probability is within ``TIE`` of the predicted one's (the predicted one first), or [] when
+    the prediction stands alone."""
+    close = [int(k) for k in np.flatnonzero(probs[pred] - probs <= TIE) if k != pred]
+    return [int(pred)] + close if close else []
+
+
+def _ties(shown: dict) -> str:
+    """What the verdict adds when a shown prediction is a tie: the argmax picked one of several equal classes."""
+    parts = []
+    for kind, what in (("clean_tied", "clean"), ("adv_tied", "adversarial")):
+        tied = shown.get(kind) or []
+        if tied:
+            parts.append(f"the {what} image's top {len(tied)} classes are tied within {TIE:.1%}")
+    if not parts:
+        return ""
+    return f" ({' and '.join(parts)}: the class shown is the first of them, so this verdict says little)"
+
+
+def _accuracy(curve: dict, epsilon: float, norm: str) -> str:
+    """The curve's accuracy at ``epsilon``, or at the curve point nearest it, named as such."""
+    eps = np.asarray(curve["epsilons"], np.float64)
+    i = int(np.argmin(np.abs(eps - epsilon)))
+    acc = f"{curve['accuracy'][i]:.0%} of {curve['n_images']} images"
+    if abs(eps[i] - epsilon) <= 1e-6 * max(abs(epsilon), 1e-12):
+        return f"accuracy at this {LABELS[norm]} epsilon {epsilon:.4g}: {acc}"
+    return f"accuracy at the nearest curve point, {LABELS[norm]} epsilon {eps[i]:.4g} (not {epsilon:.4g}): {acc}"
+
+
 def _target(value, classes: int):
     if value is None:
         return None
@@ -332,14 +391,19 @@ def _target(value, classes: int):
     return int(value)
 
 
-def _divergence_chart() -> bqplot.Figure:
-    x, y = bqplot.OrdinalScale(), bqplot.LinearScale(min=0.0)
-    bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#c44e52"], padding=0.1)
-    axes = [_axes.axis(x, kind="ordinal", rotate=-90),
-            _axes.axis(y, "||a(adv) − a(clean)|| / ||a(clean)||", vertical=True)]
+def _divergence_chart(n_layers: int) -> bqplot.Figure:
+    """Horizontal bars, one a layer in model order from the top, each named on the y axis (no rotated names, no
+    skipped ones): the figure is ``BAR_PX`` a layer tall, and the view shows a deep model's in a scrolling box."""
+    x, y = bqplot.OrdinalScale(reverse=True), bqplot.LinearScale(min=0.0)
+    bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#c44e52"], padding=0.15,
+                       orientation="horizontal")
+    axes = [_axes.axis(x, kind="ordinal", vertical=True),
+            _axes.axis(y, "||a(adv) − a(clean)|| / ||a(clean)||")]
+    top, bottom = 48, 56
     fig = bqplot.Figure(marks=[bars], axes=axes, title="where the representations split",
-                        fig_margin={"top": 48, "bottom": 60, "left": 60, "right": 16},
-                        layout=ipywidgets.Layout(width="100%", max_width="520px", min_width="260px", height="340px"))
+                        fig_margin={"top": top, "bottom": bottom, "left": 60, "right": 24},
+                        layout=ipywidgets.Layout(width="100%", max_width="520px", min_width="360px",
+                                                 height=f"{max(240, top + bottom + BAR_PX * n_layers)}px"))
     return _axes.follow(fig)
 
 

@@ -86,6 +86,21 @@ def test_the_attack_is_drawn_as_core_computes_it(widget, probe):
     assert widget.curve_chart is None and widget.curve == {}
 
 
+def test_the_divergence_chart_names_every_layer_on_horizontal_bars_one_row_each(widget, probe):
+    fig = widget.divergence_chart
+    bars, (names_axis, value_axis) = fig.marks[0], fig.axes
+    assert bars.orientation == "horizontal" and names_axis.orientation == "vertical"
+    assert names_axis.tick_values is None and names_axis.tick_rotate == 0  # every name, none rotated
+    # the left margin holds the longest name; the figure grows a row per layer (the view scrolls a tall one)
+    longest = max(len(i.path) for i in probe.layers)
+    assert fig.fig_margin["left"] >= 7 * longest
+    assert int(fig.layout.height.rstrip("px")) >= 240
+    from cnnwidget.widgets import robustness_view as rv
+    deep = rv._divergence_chart(140)
+    assert int(deep.layout.height.rstrip("px")) >= 140 * rv.BAR_PX
+    deep.close()
+
+
 def test_a_new_epsilon_draws_a_new_adversarial_image(widget):
     before = widget.adv_image
     widget.epsilon = 0.0
@@ -106,6 +121,36 @@ def test_each_public_trait_recomputes(widget, probe):
     assert "reach" in widget.status
 
 
+def test_a_norm_that_cannot_take_the_current_epsilon_is_refused(widget):
+    widget.norm = "2"
+    widget.epsilon = 3.0  # fine for L2 on 16x16x3 images (<= sqrt(768)), not for L-inf (<= 1)
+    assert widget.wait(60) and widget.error == ""
+    with pytest.raises(cw.CnnWidgetError, match=r"norm L∞ cannot take the current epsilon 3: .* <= 1"):
+        widget.norm = "inf"
+    assert widget.norm == "2"
+
+
+def test_the_verdict_follows_the_shown_classes_and_names_a_tie():
+    """All classes tied (logits 0, 1e-9, 0: their probabilities are equal): the verdict agrees with the classes
+    shown (never "changed 1 into 1") and says the top classes are tied."""
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(2, 3, padding="same", name="conv")(inp)
+    out = keras.layers.Dense(3, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(
+        [0.0, 1e-9, 0.0]), name="out")(keras.layers.GlobalAveragePooling2D(name="gap")(x))
+    w = cw.RobustnessView(keras.Model(inp, out), IMAGES, steps=2)
+    try:
+        assert w.wait(120) and w.error == ""
+        s = w.shown
+        assert s["success"] is (s["clean_class"] != s["adv_class"]) and s["success"] is False
+        assert s["clean_tied"][0] == s["clean_class"] and sorted(s["clean_tied"]) == [0, 1, 2]
+        assert w.status.startswith("PGD did not change the prediction: still 1 (the clean image's top 3 classes "
+                                   "are tied within 0.1%")
+        w.target = 2  # targeted: reached iff the shown adversarial class is the target
+        assert w.wait(60) and w.shown["success"] is (w.shown["adv_class"] == 2)
+    finally:
+        w.close()
+
+
 def test_traits_are_real_traitlets(widget):
     slider = ipywidgets.FloatSlider(min=0, max=0.1)
     link = traitlets.link((slider, "value"), (widget, "epsilon"))
@@ -120,11 +165,14 @@ def test_traits_are_real_traitlets(widget):
 
 
 @pytest.mark.parametrize("name, value, match", [
-    ("epsilon", -0.1, r"epsilon must be a finite number >= 0; got -0.1"),
-    ("epsilon", float("nan"), r"epsilon must be a finite number >= 0"),
+    ("epsilon", -0.1, r"epsilon must be a number >= 0, or a fraction such as 8/255; got -0.1"),
+    ("epsilon", float("nan"), r"epsilon must be a number >= 0, or a fraction such as 8/255; got nan"),
+    ("epsilon", 5, r"epsilon 5 is too large for the L-inf norm: it must be <= 1, the span hi - lo"),
+    ("epsilon", "2/255", r"epsilon must be a number >= 0, or a fraction such as 8/255; got '2/255'"),
     ("attack", "cw", r"attack must be one of 'pgd', 'fgsm'; got 'cw'"),
     ("norm", "l1", r"norm must be one of 'inf', '2'; got 'l1'"),
-    ("steps", 0, r"steps must be an integer >= 1; got 0"),
+    ("steps", 0, r"steps must be a whole number >= 1; got 0"),
+    ("steps", 2.5, r"steps must be a whole number >= 1; got 2.5"),
     ("target", 3, r"target 3 is out of range"),
     ("image_index", 3, r"image_index 3 is out of range"),
 ])
@@ -145,9 +193,12 @@ def re_search(pattern, text):
 
 
 @pytest.mark.parametrize("state, match", [
-    ({"epsilon": -0.5}, "epsilon must be a finite number >= 0; got -0.5"),
-    ({"epsilon": "abc"}, "epsilon must be a float"),
-    ({"steps": 2.5}, "steps must be an int"),
+    ({"epsilon": -0.5}, "epsilon must be a number >= 0, or a fraction such as 8/255; got -0.5"),
+    ({"epsilon": "abc"}, "epsilon must be a number >= 0, or a fraction such as 8/255; got 'abc'"),
+    ({"epsilon": "nan"}, "epsilon must be a number >= 0, or a fraction such as 8/255; got 'nan'"),
+    ({"epsilon": 5}, "epsilon 5 is too large for the L-inf norm: it must be <= 1"),
+    ({"steps": 2.5}, "steps must be a whole number >= 1; got 2.5"),
+    ({"steps": 0}, "steps must be a whole number >= 1; got 0"),
     ({"target": 7}, "target 7 is out of range"),
     ({"adv_image": b"x"}, "adv_image is set by the widget"),
 ])
@@ -184,8 +235,13 @@ def test_with_data_the_accuracy_against_epsilon_curve_is_drawn(probe):
         line, marker = w.curve_chart.marks
         np.testing.assert_allclose(np.asarray(line.y), direct.accuracy)
         assert list(marker.x) == pytest.approx([w.epsilon, w.epsilon])
+        # the accuracy named in the status is the one at the slider's epsilon (8/255), or the nearest point, named so
+        assert "accuracy at the nearest curve point, L∞ epsilon 0.02 (not 0.03137): " in w.status
         w.epsilon = 0.1  # the curve is kept: only the marker moves
         assert w.wait(60) and list(w.curve_chart.marks[1].x) == pytest.approx([0.1, 0.1])
+        assert f"accuracy at the nearest curve point, L∞ epsilon 0.02 (not 0.1): {direct.accuracy[1]:.0%}" in w.status
+        w.epsilon = 0.3
+        assert w.wait(60) and f"accuracy at this L∞ epsilon 0.3: {direct.accuracy[2]:.0%} of 3 images" in w.status
         w.attack = "fgsm"  # another attack: its own curve
         assert w.wait(120) and w.curve["attack"] == "fgsm"
     finally:
@@ -193,9 +249,12 @@ def test_with_data_the_accuracy_against_epsilon_curve_is_drawn(probe):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"epsilon": -1}, "epsilon must be a finite number >= 0"),
+    ({"epsilon": -1}, "epsilon must be a number >= 0, or a fraction such as 8/255"),
+    ({"epsilon": 1.5}, "epsilon 1.5 is too large for the L-inf norm"),
+    ({"epsilon": 56.0, "norm": "2"}, r"epsilon 56 is too large for the L2 norm: it must be <= 27.7128"),
     ({"norm": "l3"}, "norm must be one of"),
-    ({"steps": 0}, "steps must be an integer >= 1"),
+    ({"steps": 0}, "steps must be a whole number >= 1"),
+    ({"steps": 2.5}, "steps must be a whole number >= 1; got 2.5"),
     ({"target": 9}, "target 9 is out of range"),
     ({"image_index": 5}, "image_index 5 is out of range"),
     ({"epsilon_max": 0}, "epsilon_max must be > 0"),
