@@ -31,9 +31,13 @@ const STYLE = baseStyle("cnnw-at", ["select", "button", "input"]) + `
 .cnnw-at canvas { image-rendering: pixelated; max-width: 100%; background: var(--jp-layout-color2, #eee); }
 .cnnw-at .cnnw-at-query { cursor: crosshair; }
 .cnnw-at .cnnw-at-heads { display: flex; flex-wrap: wrap; gap: 8px; }
-.cnnw-at figcaption { font-size: var(--jp-ui-font-size0, 11px); max-width: ${IMAGE_PX}px; overflow: hidden;
-  text-overflow: ellipsis; white-space: nowrap; }
-.cnnw-at .cnnw-at-bars { max-width: 100%; }
+.cnnw-at figcaption { font-size: var(--jp-ui-font-size0, 11px); max-width: ${IMAGE_PX}px; white-space: normal;
+  overflow-wrap: anywhere; text-align: center; }
+.cnnw-at .cnnw-at-channel figure { align-items: flex-start; }
+.cnnw-at .cnnw-at-channel figcaption { max-width: 60em; text-align: left; }
+.cnnw-at .cnnw-at-bars { max-width: 100%; cursor: crosshair; }
+.cnnw-at .cnnw-at-bars-hover { font-size: var(--jp-ui-font-size0, 11px); font-variant-numeric: tabular-nums;
+  min-height: 1.4em; }
 `;
 
 export default {
@@ -73,8 +77,9 @@ export default {
     ]);
     const barsCanvas = h("canvas", { class: "cnnw-at-bars" });
     const barsCaption = h("figcaption", { class: "cnnw-at-bars-caption" });
+    const barsHover = h("div", { class: "cnnw-at-bars-hover cnnw-at-muted", "aria-live": "polite" });
     const channelPanel = h("div", { class: "cnnw-at-panels cnnw-at-channel", hidden: true }, [
-      h("figure", {}, [barsCanvas, barsCaption])]);
+      h("figure", {}, [barsCanvas, barsHover, barsCaption])]);
     const spatialCanvas = h("canvas", { class: "cnnw-at-spatial" });
     const spatialCaption = h("figcaption", { class: "cnnw-at-spatial-caption" });
     const spatialPanel = h("div", { class: "cnnw-at-panels cnnw-at-spatial-panel", hidden: true }, [
@@ -83,13 +88,17 @@ export default {
       h("label", {}, ["Head fusion", fusion]), h("label", {}, ["Discard", discard, discardText]),
       h("label", {}, ["Residual", residual])]);
 
+    // drawn by the browser alone, and only for maps: hidden where they change nothing (the bars of a channel gate;
+    // normalization across maps: only the heads are several maps)
+    const opacityLabel = h("label", { class: "cnnw-at-opacity-label" }, ["Opacity", opacity]);
+    const cmapLabel = h("label", { class: "cnnw-at-colormap-label" }, ["Colour map", cmap]);
+    const normalizationLabel = h("label", { class: "cnnw-at-normalization-label" }, ["Normalization", normalization]);
     const controls = h("div", { class: "cnnw-at-controls" }, [
       h("div", { class: "cnnw-at-row" }, [
         h("label", {}, ["Image", image]), h("label", {}, ["Layer", layer]), h("label", {}, ["Head", head]),
         cancelButton, progress, status]),
       h("div", { class: "cnnw-at-row" }, [
-        rolloutControls, h("label", {}, ["Opacity", opacity]), h("label", {}, ["Colour map", cmap]),
-        h("label", {}, ["Normalization", normalization])]),
+        rolloutControls, opacityLabel, cmapLabel, normalizationLabel]),
     ]);
     const root = h("div", { class: "cnnw-at" }, [h("style", { text: STYLE }), message, controls, error, mhaPanel,
       channelPanel, spatialPanel]);
@@ -151,6 +160,8 @@ export default {
       channelPanel.hidden = kind !== "channel_gate";
       spatialPanel.hidden = kind !== "spatial_gate";
       rolloutControls.hidden = kind !== "mha";
+      opacityLabel.hidden = cmapLabel.hidden = kind === "channel_gate";
+      normalizationLabel.hidden = kind !== "mha";
       controls.hidden = !(model.get("sites") ?? []).length;
       root.dataset.kind = kind;
     }
@@ -240,30 +251,7 @@ export default {
       const meta = model.get("gate_meta") ?? {};
       if (!s || meta.layer !== s.path) return;
       if (s.kind === "channel_gate") {
-        const values = floatsOf(model.get("gate_values"));
-        const mean = floatsOf(model.get("gate_mean"));
-        const c = values.length;
-        const width = Math.max(240, Math.min(900, c * 4));
-        const height = 160;
-        barsCanvas.width = width;
-        barsCanvas.height = height;
-        const ctx = barsCanvas.getContext("2d");
-        ctx.clearRect(0, 0, width, height);
-        const top = Math.max(1, ...values, ...mean);
-        const bw = width / Math.max(c, 1);
-        const y = (v) => height - 4 - (height - 8) * (v / top);
-        for (let i = 0; i < c; i++) {
-          const up = mean.length ? values[i] >= mean[i] : true;
-          ctx.fillStyle = up ? "#1976d2" : "#ef6c00";
-          ctx.fillRect(i * bw, y(values[i]), Math.max(1, bw - 1), height - 4 - y(values[i]));
-          if (mean.length) {
-            ctx.fillStyle = "#212121";
-            ctx.fillRect(i * bw, y(mean[i]) - 1, Math.max(1, bw - 1), 2);
-          }
-        }
-        barsCaption.textContent = `${c} channel gates of this image (blue: above the mean, orange: below; black `
-          + `tick: mean over ${meta.n_images} images)${mean.length ? "" : " — mean: computing…"}`;
-        barsCanvas.dataset.channels = String(c);
+        drawBars(meta);
       } else if (s.kind === "spatial_gate") {
         const stack = stackOf("gate_bytes", "gate_ranges", "gate_meta");
         if (!stack) return;
@@ -271,6 +259,75 @@ export default {
         paint(spatialCanvas, IMAGE_PX, { ...stack, meta: { ...stack.meta, k: 1 } }, 0, scale);
         spatialCaption.textContent = `spatial gate ${meta.h}×${meta.w} over the image`;
       }
+    }
+
+    // The channel-gate bars: a value axis on the left (gate values, 0 to at least 1), one bar per channel, the
+    // mean gate over the images as a black tick; hovering a bar reads its numbers out under the chart.
+    const BAR_AXIS = 34; // px left of the bars for the value axis
+    let bars = null; // what the hover reads: {values, mean, layer, left, bw, c}
+    function drawBars(meta) {
+      const values = floatsOf(model.get("gate_values"));
+      const mean = floatsOf(model.get("gate_mean"));
+      const c = values.length;
+      const plot = Math.max(240, Math.min(900, c * 4));
+      const width = BAR_AXIS + plot + 4;
+      const height = 180;
+      const top0 = 10;
+      const bottom = height - 6;
+      barsCanvas.width = width;
+      barsCanvas.height = height;
+      const ctx = barsCanvas.getContext("2d");
+      ctx.clearRect(0, 0, width, height);
+      const top = Math.max(1, ...values, ...mean);
+      const y = (v) => bottom - (bottom - top0) * (v / top);
+      const bw = plot / Math.max(c, 1);
+      ctx.font = "10px sans-serif";
+      ctx.textAlign = "right";
+      ctx.textBaseline = "middle";
+      const step = top <= 1 ? 0.25 : top <= 2 ? 0.5 : Math.pow(10, Math.floor(Math.log10(top / 2)));
+      const ticks = [];
+      for (let v = 0; v <= top + 1e-9; v += step) {
+        ticks.push(Number(v.toFixed(2)));
+        ctx.fillStyle = "#e0e0e0";
+        ctx.fillRect(BAR_AXIS, Math.round(y(v)), plot, 1);
+        ctx.fillStyle = "#616161";
+        ctx.fillText(String(ticks[ticks.length - 1]), BAR_AXIS - 5, y(v));
+        ctx.fillRect(BAR_AXIS - 3, Math.round(y(v)), 3, 1);
+      }
+      ctx.fillRect(BAR_AXIS - 1, top0, 1, bottom - top0);
+      for (let i = 0; i < c; i++) {
+        const up = mean.length ? values[i] >= mean[i] : true;
+        ctx.fillStyle = up ? "#1976d2" : "#ef6c00";
+        ctx.fillRect(BAR_AXIS + i * bw, y(values[i]), Math.max(1, bw - 1), bottom - y(values[i]));
+        if (mean.length) {
+          ctx.fillStyle = "#212121";
+          ctx.fillRect(BAR_AXIS + i * bw, y(mean[i]) - 1, Math.max(1, bw - 1), 2);
+        }
+      }
+      bars = { values, mean, layer: meta.layer, left: BAR_AXIS, bw, c };
+      barsHover.textContent = "hover a bar: its channel, gate and mean gate";
+      barsCaption.textContent = `${c} channel gates of this image (blue: above the mean, orange: below; black `
+        + `tick: mean over ${meta.n_images} images)${mean.length ? "" : " — mean: computing…"}`;
+      barsCanvas.dataset.channels = String(c);
+      barsCanvas.dataset.ticks = ticks.join(",");
+    }
+
+    /** The numbers of the bar under the pointer (canvas pixels from CSS pixels: the canvas may be scaled down). */
+    function hoverBar(event) {
+      if (!bars || !bars.c) return;
+      const box = barsCanvas.getBoundingClientRect();
+      const x = ((event.clientX - box.left) / box.width) * barsCanvas.width - bars.left;
+      const i = Math.floor(x / bars.bw);
+      if (x < 0 || i < 0 || i >= bars.c) {
+        barsHover.textContent = "hover a bar: its channel, gate and mean gate";
+        barsCanvas.title = "";
+        return;
+      }
+      const mean = bars.mean.length ? bars.mean[i].toFixed(3) : "computing…";
+      const text = `${bars.layer} · channel ${i} · gate ${bars.values[i].toFixed(3)} · mean gate ${mean}`;
+      barsHover.textContent = text;
+      barsCanvas.title = text;
+      barsCanvas.dataset.hover = String(i);
     }
 
     function fillImages() {
@@ -330,6 +387,7 @@ export default {
     cmap.addEventListener("change", () => save({ colormap: cmap.value }));
     normalization.addEventListener("change", () => save({ normalization: normalization.value }));
     cancelButton.addEventListener("click", () => model.send({ action: "cancel" }));
+    barsCanvas.addEventListener("mousemove", hoverBar);
     queryCanvas.addEventListener("click", (event) => {
       const s = site();
       if (!s || !s.queries) return;
