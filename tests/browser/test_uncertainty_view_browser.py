@@ -88,6 +88,32 @@ def test_a_bad_sample_count_typed_in_the_widget_is_refused_and_shown(lab, page):
     assert error.is_hidden()
 
 
+def test_a_bad_sample_count_typed_then_compute_clicked_is_refused_and_stays_shown(lab, page):
+    root = page.locator(ROOT).first
+    box = root.locator(".cnnw-uv-samples")
+    kept = lab.kernel_run(page, "print(uv.samples)").strip()
+    box.fill("-5")
+    root.locator(".cnnw-uv-compute").click()  # the box sends -5 on blur, then the click asks for Compute
+    error = root.locator(".cnnw-uv-error")
+    error.wait_for(state="visible", timeout=30_000)
+    _wait_done(page)
+    page.wait_for_timeout(300)
+    assert "samples must be an integer >= 1; got -5" in error.inner_text() and error.is_visible()
+    assert lab.kernel_run(page, "print(uv.samples)").strip() == kept
+    assert box.input_value() == kept
+
+
+def test_the_reliability_legend_sits_under_the_chart(lab, page):
+    root = page.locator(ROOT).first
+    legend = root.locator(".cnnw-uv-legend")
+    assert [t.strip() for t in legend.locator(":scope > span").all_inner_texts()] == [
+        "perfect", "before (T = 1)", "after temperature scaling"]
+    chart = root.locator(".cnnw-uv-reliability .bqplot").first
+    assert chart.locator(".legend").count() == 0 or not chart.locator(".legend").first.is_visible()
+    assert legend.bounding_box()["y"] >= chart.bounding_box()["y"] + chart.bounding_box()["height"] - 1
+    lab.screenshot(page, "uncertainty_reliability_legend", selector=f"{ROOT} .cnnw-uv-charts")
+
+
 def test_an_image_picked_in_the_widget_redraws_its_maps(lab, page):
     root = page.locator(ROOT).first
     before = lab.canvas_pixels(page, f"{ROOT} .cnnw-uv-maps canvas", nth=0)["hash"]
