@@ -322,6 +322,7 @@ def test_rollout_is_an_attribution_method_of_models_with_self_attention_only():
     assert attr.method("attention_rollout") is att.attention_rollout
 
 
+@pytest.mark.slow
 def test_the_attribution_map_widget_shows_rollout_and_refuses_it_without_attention():
     import cnnwidget as cw
     from cnnwidget import demo

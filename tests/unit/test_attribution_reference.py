@@ -311,6 +311,7 @@ def test_rise_with_every_cell_kept_is_the_score_everywhere(linear):
     np.testing.assert_allclose(got, np.broadcast_to(logits[[0, 1], [0, 1]][:, None, None], got.shape), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_rise_finds_the_one_pixel_a_model_reads():
     # f(x * M) = M(q) for a model reading pixel q of a white image: the map is E[M(q) M(p)] / keep, largest at q
     # and about keep (independent cells) far from it.

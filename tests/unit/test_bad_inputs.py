@@ -213,6 +213,7 @@ def test_images_slightly_outside_input_range_do_not_warn(probe):
         probe.predict(x)
 
 
+@pytest.mark.slow
 def test_cka_on_few_images_warns_that_it_is_unstable(model):
     with pytest.warns(CnnWidgetWarning, match="CKA from 12 images is unstable"):
         similarity.layer_similarity(model, None, demo.shapes(12, seed=1).images, layers=["block1_conv", "gap"])

@@ -201,6 +201,7 @@ def test_a_pass_asked_for_by_several_threads_at_once_is_traced_once():
     assert all(np.array_equal(r, results[0]) for r in results)
 
 
+@pytest.mark.slow
 def test_renders_of_one_new_structure_from_several_threads_trace_its_step_once():
     # Before, each render click on settings not yet traced built and traced its own step (21 clicks: 42 traces).
     probe, start = ModelProbe(_model()), threading.Barrier(4)

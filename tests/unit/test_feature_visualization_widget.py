@@ -65,6 +65,7 @@ def test_a_render_sends_the_batch_as_one_uint8_buffer_with_progress_and_losses(w
     np.testing.assert_allclose(widget.chart.marks[0].y, widget.losses[:, 1])
 
 
+@pytest.mark.slow
 def test_the_loss_curve_sent_is_bounded_however_long_the_render(widget, monkeypatch):
     monkeypatch.setattr(fv_widget, "_CURVE_POINTS", 5)
     widget.stream_every = 1

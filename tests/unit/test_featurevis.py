@@ -356,6 +356,7 @@ def test_display_range_other_than_unit():
     assert images.max() > 2 and 0 <= images.min() and images.max() <= 255
 
 
+@pytest.mark.slow
 def test_grey_models_render_one_channel_images():
     inp = keras.Input((16, 16, 1))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
@@ -485,6 +486,7 @@ def test_transforms_are_differentiable_and_repeat_for_a_seed():
     np.testing.assert_array_equal(runs[0], runs[1])
 
 
+@pytest.mark.slow
 def test_a_render_on_a_fresh_model_leaves_nothing_in_tensorflows_gradient_registry():
     """tf.custom_gradient in a traced function registers a gradient in a global registry that is never emptied (and
     keeps the traced graph it closes over): Keras's optimizer all-reduce and the redirected ReLU did so at every

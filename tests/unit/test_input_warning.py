@@ -25,8 +25,8 @@ def images():
 @pytest.mark.parametrize("make", [
     lambda p, x: cw.AttributionMap(p, x, ("saliency",), curves=False),
     lambda p, x: cw.ActivationGrid(p, x),
-    lambda p, x: cw.RobustnessView(p, x, steps=2),
-    lambda p, x: cw.UncertaintyView(p, x, samples=4),
+    pytest.param(lambda p, x: cw.RobustnessView(p, x, steps=2), marks=pytest.mark.slow),
+    pytest.param(lambda p, x: cw.UncertaintyView(p, x, samples=4), marks=pytest.mark.slow),
 ], ids=["AttributionMap", "ActivationGrid", "RobustnessView", "UncertaintyView"])
 def test_images_far_outside_the_range_show_a_warning_in_the_widget(probe, images, make):
     with pytest.warns(CnnWidgetWarning, match="far outside input_range"):

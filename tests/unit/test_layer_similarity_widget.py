@@ -44,6 +44,7 @@ def test_setting_layers_from_python_runs_a_pass_over_them(images):
     assert sim.layers == ["conv1", "conv2", "gap"] and sim.layers_box.value == "conv1, conv2, gap"
 
 
+@pytest.mark.slow
 def test_bad_layers_from_python_raise_show_a_message_and_keep_the_result(pair, images):
     base, tuned = pair
     sim = cw.LayerSimilarity(base, tuned, images, layers=["conv1", "conv2"], batch_size=32)

@@ -47,6 +47,7 @@ def _occlusion_by_hand(model, images, patch, stride):
     return np.stack(out)
 
 
+@pytest.mark.slow
 def test_occlusion_masks_a_second_image_size_at_that_size(free_size_model):
     probe = ModelProbe(free_size_model)
     attr.occlusion(probe, _images(2, 24, 0), patch=8, stride=8)  # traces the pass for 24 x 24 images
@@ -70,6 +71,7 @@ def test_a_second_image_size_reuses_the_compiled_pass_and_maps_like_a_fresh_prob
     np.testing.assert_allclose(got, run(ModelProbe(free_size_model), second, **options), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_deletion_and_insertion_score_a_second_image_size_like_a_fresh_probe(free_size_model):
     probe = ModelProbe(free_size_model)
     first, second = _images(2, 24, 0), _images(2, 40, 1)
