@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import re
-import subprocess
 import time
 
 import numpy as np
 import pytest
 
-from harness import env
+from harness import pixels
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -37,20 +35,6 @@ def _wait_running(page, value: bool, timeout: float = 30):
                            arg=ROOT, timeout=timeout * 1000)
 
 
-def _colormap(name: str) -> np.ndarray:
-    """js/colormaps.js's own table for ``name`` (uint8 (256, 3)), from node: the module the page draws with."""
-    script = (f"import {{ colormap }} from {json.dumps((env.REPO / 'js' / 'colormaps.js').as_uri())};"
-              f"console.log(JSON.stringify(Array.from(colormap({json.dumps(name)}))));")
-    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, check=True)
-    return np.array(json.loads(out.stdout), np.uint8).reshape(256, 3)
-
-
-def _js_round(x: float) -> int:
-    """Math.round: halves go up."""
-    r = math.floor(x)
-    return r + 1 if x - r >= 0.5 else r
-
-
 def _heat_index(lo: float, hi: float, sign: str) -> np.ndarray:
     """Byte -> colour-map index of one map under ``sign`` on its own scale (normalization "map"), as
     js/attribution_map.js draws it: value v = lo + (hi - lo) q / 255; the part the sign keeps (v, -v, |v|, each
@@ -63,7 +47,7 @@ def _heat_index(lo: float, hi: float, sign: str) -> np.ndarray:
         t = 0.5 if sign == "both" else 0.0
         if scale > 0:
             t = (v / scale + 1) / 2 if sign == "both" else v / scale
-        lut[q] = min(255, max(0, _js_round(255 * t)))
+        lut[q] = min(255, max(0, pixels.js_round(255 * t)))
     return lut
 
 
@@ -137,7 +121,7 @@ def test_each_map_is_drawn_as_the_blend_of_image_and_heat_colour_that_opacity_an
     maps = np.frombuffer(base64.b64decode(maps_b64), np.uint8).reshape(k, h, w)
     ranges = np.frombuffer(base64.b64decode(ranges_b64), "<f4").reshape(k, 2)
     picture = np.frombuffer(base64.b64decode(image_b64), np.uint8).reshape(h, w, 3).astype(np.float64)
-    table = _colormap(cmap).astype(np.float64)
+    table = pixels.colormap(cmap).astype(np.float64)
     expected = [_blend(picture, table[_heat_index(float(ranges[i, 0]), float(ranges[i, 1]), sign)[maps[i]]], opacity)
                 for i in range(k)]
     deadline = time.monotonic() + 10  # the redraw follows the kernel's message on the next animation frame
