@@ -16,7 +16,6 @@ const STYLE = baseStyle("cnnw-rv", ["select", "input", "button"]) + `
 .cnnw-rv-outer { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 8px; min-width: 0; }
 .cnnw-rv-outer > .cnnw-rv { flex: 1 1 480px; }
 .cnnw-rv-outer > .cnnw-rv-charts { display: flex; flex-direction: column; flex: 0 1 520px; min-width: 0; }
-.cnnw-rv-charts > .cnnw-rv-divergence { max-height: 480px; overflow-y: auto; overflow-x: auto; }
 .cnnw-rv { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0; }
 .cnnw-rv .cnnw-rv-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
 .cnnw-rv .cnnw-rv-target { max-width: 16em; min-width: 0; }
@@ -43,11 +42,12 @@ const STYLE = baseStyle("cnnw-rv", ["select", "input", "button"]) + `
 .cnnw-rv .cnnw-rv-verdict[data-success="true"] { color: var(--jp-error-color1, #d32f2f); font-weight: 600; }
 `;
 
-/** "8/255 (0.0314)" for an L-inf epsilon on a [0, 1]-like range, else the number. */
-function epsilonText(value, norm, step) {
+/** "8/255 (0.0314)" for an L-inf epsilon below 1 that is a whole number of 255ths, else the number: the fraction
+ * shown is the number it names, so typing it back in the box (parseEpsilon) gives the same value. */
+export function epsilonText(value, norm) {
   if (!Number.isFinite(value)) return String(value);
-  if (norm === "inf" && step > 0) {
-    const levels = value / step;
+  if (norm === "inf" && value > 0 && value < 1) {
+    const levels = value * 255;
     if (Math.abs(levels - Math.round(levels)) < 1e-6) return `${Math.round(levels)}/255 (${value.toPrecision(3)})`;
   }
   return value.toPrecision(3);
@@ -124,7 +124,6 @@ export default {
       h("div", { class: "cnnw-rv-pictures" }, [clean.figure, adversarial.figure, perturbation.figure]),
       h("div", { class: "cnnw-rv-pictures" }, [camClean.figure, camAdv.figure]),
     ]);
-    // The divergence chart names every layer, one bar each: a deep model's is taller than the box and scrolls.
     const charts = h("div", { class: "cnnw-rv-charts" }, [h("div", { class: "cnnw-rv-divergence" }), h("div")]);
     el.replaceChildren(h("div", { class: "cnnw-rv-outer" }, [root, charts]));
     const unmount = ["divergence_chart", "curve_chart"].map((name, i) => mountWidget(model, name, charts.children[i]));
@@ -194,7 +193,7 @@ export default {
       const preds = model.get("predictions") ?? {};
       predictionList(clean.preds, preds.clean, shown.clean_class);
       predictionList(adversarial.preds, preds.adversarial, shown.adv_class);
-      const eps = epsilonText(shown.epsilon, shown.norm, model.get("epsilon_step"));
+      const eps = epsilonText(shown.epsilon, shown.norm);
       const name = shown.attack === "fgsm" ? "FGSM" : `PGD-${shown.steps}`;
       adversarial.label.textContent = `adversarial: ${name}, ${shown.norm === "inf" ? "L∞" : "L2"} ε ${eps}`;
       perturbation.label.textContent = shown.amplification > 0
@@ -248,7 +247,7 @@ export default {
       if (document.activeElement !== epsilonInput && Number.isFinite(eps)) {
         epsilonInput.value = String(Number(eps.toPrecision(6)));
       }
-      epsilonText_.textContent = `= ${epsilonText(eps, model.get("norm"), step)}`;
+      epsilonText_.textContent = `= ${epsilonText(eps, model.get("norm"))}`;
     }
 
     function drawProgress() {
@@ -275,7 +274,7 @@ export default {
     target.addEventListener("change", () => save({ target: target.value === "" ? null : Number(target.value) }));
     // The slider names its value as it moves; the attack starts when it is let go (one job, not one per pixel).
     slider.addEventListener("input", () => {
-      epsilonText_.textContent = `= ${epsilonText(Number(slider.value), model.get("norm"), model.get("epsilon_step"))}`;
+      epsilonText_.textContent = `= ${epsilonText(Number(slider.value), model.get("norm"))}`;
     });
     slider.addEventListener("change", () => save({ epsilon: Number(slider.value) }));
     // A typed number or fraction ("8/255") goes to the kernel as a number; other text goes as typed, to be

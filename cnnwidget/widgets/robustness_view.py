@@ -3,6 +3,7 @@ the change happens."""
 
 from __future__ import annotations
 
+import math
 import threading
 
 import bqplot
@@ -22,7 +23,9 @@ from ._esm import bundle
 _PY = dict(sync=True, owner="python")
 _TOP = 5
 EPSILON = "a number >= 0, or a fraction such as 8/255"  # what the widget's messages call a good epsilon
-BAR_PX = 18  # the divergence chart's height per layer: every layer is named (the view scrolls a deep model's chart)
+BAR_PX = 16  # the divergence chart's height per layer, up to DIVERGENCE_PX
+DIVERGENCE_PX = (240, 480)  # its smallest and largest height
+NAME_PX = 16  # at least this far apart the layer names on its y axis (a deep model names every k-th bar)
 TIE = 1e-3  # top probabilities closer than this (0.1 percentage point) are called tied
 LABELS = {"pgd": "PGD", "fgsm": "FGSM", "inf": "L∞", "2": "L2"}
 
@@ -40,7 +43,8 @@ class RobustnessView(CnnWidget):
     perturbation over a quarter of the pixels). ``layers``: the layers of the divergence chart (default: all).
 
     Public traits (real traitlets, checked from Python and from the page; a bad value is refused, ``error`` says
-    why and the widget keeps its state): ``epsilon`` (display units, >= 0), ``attack`` ("pgd", "fgsm"), ``norm``
+    why and the widget keeps its state): ``epsilon`` (display units, >= 0, at most the input range's span for L-inf
+    or span x sqrt(H*W*C) for L2; default 8/255 of the span), ``attack`` ("pgd", "fgsm"), ``norm``
     ("inf", "2"), ``steps`` (PGD, >= 1), ``target`` (None: untargeted, away from the clean prediction; else the
     class to reach), ``image_index``. Read-only: ``result`` (the last core ``AttackResult``), ``divergence``
     (its ``LayerDivergence``), ``curve`` (the robustness curve as a dict), ``running``, ``status``, ``progress``.
@@ -78,7 +82,7 @@ class RobustnessView(CnnWidget):
     divergence_chart = t.Instance(bqplot.Figure, allow_none=True).tag(**_PY, **ipywidgets.widget_serialization)
     curve_chart = t.Instance(bqplot.Figure, allow_none=True).tag(**_PY, **ipywidgets.widget_serialization)
 
-    def __init__(self, model_or_probe, images, data=None, class_names=None, *, epsilon: float = 8 / 255,
+    def __init__(self, model_or_probe, images, data=None, class_names=None, *, epsilon: float | None = None,
                  attack: str = "pgd", norm: str = "inf", steps: int = 20, target=None, image_index: int = 0,
                  epsilon_max: float | None = None, curve_epsilons=None, layers=None, **probe_options):
         unknown = sorted(set(probe_options) - set(PROBE_OPTIONS))
@@ -108,6 +112,9 @@ class RobustnessView(CnnWidget):
         self.result: adv.AttackResult | None = None
         self.divergence: adv.LayerDivergence | None = None
         # every value through the same checks as later changes
+        if epsilon is None:  # 8 grey levels of the input range: 8/255 for [0, 1] images, 8 for [0, 255] ones
+            lo, hi = self.probe.input_range
+            epsilon = 8 / 255 * (hi - lo)
         values = dict(epsilon=self._epsilon(epsilon, norm), attack=adv.check_attack(attack), norm=norm,
                       steps=positive_int("steps", steps, 1, WHOLE), target=_target(target, self._classes),
                       image_index=options.index("image_index", image_index, n, "the images"))
@@ -115,7 +122,7 @@ class RobustnessView(CnnWidget):
         super().__init__(
             **values, n_images=n, image_shape=[h, w], class_names=[str(c) for c in self.probe.class_names],
             epsilon_max=top, epsilon_step=step,
-            divergence_chart=_divergence_chart(len(self._layers or self.probe.layers)),
+            divergence_chart=_divergence_chart(self._layers or [i.path for i in self.probe.layers]),
             curve_chart=None if data is None else _curve_chart(self.probe.input_range, norm),
             clean_image=_transport.image_bytes(self._batch[values["image_index"]], self.probe.input_range),
             status="attacking…")
@@ -391,19 +398,28 @@ def _target(value, classes: int):
     return int(value)
 
 
-def _divergence_chart(n_layers: int) -> bqplot.Figure:
-    """Horizontal bars, one a layer in model order from the top, each named on the y axis (no rotated names, no
-    skipped ones): the figure is ``BAR_PX`` a layer tall, and the view shows a deep model's in a scrolling box."""
+def _divergence_chart(names: list[str]) -> bqplot.Figure:
+    """Horizontal bars, one a layer in model order from the top, names on the y axis, unrotated: every name while
+    they fit ``NAME_PX`` apart, else every k-th (the first included); hovering a bar shows its layer and value. The
+    figure is ``BAR_PX`` a layer tall within ``DIVERGENCE_PX``: a deep model's chart keeps a bounded height."""
     x, y = bqplot.OrdinalScale(reverse=True), bqplot.LinearScale(min=0.0)
+    tooltip = bqplot.Tooltip(fields=["x", "y"], labels=["layer", "relative distance"], formats=["", ".4g"])
     bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#c44e52"], padding=0.15,
-                       orientation="horizontal")
-    axes = [_axes.axis(x, kind="ordinal", vertical=True),
-            _axes.axis(y, "||a(adv) − a(clean)|| / ||a(clean)||")]
+                       orientation="horizontal", tooltip=tooltip)
     top, bottom = 48, 56
+    lo, hi = DIVERGENCE_PX
+    height = min(hi, max(lo, top + bottom + BAR_PX * len(names)))
+    every = max(1, math.ceil(len(names) / max(1, (height - top - bottom) // NAME_PX)))
+    names_axis = _axes.axis(x, kind="ordinal", vertical=True)
+    if every > 1:
+        # bqplot ignores tick_values on an ordinal scale; with num_ticks it names every floor(n / (num_ticks - 1))-th
+        # category from the first: at least `every` apart, so the names fit.
+        names_axis.num_ticks = len(names) // every + 1
+    axes = [names_axis, _axes.axis(y, "||a(adv) − a(clean)|| / ||a(clean)||")]
     fig = bqplot.Figure(marks=[bars], axes=axes, title="where the representations split",
                         fig_margin={"top": top, "bottom": bottom, "left": 60, "right": 24},
                         layout=ipywidgets.Layout(width="100%", max_width="520px", min_width="360px",
-                                                 height=f"{max(240, top + bottom + BAR_PX * n_layers)}px"))
+                                                 height=f"{height}px"))
     return _axes.follow(fig)
 
 

@@ -86,19 +86,34 @@ def test_the_attack_is_drawn_as_core_computes_it(widget, probe):
     assert widget.curve_chart is None and widget.curve == {}
 
 
-def test_the_divergence_chart_names_every_layer_on_horizontal_bars_one_row_each(widget, probe):
+def test_the_divergence_chart_names_layers_on_horizontal_bars_at_a_bounded_height(widget, probe):
+    from cnnwidget.widgets import robustness_view as rv
+
     fig = widget.divergence_chart
     bars, (names_axis, value_axis) = fig.marks[0], fig.axes
     assert bars.orientation == "horizontal" and names_axis.orientation == "vertical"
-    assert names_axis.tick_values is None and names_axis.tick_rotate == 0  # every name, none rotated
-    # the left margin holds the longest name; the figure grows a row per layer (the view scrolls a tall one)
-    longest = max(len(i.path) for i in probe.layers)
-    assert fig.fig_margin["left"] >= 7 * longest
-    assert int(fig.layout.height.rstrip("px")) >= 240
-    from cnnwidget.widgets import robustness_view as rv
-    deep = rv._divergence_chart(140)
-    assert int(deep.layout.height.rstrip("px")) >= 140 * rv.BAR_PX
+    assert names_axis.num_ticks is None and names_axis.tick_rotate == 0  # a few layers: every name, unrotated
+    assert list(bars.tooltip.fields) == ["x", "y"]  # hovering a bar names its layer and value
+    assert fig.fig_margin["left"] >= 7 * max(len(i.path) for i in probe.layers)  # the longest name fits
+    # ~140 layers (MobileNetV3Small): the figure stays within bounds, names every k-th bar at least NAME_PX apart
+    names = [f"expanded_conv_{i}_squeeze_excite_conv" for i in range(140)]
+    deep = rv._divergence_chart(names)
+    height = int(deep.layout.height.rstrip("px"))
+    num = deep.axes[0].num_ticks  # bqplot names every floor(n / (num - 1))-th category of an ordinal axis
+    shown = names[::len(names) // (num - 1)]
+    plot = height - deep.fig_margin["top"] - deep.fig_margin["bottom"]
+    assert height == rv.DIVERGENCE_PX[1] and 10 <= len(shown) <= plot / rv.NAME_PX
     deep.close()
+
+
+def test_the_default_epsilon_is_8_grey_levels_of_the_input_range():
+    model = small_model()
+    w = cw.RobustnessView(model, IMAGES * 255, input_range=(0, 255), steps=1)
+    try:
+        assert w.epsilon == pytest.approx(8.0) and w.epsilon_max == pytest.approx(16.0)
+        assert w.wait(60)
+    finally:
+        w.close()
 
 
 def test_a_new_epsilon_draws_a_new_adversarial_image(widget):
