@@ -40,7 +40,7 @@ def test_attribution_curves_arrive_in_charts_shown_empty(lab):
     assert charts.axis_problems(page, root) == []  # shown empty: no overlapping origin labels, none cut
     # curves now: computed on the widget's worker after display, then sent to the charts already on the page
     lab.kernel_run(page, "am.wait(180)\nam.curves = True\nam.compute()\nam.wait(180)", timeout=400)
-    page.wait_for_function("(sel) => document.querySelectorAll(sel + ' .bqplot path.line').length >= 4",
+    page.wait_for_function("(sel) => document.querySelectorAll(sel + ' .bqplot path.line').length >= 6",
                            arg=root, timeout=30_000)
     page.wait_for_timeout(500)
     figures = page.locator(f"{root} .bqplot")
@@ -48,7 +48,8 @@ def test_attribution_curves_arrive_in_charts_shown_empty(lab):
     for i in range(2):
         g = page.evaluate(charts.GEOMETRY_JS.replace("document.querySelector(sel)",
                                                      f"document.querySelectorAll(sel)[{i}]"), f"{root} .bqplot")
-        assert len(g["lines"]) == 2 and min(g["lines"]) == 5, g  # two methods, curve_steps + 1 points each
+        # two methods and the random map's reference, curve_steps + 1 points each
+        assert len(g["lines"]) == 3 and min(g["lines"]) == 5, g
         for label in ("fraction of pixels", "p(target)"):
             assert _numbers(g["ticks"][label]) == [0.0, 0.5, 1.0], g["ticks"]  # exact: never 0.2 for 0.25
     assert lab.axis_problems(page, root) == [] and charts.axis_problems(page, root) == []
