@@ -271,8 +271,9 @@ class RobustnessView(CnnWidget):
                        adv_image=_transport.image_bytes(result.adversarial[0], self.probe.input_range),
                        perturbation_image=_transport.image_bytes(grey, (0.0, 1.0)), cam_bytes=cams,
                        cam_ranges=cam_ranges, shown=shown,
-                       predictions={"clean": self._top(result.clean_probs[0], clean_pred),
-                                    "adversarial": self._top(result.adv_probs[0], adv_pred, s["target"])})
+                       predictions={"clean": self._top(result.clean_probs[0], result.clean_logits, clean_pred),
+                                    "adversarial": self._top(result.adv_probs[0], result.adv_logits, adv_pred,
+                                                             s["target"])})
             self._plot_divergence(divergence)
             status = self._verdict(shown)
             key = (s["attack"], s["norm"], s["steps"])
@@ -323,9 +324,14 @@ class RobustnessView(CnnWidget):
             text = f"{name} did not change the prediction: still {shown['clean_label']}"
         return text + _ties(shown)
 
-    def _top(self, probs: np.ndarray, pred: int, also=None) -> list[dict]:
+    def _top(self, probs: np.ndarray, logits, pred: int, also=None) -> list[dict]:
+        """The top classes, highest first by the logits the prediction came from (tied probabilities keep the
+        predicted class first), and ``also`` (the target) if it is not among them."""
         names = self.probe.class_names
-        order = [int(k) for k in np.argsort(-probs, kind="stable")[:_TOP]]
+        score = probs if logits is None else np.asarray(logits)[0]
+        order = [int(k) for k in np.argsort(-score, kind="stable")[:_TOP]]
+        if pred not in order:  # cannot happen (pred is the argmax) unless scores are NaN; never hide the shown class
+            order = [int(pred)] + order[:-1]
         if also is not None and also not in order:
             order.append(int(also))
         return [{"index": k, "label": str(names[k]), "p": float(probs[k])} for k in order]

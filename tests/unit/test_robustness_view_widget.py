@@ -158,6 +158,9 @@ def test_the_verdict_follows_the_shown_classes_and_names_a_tie():
         s = w.shown
         assert s["success"] is (s["clean_class"] != s["adv_class"]) and s["success"] is False
         assert s["clean_tied"][0] == s["clean_class"] and sorted(s["clean_tied"]) == [0, 1, 2]
+        # the prediction lists put the shown class first, though its probability ties with the others
+        assert w.predictions["clean"][0]["index"] == s["clean_class"] == 1
+        assert w.predictions["adversarial"][0]["index"] == s["adv_class"]
         assert w.status.startswith("PGD did not change the prediction: still 1 (the clean image's top 3 classes "
                                    "are tied within 0.1%")
         w.target = 2  # targeted: reached iff the shown adversarial class is the target
