@@ -103,8 +103,23 @@ def test_a_bad_epsilon_typed_in_the_page_is_refused_in_the_widget_and_it_keeps_w
     box.press("Enter")
     error = root.locator(".cnnw-rv-error")
     error.wait_for(state="visible", timeout=30_000)
-    assert "epsilon must be a finite number >= 0; got -0.1" in error.inner_text()
+    assert "epsilon must be a number >= 0, or a fraction such as 8/255; got -0.1" in error.inner_text()
     assert lab.kernel_run(page, "print(rv.epsilon)") == kept
+    for text, said in (("abc", "epsilon must be a number >= 0, or a fraction such as 8/255; got 'abc'"),
+                       ("5", "epsilon 5 is too large for the L-inf norm: it must be <= 1")):
+        box.fill(text)
+        box.press("Enter")
+        page.wait_for_function("([sel, s]) => document.querySelector(sel)?.textContent.includes(s)",
+                               arg=[f"{ROOT} .cnnw-rv-error", said], timeout=30_000)
+        assert lab.kernel_run(page, "print(rv.epsilon)") == kept
+    drawn = _drawn(page)
+    box.fill("3/255")  # a fraction, as the box shows the value: parsed in the page, sent as a number
+    box.press("Enter")
+    page.wait_for_function("([sel, n]) => Number(document.querySelector(sel).dataset.drawn) > n", arg=[ROOT, drawn],
+                           timeout=60_000)
+    _wait_running(page, False)
+    assert abs(float(lab.kernel_run(page, "print(rv.epsilon)")) - 3 / 255) < 1e-9 and error.is_hidden()
+    assert root.locator(".cnnw-rv-epsilon-value").inner_text() == "= 3/255 (0.0118)"
     drawn = _drawn(page)
     box.fill("0.02")
     box.press("Enter")
@@ -131,3 +146,63 @@ def test_cancel_on_the_page_stops_a_long_attack_and_the_last_drawing_stays(lab, 
     assert root.locator(".cnnw-rv-status").inner_text().startswith("cancelled")
     assert lab.canvas_pixels(page, _canvas("adversarial"))["hash"] == before and cancel.is_disabled()
     assert root.locator(".cnnw-rv-error").is_hidden()
+
+
+DEEP_CELLS = [
+    "import numpy as np, keras\nimport cnnwidget as cw\n"
+    "model = keras.applications.MobileNetV3Small(weights=None, input_shape=(96, 96, 3), classes=10)\n"
+    "rng = np.random.default_rng(0)\n"
+    "images = (255 * rng.random((2, 96, 96, 3))).astype('float32')  # the model rescales [0, 255] pixels\n"
+    "held, labels = (255 * rng.random((8, 96, 96, 3))).astype('float32'), rng.integers(0, 10, 8)\n"
+    "deep = cw.RobustnessView(model, images, data=(held, labels), steps=2)\n"
+    "deep",
+]
+
+
+def test_a_deep_untrained_model_names_every_layer_readably_and_its_verdict_matches_its_predictions(lab):
+    """~140 layers (an untrained MobileNetV3Small): every layer's bar named on readable axes in a scrolling box;
+    its top classes tie (random images, random weights), and the verdict says what the shown classes say; the
+    status gives the accuracy at the slider's epsilon, also after a change from Python."""
+    page = lab.open_notebook(DEEP_CELLS, name="robustness_view_deep_browser")
+    with lab.kept(page):
+        lab.run_all(page)
+        lab.wait_for(page, ROOT, timeout=120)
+        page.wait_for_function("(sel) => Number(document.querySelector(sel).dataset.drawn ?? 0) >= 1", arg=ROOT,
+                               timeout=240_000)
+        _wait_running(page, False, timeout=300)
+        root = page.locator(ROOT).first
+        n_layers = int(lab.kernel_run(page, "print(len(deep.probe.layers))"))
+        assert n_layers >= 100
+        bars = page.evaluate(charts.GEOMETRY_JS.replace("document.querySelector(sel)",
+                                                        "document.querySelectorAll(sel)[0]"), f"{CELL} .bqplot")
+        assert len(bars["bars"]) == n_layers, len(bars["bars"])  # one bar per layer
+        names = next(ticks for label, ticks in bars["ticks"].items() if not label)
+        assert 10 <= len(names) <= 24, names  # every k-th layer named
+        size = page.evaluate("(sel) => { const r = document.querySelectorAll(sel)[0].getBoundingClientRect(); "
+                             "return [r.width, r.height]; }", f"{CELL} .bqplot")
+        assert size[0] >= 360 and 240 <= size[1] <= 480, size  # bounded, not a thin strip
+        assert lab.axis_problems(page, CELL) == [] and charts.axis_problems(page, CELL) == []
+        # hovering a bar names its layer (the names axis shows only every k-th)
+        page.locator(f"{CELL} .cnnw-rv-divergence rect.bar").nth(1).hover(force=True)
+        second = lab.kernel_run(page, "print(deep.probe.layers[1].path)")
+        page.wait_for_function("(s) => [...document.querySelectorAll('.bqplot_tooltip, .bqplot-tooltip, "
+                               "[class*=tooltip]')].some((t) => t.textContent.includes(s))", arg=second,
+                               timeout=10_000)
+        # the verdict agrees with the classes shown
+        shown = lab.kernel_run(page, "s = deep.shown; print(s['clean_class'], s['adv_class'], s['success'], "
+                                     "len(s['clean_tied']))").split()
+        clean, adversarial, success, tied = int(shown[0]), int(shown[1]), shown[2] == "True", int(shown[3])
+        assert success == (clean != adversarial)
+        verdict = root.locator(".cnnw-rv-verdict").inner_text()
+        assert ("changed" in verdict) == success and ("tied" in verdict) == (tied > 0), verdict
+        status = root.locator(".cnnw-rv-status").inner_text()
+        assert "accuracy at this L∞ epsilon 8: " in status, status  # 8/255 of the [0, 255] range
+        lab.screenshot(page, "rv_deep", selector=CELL)
+        assert root.locator(".cnnw-rv-epsilon-value").inner_text() == "= 8.00"  # not "8/255": that is 0.0314
+        lab.kernel_run(page, "deep.epsilon = 4.0")
+        page.wait_for_function("(sel) => document.querySelector(sel)?.textContent.includes('epsilon 4: ')",
+                               arg=f"{ROOT} .cnnw-rv-status", timeout=120_000)
+        _wait_running(page, False, timeout=120)
+        status = root.locator(".cnnw-rv-status").inner_text()
+        assert "accuracy at this L∞ epsilon 4: " in status, status  # a curve point: the curve is kept
+        assert root.locator(".cnnw-rv-error").is_hidden()

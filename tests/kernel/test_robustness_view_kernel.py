@@ -64,10 +64,13 @@ def test_a_bad_epsilon_from_the_browser_is_shown_and_the_widget_keeps_working(rv
     kernel = kns.kernel
     kernel.send_update(comm_id, {"epsilon": -0.1})
     state = kernel.widget_state(comm_id)
-    assert "epsilon must be a finite number >= 0; got -0.1" in state["error"]
+    assert "epsilon must be a number >= 0, or a fraction such as 8/255; got -0.1" in state["error"]
     assert state["epsilon"] == pytest.approx(8 / 255) and kns.eval("rv.epsilon") == pytest.approx(8 / 255)
     kernel.send_update(comm_id, {"epsilon": "a lot"})
-    assert "epsilon must be a float" in kernel.widget_state(comm_id)["error"]
+    assert "epsilon must be a number >= 0, or a fraction such as 8/255; got 'a lot'" in \
+        kernel.widget_state(comm_id)["error"]
+    kernel.send_update(comm_id, {"epsilon": 5})  # past the input range's span: no image can be perturbed that far
+    assert "epsilon 5 is too large for the L-inf norm: it must be <= 1" in kernel.widget_state(comm_id)["error"]
     msgs = kernel.send_update(comm_id, {"epsilon": 4 / 255})
     if not running_is(False)(msgs):
         kernel.collect(timeout=60, until=running_is(False))
