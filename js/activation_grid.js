@@ -164,6 +164,7 @@ export default {
       const ranges = floatsOf(model.get("tile_ranges"));
       if (!meta.k) {
         grid = null;
+        hover.hidden = true;
         canvas.width = canvas.height = 0;
         canvas.dataset.channels = "";
         return;
@@ -196,6 +197,9 @@ export default {
       }
       canvas.dataset.channels = meta.channels.join(",");
       grid = { meta, bytes, ranges, layout, scale };
+      // The pointer may rest on the canvas while another layer, page or image arrives: its hover text follows the
+      // new tiles (it kept the old layer's channel, value and position).
+      if (lastPointer) onMove(lastPointer);
     }
 
     function drawPager() {
@@ -370,7 +374,10 @@ export default {
       return { index: hit.index, tx, ty, px: event.clientX - box.left, py: event.clientY - box.top };
     }
 
+    let lastPointer = null; // the last pointer event over the canvas, for the hover after a redraw
+
     function onMove(event) {
+      lastPointer = event;
       const at = pointed(event);
       if (!at) {
         hover.hidden = true;
@@ -432,7 +439,10 @@ export default {
     prev.addEventListener("click", () => save("page", Math.max(0, model.get("page") - 1)));
     next.addEventListener("click", () => save("page", model.get("page") + 1));
     canvas.addEventListener("pointermove", onMove);
-    canvas.addEventListener("pointerleave", () => { hover.hidden = true; });
+    canvas.addEventListener("pointerleave", () => {
+      hover.hidden = true;
+      lastPointer = null;
+    });
     canvas.addEventListener("click", onClick);
     strip.addEventListener("click", (event) => {
       const item = event.target.closest(".cnnw-strip-item");

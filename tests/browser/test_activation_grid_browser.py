@@ -311,6 +311,31 @@ def test_a_click_on_a_tile_selects_that_channel_in_python_and_enlarges_it(lab, q
     lab.screenshot(page, "grid_channel_clicked", selector=".jp-Notebook .jp-CodeCell:has(.cnnw-grid) .jp-OutputArea")
 
 
+def test_the_hover_text_follows_a_layer_that_arrives_under_a_resting_pointer(lab, quickstart):
+    """The user's report: hover a tile of block1_conv (64x64), pick a 16x16 layer: the text still read
+    'channel 0 · -2.059 · x 48, y 48', a position outside the new layer."""
+    page = quickstart
+    _reset(lab, page)
+    meta = _py_eval(lab, page, "grid.view.tile_meta")
+    px = lab.canvas_pixels(page, NB_CANVAS)
+    geo = _geometry(meta, px["width"])
+    x0, y0 = _origin(geo, 0)
+    box = page.locator(NB_CANVAS).first.bounding_box()
+    sx, sy = box["width"] / px["width"], box["height"] / px["height"]
+    page.mouse.move(box["x"] + (x0 + geo["tw"] * 0.8) * sx, box["y"] + (y0 + geo["th"] * 0.8) * sy)
+    hover = page.locator(NB_GRID).first.locator(".cnnw-hover")
+    hover.wait_for(state="visible")
+    lab.kernel_run(page, "grid.layer = 'block3_conv'")
+    _wait_channels(page, 64)
+    page.wait_for_timeout(300)
+    meta = _py_eval(lab, page, "grid.view.tile_meta")
+    if hover.is_visible():  # the pointer may now rest in a gap between the smaller tiles
+        found = re.search(r"x (\d+), y (\d+)", hover.inner_text())
+        assert found and int(found[1]) < meta["w"] and int(found[2]) < meta["h"], (hover.inner_text(), meta["w"])
+        assert int(hover.inner_text().split()[1]) in meta["channels"]
+    page.mouse.move(0, 0)
+
+
 def test_choosing_another_layer_in_the_picker_or_the_strip_redraws_the_grid(lab, quickstart):
     page = quickstart
     _reset(lab, page)
