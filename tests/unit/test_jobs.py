@@ -48,8 +48,11 @@ def test_an_error_in_a_job_reaches_on_error_with_its_traceback():
 
 
 def test_a_request_waiting_behind_a_running_job_is_superseded_by_a_newer_one_and_never_runs():
-    worker, ran, release = Worker(), [], threading.Event()
-    first = worker.submit(lambda cancel: release.wait(5))  # busy (say, tracing) and deaf to cancel for a while
+    worker, ran, release, started = Worker(), [], threading.Event(), threading.Event()
+    # busy (say, tracing) and deaf to cancel for a while; the others are asked for once it runs (asked before, it
+    # would itself be superseded, not cancelled: a race the full suite's load lost once)
+    first = worker.submit(lambda cancel: (started.set(), release.wait(5)))
+    assert started.wait(30)
     waiting = [worker.submit(lambda cancel, i=i: ran.append(i)) for i in range(20)]
     release.set()
     assert worker.wait(5) and first.cancelled
