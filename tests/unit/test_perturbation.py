@@ -117,6 +117,11 @@ def _chunks(run, images=0):
     return list(np.diff(done))
 
 
+def _neighbours(size):
+    i = _common.TRIAL_SIZES.index(size)
+    return set(_common.TRIAL_SIZES[max(i - 1, 0):i + 2])
+
+
 def test_a_long_stream_tries_each_chunk_size_twice_then_keeps_the_fastest(free_size_model):
     probe = ModelProbe(free_size_model)
     images = _images(4, 32, 0)
@@ -127,9 +132,26 @@ def test_a_long_stream_tries_each_chunk_size_twice_then_keeps_the_fastest(free_s
     assert chunks[:len(trials)] == trials
     best = _common.best_batch_size(probe, images.shape[1:])
     assert best in _common.TRIAL_SIZES
-    assert set(chunks[len(trials):-1]) == {best}
-    # Measured once per probe and image size: the next stream goes straight to it.
-    assert set(_chunks(lambda pr: attr.rise(probe, images, masks=64, progress=pr))[:-1]) == {best}
+    # After the trials: the fastest, with one chunk in EXPLORE_EVERY at a neighbour of it.
+    after = chunks[len(trials):-1]
+    assert set(after) <= set(_common.TRIAL_SIZES) and len(after) >= 1
+    # Measured once per probe and image size: the next stream goes straight to it (and keeps learning).
+    again = _chunks(lambda pr: attr.rise(probe, images, masks=64, progress=pr))[:-1]
+    assert again[0] == best and set(again) <= _neighbours(best) | {best}
+
+
+def test_the_chunk_size_follows_the_least_time_seen(free_size_model):
+    """Trials that met a load burst picked a slow size; exploring a neighbour corrects it."""
+    probe = ModelProbe(free_size_model)
+    shape = (32, 32, 3)
+    chooser = _common._ChunkChooser(probe, shape, rows=1000)
+    for size in chooser.trials[:]:
+        chooser.next()
+        chooser.timed(size, size * (0.001 if size == 2 else 0.002))  # 2 looks fastest in the trials
+    sizes = [chooser.next() for _ in range(_common.EXPLORE_EVERY)]
+    assert sizes[:-1] == [2] * (_common.EXPLORE_EVERY - 1) and sizes[-1] == 4  # the neighbour's turn
+    chooser.timed(4, 4 * 0.0005)  # 4 is really faster: the next chunks use it
+    assert chooser.next() == 4 and _common.best_batch_size(probe, shape) == 4
 
 
 def test_a_batch_size_given_is_the_chunk_size(free_size_model):

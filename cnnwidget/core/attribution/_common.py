@@ -229,7 +229,7 @@ def masked_scores(probe: ModelProbe, kind: str, build: Callable, batch: np.ndarr
                   score: str = "logit", batch_size: int | None = None, progress=None, cancel=None) -> np.ndarray:
     """Scores of the target class for many masked copies of the images, in chunks of ``batch_size``; None: the
     chunk size the probe measured fastest for these images (``best_batch_size``; a long enough stream measures
-    it in its first chunks, see ``_trials``), the probe's ``batch_size`` until then.
+    it in its first chunks and keeps learning, see ``_ChunkChooser``), the probe's ``batch_size`` until then.
 
     batch, fill:  (N, H, W, C) images and what masked-out pixels become (same shape).
     target:       (N,) int32 resolved classes (no PREDICTED entries).
@@ -245,49 +245,89 @@ def masked_scores(probe: ModelProbe, kind: str, build: Callable, batch: np.ndarr
     fn = masked_fn(probe, kind, build, context, params, score)
     x, f, t = tf.constant(batch), tf.constant(fill), tf.constant(target, tf.int32)
     context = tuple(tf.constant(c) for c in context)
-    measured = _cached(probe, ("best_batch", tuple(batch.shape[1:])), dict)  # {"best": size, "seconds": {...}}
-    trials = [] if batch_size is not None or "best" in measured else _trials(probe, len(idx))
-    seconds: dict = {}  # chunk size -> least seconds per image seen in the trials
-    trial_sizes = set(trials)
+    chooser = None if batch_size is not None else _ChunkChooser(probe, batch.shape[1:], len(idx))
     out, start = [], 0
     while start < len(idx):
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"{kind} cancelled after {start} of {len(idx)} passes.")
-        if trials:
-            bs = trials.pop(0)
-        else:
-            if trial_sizes and "best" not in measured:
-                measured.update(best=min(seconds, key=seconds.get), seconds=dict(seconds))
-            bs = batch_size_of(probe, batch_size) if batch_size is not None else measured.get("best", probe.batch_size)
+        bs = batch_size_of(probe, batch_size) if chooser is None else chooser.next()
         stop = start + bs
         began = time.perf_counter()
         out.append(fn(x, f, t, tf.constant(idx[start:stop], tf.int32), context,
                       tuple(tf.constant(p[start:stop]) for p in params)))  # on the CPU the call returns when done
-        if bs in trial_sizes and stop <= len(idx):
-            seconds[bs] = min(seconds.get(bs, np.inf), (time.perf_counter() - began) / bs)
+        if chooser is not None and stop <= len(idx):  # a short last chunk says little about its size
+            chooser.timed(bs, time.perf_counter() - began)
         start = stop
         if progress is not None:
             progress(min(stop, len(idx)), len(idx))
-    if trial_sizes and "best" not in measured:  # the trials were the whole stream
-        measured.update(best=min(seconds, key=seconds.get), seconds=dict(seconds))
+    if chooser is not None:
+        chooser.settle()
     return tf.concat(out, 0).numpy()
 
 
 TRIAL_SIZES = (2, 4, 8, 16, 32)
 """Chunk sizes ``masked_scores`` tries (those up to the probe's ``batch_size``) before settling on one."""
 
+EXPLORE_EVERY = 8
+"""After the trials, one chunk in this many is scored at a neighbour of the best size (half or double it)."""
 
-def _trials(probe: ModelProbe, rows: int) -> list:
-    """The chunk sizes of a stream's first chunks when the probe has not measured its best one for these images:
-    two interleaved rounds of ``TRIAL_SIZES`` (real work, not extra passes), if the stream is that long.
 
-    Why: the fastest chunk is not the largest. MobileNetV2 at 224 on 2 loaded cores scored 170 ms per image in
-    chunks of 2-4 and 245 ms in chunks of 32 (benchmarks/attribution.py, load 12-16: 8.1 images/s at 2, 3.8 at
-    32; cache-sized activations win), while a small model gains from the
-    largest chunk; only a measurement on the machine, the model and the image size knows. The least time per image
-    of each size (a load burst only slows a chunk down) picks the best, kept by the probe per image shape."""
-    sizes = [b for b in TRIAL_SIZES if b <= probe.batch_size] or [probe.batch_size]
-    return sizes * 2 if rows >= 2 * sum(sizes) else []
+class _ChunkChooser:
+    """The chunk sizes of one stream of masked passes, and what they teach the probe about its fastest chunk size
+    for images of one shape (kept by the probe: ``best_batch_size``).
+
+    Why measure: the fastest chunk is not the largest. MobileNetV2 at 224 on 2 loaded cores scored 170 ms per
+    image in chunks of 2-4 and 245 ms in chunks of 32 (benchmarks/attribution.py, load 12-16: 8.1 images/s at 2,
+    3.8 at 32; cache-sized activations win), while a small model gains from the largest chunk; only a measurement
+    on the machine, the model and the image size knows.
+
+    How: a stream long enough for it, on a probe that has not measured these images yet, starts with two
+    interleaved rounds of ``TRIAL_SIZES`` (real work, not extra passes). Each size keeps the least seconds per
+    image it has shown (a load burst only slows a chunk down, so the least is the best estimate), and the best is
+    the size with the least. Two samples can both meet a burst: on an idle machine the trials once settled on 2
+    where 4 was 14% faster (benchmarks/attribution.py: LIME and Kernel SHAP then ran at 1.18x the best
+    throughput). So the choice keeps learning: one chunk in ``EXPLORE_EVERY`` goes to a neighbour of the best
+    (half or double, in turn), on this stream and every later one, and the best follows the least time seen.
+    The exploration costs at most a few percent (a neighbour is rarely much slower than the best)."""
+
+    def __init__(self, probe: ModelProbe, shape, rows: int):
+        self.probe = probe
+        self.measured = _cached(probe, ("best_batch", tuple(shape)), dict)  # {"best": size, "seconds": {size: s}}
+        self.sizes = [b for b in TRIAL_SIZES if b <= probe.batch_size] or [probe.batch_size]
+        fresh = "best" not in self.measured
+        self.trials = self.sizes * 2 if fresh and rows >= 2 * sum(self.sizes) else []
+        self.learn = bool(self.trials) or not fresh  # a short first stream keeps the probe's batch size
+        self.seconds = self.measured.setdefault("seconds", {})
+        self.count = 0
+        self.turn = 0
+
+    def next(self) -> int:
+        """The size of the next chunk."""
+        if self.trials:
+            return self.trials.pop(0)
+        if not self.learn:
+            return self.probe.batch_size
+        self.settle()
+        best = self.measured["best"]
+        self.count += 1
+        if self.count % EXPLORE_EVERY:
+            return best
+        i = self.sizes.index(best) if best in self.sizes else 0
+        near = [self.sizes[j] for j in (i - 1, i + 1) if 0 <= j < len(self.sizes)]
+        if not near:
+            return best
+        self.turn += 1
+        return near[self.turn % len(near)]
+
+    def timed(self, size: int, seconds: float):
+        """A full chunk of ``size`` rows took ``seconds``."""
+        if self.learn and size in self.sizes:
+            self.seconds[size] = min(self.seconds.get(size, np.inf), seconds / size)
+
+    def settle(self):
+        """The best size: the least seconds per image seen so far."""
+        if self.learn and self.seconds:
+            self.measured["best"] = min(self.seconds, key=self.seconds.get)
 
 
 def best_batch_size(probe: ModelProbe, shape) -> int | None:
