@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import keras
 import tensorflow as tf
+from tensorflow.python.eager import record as _tape  # the tape API tf.custom_gradient itself records with
 
 from .errors import ModelError
 
@@ -59,12 +60,18 @@ def flatten(model: keras.Model, input_shape: tuple, guided: bool = False, replac
     return graph
 
 
-@tf.custom_gradient
 def _positive_gradient(x):
     """Identity, whose gradient lets only positive values through. After a ReLU's output y = relu(z), the
     ReLU's own backward then gives relu(dy) * relu'(z): the guided rule, with relu'(z) of whatever the ReLU is
-    (a ReLU6's cap, a threshold, a leaky slope) taken from the layer itself."""
-    return tf.identity(x), lambda dy: tf.nn.relu(dy)
+    (a ReLU6's cap, a threshold, a leaky slope) taken from the layer itself.
+
+    The rule is recorded on the gradient tapes alone (``record_operation``, as ``tf.custom_gradient`` does), not
+    registered in TensorFlow's global gradient registry as ``tf.custom_gradient`` also does in a traced function:
+    that registry keeps every trace's rule and the graph it closes over for the life of the process. The guided
+    pass is differentiated by a tape (the probe's gradient functions), never by ``tf.gradients``."""
+    out = tf.identity(x)
+    _tape.record_operation("PositiveGradient", [out], [x], lambda dy: [tf.nn.relu(dy)])
+    return out
 
 
 class _GuidedGradient(keras.layers.Layer):
