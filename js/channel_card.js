@@ -1,0 +1,271 @@
+// The ChannelCard view: one channel's feature visualization beside its top-k data-set patches (each with the image
+// index and activation value), its histogram over the data set, its mean / std / zero fraction, a plain "dead on
+// this data" line, and the classes it supports (bars). Python sends the patches as one uint8 RGBA buffer and the
+// rendering as uint8 RGB; this view draws them and writes back the layer, channel and k the person picks. Model
+// text (layer and class names) reaches the page through textContent and option text only.
+import { baseStyle, commitOnEnter, h, react, setOptions, showsText, warningBox } from "./dom.js";
+import { rgbaOf, zoomFor } from "./images.js";
+import {
+  drawPatch, histogramHeights, patchesComplete, percentText, supportRows, valueText,
+} from "./patches.js";
+import { bytesOf } from "./tiles.js";
+
+const PATCH_PX = 72; // each patch zoomed (whole pixels) to about this size
+const FV_PX = 160; // the feature visualization
+const HIST_W = 260;
+const HIST_H = 72;
+
+const STYLE = baseStyle("cnnw-cc") + `
+.cnnw-cc { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0; }
+.cnnw-cc .cnnw-cc-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
+.cnnw-cc .cnnw-cc-layer { width: 100%; max-width: 18em; min-width: 0; }
+.cnnw-cc input[type="number"] { width: 5em; }
+.cnnw-cc button { padding: 1px 10px; }
+.cnnw-cc button:disabled { opacity: 0.4; }
+.cnnw-cc .cnnw-cc-muted { color: var(--jp-ui-font-color2, #616161); }
+.cnnw-cc .cnnw-cc-progress { position: relative; width: 160px; height: 8px; border-radius: 4px; overflow: hidden;
+  background: var(--jp-layout-color3, #bdbdbd); }
+.cnnw-cc .cnnw-cc-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
+.cnnw-cc .cnnw-cc-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
+  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
+.cnnw-cc .cnnw-cc-partial, .cnnw-cc .cnnw-cc-dead { padding: 4px 8px; border-left: 3px solid var(--jp-warn-color1, #f57c00);
+  background: var(--jp-layout-color2, #eeeeee); }
+.cnnw-cc .cnnw-cc-main { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
+.cnnw-cc figure { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 2px; }
+.cnnw-cc canvas { image-rendering: pixelated; }
+.cnnw-cc .cnnw-cc-fv canvas { width: ${FV_PX}px; height: ${FV_PX}px; background: var(--jp-layout-color2, #eee); }
+.cnnw-cc .cnnw-cc-caption { font-size: var(--jp-ui-font-size0, 11px); max-width: 100%; overflow: hidden;
+  text-overflow: ellipsis; white-space: nowrap; }
+.cnnw-cc .cnnw-cc-side { display: flex; flex-direction: column; gap: 6px; min-width: 0; }
+.cnnw-cc .cnnw-cc-stats { display: grid; grid-template-columns: auto auto; gap: 0 12px; }
+.cnnw-cc .cnnw-cc-patches { display: flex; flex-wrap: wrap; gap: 6px; }
+/* outside the image (where the receptive field reaches past it) the patch is transparent: a checkerboard shows */
+.cnnw-cc .cnnw-cc-patch canvas { background: repeating-conic-gradient(#ccc 0 25%, #fff 0 50%) 0 0 / 8px 8px; }
+.cnnw-cc .cnnw-cc-classes { display: grid; grid-template-columns: minmax(4em, max-content) 140px auto; gap: 2px 8px;
+  align-items: center; }
+.cnnw-cc .cnnw-cc-class-name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; max-width: 14em; }
+.cnnw-cc .cnnw-cc-bar { height: 10px; background: var(--jp-brand-color2, #64b5f6); border-radius: 2px; }
+.cnnw-cc .cnnw-cc-bar[data-top="true"] { background: var(--jp-brand-color1, #1976d2); }
+`;
+
+function numberInput(cls, props = {}) {
+  return h("input", { class: cls, type: "number", step: 1, ...props });
+}
+
+export default {
+  render({ model, el }) {
+    // ---- DOM ----
+    const layer = h("select", { class: "cnnw-cc-layer" });
+    const channel = numberInput("cnnw-cc-channel", { min: 0 });
+    const channels = h("span", { class: "cnnw-cc-muted cnnw-cc-channels" });
+    const k = numberInput("cnnw-cc-k", { min: 1 });
+    const computeButton = h("button", { class: "cnnw-cc-compute", type: "button", text: "Compute" });
+    const cancelButton = h("button", { class: "cnnw-cc-cancel", type: "button", text: "Cancel" });
+    const bar = h("div", { class: "cnnw-cc-progress-bar" });
+    const progress = h("div", { class: "cnnw-cc-progress", role: "progressbar", "aria-valuemin": "0",
+      "aria-valuemax": "100" }, [bar]);
+    const status = h("span", { class: "cnnw-cc-status cnnw-cc-muted", "aria-live": "polite" });
+    const error = h("div", { class: "cnnw-cc-error", role: "alert", hidden: true });
+    const [warning, showWarning] = warningBox(model);
+    const partial = h("div", { class: "cnnw-cc-partial", role: "status", hidden: true });
+    const fvCanvas = h("canvas", { width: 1, height: 1 });
+    const fvCaption = h("figcaption", { class: "cnnw-cc-caption cnnw-cc-muted" });
+    const fvFigure = h("figure", { class: "cnnw-cc-fv" }, [fvCanvas, fvCaption]);
+    const stats = h("div", { class: "cnnw-cc-stats" });
+    const dead = h("div", { class: "cnnw-cc-dead", role: "status", hidden: true });
+    const histCanvas = h("canvas", { class: "cnnw-cc-histogram", width: HIST_W, height: HIST_H });
+    const histCaption = h("div", { class: "cnnw-cc-caption cnnw-cc-muted cnnw-cc-histogram-caption" });
+    const classesTitle = h("div", { class: "cnnw-cc-muted", text: "mean activation per class" });
+    const classes = h("div", { class: "cnnw-cc-classes" });
+    const classesBox = h("div", { class: "cnnw-cc-classes-box", hidden: true }, [classesTitle, classes]);
+    const patchesTitle = h("div", { class: "cnnw-cc-patches-title" });
+    const patches = h("div", { class: "cnnw-cc-patches" });
+
+    const root = h("div", { class: "cnnw-cc" }, [
+      h("style", { text: STYLE }),
+      h("div", { class: "cnnw-cc-row" }, [
+        h("label", {}, ["Layer", layer]), h("label", {}, ["Channel", channel, channels]), h("label", {}, ["k", k]),
+        computeButton, cancelButton, progress, status,
+      ]),
+      error,
+      warning,
+      partial,
+      h("div", { class: "cnnw-cc-main" }, [
+        fvFigure,
+        h("div", { class: "cnnw-cc-side" }, [stats, dead, h("figure", {}, [histCanvas, histCaption]), classesBox]),
+      ]),
+      patchesTitle,
+      patches,
+    ]);
+    el.replaceChildren(root);
+
+    function save(values) {
+      for (const [name, value] of Object.entries(values)) model.set(name, value);
+      model.save_changes();
+    }
+
+    // ---- drawing ----
+    function fillLayers() {
+      setOptions(layer, (model.get("layers") ?? []).map((l) => [l.name, `${l.name} (${l.channels})`]));
+      syncControls();
+    }
+
+    function syncControls() {
+      layer.value = model.get("layer");
+      channel.value = String(model.get("channel"));
+      k.value = String(model.get("k"));
+      const info = (model.get("layers") ?? []).find((l) => l.name === model.get("layer"));
+      channels.textContent = info ? `of 0–${info.channels - 1}` : "";
+      channel.max = info ? info.channels - 1 : "";
+    }
+
+    function drawPatches() {
+      const meta = model.get("patches_meta") ?? {};
+      const bytes = bytesOf(model.get("patches"));
+      const images = model.get("images") ?? 0;
+      const by = meta.score === "mean" ? "mean" : "max";
+      patchesTitle.textContent = meta.n
+        ? `Top ${meta.n} of ${images} images by the channel's ${by}: input under the receptive field ` +
+          `(${meta.h}×${meta.w} px${meta.approximate ? ", approximate" : ""}) of the unit that fired most`
+        : "no images yet";
+      patchesTitle.title = meta.approximate ? meta.reason ?? "" : "";
+      root.dataset.layer = meta.layer ?? "";
+      root.dataset.channel = String(meta.channel ?? "");
+      if (!patchesComplete(bytes, meta)) {
+        patches.replaceChildren();
+        patches.dataset.n = "0";
+        return;
+      }
+      const zoom = zoomFor(Math.max(meta.h, meta.w), PATCH_PX);
+      const figures = [];
+      for (let i = 0; i < meta.n; i++) {
+        const canvas = h("canvas");
+        drawPatch(canvas, bytes, meta, i);
+        canvas.style.width = `${meta.w * zoom}px`;
+        canvas.style.height = `${meta.h * zoom}px`;
+        const caption = h("figcaption", { class: "cnnw-cc-caption",
+          text: `#${meta.indices[i]} · ${valueText(meta.values[i])}` });
+        figures.push(h("figure", { class: "cnnw-cc-patch", title: `image ${meta.indices[i]}, ${by} ` +
+          `${meta.values[i]}`, "data-index": String(meta.indices[i]) }, [canvas, caption]));
+      }
+      patches.replaceChildren(...figures);
+      patches.dataset.n = String(meta.n);
+    }
+
+    function drawFv() {
+      const meta = model.get("fv_meta") ?? {};
+      const bytes = bytesOf(model.get("fv_pixels"));
+      const size = meta.size ?? 0;
+      fvFigure.dataset.final = String(Boolean(meta.final));
+      if (!(size > 0) || bytes.length < size * size * 3) {
+        fvCanvas.width = 1;
+        fvCanvas.height = 1;
+        fvCanvas.getContext("2d").clearRect(0, 0, 1, 1);
+        fvCaption.textContent = model.get("running") ? "feature visualization: waiting…" : "feature visualization";
+        return;
+      }
+      fvCanvas.width = size;
+      fvCanvas.height = size;
+      fvCanvas.getContext("2d").putImageData(new ImageData(rgbaOf(bytes, { n: 1, size }, 0), size, size), 0, 0);
+      const where = meta.final ? "" : meta.step >= 0 ? ` · step ${meta.step} of ${meta.steps}` : " · stopped";
+      fvCaption.textContent = `feature visualization${where}`;
+    }
+
+    function drawStats() {
+      const s = model.get("stats") ?? {};
+      const rows = [["mean", valueText(s.mean)], ["std", valueText(s.std)], ["min", valueText(s.min)],
+        ["max", valueText(s.max)], ["zeros", percentText(s.zero_fraction)], ["images", String(s.images ?? 0)]];
+      stats.replaceChildren(...rows.flatMap(([name, value]) => [
+        h("span", { class: "cnnw-cc-muted", text: name }), h("span", { class: `cnnw-cc-stat-${name}`, text: value }),
+      ]));
+      dead.hidden = !s.dead;
+      dead.textContent = s.dead
+        ? `Dead on this data: the channel is ${valueText(s.max)} at every position of all ${s.images} images seen.`
+        : "";
+      root.dataset.dead = String(Boolean(s.dead));
+    }
+
+    function drawPartial() {
+      const isPartial = Boolean(model.get("partial"));
+      partial.hidden = !isPartial;
+      partial.textContent = isPartial
+        ? `Partial: the pass over the data set stopped after ${model.get("images")} images; the top examples and ` +
+          "statistics are of those images only."
+        : "";
+      root.dataset.partial = String(isPartial);
+    }
+
+    function drawHistogram() {
+      const hist = model.get("histogram") ?? {};
+      const counts = hist.counts ?? [];
+      const ctx = histCanvas.getContext("2d");
+      ctx.clearRect(0, 0, HIST_W, HIST_H);
+      if (!counts.length || hist.lo == null) {
+        histCaption.textContent = "";
+        return;
+      }
+      const heights = histogramHeights(counts);
+      const w = HIST_W / counts.length;
+      ctx.fillStyle = getComputedStyle(root).getPropertyValue("--jp-brand-color1").trim() || "#1976d2";
+      heights.forEach((f, i) => {
+        const bh = Math.max(f > 0 ? 1 : 0, Math.round(f * (HIST_H - 2)));
+        ctx.fillRect(i * w, HIST_H - bh, Math.max(1, w - 1), bh);
+      });
+      const outside = [hist.below ? `${hist.below} below` : "", hist.above ? `${hist.above} above` : ""]
+        .filter(Boolean).join(", ");
+      histCaption.textContent = `values over the data set, ${valueText(hist.lo)} … ${valueText(hist.hi)} ` +
+        `(√ count)${outside ? `; ${outside} the range` : ""}`;
+    }
+
+    function drawClasses() {
+      const rows = supportRows(model.get("class_support"));
+      classesBox.hidden = rows.length === 0;
+      classes.replaceChildren(...rows.flatMap((r, i) => {
+        const barEl = h("div", { class: "cnnw-cc-bar", "data-top": String(i === 0) });
+        barEl.style.width = `${(100 * r.width).toFixed(1)}%`;
+        return [h("span", { class: "cnnw-cc-class-name", text: r.name, title: r.name }),
+          h("div", {}, [barEl]),
+          h("span", { class: "cnnw-cc-muted", text: `${valueText(r.mean)} (${r.count})` })];
+      }));
+    }
+
+    function drawProgress() {
+      const p = model.get("progress") ?? {};
+      let f = 0;
+      if (p.total) f = Math.min(1, (p.done ?? 0) / p.total);
+      else if (p.steps) f = Math.min(1, (p.step ?? 0) / p.steps);
+      bar.style.width = `${(100 * f).toFixed(1)}%`;
+      progress.setAttribute("aria-valuenow", String(Math.round(100 * f)));
+    }
+
+    function drawRunning() {
+      const running = Boolean(model.get("running"));
+      cancelButton.disabled = !running;
+      root.dataset.running = String(running);
+    }
+
+    // ---- controls ----
+    layer.addEventListener("change", () => save({ layer: layer.value }));
+    commitOnEnter(channel, () => save({ channel: channel.value === "" ? null : Number(channel.value) }));
+    commitOnEnter(k, () => save({ k: k.value === "" ? null : Number(k.value) }));
+    computeButton.addEventListener("click", () => model.send({ action: "compute" }));
+    cancelButton.addEventListener("click", () => model.send({ action: "cancel" }));
+
+    const { dispose } = react(model, [
+      [fillLayers, ["layers"]],
+      [syncControls, ["layer", "channel", "k"]],
+      [drawPatches, ["patches", "patches_meta", "images"]],
+      [drawFv, ["fv_pixels", "fv_meta", "running"]],
+      [drawStats, ["stats"]],
+      [drawPartial, ["partial", "images"]],
+      [drawHistogram, ["histogram"]],
+      [drawClasses, ["class_support"]],
+      [drawProgress, ["progress"]],
+      [drawRunning, ["running"]],
+      [showsText(model, "error", error, true), ["error"]],
+      [showWarning, ["warning"]],
+      [showsText(model, "status", status), ["status"]],
+    ]);
+    return dispose;
+  },
+};

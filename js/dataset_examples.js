@@ -1,0 +1,192 @@
+// The DatasetExamples view: every channel of a layer as a tile showing the data-set patch that excites it most and
+// its top activation, a page at a time; a click (or Enter) on a tile selects the channel, and the ChannelCard the
+// widget opens for it is mounted below the tiles. Python sends a page's patches as one uint8 RGBA buffer. Model text
+// (layer names) reaches the page through textContent and option text only.
+import { baseStyle, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
+import { zoomFor } from "./images.js";
+import { drawPatch, patchesComplete, valueText } from "./patches.js";
+import { bytesOf } from "./tiles.js";
+
+const TILE_PX = 56;
+
+const STYLE = baseStyle("cnnw-de") + `
+.cnnw-de { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0; }
+.cnnw-de .cnnw-de-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
+.cnnw-de .cnnw-de-layer { width: 100%; max-width: 18em; min-width: 0; }
+.cnnw-de button { padding: 1px 10px; }
+.cnnw-de button:disabled { opacity: 0.4; }
+.cnnw-de .cnnw-de-muted { color: var(--jp-ui-font-color2, #616161); }
+.cnnw-de .cnnw-de-progress { position: relative; width: 160px; height: 8px; border-radius: 4px; overflow: hidden;
+  background: var(--jp-layout-color3, #bdbdbd); }
+.cnnw-de .cnnw-de-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
+.cnnw-de .cnnw-de-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
+  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
+.cnnw-de .cnnw-de-partial { padding: 4px 8px; border-left: 3px solid var(--jp-warn-color1, #f57c00);
+  background: var(--jp-layout-color2, #eeeeee); }
+.cnnw-de .cnnw-de-tiles { display: flex; flex-wrap: wrap; gap: 6px; }
+.cnnw-de .cnnw-de-tile { margin: 0; padding: 2px; display: flex; flex-direction: column; align-items: center; gap: 2px;
+  cursor: pointer; border: 2px solid transparent; border-radius: 3px; }
+.cnnw-de .cnnw-de-tile:hover { border-color: var(--jp-border-color1, #bdbdbd); }
+.cnnw-de .cnnw-de-tile[aria-pressed="true"] { border-color: var(--jp-brand-color1, #1976d2); }
+.cnnw-de .cnnw-de-tile[data-dead="true"] canvas { opacity: 0.35; }
+.cnnw-de .cnnw-de-tile canvas { image-rendering: pixelated;
+  background: repeating-conic-gradient(#ccc 0 25%, #fff 0 50%) 0 0 / 8px 8px; }
+.cnnw-de .cnnw-de-caption { font-size: var(--jp-ui-font-size0, 11px); white-space: nowrap; }
+.cnnw-de .cnnw-de-card { min-width: 0; }
+`;
+
+export default {
+  render({ model, el }) {
+    const layer = h("select", { class: "cnnw-de-layer" });
+    const prev = h("button", { class: "cnnw-de-prev", type: "button", text: "‹ prev" });
+    const next = h("button", { class: "cnnw-de-next", type: "button", text: "next ›" });
+    const pageInfo = h("span", { class: "cnnw-de-page-info" });
+    const computeButton = h("button", { class: "cnnw-de-compute", type: "button", text: "Compute" });
+    const cancelButton = h("button", { class: "cnnw-de-cancel", type: "button", text: "Cancel" });
+    const bar = h("div", { class: "cnnw-de-progress-bar" });
+    const progress = h("div", { class: "cnnw-de-progress", role: "progressbar", "aria-valuemin": "0",
+      "aria-valuemax": "100" }, [bar]);
+    const status = h("span", { class: "cnnw-de-status cnnw-de-muted", "aria-live": "polite" });
+    const error = h("div", { class: "cnnw-de-error", role: "alert", hidden: true });
+    const [warning, showWarning] = warningBox(model);
+    const partial = h("div", { class: "cnnw-de-partial", role: "status", hidden: true });
+    const caption = h("div", { class: "cnnw-de-muted cnnw-de-title" });
+    const tiles = h("div", { class: "cnnw-de-tiles" });
+    const card = h("div", { class: "cnnw-de-card" });
+    const root = h("div", { class: "cnnw-de" }, [
+      h("style", { text: STYLE }),
+      h("div", { class: "cnnw-de-row" }, [
+        h("label", {}, ["Layer", layer]), prev, pageInfo, next, computeButton, cancelButton, progress, status,
+      ]),
+      error,
+      warning,
+      partial,
+      caption,
+      tiles,
+      card,
+    ]);
+    el.replaceChildren(root);
+    const unmount = mountWidget(model, "card", card);
+
+    function save(values) {
+      for (const [name, value] of Object.entries(values)) model.set(name, value);
+      model.save_changes();
+    }
+
+    function fillLayers() {
+      setOptions(layer, (model.get("layers") ?? []).map((l) => [l.name, `${l.name} (${l.channels})`]));
+      layer.value = model.get("layer");
+    }
+
+    function drawPager() {
+      const page = model.get("page");
+      const pages = model.get("pages");
+      layer.value = model.get("layer");
+      pageInfo.textContent = `page ${page + 1} of ${pages}`;
+      prev.disabled = page <= 0;
+      next.disabled = page >= pages - 1;
+    }
+
+    function select(channel) {
+      save({ channel });
+    }
+
+    function drawTiles() {
+      const meta = model.get("tiles_meta") ?? {};
+      const bytes = bytesOf(model.get("tiles"));
+      const selected = model.get("channel");
+      const by = meta.score === "mean" ? "mean" : "max";
+      caption.textContent = meta.n
+        ? `Each channel's top image over ${model.get("images")} images (the input under the receptive field of the ` +
+          `unit that fired most) and its ${by} activation; click a channel for its card.`
+        : "";
+      if (!patchesComplete(bytes, meta)) {
+        tiles.replaceChildren();
+        tiles.dataset.n = "0";
+        return;
+      }
+      const zoom = zoomFor(Math.max(meta.h, meta.w), TILE_PX);
+      const figures = [];
+      for (let i = 0; i < meta.n; i++) {
+        const c = meta.channels[i];
+        const canvas = h("canvas");
+        if (meta.indices[i] >= 0) drawPatch(canvas, bytes, meta, i);
+        canvas.style.width = `${meta.w * zoom}px`;
+        canvas.style.height = `${meta.h * zoom}px`;
+        const deadText = meta.dead[i] ? " · dead" : "";
+        const figure = h("figure", {
+          class: "cnnw-de-tile", role: "button", tabIndex: 0, "aria-pressed": String(c === selected),
+          "data-channel": String(c), "data-dead": String(Boolean(meta.dead[i])),
+          title: `channel ${c}: ${by} ${valueText(meta.values[i])} in image ${meta.indices[i]}` +
+            (meta.dead[i] ? " (dead on this data: one value everywhere)" : ""),
+        }, [canvas, h("figcaption", { class: "cnnw-de-caption", text: `${c} · ${valueText(meta.values[i])}${deadText}` })]);
+        figure.addEventListener("click", () => select(c));
+        figure.addEventListener("keydown", (event) => {
+          if (event.key !== "Enter" && event.key !== " ") return;
+          event.preventDefault();
+          event.stopPropagation();
+          select(c);
+        });
+        figures.push(figure);
+      }
+      tiles.replaceChildren(...figures);
+      tiles.dataset.n = String(meta.n);
+      tiles.dataset.page = String(meta.page);
+      root.dataset.layer = meta.layer ?? "";
+    }
+
+    function drawSelection() {
+      const selected = model.get("channel");
+      root.dataset.channel = String(selected);
+      for (const tile of tiles.children) {
+        tile.setAttribute("aria-pressed", String(Number(tile.dataset.channel) === selected));
+      }
+    }
+
+    function drawPartial() {
+      const isPartial = Boolean(model.get("partial"));
+      partial.hidden = !isPartial;
+      partial.textContent = isPartial
+        ? `Partial: the pass over the data set stopped after ${model.get("images")} images; the tiles show the best ` +
+          "of those images only."
+        : "";
+      root.dataset.partial = String(isPartial);
+    }
+
+    function drawProgress() {
+      const p = model.get("progress") ?? {};
+      const f = p.total ? Math.min(1, (p.done ?? 0) / p.total) : 0;
+      bar.style.width = `${(100 * f).toFixed(1)}%`;
+      progress.setAttribute("aria-valuenow", String(Math.round(100 * f)));
+    }
+
+    function drawRunning() {
+      const running = Boolean(model.get("running"));
+      cancelButton.disabled = !running;
+      root.dataset.running = String(running);
+    }
+
+    layer.addEventListener("change", () => save({ layer: layer.value }));
+    prev.addEventListener("click", () => save({ page: Math.max(0, model.get("page") - 1) }));
+    next.addEventListener("click", () => save({ page: model.get("page") + 1 }));
+    computeButton.addEventListener("click", () => model.send({ action: "compute" }));
+    cancelButton.addEventListener("click", () => model.send({ action: "cancel" }));
+
+    const { dispose } = react(model, [
+      [fillLayers, ["layers"]],
+      [drawPager, ["page", "pages", "layer"]],
+      [drawTiles, ["tiles", "tiles_meta", "images"]],
+      [drawSelection, ["channel", "tiles_meta"]],
+      [drawPartial, ["partial", "images"]],
+      [drawProgress, ["progress"]],
+      [drawRunning, ["running"]],
+      [showsText(model, "error", error, true), ["error"]],
+      [showWarning, ["warning"]],
+      [showsText(model, "status", status), ["status"]],
+    ]);
+    return () => {
+      dispose();
+      unmount();
+    };
+  },
+};
