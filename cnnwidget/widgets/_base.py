@@ -93,6 +93,7 @@ from ipywidgets.widgets.widget import _remove_buffers
 
 from ..core import CnnWidgetError, OptionError
 from ..core.images import range_note
+from . import _export
 from ._jobs import Job, Worker
 
 PROGRESS_SECONDS = 0.1  # progress reaches the browser at most this often: each report is a comm message
@@ -204,12 +205,20 @@ class CnnWidget(anywidget.AnyWidget):
         state["_closed"] = False
         return self
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        esm = cls.__dict__.get("_esm")
+        if isinstance(esm, str):  # every view answers save_png and gets a PNG button (js/export_tools.js)
+            cls._esm = _export.wrap_esm(esm)
+
     def __init__(self, **state):
         """Open the widget with its initial ``state`` (trait values), checked but without reactions: everything
         the view needs on first draw goes in its comm_open."""
         state.setdefault("warning", self.__dict__.get("_input_warning", ""))
+        state.setdefault("_view_count", 0)  # the page counts its views: save_png knows whether one is shown
         with self._quietly():
             super().__init__(**state)
+        self.on_msg(self._on_export_msg)
         self.__dict__["_built"] = True
 
     def _images(self, images):
@@ -273,6 +282,40 @@ class CnnWidget(anywidget.AnyWidget):
     def _describe(self) -> list[str]:
         """Hook: the few words after the model name in the repr (layer, method, image count)."""
         return []
+
+    # -- keep and share (the work is in _export.py) ------------------------------------------------------------
+
+    def export_html(self, path, *, title: str | None = None) -> dict:
+        """Write the view as one self-contained HTML file (no kernel, no network): the current state, the arrays
+        and the JavaScript. Colour map, normalization, opacity and hover values work in it. Returns figures
+        (``bytes``, ``raw_bytes``, ``ratio``, ``seconds``, ...)."""
+        return _export.export_html(self, path, title=title)
+
+    def save_png(self, path):
+        """Ask the displayed view for its canvases as one PNG at their own resolution, written to ``path`` when the
+        page answers. Returns a ``concurrent.futures.Future`` (its result: path, width, height). Needs a view
+        shown in a page; in a notebook the page answers once the running cell has finished."""
+        return self.__dict__.setdefault("_png_requests", _export.PngRequests()).request(self, path)
+
+    def _holds(self) -> dict:
+        """What the widget holds, as ``{name: numpy array}`` (``to_numpy``/``save_npz``). By default every synced
+        binary trait (the exact bytes the view draws); a widget overrides it to add its full-precision arrays."""
+        return _export.default_holds(self)
+
+    def to_numpy(self) -> dict:
+        """``{"arrays": {name: ndarray}, "settings": {...}}``: every computed array the widget holds and the
+        settings that made it (seed, method, options, layer, model name)."""
+        return _export.to_numpy(self)
+
+    def save_npz(self, path):
+        """``to_numpy()`` as one .npz file (settings as JSON under ``settings.json``); read back with
+        ``cnnwidget.widgets._export.load_npz``."""
+        return _export.save_npz(self, path)
+
+    def _on_export_msg(self, _widget, content, buffers):
+        requests = self.__dict__.get("_png_requests")
+        if requests is not None:
+            requests.answer(self, content, buffers)
 
     # -- validation --------------------------------------------------------------------------------------------
 
