@@ -5,8 +5,6 @@ from .attention_map import AttentionMap
 from .attribution_map import AttributionMap
 from .channel_card import ChannelCard
 from .dataset_examples import DatasetExamples
-from .channel_card import ChannelCard
-from .dataset_examples import DatasetExamples
 from .explorer import Explorer
 from .feature_visualization import FeatureVisualization
 from .filter_grid import FilterGrid
@@ -16,5 +14,5 @@ from .sidebar import show_in_sidebar
 from .training_monitor import TrainingMonitor
 from .uncertainty_view import UncertaintyView
 
-__all__ = ["ActivationGrid", "AttentionMap", "AttributionMap", "ChannelCard", "DatasetExamples", "ChannelCard", "DatasetExamples", "Explorer", "FeatureVisualization", "FilterGrid", "LayerSimilarity", "RobustnessView", "show_in_sidebar", "TrainingMonitor",
+__all__ = ["ActivationGrid", "AttentionMap", "AttributionMap", "ChannelCard", "DatasetExamples", "Explorer", "FeatureVisualization", "FilterGrid", "LayerSimilarity", "RobustnessView", "show_in_sidebar", "TrainingMonitor",
            "UncertaintyView"]
