@@ -1,0 +1,235 @@
+"""ChannelCard and DatasetExamples in process, on a small seeded model: the wire state equals core's result, the
+traits are checked from Python and from the page alike, the pass is made once per layer and shared with the card a
+click opens, Cancel keeps a partial top-k flagged as such, and close() frees widget, probe and model.
+
+Quick tests make widgets without waiting for their pass (constructor and trait checks); the ones that wait for a
+pass or a rendering are marked slow.
+"""
+
+import gc
+import threading
+import time
+import weakref
+
+import ipywidgets
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import traitlets
+
+import cnnwidget as cw
+from cnnwidget.core import ImageError, LayerError, OptionError
+from cnnwidget.core import dataset
+from cnnwidget.widgets.channel_card import rgba
+
+RNG = np.random.default_rng(3)
+IMAGES = RNG.random((40, 24, 24, 3)).astype("float32")
+LABELS = RNG.integers(0, 3, 40)
+NAMES = ["<b>zero</b>", "one", "two"]
+
+
+def small_model():
+    keras.utils.set_random_seed(1)
+    inp = keras.Input((24, 24, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", name="conv1")(inp)
+    x = keras.layers.ReLU(name="relu1")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv2")(x)
+    x = keras.layers.ReLU(name="relu2")(x)
+    out = keras.layers.Dense(3, activation="softmax", name="out")(keras.layers.GlobalAveragePooling2D(name="gap")(x))
+    return keras.Model(inp, out)
+
+
+@pytest.fixture(scope="module")
+def probe():
+    return cw.ModelProbe(small_model())
+
+
+@pytest.fixture
+def card(probe):
+    w = cw.ChannelCard(probe, IMAGES, "relu2", 3, k=5, labels=LABELS, class_names=NAMES, batch_size=16,
+                       feature_vis=False)
+    yield w
+    w.close()
+
+
+def test_the_constructor_refuses_bad_arguments_saying_what_it_expected(probe):
+    with pytest.raises(LayerError, match=r"layer 'gap' outputs \(8,\) per image; these views take a spatial layer"):
+        cw.ChannelCard(probe, IMAGES, "gap", 0)
+    with pytest.raises(LayerError, match="nope"):
+        cw.ChannelCard(probe, IMAGES, "nope", 0)
+    with pytest.raises(OptionError, match=r"channel 8 is out of range of layer 'relu2': it must be a whole number in "
+                                          r"\[0, 7\]"):
+        cw.ChannelCard(probe, IMAGES, "relu2", 8)
+    with pytest.raises(OptionError, match="k must be a whole number between 1 and 64; got 65"):
+        cw.ChannelCard(probe, IMAGES, "relu2", 0, k=65)
+    with pytest.raises(ImageError, match="can be read only once"):
+        cw.ChannelCard(probe, (x for x in [IMAGES]), "relu2", 0)
+    with pytest.raises(ImageError, match="labels= goes with images given as a numpy array"):
+        cw.ChannelCard(probe, tf.data.Dataset.from_tensor_slices(IMAGES), "relu2", 0, labels=LABELS)
+    with pytest.raises(OptionError, match="class_names must name the model's 3 classes; got 2 names"):
+        cw.ChannelCard(probe, IMAGES, "relu2", 0, class_names=["a", "b"])
+    with pytest.raises(OptionError, match="page_size must be a whole number between 1 and 256; got 0|page_size must "
+                                          "be a whole number >= 1; got 0"):
+        cw.DatasetExamples(probe, IMAGES, "relu2", page_size=0)
+
+
+def test_traits_are_real_traitlets_checked_from_python_and_the_page(card):
+    assert all(card.has_trait(n) for n in ("layer", "channel", "k"))
+    assert (card.layer, card.channel, card.k) == ("relu2", 3, 5) and "channel 3" in repr(card)
+    with pytest.raises(OptionError, match=r"channel 8 is out of range of layer 'relu2'"):
+        card.channel = 8
+    assert card.channel == 3 and "channel 8 is out of range" in card.error
+    with pytest.raises(traitlets.TraitError):  # a LayerError that is also a TraitError (link() callers)
+        card.layer = "out"
+    assert card.layer == "relu2" and "these views take a spatial layer" in card.error
+    card.set_state({"k": 0})  # typed in the page
+    assert card.k == 5 and card.error == "k must be a whole number >= 1; got 0."
+    card.set_state({"channel": 2.5})
+    assert card.channel == 3 and "channel must be an int" in card.error
+    card.set_state({"patches": b"x"})  # set by the widget only
+    assert "patches is set by the widget, not from the page" in card.error
+    card.channel = 1  # a good value still works, and clears the message
+    assert card.channel == 1 and card.error == ""
+    card.show("relu1", 5)  # layer and channel together, the channel checked against the new layer
+    assert (card.layer, card.channel) == ("relu1", 5)
+
+
+def test_a_channel_linked_with_traitlets_follows(card):
+    box = ipywidgets.IntText(0)
+    link = traitlets.link((box, "value"), (card, "channel"))
+    try:
+        box.value = 6
+        assert card.channel == 6
+        with pytest.raises(traitlets.TraitError):
+            box.value = 99
+        assert card.channel == 6
+    finally:
+        link.unlink()
+        box.close()
+
+
+@pytest.mark.slow
+def test_the_card_sends_core_s_top_k_patches_histogram_statistics_and_class_support(card, probe):
+    assert card.wait(120) and card.error == "" and not card.partial
+    truth = dataset.channel_examples(probe, (IMAGES, LABELS), "relu2", k=5, batch_size=16)["relu2"]
+    meta = card.patches_meta
+    assert meta["n"] == 5 and meta["indices"] == truth.indices[3].tolist()
+    np.testing.assert_allclose(meta["values"], truth.scores[3])
+    assert card.patches == rgba(truth.patches[3], (0.0, 1.0)).tobytes()
+    assert len(card.patches) == 5 * meta["h"] * meta["w"] * 4  # one uint8 RGBA buffer
+    assert card.histogram["counts"] == truth.histogram[3].tolist()
+    assert card.stats["mean"] == pytest.approx(truth.mean[3]) and card.stats["images"] == 40
+    assert card.stats["zero_fraction"] == pytest.approx(truth.zero_fraction[3])
+    assert [s["name"] for s in card.class_support] == NAMES  # text, sent as given
+    np.testing.assert_allclose([s["mean"] for s in card.class_support], truth.class_mean[:, 3])
+    # a channel change redraws from the kept pass at once
+    start = time.monotonic()
+    card.channel = 0
+    assert time.monotonic() - start < 1.0 and card.patches_meta["indices"] == truth.indices[0].tolist()
+    assert card.wait(60) and card.status.startswith("kept pass over 40 images")
+
+
+@pytest.mark.slow
+def test_a_dead_channel_is_flagged(probe):
+    zeros = np.zeros((8, 24, 24, 3), np.float32)  # conv without input: relu of the bias, one value everywhere
+    w = cw.ChannelCard(probe, zeros, "relu1", 0, k=3, feature_vis=False)
+    try:
+        assert w.wait(120)
+        assert all(w.examples.dead) and w.stats["dead"] is True and w.stats["images"] == 8
+    finally:
+        w.close()
+
+
+@pytest.mark.slow
+def test_cancel_keeps_the_partial_top_k_and_says_so(probe):
+    started = threading.Event()
+
+    def batches():  # a function returning a new generator: the card may read the data once per layer
+        for i in range(0, 40, 4):
+            if i:
+                started.set()
+                time.sleep(0.3)
+            yield IMAGES[i:i + 4]
+
+    w = cw.ChannelCard(probe, batches, "relu2", 2, k=4, feature_vis=False)
+    try:
+        assert started.wait(120)
+        time.sleep(0.1)
+        w.cancel()
+        assert w.wait(60)
+        assert w.partial and 0 < w.images < 40 and w.status.startswith("cancelled: partial top-4")
+        assert w.patches_meta["n"] >= 1 and max(w.patches_meta["indices"]) < w.images
+        w.compute().wait(120)  # Compute finishes the pass
+        assert not w.partial and w.images == 40
+    finally:
+        w.close()
+
+
+@pytest.mark.slow
+def test_the_feature_visualization_is_rendered_on_the_worker(probe):
+    w = cw.ChannelCard(probe, IMAGES, "relu2", 1, k=2, fv_steps=8)
+    try:
+        assert w.wait(120) and w.error == ""
+        assert w.fv_meta["final"] and w.fv_meta["channel"] == 1 and len(w.fv_pixels) == 24 * 24 * 3
+        assert w.fv_image.shape == (24, 24, 3)
+    finally:
+        w.close()
+
+
+@pytest.mark.slow
+def test_a_click_in_the_list_opens_the_card_which_shares_the_pass(probe):
+    de = cw.DatasetExamples(probe, IMAGES, "relu2", page_size=3, labels=LABELS, k=4,
+                            card_options={"feature_vis": False})
+    try:
+        assert de.wait(120) and de.card is None and de.pages == 3
+        meta = de.tiles_meta
+        assert meta["channels"] == [0, 1, 2] and len(de.tiles) == 3 * meta["h"] * meta["w"] * 4
+        np.testing.assert_allclose(meta["values"], de.examples.scores[:3, 0])
+        de.set_state({"channel": 7})  # a click in the page
+        assert de.page == 2 and de.tiles_meta["channels"] == [6, 7]
+        card = de.card
+        assert isinstance(card, cw.ChannelCard) and (card.layer, card.channel) == ("relu2", 7)
+        assert card.examples is de.examples  # the same pass: made once for the layer
+        assert card.wait(60) and card.status.startswith("kept pass")
+        card.channel = 4  # the card's own channel box moves the selection in the list
+        assert de.channel == 4 and de.page == 1
+        de.set_state({"page": 3})
+        assert de.page == 1 and "page 3 is out of range" in de.error
+        de.layer = "relu1"
+        assert de.pages == 2 and card.layer == "relu1" and card.channel == 4
+    finally:
+        de.close()
+    assert card.comm is None  # closing the list closes its card
+
+
+def _use_card(model):
+    w = cw.ChannelCard(model, IMAGES[:8], "relu1", 1, k=2, fv_steps=4, labels=LABELS[:8])
+    assert w.wait(120)
+    w.set_state({"channel": 2})
+    assert w.wait(120)
+    return w, w.probe
+
+
+def _use_list(model):
+    w = cw.DatasetExamples(model, IMAGES[:8], "relu1", page_size=4, card_options={"fv_steps": 4})
+    assert w.wait(120)
+    w.set_state({"channel": 5})
+    assert w.card.wait(120)
+    return w, w.probe
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("use", [_use_card, _use_list], ids=["card", "list"])
+def test_close_frees_widget_probe_and_model(use):
+    gc.collect()
+    comms = len(ipywidgets.Widget.widgets)
+    for _ in range(2):
+        model = small_model()
+        widget, probe = use(model)
+        refs = [weakref.ref(x) for x in (widget, probe, model)]
+        widget.close()
+        del widget, probe, model
+        gc.collect()
+        assert [r() for r in refs] == [None, None, None]
+    assert len(ipywidgets.Widget.widgets) == comms
