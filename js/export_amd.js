@@ -18,7 +18,10 @@
   // Stand-ins for the classic notebook's modules (the widgets bundle asks for them for its notebook integration,
   // which a static page does not use).
   const notebookStandIns = {
-    "base/js/namespace": { notebook: { container: { on() {} }, kernel: null }, version: "6.5.0" },
+    "base/js/namespace": {
+      notebook: { container: { on() {} }, kernel: null, keyboard_manager: { actions: { register() {} } } },
+      version: "6.5.0",
+    },
     "base/js/events": { on() {} },
     "notebook/js/outputarea": { OutputArea: { prototype: { register_mime_type() {} } } },
   };

@@ -103,7 +103,7 @@ def collect_models(root) -> tuple[dict, int]:
     import ipywidgets
     from ipywidgets.widgets.widget import _remove_buffers
 
-    instances = ipywidgets.Widget.widgets  # id -> widget, the kernel's registry
+    instances = _reachable(root)  # id -> widget, every widget held in the root's synced traits, recursively
     models: dict[str, dict] = {}
     raw = 0
     todo = [root.model_id]
@@ -132,6 +132,35 @@ def collect_models(root) -> tuple[dict, int]:
             models[model_id]["kernel_traits"] = kernel_traits(widget)
         todo.extend(_refs(state))
     return models, raw
+
+
+def _reachable(root) -> dict:
+    import ipywidgets
+
+    found: dict[str, Any] = {}
+    todo = [root]
+    while todo:
+        widget = todo.pop()
+        if not isinstance(widget, ipywidgets.Widget) or widget.model_id in found:
+            continue
+        found[widget.model_id] = widget
+        values = widget._trait_values
+        for name in widget.keys:
+            todo.extend(_widgets(values.get(name)))
+    return found
+
+
+def _widgets(value):
+    import ipywidgets
+
+    if isinstance(value, ipywidgets.Widget):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _widgets(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _widgets(v)
 
 
 def kernel_traits(widget) -> list[str]:
@@ -228,7 +257,10 @@ def export_html(widget, path, *, title: str | None = None) -> dict:
         f"<title>{_escape(name)}</title>",
         "<style>body{margin:12px;font-family:system-ui,sans-serif;}"
         "#cnnw-export-note{font-size:12px;color:#616161;margin:0 0 8px 0;}"
-        "#cnnw-export-notices p{padding:4px 8px;border-left:3px solid #f57c00;background:#eeeeee;}</style>",
+        "#cnnw-export-notices p{padding:4px 8px;border-left:3px solid #f57c00;background:#eeeeee;}"
+        # no kernel by design: no "disconnected" mark; bqplot's toolbar icons need a font the page does not have
+        ".jupyter-widgets-disconnected::before{content:none!important;display:none!important;}"
+        ".bqplot .toolbar_div{display:none!important;}</style>",
         "</head><body>",
         f"<p id=\"cnnw-export-note\">{_escape(type(widget).__name__)} exported by cnnwidget on {data['created']}: "
         "a static copy. Colour map, normalization, opacity and hover work here; changes that need the model "
