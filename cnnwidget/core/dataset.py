@@ -171,6 +171,60 @@ def channel_examples(probe, data, layers, k: int = 16, score: str = "max", batch
     return _Pass(probe, keys, plans, k, score, bins, strategy).run(ds, total, labelled, progress, cancel)
 
 
+@dataclass
+class DataSource:
+    """Data a view reads once per layer it shows (see ``data_source``): ``data`` is what ``channel_examples``
+    takes, or a function returning it anew; ``size`` the image count when known (arrays), else None;
+    ``labelled`` whether it carries labels (None: not known before a pass, for a generator function); ``note``
+    the caveat of ``images.range_note`` on a sample of array images ("" when none or not checked)."""
+
+    data: object
+    size: int | None
+    labelled: bool | None
+    note: str = ""
+
+    def get(self):
+        """The data for one pass: a new generator for a generator function, else the data itself."""
+        return self.data() if callable(self.data) else self.data
+
+
+def data_source(probe, data, labels=None, strategy=None) -> DataSource:
+    """Check ``data`` (and ``labels``, ``strategy``) for views that make several passes over it, one per layer:
+    numpy images (N, H, W, C) (with ``labels``, class indices or one-hot), (images, labels), a
+    ``tf.data.Dataset`` (images, or (images, labels)), or a function returning a new generator of batches. A
+    generator or iterator itself is refused (it can be read once only), and so are ``labels`` with anything but
+    numpy images. Raises ImageError / OptionError saying what was expected."""
+    from .images import range_note
+
+    probe = probe_for(probe)
+    if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
+        raise OptionError(f"strategy must be None or a tf.distribute.Strategy; got {strategy!r}.")
+    if labels is not None:
+        if not isinstance(data, np.ndarray):
+            raise ImageError("labels= goes with images given as a numpy array; a tf.data.Dataset or a generator "
+                             f"yields (images, labels) itself. Got data of type {type(data).__name__} and labels.")
+        data = (data, labels)
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
+        images, labels = data[0], _label_array(data[1], len(data[0]))
+    elif isinstance(data, np.ndarray):
+        images, labels = data, None
+    elif isinstance(data, tf.data.Dataset):
+        return DataSource(data, None, isinstance(data.element_spec, (tuple, list)))
+    elif callable(data):
+        return DataSource(data, None, None)
+    elif hasattr(data, "__iter__") or hasattr(data, "__next__"):
+        raise ImageError("data is an iterator or generator, which can be read only once; the view reads the data "
+                         "once per layer shown. Give images as a numpy array (with labels=), a tf.data.Dataset, or "
+                         "a function that returns a new generator of batches each time it is called.")
+    else:
+        raise ImageError(f"data must be images (a numpy array (N, H, W, C)), (images, labels), a tf.data.Dataset or "
+                         f"a function returning a generator of batches; got {type(data).__name__}.")
+    if images.ndim != 4:
+        raise ImageError(f"data must be a batch of images (N, H, W, C); got an array of shape {images.shape}.")
+    note = range_note(probe.images(images[:256]), probe.input_range) or ""  # a sample: the data may be large
+    return DataSource(images if labels is None else (images, labels), len(images), labels is not None, note)
+
+
 # -- layers and their receptive fields ------------------------------------------------------------------------
 
 def _layers(probe: ModelProbe, layers):

@@ -15,14 +15,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
 import traitlets as t
 
-from ..core import ImageError, LayerError, OptionError, as_probe
+from ..core import LayerError, OptionError, as_probe
 from ..core.errors import Cancelled
 from ..core import dataset as _dataset
 from ..core import featurevis as fv
-from ..core.images import range_note
 from ..core.options import WHOLE, choice, index, positive_int
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
@@ -66,12 +64,10 @@ class _Passes:
     def __init__(self, probe, data, labels, score: str, strategy, batch_size):
         self.probe = probe
         self.score = choice("score", score, _dataset.SCORES)
-        if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
-            raise OptionError(f"strategy must be None or a tf.distribute.Strategy; got {strategy!r}.")
         self.strategy = strategy
         self.batch_size = None if batch_size is None else positive_int("batch_size", batch_size, 1, WHOLE)
-        self.data, self.size, self.note = _data(probe, data, labels)
-        self.labelled = _labelled(self.data)
+        self.source = _dataset.data_source(probe, data, labels, strategy)
+        self.size, self.note = self.source.size, self.source.note
         self.lock = threading.Lock()
         self.cache: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
         self.flights: dict[str, _Flight] = {}
@@ -103,8 +99,7 @@ class _Passes:
                 flight.snapshot = (done, total, partial)
                 progress(done, total, partial)
 
-            data = self.data() if callable(self.data) else self.data
-            result = _dataset.channel_examples(self.probe, data, layer, k=k, score=self.score,
+            result = _dataset.channel_examples(self.probe, self.source.get(), layer, k=k, score=self.score,
                                                batch_size=self.batch_size, strategy=self.strategy,
                                                progress=on_progress, cancel=cancel)
             entry = _Entry(result[layer], result.images, result.partial, k)
@@ -134,45 +129,6 @@ class _Passes:
                 done, _total, partial = seen
                 return _Entry(partial[layer], partial.images, True, k)
         return self.obtain(layer, k, progress, cancel, again)
-
-
-def _data(probe, data, labels):
-    """(what channel_examples takes, or a function that makes it anew; image count or None; range note)."""
-    if labels is not None:
-        if not isinstance(data, np.ndarray):
-            raise ImageError("labels= goes with images given as a numpy array; a tf.data.Dataset or a generator "
-                             f"yields (images, labels) itself. Got data of type {type(data).__name__} and labels.")
-        data = (data, labels)
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
-        images, labels = data
-        note = _note(probe, images)
-        return (images, np.asarray(labels)), len(images), note
-    if isinstance(data, np.ndarray):
-        return data, len(data), _note(probe, data)
-    if isinstance(data, tf.data.Dataset):
-        return data, None, ""
-    if callable(data):
-        return data, None, ""
-    if hasattr(data, "__iter__") or hasattr(data, "__next__"):
-        raise ImageError("data is an iterator or generator, which can be read only once; the widget reads the data "
-                         "once per layer shown. Give images as a numpy array (with labels=), a tf.data.Dataset, or "
-                         "a function that returns a new generator of batches each time it is called.")
-    raise ImageError(f"data must be images (a numpy array (N, H, W, C)), (images, labels), a tf.data.Dataset or a "
-                     f"function returning a generator of batches; got {type(data).__name__}.")
-
-
-def _note(probe, images: np.ndarray) -> str:
-    if images.ndim != 4:
-        raise ImageError(f"data must be a batch of images (N, H, W, C); got an array of shape {images.shape}.")
-    return range_note(probe.images(images[:256]), probe.input_range) or ""  # a sample: the data may be large
-
-
-def _labelled(data) -> bool:
-    if isinstance(data, tuple):
-        return True
-    if isinstance(data, tf.data.Dataset):
-        return isinstance(data.element_spec, (tuple, list))
-    return False  # found out on the first pass for a generator function
 
 
 def spatial_layer(probe, value) -> str:
