@@ -215,26 +215,9 @@ def _classes(probe: ModelProbe) -> int:
 
 
 def _class_array(probe: ModelProbe, n: int, value, name: str) -> np.ndarray:
-    """An int (for every image) or one int per image, each in [0, classes), as int32 (n,)."""
-    classes = _classes(probe)
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        out = np.full(n, int(value), np.int64)
-    else:
-        try:
-            out = np.asarray(value)
-        except Exception:  # noqa: BLE001
-            out = np.asarray([object()])
-        if out.dtype == bool or not np.issubdtype(out.dtype, np.integer) or out.ndim != 1:
-            raise OptionError(f"{name} must be an int or a list of {n} ints (one per image), each a class in "
-                              f"[0, {classes - 1}]; got {value!r}.")
-        if len(out) != n:
-            raise OptionError(f"{name} has {len(out)} entries but there are {n} images; give one class per image, "
-                              "or a single int for all.")
-    bad = (out < 0) | (out >= classes)
-    if bad.any():
-        raise OptionError(f"{name} {int(out[bad][0])} is out of range: this model has {classes} classes, so {name} "
-                          f"is a class index in [0, {classes - 1}].")
-    return out.astype(np.int32)
+    """An int (for every image) or one int per image, each in [0, classes), as int32 (n,); a one-unit sigmoid
+    model has two classes here (the unit's two sides)."""
+    return _options.class_indices(name, value, n, _classes(probe))
 
 
 def _bool(name: str, value) -> bool:

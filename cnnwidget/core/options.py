@@ -35,6 +35,30 @@ def positive_int(name: str, value, minimum: int = 1, noun: str = "an integer") -
     return int(value)
 
 
+def class_indices(name: str, value, n: int, classes: int, also: str = "") -> np.ndarray:
+    """``value`` (an int for every image, or one int per image) as int32 (n,), each in [0, classes); bools,
+    floats, nested lists and a wrong length are refused with an OptionError naming ``name``. ``also`` names what
+    else the caller accepts, for the message (e.g. "None (the predicted class), ")."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        out = np.full(n, int(value), np.int64)
+    else:
+        try:
+            out = np.asarray(value)
+        except Exception:  # noqa: BLE001 - anything unconvertible is a bad value
+            out = np.asarray([object()])
+        if out.dtype == bool or not np.issubdtype(out.dtype, np.integer) or out.ndim != 1:
+            raise OptionError(f"{name} must be {also}an int or a list of {n} ints (one per image), each a class in "
+                              f"[0, {classes - 1}]; got {value!r}.")
+        if len(out) != n:
+            raise OptionError(f"{name} has {len(out)} entries but there are {n} images; give one class per image, "
+                              "or a single int for all.")
+    bad = (out < 0) | (out >= classes)
+    if bad.any():
+        raise OptionError(f"{name} {int(out[bad][0])} is out of range: this model has {classes} class{'es' * (classes != 1)}, so {name} "
+                          f"is a class index in [0, {classes - 1}].")
+    return out.astype(np.int32)
+
+
 def positive_float(name: str, value, allow_zero: bool = False, noun: str | None = None) -> float:
     """``value`` as a finite float > 0 (or >= 0), or an OptionError. ``noun`` is what the message calls it
     (default "a finite number > 0"; the widgets say "a positive number")."""

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import Cancelled, CnnWidgetError, OptionError
-from ..options import choice, positive_float, positive_int  # noqa: F401 - the methods call c.positive_int ...
+from ..options import choice, class_indices, positive_float, positive_int  # noqa: F401 - the methods call c.positive_int ...
 from ..probe import ModelProbe, probe_for
 
 # Every method takes a model or a probe; a model gets its remembered probe (one per model, weakly held).
@@ -60,27 +60,9 @@ PREDICTED = -1  # a target tensor entry that the compiled passes replace with th
 def targets(probe: ModelProbe, n: int, target) -> np.ndarray:
     """``target`` as int32 (n,): an int for every image, a list with one per image, or None for the predicted
     class (encoded as PREDICTED, resolved inside the pass or by ``predicted``). Out of range -> OptionError."""
-    classes = probe.num_classes
     if target is None:
         return np.full(n, PREDICTED, np.int32)
-    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        out = np.full(n, int(target), np.int64)
-    else:
-        try:
-            out = np.asarray(target)
-        except Exception:  # noqa: BLE001 - anything unconvertible is a bad target
-            out = np.asarray([object()])
-        if out.dtype == bool or not np.issubdtype(out.dtype, np.integer) or out.ndim != 1:
-            raise OptionError(f"target must be None (the predicted class), an int, or a list of {n} ints (one per "
-                              f"image); got {target!r}.")
-        if len(out) != n:
-            raise OptionError(f"target has {len(out)} entries but there are {n} images; give one class per image, "
-                              "or a single int for all.")
-    bad = (out < 0) | (out >= classes)
-    if bad.any():
-        raise OptionError(f"target {int(out[bad][0])} is out of range: this model has {classes} outputs, so a target "
-                          f"is an int in [0, {classes - 1}].")
-    return out.astype(np.int32)
+    return class_indices("target", target, n, probe.num_classes, also="None (the predicted class), ")
 
 
 def stop_if_cancelled(cancel, when: str) -> None:
