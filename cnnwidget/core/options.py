@@ -54,8 +54,9 @@ def class_indices(name: str, value, n: int, classes: int, also: str = "") -> np.
                               "or a single int for all.")
     bad = (out < 0) | (out >= classes)
     if bad.any():
-        raise OptionError(f"{name} {int(out[bad][0])} is out of range: this model has {classes} class{'es' * (classes != 1)}, so {name} "
-                          f"is a class index in [0, {classes - 1}].")
+        plural = "es" * (classes != 1)
+        raise OptionError(f"{name} {int(out[bad][0])} is out of range: this model has {classes} class{plural}, so "
+                          f"{name} is a class index in [0, {classes - 1}].")
     return out.astype(np.int32)
 
 
