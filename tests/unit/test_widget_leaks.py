@@ -76,6 +76,19 @@ def use_similarity(model):
     return sim, sim.probe
 
 
+def use_explorer(model):
+    explorer = cw.Explorer(model, IMAGES[:3], panels=["activations", "featurevis", "attribution"],
+                           panel_options={"featurevis": {"steps": 4, "size": 24},
+                                          "attribution": {"methods": ("saliency",), "curves": False},
+                                          "robustness": {"steps": 2}})
+    assert explorer.wait(60)
+    explorer.image = 2  # a change from Python: every open panel follows
+    explorer.panels["activations"].set_state({"selected_channel": 3})  # a click in the grid, as the page sends it
+    explorer.set_state({"open_panels": ["activations", "featurevis", "attribution", "robustness"]})  # opened
+    assert explorer.wait(60)
+    return explorer, explorer.probe
+
+
 _FITTED: list = []
 
 
@@ -102,7 +115,8 @@ def rss_mb() -> float:
 
 
 USES = {"grid": use_grid, "filters": use_filters, "featurevis": use_featurevis,
-        "attribution": use_attribution, "similarity": use_similarity, "monitor": use_monitor}
+        "attribution": use_attribution, "similarity": use_similarity, "monitor": use_monitor,
+        "explorer": use_explorer}
 _runs: dict = {}
 
 
@@ -138,7 +152,8 @@ def test_after_twenty_rounds_every_widget_probe_and_model_is_collected_and_no_wi
 @pytest.mark.slow
 # featurevis was a strict xfail: fv.render kept ~2.5 MB a model in TensorFlow's global gradient registry (Keras's
 # optimizer all-reduce and the redirected ReLU registered a tf.custom_gradient at every trace); see render.py.
-@pytest.mark.parametrize("name", ["attribution", "featurevis", "filters", "grid", "monitor", "similarity"])
+@pytest.mark.parametrize("name", ["attribution", "explorer", "featurevis", "filters", "grid", "monitor",
+                                  "similarity"])
 def test_memory_stops_growing_after_the_first_round(name):
     run = twenty_rounds(name)
     # 10% of the first round's growth, of at least FLOOR_MB (see there): a first round that found TensorFlow warm
