@@ -147,7 +147,7 @@ def test_a_closed_widget_cannot_be_exported(tmp_path):
 def _kinds():
     from cnnwidget import demo
 
-    data = demo.shapes(6, seed=0)
+    data = demo.shapes(32, seed=0)
     images = data.images[:3]
     model = demo.load_model()
     probe = cw.ModelProbe(model, class_names=data.class_names)
