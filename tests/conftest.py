@@ -5,6 +5,8 @@ Fixtures
   kns     function a fresh namespace in that kernel, widgets in it closed after the test
   lab     session  harness.lab.LabHarness: ONE JupyterLab server + ONE headless chromium; pages, notebook kernels
                    and sessions opened by a test are closed after it (a screenshot is saved on failure)
+  notebook7, voila  session  harness.frontends: ONE Jupyter Notebook 7 / ONE Voila server each (+ chromium), started
+                   lazily by the first test using them; cleaned up after each test as `lab` is
 
 Markers are added automatically so the quick set (`-m "not slow and not kernel and not browser and not notebook"`)
 never pays for a kernel or a browser: a test using `kernel`/`kns` gets `kernel`, one using `lab` gets `browser`,
@@ -34,7 +36,7 @@ def pytest_collection_modifyitems(config, items):
         parts = path.relative_to(env.TESTS).parts if env.TESTS in path.parents else ()
         if names & {"kernel", "kns"} or (parts and parts[0] == "kernel"):
             item.add_marker(pytest.mark.kernel)
-        if "lab" in names or (parts and parts[0] == "browser"):
+        if names & {"lab", "notebook7", "voila"} or (parts and parts[0] == "browser"):
             item.add_marker(pytest.mark.browser)
 
 
@@ -97,14 +99,40 @@ def lab(tmp_path_factory):
     h.stop()
 
 
+# ---------------------------------------------------------------------------------------------- notebook7, voila
+@pytest.fixture(scope="session")
+def notebook7(tmp_path_factory):
+    """ONE Jupyter Notebook 7 server (harness/frontends.py), started by the first test that asks for it."""
+    from harness.frontends import NotebookHarness
+
+    h = NotebookHarness(root_dir=tmp_path_factory.mktemp("notebook7_root"))
+    h.start()
+    _TIMINGS["notebook7 server"] = h.timings["server"]
+    yield h
+    h.stop()
+
+
+@pytest.fixture(scope="session")
+def voila(tmp_path_factory):
+    """ONE Voila server (harness/frontends.py), started by the first test that asks for it."""
+    from harness.frontends import VoilaHarness
+
+    h = VoilaHarness(root_dir=tmp_path_factory.mktemp("voila_root"))
+    h.start()
+    _TIMINGS["voila server"] = h.timings["server"]
+    yield h
+    h.stop()
+
+
 @pytest.fixture(autouse=True)
 def _lab_cleanup(request):
     """After each test that used `lab`: screenshot open pages if it failed, close them, stop their kernels."""
     yield
-    if "lab" not in request.fixturenames:
-        return
-    try:
-        h = request.getfixturevalue("lab")
-    except Exception:
-        return
-    h.cleanup(failed_test=request.node.nodeid if _failed(request.node) else None)
+    for name in ("lab", "notebook7", "voila"):
+        if name not in request.fixturenames:
+            continue
+        try:
+            h = request.getfixturevalue(name)
+        except Exception:
+            continue
+        h.cleanup(failed_test=request.node.nodeid if _failed(request.node) else None)

@@ -1,42 +1,157 @@
-"""Showing a widget in JupyterLab's right sidebar."""
+"""Showing a widget in JupyterLab's right sidebar, and inline where the front end has no such sidebar.
+
+How the front end is known (and why this way): only the page knows which application shows it. The kernel cannot
+tell (the same kernel may be shown by JupyterLab and by Notebook 7 at once, or run by Voila or nbclient with no
+page), and jupyterlab-sidecar's own view, created in a front end without JupyterLab's shell, fails with console
+errors and shows nothing (Notebook 7 today). So ``show_in_sidebar`` displays a small slot widget in the cell's
+output; its view (js/sidebar_slot.js) reads the page's application name (PageConfig ``appName``: "JupyterLab",
+"Jupyter Notebook", ...; none in VS Code or Colab) and
+
+* in JupyterLab shows nothing and reports "JupyterLab": the kernel then opens the sidecar panel with the widget
+  (so a sidecar is only ever made where it works);
+* anywhere else shows the widget right there under a one-line note ("No JupyterLab sidebar in Jupyter Notebook 7:
+  ... is shown here instead"), and reports the application.
+
+The decision is the page's own, so what a person sees is right with no timeout and no race, also when a saved
+notebook is opened in another front end. The handle's repr says what the page reported; ``show_in_sidebar`` waits
+up to ``timeout`` seconds for that report before it returns (the report reaches a busy kernel when the front end
+sends widget messages on a kernel subshell, as JupyterLab 4.6 and Notebook 7.6 do with ipykernel 7; otherwise it
+arrives once the cell ends and a later ``repr`` shows it). Outside a Jupyter kernel (plain IPython, a script)
+there is no widget front end at all: the widget is displayed as it would be there, with the note printed.
+"""
 
 from __future__ import annotations
 
-from IPython.display import display
-from sidecar import Sidecar
+import threading
 
-_open: dict[str, Sidecar] = {}
+import anywidget
+import ipywidgets
+import traitlets as t
+from IPython.display import display
+
+from ._esm import bundle
+
+_open: dict[str, "SidebarPanel"] = {}
+
+LAB = "JupyterLab"
+
+
+def _front_end_name(app: str) -> str:
+    return {"Jupyter Notebook": "Jupyter Notebook 7", "": "this front end"}.get(app, app)
+
+
+class SidebarSlot(anywidget.AnyWidget):
+    """The cell-output half of ``show_in_sidebar`` (see the module docstring): shows ``child`` inline where the page
+    has no JupyterLab sidebar, and reports the page's application in ``app``."""
+
+    _esm = bundle("sidebar_slot.js")
+    child = t.Instance(ipywidgets.Widget).tag(sync=True, **ipywidgets.widget_serialization)
+    title = t.Unicode("").tag(sync=True)
+    app = t.Unicode("", help="the application the page reported (PageConfig appName)").tag(sync=True)
+    reported = t.Bool(False, help="a page has said which application it is").tag(sync=True)
 
 
 class SidebarPanel:
-    """A handle on a widget shown in a sidebar; ``close()`` removes the panel. Not a widget itself, so leaving it
-    as a cell's last value shows a line of text, not a second, empty view."""
+    """A handle on a widget given to ``show_in_sidebar``; ``close()`` removes the panel (or the inline view).
+    ``where`` is "sidebar", "inline" or "unknown" (no page has reported yet). Not a widget itself, so leaving it as
+    a cell's last value shows a line of text, not a second view."""
 
-    def __init__(self, widget, panel: Sidecar, title: str):
-        self.widget, self.panel, self.title = widget, panel, title
+    def __init__(self, widget, title: str, slot: SidebarSlot | None = None, anchor: str = "right"):
+        self.widget, self.title, self.slot, self.anchor = widget, title, slot, anchor
+        self.panel = None  # the sidecar, once a JupyterLab page asked for it
+        self.app = "" if slot is not None else "plain IPython"
+        self._reported = threading.Event()
+        self._lock = threading.Lock()
+        if slot is None:
+            self._reported.set()
+        else:
+            slot.observe(self._on_report, names=["reported", "app"])
+
+    @property
+    def where(self) -> str:
+        if self.panel is not None:
+            return "sidebar"
+        return "inline" if self._reported.is_set() else "unknown"
+
+    def _on_report(self, _change):
+        slot = self.slot
+        if slot is None or not slot.reported:
+            return
+        with self._lock:
+            self.app = slot.app
+            if slot.app == LAB and self.panel is None:
+                self.panel = _sidecar(self.widget, self.title, self.anchor)
+        self._reported.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a page has said where the widget is (True), or ``timeout`` seconds passed (False)."""
+        return self._reported.wait(timeout)
 
     def close(self):
-        """Remove the panel from the sidebar."""
-        if _open.get(self.title) is self.panel:
+        """Remove the sidebar panel, or the inline view; the widget itself stays open. Safe to call again."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        if _open.get(self.title) is self:
             del _open[self.title]
-        self.panel.close()
+        if self.slot is not None:
+            self.slot.unobserve(self._on_report, names=["reported", "app"])
+            self.slot.close()
+        if self.panel is not None:
+            self.panel.close()
 
     def __repr__(self):
-        return f"<{type(self.widget).__name__} in the JupyterLab sidebar panel {self.title!r}>"
+        name, title = type(self.widget).__name__, self.title
+        if self.panel is not None:
+            return f"<{name} in the JupyterLab sidebar panel {title!r}>"
+        if self.where == "inline":
+            return f"<{name} shown inline, not in a sidebar: {_front_end_name(self.app)} has no JupyterLab sidebar>"
+        return (f"<{name} for the sidebar panel {title!r}: the front end has not said yet whether it has a JupyterLab "
+                f"sidebar; where it has none, the widget is shown inline>")
 
 
-def show_in_sidebar(widget, title: str = "cnnwidget", anchor: str = "right") -> SidebarPanel:
+def _sidecar(widget, title: str, anchor: str):
+    from sidecar import Sidecar
+
+    panel = Sidecar(title=title, anchor=anchor)
+    # Set as data rather than `with panel: display(widget)`: this runs when the page's report arrives, on whichever
+    # thread handles it, after the cell that asked may have ended.
+    panel.outputs = ({"output_type": "display_data", "metadata": {},
+                      "data": {"text/plain": repr(widget),
+                               "application/vnd.jupyter.widget-view+json": {
+                                   "version_major": 2, "version_minor": 0, "model_id": widget.model_id}}},)
+    return panel
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def show_in_sidebar(widget, title: str = "cnnwidget", anchor: str = "right", timeout: float = 1.0) -> SidebarPanel:
     """Show ``widget`` in a JupyterLab sidebar panel titled ``title``; returns a handle with ``close()``.
 
     Uses jupyterlab-sidecar (``anchor="right"`` is the right sidebar; "split-right", "tab-after", ... also work).
+    Where the front end has no JupyterLab sidebar (Jupyter Notebook 7, Voila, VS Code, Colab, plain IPython) the
+    widget is shown inline, in the cell's output, under a one-line note saying so; the handle's repr says which
+    (see the module docstring for how it is known). Waits up to ``timeout`` seconds for the page's answer.
     Showing again under the same title replaces the earlier panel instead of piling up a new one each time a cell
     is re-run.
     """
     previous = _open.pop(title, None)
     if previous is not None:
         previous.close()
-    panel = Sidecar(title=title, anchor=anchor)
-    with panel:
+    if not _in_kernel():
+        print(f"No JupyterLab sidebar outside a Jupyter kernel (plain IPython): {title!r} is shown here instead.")
         display(widget)
-    _open[title] = panel
-    return SidebarPanel(widget, panel, title)
+        return SidebarPanel(widget, title)
+    slot = SidebarSlot(child=widget, title=title)
+    handle = SidebarPanel(widget, title, slot, anchor)
+    _open[title] = handle
+    display(slot)
+    handle.wait(max(0.0, float(timeout)))
+    return handle

@@ -449,12 +449,12 @@ class LabHarness:
         self.timings["server"] = time.perf_counter() - t0
 
     def _start_browser(self) -> None:
-        from playwright.sync_api import sync_playwright
+        from . import playwright_shared
 
         t0 = time.perf_counter()
         if not Path(CHROMIUM).exists():
             raise RuntimeError(f"{CHROMIUM} not found: apt-get install -y chromium (never `playwright install`)")
-        self._pw = sync_playwright().start()
+        self._pw = playwright_shared.acquire()  # one driver per process: the Notebook 7 / Voila harnesses share it
         self.browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         self._console = open(self.console_log_path, "w", buffering=1, errors="replace")
         self._console.write(f"\n===== {time.ctime()} chromium {self.browser.version}\n")
@@ -465,7 +465,7 @@ class LabHarness:
             self.cleanup()
         except Exception:
             pass
-        for closer in (lambda: self.browser and self.browser.close(), lambda: self._pw and self._pw.stop()):
+        for closer in (lambda: self.browser and self.browser.close(), lambda: self._pw and playwright_shared.release()):
             try:
                 closer()
             except Exception:
