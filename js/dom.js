@@ -38,6 +38,40 @@ export function warningBox(model) {
 }
 
 /**
+ * The box that shows the base's `error` trait (what went wrong, in words), hidden while it is empty: returns
+ * [node, draw]; put the node in the view and react with draw to ["error"]. Styled by baseStyle (.cnnw-error).
+ */
+export function errorBox(model) {
+  const node = h("div", { class: "cnnw-error", role: "alert", hidden: true });
+  return [node, showsText(model, "error", node, true)];
+}
+
+/**
+ * Fraction done (0..1) of the base's `progress` trait {done, total, step, steps}: `done` of `total` units (images,
+ * chunks, layers) finished, and `step` of `steps` inside the current one. 0 while there is no total.
+ */
+export function jobFraction(progress) {
+  const { done = 0, total = 0, step = 0, steps = 0 } = progress ?? {};
+  if (!(total > 0)) return 0;
+  return Math.min(1, Math.max(0, (done + (steps > 0 ? step / steps : 0)) / total));
+}
+
+/**
+ * The progress bar of a job: returns [node, draw]; react with draw to ["progress"]. `fraction` turns the trait's
+ * value into 0..1 (default jobFraction). Styled by baseStyle (.cnnw-progress); role and aria values for readers.
+ */
+export function progressBar(model, fraction = jobFraction) {
+  const bar = h("div", { class: "cnnw-progress-bar" });
+  const node = h("div", { class: "cnnw-progress", role: "progressbar", "aria-valuemin": "0",
+    "aria-valuemax": "100", "aria-valuenow": "0" }, [bar]);
+  return [node, () => {
+    const f = fraction(model.get("progress"));
+    bar.style.width = `${(100 * f).toFixed(1)}%`;
+    node.setAttribute("aria-valuenow", String(Math.round(100 * f)));
+  }];
+}
+
+/**
  * Redraw on trait changes, at most once per animation frame for each draw: one message often changes several
  * traits (a page is bytes + ranges + meta). `reactions` is [[draw, [trait, ...]], ...]; every draw also runs once
  * now. Returns { schedule(draw) } for other triggers (a resize) and dispose(), which removes the listeners.
@@ -80,6 +114,11 @@ ${r} { font-family: var(--jp-ui-font-family, system-ui, sans-serif); font-size: 
 ${r} [hidden] { display: none !important; }
 ${r} .cnnw-warning { padding: 4px 8px; border-left: 3px solid var(--jp-warn-color1, #f57c00);
   color: var(--jp-ui-font-color1, #212121); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
+${r} .cnnw-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
+  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
+${r} .cnnw-progress { position: relative; width: 160px; height: 8px; border-radius: 4px; overflow: hidden;
+  background: var(--jp-layout-color3, #bdbdbd); flex: none; }
+${r} .cnnw-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
 ${r} label { display: inline-flex; align-items: center; gap: 4px; max-width: 100%; }
 ${controls.map((c) => `${r} ${c}`).join(", ")} { font: inherit; color: inherit;
   background: var(--jp-layout-color1, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd); border-radius: 2px; }`;
