@@ -36,7 +36,7 @@ def builders():
     probe = cw.ModelProbe(model, class_names=data.class_names)
     kinds = {
         "ActivationGrid": lambda: cw.ActivationGrid(probe, images),
-        "FeatureVisualization": lambda: cw.FeatureVisualization(probe, "block2_conv", 0, steps=8, size=64),
+        "FeatureVisualization": lambda: _rendered(cw.FeatureVisualization(probe, "block2_conv", 0, steps=8, size=64)),
         "AttributionMap": lambda: cw.AttributionMap(probe, images, ("saliency", "grad_cam", "occlusion"),
                                                     curve_steps=8),
         "FilterGrid": lambda: cw.FilterGrid(probe),
@@ -46,14 +46,25 @@ def builders():
         "RobustnessView": lambda: cw.RobustnessView(probe, images, steps=4, curve_epsilons=[0.0, 0.03]),
         "AttentionMap": lambda: cw.AttentionMap(demo.load_hybrid_model(), images),
     }
-    # widgets added later (ChannelCard, DatasetExamples, ActivationAtlas, Explorer): tried with (model, images)
-    for name in ("ChannelCard", "DatasetExamples", "ActivationAtlas", "Explorer"):
+    # widgets added later the same day, when present
+    later = {
+        "ChannelCard": lambda cls: cls(probe, data.images, "block2_conv", fv_steps=8),
+        "DatasetExamples": lambda cls: cls(probe, data.images, "block2_conv"),
+        "ActivationAtlas": lambda cls: cls(probe, data.images, "block2_conv", grid=8),
+        "Explorer": lambda cls: cls(probe, images),
+    }
+    for name, make in later.items():
         try:
             cls = getattr(cw, name)
         except (AttributeError, ImportError):
             continue
-        kinds[name] = (lambda cls=cls: cls(probe, images))
+        kinds[name] = (lambda cls=cls, make=make: make(cls))
     return kinds
+
+
+def _rendered(fv):
+    fv.render()
+    return fv
 
 
 def main():

@@ -3,10 +3,11 @@
 // added later, answers the kernel's save_png request and gets a small "PNG" button in its toolbar. Names here are
 // prefixed (cnnw...) because this file is appended to modules that declare their own helpers.
 
-/** The view's canvases that are drawn and shown, in page order. */
+/** The view's canvases that are drawn and shown, in page order; not those inside charts (a bqplot figure keeps a
+ * WebGL canvas over its SVG plot, blank unless a GL mark draws in it). */
 export function cnnwPngCanvases(root) {
   return [...root.querySelectorAll("canvas")].filter((c) => c.width > 0 && c.height > 0 && c.isConnected
-    && c.getClientRects().length > 0);
+    && c.getClientRects().length > 0 && !c.closest(".bqplot"));
 }
 
 /**

