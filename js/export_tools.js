@@ -69,7 +69,8 @@ function cnnwPngButton(el) {
 
 /** Put the button at the end of the view's first toolbar row (or above the view when it has none). */
 function cnnwPngPlace(el, button) {
-  const row = el.querySelector("[class*='-row'], [class*='toolbar'], [class*='controls']");
+  const row = [...el.querySelectorAll("[class*='-row'], [class*='toolbar'], [class*='controls']")]
+    .find((node) => !node.closest(".bqplot, .jupyter-widgets"));
   if (row) row.append(button);
   else el.prepend(button);
 }

@@ -50,6 +50,7 @@ from ._esm import js_dir
 
 EXPORT_FORMAT = 1
 PNG_ACTION = "cnnw_save_png"
+PNG_TIMEOUT = 60.0  # seconds a save_png request waits for the page
 
 # Trait names whose change the page draws with no kernel (a view re-colours or re-blends what it holds). Every other
 # trait the page may set needs the kernel: in an exported file such a change is put back and the view says so.
@@ -426,7 +427,18 @@ class PngRequests:
             ident = self.counter
             self.pending[ident] = (Path(path), future)
         widget.send({"action": PNG_ACTION, "id": ident})
+        timer = threading.Timer(PNG_TIMEOUT, self._expire, args=(ident,))
+        timer.daemon = True
+        timer.start()
         return future
+
+    def _expire(self, ident: int):
+        with self.lock:
+            entry = self.pending.pop(ident, None)
+        if entry is not None and not entry[1].done():
+            entry[1].set_exception(ExportError(
+                f"no view answered the PNG request within {PNG_TIMEOUT:.0f} s (is the page that shows the widget "
+                "still open?)"))
 
     def answer(self, widget, content: dict, buffers) -> bool:
         if not isinstance(content, dict) or content.get("action") != PNG_ACTION:
