@@ -58,7 +58,7 @@ FOLLOWED = {
 PANEL_DEFAULTS = {
     "activations": {},
     "featurevis": {"steps": 128},
-    "examples": {"k": 16},
+    "examples": {"k": 16, "feature_vis": False},  # the feature visualization panel shows the channel's rendering
     "attribution": {"methods": ("saliency", "gradient_x_input", "grad_cam"), "curves": False},
     "attention": {},
     "uncertainty": {"samples": 30},
@@ -177,7 +177,10 @@ class Explorer(CnnWidget):
         with self._propagating():
             for name in COST_ORDER:  # made cheapest first: each starts its first computation on its worker
                 if name in chosen:
-                    self._build(name)
+                    try:
+                        self._build(name)
+                    except CnnWidgetError as exc:  # e.g. data this panel cannot take: said, the others go on
+                        self._push(error=f"{LABELS[name]}: {exc}")
         self._start(self._first_job)
 
     def _describe(self):
@@ -357,19 +360,32 @@ class Explorer(CnnWidget):
             except CnnWidgetError:  # a layer no channel objective takes (the input): its own default layer
                 panel = FeatureVisualization(probe, **opts)
         elif name == "examples":
-            panel = _channel_card_class()(probe, self._data, self.layer, channel, **opts)
+            if self.probe.layer(self.layer).is_spatial:
+                panel = _channel_card_class()(probe, self._data, self.layer, channel, **opts)
+            else:  # the card shows spatial layers only
+                panel = self._card_on_first_spatial(opts)
         elif name == "attribution":
             panel = AttributionMap(probe, images, image_index=self.image,
                                    target=None if self.target < 0 else self.target, **opts)
         elif name == "attention":
             panel = AttentionMap(probe, images, image_index=self.image, **opts)
-        elif name == "uncertainty":
-            panel = UncertaintyView(probe, images, self._data, image_index=self.image, **opts)
-        else:
-            panel = RobustnessView(probe, images, self._data, image_index=self.image, **opts)
+        elif name in ("uncertainty", "robustness"):
+            view = UncertaintyView if name == "uncertainty" else RobustnessView
+            try:
+                panel = view(probe, images, self._data, image_index=self.image, **opts)
+            except CnnWidgetError as exc:
+                if self._data is None:
+                    raise
+                # data the others take (images without labels, say) but this one cannot: it goes on without it
+                panel = view(probe, images, None, image_index=self.image, **opts)
+                self._push(notes=[*self.notes, f"{LABELS[name]}: shown without data= ({exc})"])
         self._follow_panel(name, panel)
         self._push(**{f"{name}_panel": panel})
         return panel
+
+    def _card_on_first_spatial(self, opts):
+        first = next(i.path for i in self.probe.layers if i.is_spatial)
+        return _channel_card_class()(self.probe, self._data, first, 0, **opts)
 
     def _follow_panel(self, name: str, panel):
         """A person's change in the panel's own controls moves the Explorer's selection (then every other panel).
@@ -533,14 +549,14 @@ class Explorer(CnnWidget):
         return None
 
     def _sync_examples(self, card, resume):
-        channel = max(self.channel, 0)
-        if card.layer == self.layer and card.channel == channel:
-            if resume and hasattr(card, "compute"):
+        if self.channel < 0 or not self.probe.layer(self.layer).is_spatial:
+            return None  # the card shows a channel of a spatial layer: it stays on the last one
+        if card.layer == self.layer and card.channel == self.channel:
+            if resume:
                 card.compute()
             return None
-        with card._locked(), card.hold_trait_notifications():
-            card.layer = self.layer
-            card.channel = channel
+        with card._locked():
+            card.show(self.layer, self.channel)  # checked together; its work starts on its worker
         return None
 
     def _sync_featurevis(self, fvw, resume):
