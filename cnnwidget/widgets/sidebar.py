@@ -13,21 +13,24 @@ output; its view (js/sidebar_slot.js) reads the page's application name (PageCon
   ... is shown here instead"), and reports the application.
 
 The decision is the page's own, so what a person sees is right with no timeout and no race, also when a saved
-notebook is opened in another front end. The handle's repr says what the page reported; ``show_in_sidebar`` waits
-up to ``timeout`` seconds for that report before it returns (the report reaches a busy kernel when the front end
-sends widget messages on a kernel subshell, as JupyterLab 4.6 and Notebook 7.6 do with ipykernel 7; otherwise it
-arrives once the cell ends and a later ``repr`` shows it). Outside a Jupyter kernel (plain IPython, a script)
-there is no widget front end at all: the widget is displayed as it would be there, with the note printed.
+notebook is opened in another front end. The handle's repr says what the page reported. The report reaches the
+kernel once the cell that asked has ended (seen in JupyterLab 4.6 and Notebook 7.6 with ipykernel 7.4: a wait inside
+the cell never saw it, so ``show_in_sidebar`` does not wait unless given ``timeout``); the handle shown as the cell's
+value is one line of text with a display id, replaced in place by the new repr when the report arrives ("... in the
+JupyterLab sidebar panel 'x'" or "... shown inline, not in a sidebar: Jupyter Notebook 7 has no JupyterLab
+sidebar"). Outside a Jupyter kernel (plain IPython, a script) there is no widget front end at all: the widget is
+displayed as it would be there, with the note printed.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 
 import anywidget
 import ipywidgets
 import traitlets as t
-from IPython.display import display
+from IPython.display import display, update_display
 
 from ._esm import bundle
 
@@ -62,6 +65,7 @@ class SidebarPanel:
         self.app = "" if slot is not None else "plain IPython"
         self._reported = threading.Event()
         self._lock = threading.Lock()
+        self._display_ids: list[str] = []  # outputs showing this handle's repr: updated when the page reports
         if slot is None:
             self._reported.set()
         else:
@@ -82,6 +86,14 @@ class SidebarPanel:
             if slot.app == LAB and self.panel is None:
                 self.panel = _sidecar(self.widget, self.title, self.anchor)
         self._reported.set()
+        for display_id in list(self._display_ids):
+            update_display({"text/plain": repr(self)}, raw=True, display_id=display_id)
+
+    def _ipython_display_(self):
+        # The handle as a cell's value: its line of text, updated in place once the page has said where the widget is.
+        display_id = uuid.uuid4().hex
+        self._display_ids.append(display_id)
+        display({"text/plain": repr(self)}, raw=True, display_id=display_id)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until a page has said where the widget is (True), or ``timeout`` seconds passed (False)."""
@@ -132,13 +144,15 @@ def _in_kernel() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
-def show_in_sidebar(widget, title: str = "cnnwidget", anchor: str = "right", timeout: float = 1.0) -> SidebarPanel:
+def show_in_sidebar(widget, title: str = "cnnwidget", anchor: str = "right", timeout: float = 0.0) -> SidebarPanel:
     """Show ``widget`` in a JupyterLab sidebar panel titled ``title``; returns a handle with ``close()``.
 
     Uses jupyterlab-sidecar (``anchor="right"`` is the right sidebar; "split-right", "tab-after", ... also work).
     Where the front end has no JupyterLab sidebar (Jupyter Notebook 7, Voila, VS Code, Colab, plain IPython) the
     widget is shown inline, in the cell's output, under a one-line note saying so; the handle's repr says which
-    (see the module docstring for how it is known). Waits up to ``timeout`` seconds for the page's answer.
+    (see the module docstring for how it is known). ``timeout``: seconds to wait for the page's answer before
+    returning (it usually arrives only after the cell ends, so the default does not wait; ``handle.wait()`` in a
+    later cell, or the handle's line of output, which is updated in place, tell where the widget went).
     Showing again under the same title replaces the earlier panel instead of piling up a new one each time a cell
     is re-run.
     """
@@ -153,5 +167,6 @@ def show_in_sidebar(widget, title: str = "cnnwidget", anchor: str = "right", tim
     handle = SidebarPanel(widget, title, slot, anchor)
     _open[title] = handle
     display(slot)
-    handle.wait(max(0.0, float(timeout)))
+    if timeout and timeout > 0:
+        handle.wait(float(timeout))
     return handle

@@ -90,7 +90,11 @@ def test_show_in_sidebar_falls_back_inline_in_notebook7(notebook7, nb7_quickstar
                                      f"_h = _s._open[{TITLE!r}]\nprint(_h.where, _h.panel is None)\nprint(repr(_h))")
     first, second = out.splitlines()
     assert first == "inline True", out
-    assert second == "<ActivationGrid shown inline, not in a sidebar: Jupyter Notebook 7 has no JupyterLab sidebar>"
+    shown = "<ActivationGrid shown inline, not in a sidebar: Jupyter Notebook 7 has no JupyterLab sidebar>"
+    assert second == shown
+    # the handle, the cell's value, was shown as one line before the page reported: that line now says the same
+    page.wait_for_function("(text) => [...document.querySelectorAll('.jp-OutputArea-output')]"
+                           ".some((o) => o.textContent.trim() === text)", arg=shown, timeout=10_000, polling=100)
 
 
 # ------------------------------------------------------------------------------------------------ Voila
