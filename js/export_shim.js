@@ -26,6 +26,15 @@ function stateOf(spec) {
   return state;
 }
 
+function same(a, b) {
+  if (a instanceof DataView && b instanceof DataView) {
+    if (a.byteLength !== b.byteLength) return false;
+    for (let i = 0; i < a.byteLength; i += 1) if (a.getUint8(i) !== b.getUint8(i)) return false;
+    return true;
+  }
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
+}
+
 function notice(text) {
   const box = document.getElementById("cnnw-export-notices");
   if (!box || [...box.children].some((p) => p.textContent === text)) return;
@@ -42,6 +51,7 @@ class StaticModel {
     this.state = stateOf(spec);
     this.saved = { ...this.state };
     this.kernelTraits = new Set(spec.kernel_traits ?? []);
+    this.staticTraits = new Set(spec.static_traits ?? []);
     this.changed = new Set();
     this.listeners = new Map();
   }
@@ -66,6 +76,10 @@ class StaticModel {
     this.changed.clear();
     const needKernel = names.filter((n) => this.kernelTraits.has(n) && this.state[n] !== this.saved[n]);
     for (const name of names) if (!needKernel.includes(name)) this.saved[name] = this.state[name];
+    if (needKernel.length && this.widget_manager.showVariant(this)) {
+      for (const name of names) this.saved[name] = this.state[name];
+      return;
+    }
     if (needKernel.length) {
       // put the values back (the view redraws its controls from them) and say why
       setTimeout(() => {
@@ -192,6 +206,44 @@ class StaticManager {
     const lib = this.library(module);
     if (!lib[name]) throw new Error(`${name} is not in ${module}`);
     return lib[name];
+  }
+
+  /**
+   * If `model` (the exported widget) now asks for one of the settings held in the file (`variants`), show it: the
+   * models that differ in it take its state. Returns whether one was found.
+   */
+  showVariant(model) {
+    const variants = data.variants;
+    if (!variants || model.model_id !== data.root) return false;
+    const entry = variants.entries.find((e) => variants.keys.every((k) => same(e.values[k], model.get(k))));
+    if (!entry) return false;
+    this.applying = (this.applying ?? Promise.resolve()).then(() => this.apply(entry)).catch((error) => {
+      console.warn("cnnwidget export: variant", error);
+      notice(`This setting could not be shown: ${error.message ?? error}`);
+    });
+    if ("error" in model.state && model.get("error")) model.set("error", "");
+    return true;
+  }
+
+  async apply(entry) {
+    for (const [id, spec] of Object.entries(entry.models)) {
+      this.specs[id] = spec;
+      if (!this.models.has(id)) continue; // made from its new spec when a view asks for it
+      const model = await this.models.get(id);
+      if (model instanceof StaticModel) {
+        const state = stateOf(spec);
+        for (const [name, value] of Object.entries(state)) {
+          // what the person chose in the page (colour map, opacity) stays; the rest is the variant's
+          if (name === "_esm" || model.staticTraits.has(name) || same(model.state[name], value)) continue;
+          model.state[name] = value;
+          model.saved[name] = value;
+          model.emit(`change:${name}`, value);
+        }
+      } else {
+        const Model = this.loadClass(spec.model_name, spec.model_module);
+        model.set(await Model._deserialize_state(stateOf(spec), this));
+      }
+    }
   }
 
   get_model(id) {

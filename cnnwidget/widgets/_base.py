@@ -285,11 +285,19 @@ class CnnWidget(anywidget.AnyWidget):
 
     # -- keep and share (the work is in _export.py) ------------------------------------------------------------
 
-    def export_html(self, path, *, title: str | None = None) -> dict:
+    def export_html(self, path, *, title: str | None = None, variants: list | None = None) -> dict:
         """Write the view as one self-contained HTML file (no kernel, no network): the current state, the arrays
-        and the JavaScript. Colour map, normalization, opacity and hover values work in it. Returns figures
-        (``bytes``, ``raw_bytes``, ``ratio``, ``seconds``, ...)."""
-        return _export.export_html(self, path, title=title)
+        and the JavaScript. Colour map, normalization, opacity and hover values work in it. ``variants``: other
+        settings to hold as well, e.g. ``[{"page": 1}, {"layer": "block2_conv"}]`` (computed now, shown in the
+        live view meanwhile, then put back); in the file, choosing one shows it; any other change that needs the
+        model is refused there and says so. Default: ``_export_variants()``. Returns figures (``bytes``,
+        ``raw_bytes``, ``ratio``, ``seconds``, ...)."""
+        return _export.export_html(self, path, title=title, variants=variants)
+
+    def _export_variants(self) -> list:
+        """Hook: the settings ``export_html`` holds besides the current one when not told (say, the pages a widget
+        has computed already). None by default."""
+        return []
 
     def save_png(self, path):
         """Ask the displayed view for its canvases as one PNG at their own resolution, written to ``path`` when the

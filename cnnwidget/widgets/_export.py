@@ -123,6 +123,7 @@ def collect_models(root) -> tuple[dict, int]:
         state, paths, buffers = _remove_buffers(state)
         raw += sum(memoryview(b).nbytes for b in buffers)
         models[model_id] = {
+            "raw": sum(memoryview(b).nbytes for b in buffers),
             "model_name": state.get("_model_name"),
             "model_module": module,
             "model_module_version": state.get("_model_module_version"),
@@ -131,6 +132,8 @@ def collect_models(root) -> tuple[dict, int]:
         }
         if module == _ANYWIDGET:
             models[model_id]["kernel_traits"] = kernel_traits(widget)
+            models[model_id]["static_traits"] = sorted(n for n in getattr(widget, "_static_traits", STATIC_TRAITS)
+                                                      if n in widget.keys)
         todo.extend(_refs(state))
     return models, raw
 
@@ -210,13 +213,63 @@ def _script_text(text: str) -> str:
 
 # -- HTML ----------------------------------------------------------------------------------------------------------
 
-def export_html(widget, path, *, title: str | None = None) -> dict:
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def capture_variants(widget, variants: list[dict], timeout: float | None = 600) -> tuple[dict | None, dict, int]:
+    """The widget's state under each of ``variants`` (``{trait: value}``, set as a person would, computed, then
+    put back): ``({"keys": [...], "entries": [{"values": {...}, "models": {id: spec}}]}, the models as they were,
+    raw bytes of all)``.
+    The first entry is the state as it was; each entry holds the full specs of the models that differ from it.
+    The live widget shows each variant while it is captured."""
+    if not variants:
+        return None, *collect_models(widget)
+    keys = sorted({k for v in variants for k in v})
+    unknown = [k for k in keys if k not in widget.keys or widget.trait_metadata(k, "owner") == "python"]
+    if unknown:
+        raise ExportError(f"variants may set the traits a person sets ({', '.join(kernel_traits(widget))}); "
+                          f"got {', '.join(unknown)}")
+    widget.wait(timeout)
+    base, base_raw = collect_models(widget)  # the file's state: taken before any variant (they may replace charts)
+    original = {k: getattr(widget, k) for k in keys}
+    captured = []
+    try:
+        for variant in variants:
+            with widget.hold_trait_notifications():
+                for k, v in variant.items():
+                    setattr(widget, k, v)
+            if not widget.wait(timeout):
+                raise ExportError(f"the variant {variant} did not finish computing within {timeout} s")
+            if widget.error:
+                raise ExportError(f"the variant {variant} failed: {widget.error}")
+            models, _ = collect_models(widget)
+            changed = {i: m for i, m in models.items()
+                       if i not in base or {**m, "raw": 0} != {**base[i], "raw": 0}}
+            captured.append(({k: _jsonable(getattr(widget, k)) for k in keys}, changed))
+    finally:
+        with widget.hold_trait_notifications():
+            for k, v in original.items():
+                setattr(widget, k, v)
+        widget.wait(timeout)
+    touched = {i for _, changed in captured for i in changed if i in base}
+    entries = [{"values": {k: _jsonable(v) for k, v in original.items()}, "models": {i: base[i] for i in touched}}]
+    entries += [{"values": values, "models": changed} for values, changed in captured]
+    raw = base_raw + sum(m["raw"] for e in entries for m in e["models"].values())
+    return {"keys": keys, "entries": entries}, base, raw
+
+
+def export_html(widget, path, *, title: str | None = None, variants: list[dict] | None = None,
+                timeout: float | None = 600) -> dict:
     """Write ``widget``'s view as one self-contained HTML file; return figures about it (sizes, time, what is in
-    it). See the module docstring."""
+    it). ``variants``: other settings to hold too (``[{"layer": "block2_conv"}, {"page": 1}]``), each computed
+    now; in the file, choosing one of them shows it instead of asking for the kernel. See the module docstring."""
     start = time.perf_counter()
     if widget.comm is None:
         raise ExportError(f"this {type(widget).__name__} is closed; there is nothing to export.")
-    models, raw_buffers = collect_models(widget)
+    if variants is None:
+        variants = widget._export_variants()
+    captured, models, raw_buffers = capture_variants(widget, list(variants), timeout)
     modules = sorted({m["model_module"] for m in models.values()} - {_ANYWIDGET})
     libraries: dict[str, Path] = {}
     missing: list[str] = []
@@ -243,8 +296,10 @@ def export_html(widget, path, *, title: str | None = None) -> dict:
         "notices": notices,
         "widget": type(widget).__name__,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "variants": captured,
     }
     data_json = json.dumps(data, separators=(",", ":"), allow_nan=False, default=_json_default)
+    entries = [*models.values(), *(m for e in (captured or {}).get("entries", ()) for m in e["models"].values())]
     data_json = data_json.replace("</", "<\\/")  # inside a <script> element
     esm_bytes = sum(len(m["state"].get("_esm", "").encode()) for m in models.values())
     library_texts = {name: libraries[name].read_text(encoding="utf-8") for name in sorted(libraries)}
@@ -280,7 +335,7 @@ def export_html(widget, path, *, title: str | None = None) -> dict:
     html = "\n".join(parts)
     out = Path(path)
     out.write_bytes(html.encode("utf-8"))
-    encoded_buffers = sum(len(b["data"]) for m in models.values() for b in m["buffers"])
+    encoded_buffers = sum(len(b["data"]) for m in entries for b in m["buffers"])
     code = sum(len(t.encode()) for t in library_texts.values()) + len(amd.encode()) + len(shim.encode())
     state_bytes = len(data_json.encode()) - encoded_buffers
     held = raw_buffers + state_bytes + code  # what the file holds, in raw bytes (the arrays unencoded)
@@ -297,6 +352,7 @@ def export_html(widget, path, *, title: str | None = None) -> dict:
         "esm_bytes": esm_bytes,
         "library_bytes": code,
         "models": len(models),
+        "variants": len(captured["entries"]) - 1 if captured else 0,
         "libraries": sorted(libraries),
         "missing": missing,
         "seconds": time.perf_counter() - start,

@@ -41,7 +41,9 @@ def exported(tmp_path_factory):
     for name, w in (("grid", grid), ("attribution", amap), ("monitor", monitor)):
         widgets.append(w)
         assert w.wait(180)
-        files[name] = Path(w.export_html(out / f"{name}.html")["path"])
+        # the grid also holds a second layer: choosing it in the file shows it; a third needs the kernel
+        variants = [{"layer": "block2_conv"}] if name == "grid" else []
+        files[name] = Path(w.export_html(out / f"{name}.html", variants=variants)["path"])
     yield files
     for w in widgets:
         w.close()
@@ -99,9 +101,16 @@ def test_exported_grid_opens_from_file_draws_hovers_and_switches_colour_maps(exp
     page.wait_for_function(f"({HASH})('.cnnw-grid-canvas').hash !== {before['hash']}", timeout=10_000)
     after = page.evaluate(HASH, ".cnnw-grid-canvas")
     assert after["lit"] > after["size"] // 4
+    # a layer held in the file (export_html variants) is shown when chosen, and the first one again after it
+    first = page.eval_on_selector(".cnnw-layer-select", "s => s.value")
+    page.select_option(".cnnw-layer-select", "block2_conv")
+    page.wait_for_function(f"({HASH})('.cnnw-grid-canvas').hash !== {after['hash']}", timeout=10_000)
+    assert page.locator(".cnnw-grid").inner_text().count("32 channels") == 1
+    assert page.eval_on_selector(".cnnw-layer-select", "s => s.value") == "block2_conv"
+    page.select_option(".cnnw-layer-select", first)
+    page.wait_for_function(f"({HASH})('.cnnw-grid-canvas').hash === {after['hash']}", timeout=10_000)
     # a change that needs the kernel is put back and said so, never shown under the new label
     layers = page.evaluate("[...document.querySelector('.cnnw-layer-select').options].map(o => o.value)")
-    first = page.eval_on_selector(".cnnw-layer-select", "s => s.value")
     page.select_option(".cnnw-layer-select", layers[-1])
     page.wait_for_function(f"document.querySelector('.cnnw-layer-select').value === {first!r}", timeout=10_000)
     assert "kernel" in page.locator(".cnnw-error").inner_text()

@@ -92,6 +92,20 @@ def test_export_is_one_self_contained_file_within_1_4x_its_raw_bytes(toy, tmp_pa
     assert "layer" in root["kernel_traits"] and "colormap" not in root["kernel_traits"]
 
 
+def test_variants_hold_other_settings_and_put_the_widget_back(toy, tmp_path):
+    info = toy.export_html(tmp_path / "toy.html", variants=[{"layer": "other"}, {"layer": "third", "seed": 5}])
+    assert info["variants"] == 2 and toy.layer == "conv" and toy.seed == 3
+    html = (tmp_path / "toy.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="cnnw-export-data">(.*?)</script>', html, re.S).group(1).replace("<\\/", "</"))
+    variants = data["variants"]
+    assert variants["keys"] == ["layer", "seed"]
+    assert [e["values"] for e in variants["entries"]] == [{"layer": "conv", "seed": 3}, {"layer": "other", "seed": 3},
+                                                         {"layer": "third", "seed": 5}]
+    assert variants["entries"][1]["models"][toy.model_id]["state"]["layer"] == "other"
+    with pytest.raises(_export.ExportError, match="traits a person sets"):
+        toy.export_html(tmp_path / "bad.html", variants=[{"tiles": b""}])
+
+
 def test_a_child_whose_javascript_is_not_installed_is_named_in_the_file_and_warned(toy, tmp_path, monkeypatch):
     real = _export.find_library
     monkeypatch.setattr(_export, "find_library", lambda rel: None if rel.startswith("bqplot/") else real(rel))
