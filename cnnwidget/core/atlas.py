@@ -27,8 +27,9 @@
    most supports (the most frequent label of its vectors' images when labels are given, else the most frequent
    predicted class of its vectors' images; ``class_support`` is that class's share) and up to ``examples`` images
    behind it (distinct images whose vectors point most along the cell's mean first).
-4. **Render**: each cell's feature visualization of its mean direction (``fv.direction(layer, mean,
-   cossim_pow)``, one image per cell, ``render_batch`` cells per compiled render), streamed through ``progress``.
+4. **Render**: each cell's feature visualization of its mean direction (``fv.direction(layer, mean, cossim_pow)``'s
+   objective, one image per cell, ``render_batch`` cells per compiled render: ``directions_objective``), streamed
+   through ``progress``.
 
 Cancel (a ``threading.Event``) is checked before every data batch, every 25 t-SNE iterations and every
 optimization step; a cancelled atlas keeps what was made (the sample; the layout and cells if they were made; the
@@ -37,9 +38,7 @@ icons of whole render batches) with ``partial`` and ``cancelled`` True and ``sta
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -655,12 +654,37 @@ def bin_cells(coords: np.ndarray, vectors: np.ndarray, classes: np.ndarray, grid
 # -- 4. render ---------------------------------------------------------------------------------------------------
 
 def directions_objective(layer, vectors: np.ndarray, cossim_pow: float = 1.0):
-    """A batch objective: image i encourages ``fv.direction(layer, vectors[i], cossim_pow)`` (vectors (B, C)).
-    Equal batch sizes share one compiled render step (the vectors are values, not part of its key)."""
-    from . import featurevis as fv
+    """A batch objective: image i encourages the direction ``vectors[i]`` of ``layer`` (vectors (B, C)), with
+    exactly ``fv.direction``'s term (at each position ``dot(a, v / |v|) * max(cos(a, v), 0.1) ** cossim_pow``,
+    averaged over positions), summed over the images. One term on a (B, C) array of directions instead of B
+    ``fv.batch(fv.direction(...), i)`` terms: the same value, but one small graph (B composed terms took most of
+    a render's time to trace). Equal batch sizes share one compiled render step (the vectors are values)."""
+    from .featurevis.objectives import Objective, _layer as _fv_layer, _mean_per_image
 
-    parts = [fv.batch(fv.direction(layer, v, cossim_pow), i) for i, v in enumerate(np.asarray(vectors))]
-    return functools.reduce(operator.add, parts)
+    vecs = np.asarray(vectors, np.float32)
+    if vecs.ndim != 2 or not len(vecs):
+        raise OptionError(f"vectors must be an array (B, C) of directions, B >= 1; got shape {vecs.shape}.")
+
+    def bind(probe):
+        info = _fv_layer(probe, layer, what="direction")
+        n = int(info.output_shape[-1])
+        if vecs.shape[1] != n:
+            raise OptionError(f"the direction vectors for {info.path!r} need one entry per channel, shape "
+                              f"({len(vecs)}, {n}); got shape {vecs.shape}.")
+        norms = np.linalg.norm(vecs, axis=1)
+        if not (np.isfinite(norms).all() and (norms > 0).all()):
+            raise OptionError("every direction vector must be finite and non-zero.")
+        return [vecs / norms[:, None], np.float32(cossim_pow)]
+
+    def fn(T, v):
+        act, unit, power = T[layer], v[0], v[1]
+        u = unit[:, None, None, :] if act.shape.rank == 4 else unit
+        dot = tf.reduce_sum(act * u, axis=-1)
+        cos = dot / tf.sqrt(tf.reduce_sum(tf.square(act), axis=-1) + 1e-8)
+        return tf.reduce_sum(_mean_per_image(dot * tf.pow(tf.maximum(cos, 0.1), power)))
+
+    return Objective(fn, f"directions({layer!r}, <{len(vecs)} vectors>)", ("atlas_directions", layer, len(vecs)),
+                     bind, 2, [layer], batch=len(vecs))
 
 
 def render_atlas(probe, atlas: Atlas, size: int | None = None, steps: int = 128, batch: int = 16, seed: int = 0,

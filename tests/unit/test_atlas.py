@@ -179,3 +179,28 @@ def test_render_streams_icons_and_cancel_keeps_whole_batches(probe):
     done = A.render_atlas(probe, atlas, steps=4, batch=4)
     assert done.stage == "done" and not done.partial and done.rendered.sum() == m
     assert np.isfinite(done.icons[done.rendered]).all()
+
+
+def test_directions_objective_equals_fv_direction_per_image(probe):
+    """The batch objective is fv.direction's term for each image's own vector, summed (spatial and vector layers)."""
+    import tensorflow as tf
+
+    from cnnwidget.core import featurevis as fv
+
+    rng = np.random.default_rng(0)
+    for layer, shape in (("relu", (3, 4, 4, 2)), ("gap", (3, 2))):
+        acts = tf.constant(rng.random(shape, dtype=np.float32) - 0.3)
+        vecs = rng.normal(size=(3, 2)).astype(np.float32)
+        T = fv.Activations({layer: acts})
+        batch = A.directions_objective(layer, vecs, cossim_pow=2.0)
+        assert batch.batch == 3 and batch.key == ("atlas_directions", layer, 3)
+        got = float(batch(T, [tf.constant(v) for v in batch.bind(probe)]))
+        want = 0.0
+        for i, v in enumerate(vecs):
+            one = fv.direction(layer, v, cossim_pow=2.0)
+            want += float(one(T.select(tf.constant(i)), [tf.constant(x) for x in one.bind(probe)]))
+        assert got == pytest.approx(want, rel=1e-5)
+    with pytest.raises(OptionError, match=r"shape \(1, 2\); got shape \(1, 3\)"):
+        A.directions_objective("relu", np.ones((1, 3))).bind(probe)
+    with pytest.raises(OptionError, match="non-zero"):
+        A.directions_objective("relu", np.zeros((2, 2))).bind(probe)
