@@ -77,9 +77,10 @@ def test_export_is_one_self_contained_file_within_1_4x_its_raw_bytes(toy, tmp_pa
     print(f"\nexport: {info['bytes']} bytes for {info['raw_bytes']} raw ({info['ratio']:.3f}x); arrays "
           f"{info['array_encoded_bytes']} for {info['array_bytes']} ({info['array_ratio']:.3f}x)")
     assert info["ratio"] <= 1.4 and info["array_ratio"] <= 1.4
-    assert http_references(html) == []
-    assert len(LIBRARY.findall(html)) == 3
-    assert "<script src" not in LIBRARY.sub("", html) and "<link" not in LIBRARY.sub("", html)
+    ours = LIBRARY.sub("", html)
+    assert len(ours) < len(html) - 1_900_000  # the three libraries (~1.9 MB) were taken out
+    assert re.findall(r"https?://", ours) == []
+    assert "<script src" not in ours and "<link" not in ours
     # the state, the arrays, the module and the chart's library are all inside
     data = json.loads(re.search(r'id="cnnw-export-data">(.*?)</script>', html, re.S).group(1).replace("<\\/", "</"))
     root = data["models"][data["root"]]
