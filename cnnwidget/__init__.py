@@ -10,7 +10,7 @@ from .core.similarity import freeze_until
 
 __version__ = "0.1.0"
 
-_WIDGETS = ("ActivationAtlas", "ActivationGrid", "AttentionMap", "AttributionMap", "ChannelCard", "DatasetExamples", "Explorer", "FeatureVisualization", "FilterGrid", "LayerSimilarity", "RobustnessView", "show_in_sidebar", "TrainingMonitor",
+_WIDGETS = ("ActivationAtlas", "ActivationGrid", "AttentionMap", "AttributionMap", "ChannelCard", "DatasetExamples", "Explorer", "FeatureVisualization", "FilterGrid", "LayerSimilarity", "load_npz", "RobustnessView", "show_in_sidebar", "TrainingMonitor",
             "UncertaintyView")
 
 __all__ = ["CnnWidgetError", "ImageError", "LayerError", "LayerInfo", "ModelError", "ModelProbe", "OptionError",

@@ -1,5 +1,6 @@
 """Widgets: traitlets state and wire encoding over cnnwidget.core; no TensorFlow math here."""
 
+from ._export import load_npz
 from .activation_atlas import ActivationAtlas
 from .activation_grid import ActivationGrid
 from .attention_map import AttentionMap
@@ -15,5 +16,5 @@ from .sidebar import show_in_sidebar
 from .training_monitor import TrainingMonitor
 from .uncertainty_view import UncertaintyView
 
-__all__ = ["ActivationAtlas", "ActivationGrid", "AttentionMap", "AttributionMap", "ChannelCard", "DatasetExamples", "Explorer", "FeatureVisualization", "FilterGrid", "LayerSimilarity", "RobustnessView", "show_in_sidebar", "TrainingMonitor",
+__all__ = ["ActivationAtlas", "ActivationGrid", "AttentionMap", "AttributionMap", "ChannelCard", "DatasetExamples", "Explorer", "FeatureVisualization", "FilterGrid", "LayerSimilarity", "load_npz", "RobustnessView", "show_in_sidebar", "TrainingMonitor",
            "UncertaintyView"]

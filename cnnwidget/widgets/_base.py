@@ -317,7 +317,7 @@ class CnnWidget(anywidget.AnyWidget):
 
     def save_npz(self, path):
         """``to_numpy()`` as one .npz file (settings as JSON under ``settings.json``); read back with
-        ``cnnwidget.widgets._export.load_npz``."""
+        ``cnnwidget.load_npz``."""
         return _export.save_npz(self, path)
 
     def _on_export_msg(self, _widget, content, buffers):

@@ -63,7 +63,7 @@ def test_npz_round_trips_the_held_arrays_and_the_settings_exactly(toy, tmp_path)
     assert held["arrays"]["tiles"].tobytes() == toy.tiles
     assert held["settings"]["seed"] == 3 and held["settings"]["layer"] == "conv"
     assert held["settings"]["widget"] == "Toy"
-    back = _export.load_npz(toy.save_npz(tmp_path / "toy.npz"))
+    back = cw.load_npz(toy.save_npz(tmp_path / "toy.npz"))
     assert back["settings"] == json.loads(json.dumps(held["settings"]))
     assert set(back["arrays"]) == set(held["arrays"])
     for name, array in held["arrays"].items():
