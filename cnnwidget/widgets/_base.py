@@ -307,7 +307,8 @@ class CnnWidget(anywidget.AnyWidget):
 
     def _holds(self) -> dict:
         """What the widget holds, as ``{name: numpy array}`` (``to_numpy``/``save_npz``). By default every synced
-        binary trait (the exact bytes the view draws); a widget overrides it to add its full-precision arrays."""
+        binary trait (the exact bytes the view draws) and every public array, or dict of arrays, the widget
+        exposes (``images``, ``maps``, ``losses``, ...) in full precision; a widget may override it."""
         return _export.default_holds(self)
 
     def to_numpy(self) -> dict:

@@ -27,8 +27,9 @@ widget whose JavaScript is not installed is named in the file and in a Python wa
 canvases at their own resolution and sends the PNG back through the widget's comm.
 
 ``to_numpy``: what the widget holds, as the widget declares it (``CnnWidget._holds``): by default every synced
-binary trait (the exact bytes drawn), plus the settings that made them (every synced non-binary trait: seed,
-method, options, layer, ...), the widget's class and model name.
+binary trait (the exact bytes drawn) and every public array (or dict of arrays) it exposes, in full precision
+(``default_holds``), plus the settings that made them (every synced non-binary trait: seed, method, options,
+layer, ...), the widget's class and model name.
 """
 
 from __future__ import annotations
@@ -373,16 +374,52 @@ def _escape(text: str) -> str:
 
 # -- arrays ----------------------------------------------------------------------------------------------------------
 
+_NOT_HELD = frozenset({"view", "job", "keys", "comm", "widgets", "widget_types"})
+
+
 def default_holds(widget) -> dict[str, np.ndarray]:
-    """Every synced binary trait of ``widget`` as a uint8 array (the exact bytes the view draws)."""
-    out = {}
+    """What ``widget`` holds, found the same way for every widget:
+
+    - every synced binary trait, under its name: uint8, the exact bytes the view draws (quantized maps, tiles,
+      images), and the ``*ranges`` traits as float32 (k, 2) [lo, hi] (docs/wire-format.md);
+    - every public property or attribute whose value is a numpy array, or a dict of them (``name.key``), in full
+      precision: e.g. ``images``, ``losses``, ``maps``, ``rollout``, ``cka``, ``history``.
+    """
+    import traitlets as t
+
+    out: dict[str, np.ndarray] = {}
     for name in sorted(widget.keys):
-        trait = widget.traits().get(name)
-        if isinstance(trait, __import__("traitlets").Bytes):
+        if isinstance(widget.traits().get(name), t.Bytes):
+            value = bytes(getattr(widget, name))
+            if not value:
+                continue
+            if name.endswith("ranges") and len(value) % 8 == 0:  # docs/wire-format.md: float32 (k, 2) [lo, hi]
+                out[name] = np.frombuffer(value, dtype="<f4").reshape(-1, 2).copy()
+            else:
+                out[name] = np.frombuffer(value, dtype=np.uint8).copy()
+    cls = type(widget)
+    names = {n for n in dir(cls) if isinstance(getattr(cls, n, None), property)}
+    names |= {n for n in widget.__dict__}
+    for name in sorted(names):
+        if name.startswith("_") or name in _NOT_HELD or widget.has_trait(name):
+            continue
+        try:
             value = getattr(widget, name)
-            if value:
-                out[name] = np.frombuffer(bytes(value), dtype=np.uint8).copy()
+        except Exception:  # a property that cannot answer now (nothing computed yet)
+            continue
+        for key, array in _arrays_in(name, value):
+            out[key if key not in out else f"value.{key}"] = array
     return out
+
+
+def _arrays_in(name: str, value):
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind != "O":
+            yield name, value
+    elif isinstance(value, dict) and value:
+        for key, item in value.items():
+            if isinstance(item, np.ndarray) and item.dtype.kind != "O":
+                yield f"{name}.{key}", item
 
 
 def settings(widget) -> dict[str, Any]:

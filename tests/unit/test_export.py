@@ -61,6 +61,7 @@ def test_npz_round_trips_the_held_arrays_and_the_settings_exactly(toy, tmp_path)
     held = toy.to_numpy()
     assert set(held["arrays"]) == {"tiles", "ranges"}
     assert held["arrays"]["tiles"].tobytes() == toy.tiles
+    np.testing.assert_array_equal(held["arrays"]["ranges"], np.linspace(-1, 1, 128, dtype="<f4").reshape(64, 2))
     assert held["settings"]["seed"] == 3 and held["settings"]["layer"] == "conv"
     assert held["settings"]["widget"] == "Toy"
     back = cw.load_npz(toy.save_npz(tmp_path / "toy.npz"))
