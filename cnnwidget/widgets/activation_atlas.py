@@ -22,7 +22,9 @@ class ActivationAtlas(CnnWidget):
     """The activation atlas of one layer over a data set: what the layer's activations look like, as a map.
 
     ``model_or_probe``: a Keras model or ModelProbe (or a model and ModelProbe's options). ``data``: display-space
-    images (numpy (N, H, W, C) or (images, labels)), a ``tf.data.Dataset`` or a generator of batches, read once.
+    images (numpy (N, H, W, C) or (images, labels)), a ``tf.data.Dataset`` or a generator of batches, read once
+    (the sample is kept; a generator cannot be read again, so a pass over one that is cancelled, or restarted by
+    a grid change before it ends, finds it empty: pass an array or a ``tf.data.Dataset`` to be able to resume).
     ``layer``: a spatial or vector layer. ``grid``: cells a side. The other options go to
     ``cnnwidget.core.atlas.activation_atlas`` (``samples``, ``per_image``, ``layout``, ``seed``, ``examples``,
     ``thumbnail``, ``batch_size``, ``strategy``, ``size``, ``steps``, ``render_batch``, ``cossim_pow``).

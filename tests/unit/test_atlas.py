@@ -204,3 +204,24 @@ def test_directions_objective_equals_fv_direction_per_image(probe):
         A.directions_objective("relu", np.ones((1, 3))).bind(probe)
     with pytest.raises(OptionError, match="non-zero"):
         A.directions_objective("relu", np.zeros((2, 2))).bind(probe)
+
+
+def test_auto_layout_uses_umap_when_it_imports(monkeypatch):
+    """umap-learn is optional (not installed here): a stand-in module checks what the atlas asks of it."""
+    import sys
+    import types
+
+    calls = []
+
+    class UMAP:
+        def __init__(self, **kw):
+            calls.append(kw)
+
+        def fit_transform(self, x):
+            return x[:, :2] * 10.0
+
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=UMAP))
+    rng = np.random.default_rng(0)
+    coords, method = A.layout_2d(rng.random((20, 4)), "auto", seed=7)
+    assert method == "umap" and coords.shape == (20, 2) and coords.min() == 0 and coords.max() == 1
+    assert calls == [dict(n_components=2, n_neighbors=15, min_dist=0.01, metric="cosine", random_state=7)]
