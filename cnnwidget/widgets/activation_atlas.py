@@ -23,8 +23,8 @@ class ActivationAtlas(CnnWidget):
 
     ``model_or_probe``: a Keras model or ModelProbe (or a model and ModelProbe's options). ``data``: display-space
     images (numpy (N, H, W, C) or (images, labels)), a ``tf.data.Dataset`` or a generator of batches, read once
-    (the sample is kept; a generator cannot be read again, so a pass over one that is cancelled, or restarted by
-    a grid change before it ends, finds it empty: pass an array or a ``tf.data.Dataset`` to be able to resume).
+    (the sample is kept; a generator cannot be read again, so after a cancelled pass over one, Compute finds it
+    empty: pass an array or a ``tf.data.Dataset`` to be able to resume).
     ``layer``: a spatial or vector layer. ``grid``: cells a side. The other options go to
     ``cnnwidget.core.atlas.activation_atlas`` (``samples``, ``per_image``, ``layout``, ``seed``, ``examples``,
     ``thumbnail``, ``batch_size``, ``strategy``, ``size``, ``steps``, ``render_batch``, ``cossim_pow``).
@@ -121,6 +121,9 @@ class ActivationAtlas(CnnWidget):
     @reacts("grid")
     def _on_grid(self, change):
         with self._locked():
+            if self._sample is None and self.running:  # the pass goes on; it lays out at the grid of its end
+                self._push(error="")
+                return
             if self._sample is not None and self._sample.coords is not None:
                 self._atlas = core_atlas.place(self._sample, self._sample.coords, self._sample.method, self.grid,
                                                self._options["examples"])
