@@ -398,7 +398,8 @@ def default_holds(widget) -> dict[str, np.ndarray]:
             else:
                 out[name] = np.frombuffer(value, dtype=np.uint8).copy()
     cls = type(widget)
-    names = {n for n in dir(cls) if isinstance(getattr(cls, n, None), property)}
+    names = {n for klass in cls.__mro__ if klass.__module__.startswith("cnnwidget")  # not ipywidgets' own
+             for n, v in vars(klass).items() if isinstance(v, property)}
     names |= {n for n in widget.__dict__}
     for name in sorted(names):
         if name.startswith("_") or name in _NOT_HELD or widget.has_trait(name):
