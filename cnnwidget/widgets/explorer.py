@@ -566,6 +566,7 @@ class Explorer(CnnWidget):
         if self._fv_shown == want and not resume:
             return None
         kind = fvw.objective if fvw.objective != "class" else "channel"
-        self._fv_shown = want
         fvw.configure(mode="single", objective=kind, layer=self.layer, channels=[self.channel])
-        return fvw.render()
+        job = fvw.render()  # a layer no objective takes raises before this: shown in the panel, tried again later
+        self._fv_shown = want
+        return job
