@@ -117,3 +117,24 @@ def test_close_frees_widget_probe_and_model():
     keras.backend.clear_session()
     gc.collect()
     assert [r() is None for r in refs] == [True, True, True]
+
+
+@pytest.mark.slow  # a pass, a layout and renders: 5-10 s
+def test_a_grid_change_during_the_pass_does_not_restart_it():
+    """A generator is read once: the grid changed while the pass runs is taken when the pass lays out."""
+    rng = np.random.default_rng(0)
+
+    def batches():
+        for _ in range(30):
+            threading.Event().wait(0.03)
+            yield rng.random((8, 12, 12, 3)).astype(np.float32)
+
+    w = cw.ActivationAtlas(small_model(), batches(), "conv", grid=4, samples=40, steps=4, render_batch=8,
+                           thumbnail=6, layout="tsne")
+    try:
+        w.grid = 3
+        assert w.wait(300) and w.error == "", w.error
+        assert w.atlas.images == 240 and w.cells["grid"] == 3 and sum(w.cells["count"]) == 40
+        assert w.cells["class_source"] == "predictions"
+    finally:
+        w.close()
