@@ -283,6 +283,10 @@ def export_html(widget, path, *, title: str | None = None, variants: list[dict] 
         else:
             libraries[entry[0]] = found
     notices = []
+    if getattr(widget, "running", False):
+        notices.append(f"Exported while the widget was still computing ({widget.status or 'running'}): the file "
+                       "holds what was computed so far. Call widget.wait() before export_html for the full result.")
+        warnings.warn(f"export_html: {notices[-1]}", stacklevel=3)
     if missing:
         notices.append("Not drawn in this file (their JavaScript is not installed with Python): "
                        + "; ".join(missing) + ".")
