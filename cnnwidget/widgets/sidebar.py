@@ -4,13 +4,14 @@ How the front end is known (and why this way): only the page knows which applica
 tell (the same kernel may be shown by JupyterLab and by Notebook 7 at once, or run by Voila or nbclient with no
 page), and jupyterlab-sidecar's own view, created in a front end without JupyterLab's shell, fails with console
 errors and shows nothing (Notebook 7 today). So ``show_in_sidebar`` displays a small slot widget in the cell's
-output; its view (js/sidebar_slot.js) reads the page's application name (PageConfig ``appName``: "JupyterLab",
-"Jupyter Notebook", ...; none in VS Code or Colab) and
+output (js/sidebar_slot.js). Its model, as soon as a page has it (anywidget's ``initialize``, whether or not the
+output is displayed anywhere), reports the page's application name (PageConfig ``appName``: "JupyterLab",
+"Jupyter Notebook"; "Voila"; none in VS Code or Colab), and
 
-* in JupyterLab shows nothing and reports "JupyterLab": the kernel then opens the sidecar panel with the widget
-  (so a sidecar is only ever made where it works);
-* anywhere else shows the widget right there under a one-line note ("No JupyterLab sidebar in Jupyter Notebook 7:
-  ... is shown here instead"), and reports the application.
+* in JupyterLab its view shows nothing: on the report the kernel opens the sidecar panel with the widget (so a
+  sidecar is only ever made where it works, and also when show_in_sidebar ran where no output is shown);
+* anywhere else its view shows the widget right there under a one-line note ("No JupyterLab sidebar in Jupyter
+  Notebook 7: ... is shown here instead").
 
 The decision is the page's own, so what a person sees is right with no timeout and no race, also when a saved
 notebook is opened in another front end. The handle's repr says what the page reported. The report reaches the
@@ -66,6 +67,7 @@ class SidebarPanel:
         self._reported = threading.Event()
         self._lock = threading.Lock()
         self._display_ids: list[str] = []  # outputs showing this handle's repr: updated when the page reports
+        self._closed = False
         if slot is None:
             self._reported.set()
         else:
@@ -82,6 +84,8 @@ class SidebarPanel:
         if slot is None or not slot.reported:
             return
         with self._lock:
+            if self._closed:
+                return
             self.app = slot.app
             if slot.app == LAB and self.panel is None:
                 self.panel = _sidecar(self.widget, self.title, self.anchor)
@@ -101,9 +105,10 @@ class SidebarPanel:
 
     def close(self):
         """Remove the sidebar panel, or the inline view; the widget itself stays open. Safe to call again."""
-        if getattr(self, "_closed", False):
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         if _open.get(self.title) is self:
             del _open[self.title]
         if self.slot is not None:
