@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/dataset.py                      # 20,000 images, memory at 5,000 vs 20,000
     .venv/bin/python benchmarks/dataset.py --images 4000 --memory 1000 4000 --repeats 3
     .venv/bin/python benchmarks/dataset.py --images 0 --memory 5000 20000   # memory only
+    .venv/bin/python benchmarks/dataset.py --images 0 --memory --workers 4000  # two local workers against one
 
 Speed: one layer's top-16 (and its statistics, computed in the same pass) over N demo images from a tf.data pipeline
 (uint8 images in memory, cast to float in the pipeline, batches of 128), as images/s and as a ratio to plain
@@ -15,6 +16,13 @@ in memory), in a fresh process per M; the largest resident set size (/proc/self/
 call of the pass (every 0.25 s) printed for each, and their ratio (target: flat, within 5%). (ru_maxrss is not
 used: loading TensorFlow already sets a high-water mark the pass never reaches, so it would read flat whatever the
 pass did.) Memory of the pass is O(layers x channels x k), not O(images).
+
+Workers (``--workers N``, default 4,000 images; 0 skips it): block4_relu's top-16 over N demo images from tf.data,
+timed inside each process after a pass over 256 images (traces), in one process with no strategy, then in two local
+worker processes under MultiWorkerMirroredStrategy (TF_CONFIG on localhost: each worker reads the pipeline and the
+strategy shards it by data, a global batch of 128). Prints the speed-up (the slower worker's time) and whether the
+merged top-16 equals the one-process pass. On a 2-core machine already loaded, expect little or none: the point is
+that it runs and merges right.
 """
 
 from __future__ import annotations
@@ -59,6 +67,67 @@ res = dataset.channel_examples(model, ds, "block4_relu", k=16,
 peak.append(rss_mib())
 print(json.dumps({"images": res.images, "before_mib": before, "peak_mib": max(peak)}))
 """
+
+
+WORKER = """
+import json, os, sys, time
+import tensorflow as tf
+strategy = tf.distribute.MultiWorkerMirroredStrategy() if os.environ.get("TF_CONFIG") else None  # before other TF work
+import numpy as np
+from cnnwidget import demo
+from cnnwidget.core import dataset
+
+n = int(sys.argv[1])
+model = demo.load_model()
+images = np.concatenate([(demo.shapes(min(2000, n - s), seed=s // 2000).images * 255).astype(np.uint8)
+                         for s in range(0, n, 2000)])
+def pipeline(x):
+    return tf.data.Dataset.from_tensor_slices(x).batch(128).map(lambda b: tf.cast(b, tf.float32) / 255.0).prefetch(2)
+dataset.channel_examples(model, pipeline(images[:256]), "block4_relu", k=16, strategy=strategy)  # traces
+start = time.perf_counter()
+res = dataset.channel_examples(model, pipeline(images), "block4_relu", k=16, strategy=strategy)
+seconds = time.perf_counter() - start
+top = res["block4_relu"]
+print(json.dumps({"seconds": seconds, "images": res.images, "indices": top.indices.tolist(),
+                  "scores": np.nan_to_num(top.scores).tolist()}))
+"""
+
+
+def workers(n: int) -> None:
+    import socket
+
+    import numpy as np
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(root), "CUDA_VISIBLE_DEVICES": ""}
+    one = subprocess.run([sys.executable, "-c", WORKER, str(n)], capture_output=True, text=True, env=env)
+    if one.returncode != 0:
+        print(f"one-process run failed:\n{one.stderr[-2000:]}")
+        return
+    single = json.loads(one.stdout.strip().splitlines()[-1])
+    socks = [socket.socket() for _ in range(2)]
+    for sock in socks:
+        sock.bind(("localhost", 0))
+    cluster = [f"localhost:{sock.getsockname()[1]}" for sock in socks]
+    for sock in socks:
+        sock.close()
+    procs = []
+    for i in range(2):
+        config = json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": i}})
+        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(n)], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env={**env, "TF_CONFIG": config}))
+    outs = [p.communicate(timeout=3600) for p in procs]
+    if any(p.returncode for p in procs):
+        print("two-worker run failed:\n" + "\n".join(err[-1500:] for _, err in outs))
+        return
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    two = max(r["seconds"] for r in results)
+    same = all(np.array_equal(r["indices"], single["indices"]) and np.allclose(r["scores"], single["scores"])
+               for r in results)
+    print(f"block4_relu top-16 over {n} images: one process {single['seconds']:.1f} s "
+          f"({n / single['seconds']:.1f} images/s); two local workers (MultiWorkerMirroredStrategy) {two:.1f} s "
+          f"({n / two:.1f} images/s): speed-up {single['seconds'] / two:.2f}x; merged top-16 equals the one-process "
+          f"pass: {'yes' if same else 'NO'}")
 
 
 def speed(n: int, repeats: int = 1) -> None:
@@ -118,12 +187,16 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--memory", type=int, nargs="*", default=[5000, 20000])
     parser.add_argument("--repeats", type=int, default=1, help="interleaved timed rounds (median)")
+    parser.add_argument("--workers", type=int, default=4000, help="images for two workers against one; 0: skip")
     args = parser.parse_args()
     print(machine_note())
     if args.images:
         speed(args.images, args.repeats)
     if args.memory:
         memory(args.memory)
+    if args.workers:
+        print(machine_note())
+        workers(args.workers)
     print(machine_note())
 
 
