@@ -4,6 +4,7 @@
 // Model text (layer names) only ever reaches the page through textContent, option text and attributes.
 import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
 import { colormap, COLORMAPS } from "./colormaps.js";
+import { colorBar } from "./colorbar.js";
 import {
   bytesOf, floatsOf, gridLayout, indexLut, layerRange, paintIndexed, paintRGB, stackComplete, tileAt, tileScale,
   tileView, trueValue,
@@ -39,7 +40,8 @@ const STYLE = baseStyle("cnnw-grid") + `
 .cnnw-grid-outer > .cnnw-grid-chart { flex: 0 1 440px; min-width: 240px; }
 .cnnw-grid .cnnw-busy { width: 6em; height: 6px; }
 .cnnw-grid .cnnw-main { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 12px; }
-.cnnw-grid .cnnw-grid-wrap { position: relative; flex: 1 1 360px; min-width: 0; }
+.cnnw-grid .cnnw-grid-side { display: flex; flex-direction: column; gap: 4px; flex: 1 1 360px; min-width: 0; }
+.cnnw-grid .cnnw-grid-wrap { position: relative; min-width: 0; }
 .cnnw-grid .cnnw-grid-canvas { display: block; max-width: 100%; cursor: crosshair; }
 .cnnw-grid .cnnw-hover { position: absolute; z-index: 1; pointer-events: none; padding: 2px 6px; white-space: nowrap;
   background: var(--jp-layout-color0, #fff); border: 1px solid var(--jp-border-color1, #bdbdbd);
@@ -110,6 +112,8 @@ export default {
     const gridWrap = h("div", { class: "cnnw-grid-wrap" }, [canvas, hover]);
     const focusTitle = h("div", { class: "cnnw-focus-title cnnw-muted" });
     const focusCanvas = h("canvas", { class: "cnnw-focus-canvas", width: 0, height: 0 });
+    const gridBar = colorBar("cnnw-grid-bar"); // what a tile's colours stand for
+    const focusBar = colorBar("cnnw-focus-bar"); // the enlarged channel's colours, in activation values
     const predictions = h("ol", { class: "cnnw-predictions", "aria-label": "top classes for this image" });
     const strip = h("div", { class: "cnnw-strip", role: "group", "aria-label": "activations by depth" });
 
@@ -127,8 +131,8 @@ export default {
       error,
       warning,
       h("div", { class: "cnnw-main" }, [
-        gridWrap,
-        h("div", { class: "cnnw-focus" }, [focusTitle, focusCanvas, predictions]),
+        h("div", { class: "cnnw-grid-side" }, [gridWrap, gridBar.node]),
+        h("div", { class: "cnnw-focus" }, [focusTitle, focusCanvas, focusBar.node, predictions]),
       ]),
       h("div", { class: "cnnw-muted", text: "Depth: one thumbnail per layer, input to output; click one to open it" }),
       strip,
@@ -164,6 +168,7 @@ export default {
       const ranges = floatsOf(model.get("tile_ranges"));
       if (!meta.k) {
         grid = null;
+        gridBar.hide();
         hover.hidden = true;
         canvas.width = canvas.height = 0;
         canvas.dataset.channels = "";
@@ -197,6 +202,14 @@ export default {
       }
       canvas.dataset.channels = meta.channels.join(",");
       grid = { meta, bytes, ranges, layout, scale };
+      if (perLayer || meta.vector) {
+        gridBar.update({ table: colours, lo: L, hi: H, label: meta.vector ? "unit value" : "activation value, whole page",
+          title: "one scale for every tile shown; hover a tile for its values" });
+      } else {
+        gridBar.update({ table: colours, lo: "min", hi: "max", label: "activation value, each tile on its own range",
+          title: "each tile from its own minimum to its own maximum; hover a tile for its values, or choose Scale: " +
+            "per layer for one scale" });
+      }
       // The pointer may rest on the canvas while another layer, page or image arrives: its hover text follows the
       // new tiles (it kept the old layer's channel, value and position).
       if (lastPointer) onMove(lastPointer);
@@ -255,6 +268,7 @@ export default {
       focusCanvas.dataset.channel = source ? String(source.channel) : "";
       focusCanvas.dataset.preview = String(Boolean(source?.preview));
       const [bh, bw] = hasImage ? [ih, iw] : hasFocus ? [source.h, source.w] : [0, 0];
+      if (!hasFocus) focusBar.hide();
       if (!bh) {
         focusCanvas.width = focusCanvas.height = 0;
         return;
@@ -275,9 +289,10 @@ export default {
         // Under per-layer normalization the enlarged channel shares the page's scale, widened to its own range.
         const [L, H] = layerRange(floatsOf(model.get("tile_ranges")));
         const { lo, hi } = source;
-        const lut = model.get("normalization") === "layer"
-          ? indexLut(lo, hi, Math.min(L, lo), Math.max(H, hi))
-          : indexLut(lo, hi, lo, hi);
+        const perLayer = model.get("normalization") === "layer";
+        const lut = perLayer ? indexLut(lo, hi, Math.min(L, lo), Math.max(H, hi)) : indexLut(lo, hi, lo, hi);
+        focusBar.update({ table: table(), lo: perLayer ? Math.min(L, lo) : lo, hi: perLayer ? Math.max(H, hi) : hi,
+          label: `activation value, channel ${source.channel}` });
         const rect = { x: sideBySide ? width + 2 * GAP : 0, y: 0, w: width, h: height };
         const alpha = overlay ? model.get("overlay_opacity") : 1;
         paintIndexed(image, rect, { data: source.data, w: source.w, h: source.h }, table(), lut, alpha);

@@ -4,6 +4,7 @@
 // opacity, colour map, normalization and sign are applied here, so switching them never waits for the kernel.
 // Model text (class names, method labels, messages) only reaches the page through textContent and option text.
 import { colormap, COLORMAPS } from "./colormaps.js";
+import { colorBar } from "./colorbar.js";
 import { baseStyle, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
 import { aucText, heatLut, scales, SIGNS } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
@@ -41,6 +42,10 @@ const STYLE = baseStyle("cnnw-am", ["select", "button"]) + `
 .cnnw-am .cnnw-am-reference-swatch { display: inline-block; width: 16px; height: 0; margin-right: 5px;
   border-top: 2px dashed #9e9e9e; }
 `;
+
+/** What the colour bar's values are under each sign choice. */
+const SIGN_LABELS = { positive: "attribution score (positive part)", negative: "attribution score (negative part, as -score)",
+  absolute: "|attribution score|", both: "attribution score" };
 
 /** createElement with a class, properties and children; text goes in through textContent only. */
 export default {
@@ -113,8 +118,9 @@ export default {
         swatch.style.background = (meta.colors ?? [])[figures.length] ?? "transparent";
         const caption = h("div", { class: "cnnw-am-label", title: label }, [swatch, label]);
         const score = h("div", { class: "cnnw-am-score cnnw-am-muted" });
-        const figure = h("figure", { class: "cnnw-am-map" }, [canvas, caption, score]);
-        figures.push({ canvas, score, figure });
+        const bar = colorBar("cnnw-am-bar"); // the colours in attribution scores, under this map's scale
+        const figure = h("figure", { class: "cnnw-am-map" }, [canvas, caption, bar.node, score]);
+        figures.push({ canvas, score, figure, bar });
       });
       maps.replaceChildren(...figures.map((f) => f.figure));
     }
@@ -142,6 +148,11 @@ export default {
         if (done[i]) {
           const lut = heatLut(ranges[2 * i], ranges[2 * i + 1], chosenSign, scale[i]);
           paintIndexed(out, rect, { data: tileView(bytes, meta, i), w: meta.w, h: meta.h }, table, lut, alpha);
+          f.bar.update({ table, lo: chosenSign === "both" ? -scale[i] : 0, hi: scale[i], label: SIGN_LABELS[chosenSign],
+            title: "attribution scores are the method's own units (gradients, or probability changes for perturbation " +
+              "methods); compare maps by rank, not by value" });
+        } else {
+          f.bar.hide();
         }
         ctx.putImageData(out, 0, 0);
         f.figure.dataset.done = String(Boolean(done[i]));

@@ -86,6 +86,14 @@ def test_an_image_chosen_from_python_redraws_the_panels(lab, page):
     _changed(lab, page, GRID, grid)
     _changed(lab, page, AM, am)
     assert _py(lab, page, "[ex.activations_panel.image_index, ex.attribution_panel.image_index]") == [4, 4]
+    # every heat map and grid says what its colours stand for (js/colorbar.js)
+    bars = page.evaluate("""(s) => [...document.querySelector(s).querySelectorAll('.cnnw-colorbar')]
+      .filter((b) => !b.hidden).map((b) => [b.dataset.label, b.dataset.lo, b.dataset.hi])""", ROOT)
+    labels = [b[0] for b in bars]
+    assert "activation value, each tile on its own range" in labels and "|attribution score|" in labels, bars
+    focus = next(b for b in bars if b[0].startswith("activation value, channel"))
+    meta = _py(lab, page, "ex.activations_panel.focus_meta")
+    assert float(focus[1]) == pytest.approx(meta["lo"], rel=5e-3, abs=1e-3), (focus, meta)
     pressed = page.locator(f"{ROOT} .cnnw-x-thumb[aria-pressed='true']")
     assert pressed.count() == 1 and pressed.get_attribute("data-index") == "4"
     # a thumbnail clicked in the strip goes the other way

@@ -1,0 +1,68 @@
+// A colour bar: a colour map's gradient, the values its two ends stand for and what those values are, so a heat map
+// or a grid of feature maps can be read without hovering. Views put one beside what they draw; text goes in through
+// textContent only. The node carries data-lo, data-hi and data-label for page tests.
+
+const BAR_PX = 96; // the gradient's width on the page
+
+/** A bar end's number: 3 significant digits, exponent form for very small or large magnitudes; text as given. */
+export function barNumber(v) {
+  if (typeof v === "string") return v;
+  const a = Math.abs(v);
+  if (!Number.isFinite(v) || a === 0) return String(v);
+  return a < 1e-3 || a >= 1e5 ? v.toExponential(2) : String(Number(v.toPrecision(3)));
+}
+
+/**
+ * A colour bar: returns { node, update({ table, lo, hi, label, title }), hide() }. `table`: the 256-entry colour
+ * table (768 bytes, RGB); `lo`, `hi`: what its first and last colour stand for (numbers, or text such as "min");
+ * `label`: what the values are ("activation value", "attribution score"); `title`: a longer note on hover.
+ */
+export function colorBar(className = "") {
+  const canvas = document.createElement("canvas");
+  canvas.width = 128;
+  canvas.height = 1;
+  Object.assign(canvas.style, { width: `${BAR_PX}px`, height: "10px", imageRendering: "auto",
+    border: "1px solid var(--jp-border-color1, #bdbdbd)", flex: "0 0 auto" });
+  const span = (cls) => {
+    const s = document.createElement("span");
+    s.className = cls;
+    return s;
+  };
+  const label = span("cnnw-colorbar-label");
+  const lo = span("cnnw-colorbar-lo");
+  const hi = span("cnnw-colorbar-hi");
+  const node = document.createElement("div");
+  node.className = `cnnw-colorbar ${className}`.trim();
+  node.setAttribute("role", "img");
+  Object.assign(node.style, { display: "flex", flexWrap: "wrap", alignItems: "center", gap: "2px 5px",
+    fontSize: "var(--jp-ui-font-size0, 11px)", color: "var(--jp-ui-font-color2, #616161)",
+    fontVariantNumeric: "tabular-nums", maxWidth: "100%" });
+  node.append(label, lo, canvas, hi);
+  node.hidden = true;
+  return {
+    node,
+    update({ table, lo: low, hi: high, label: text, title = "" }) {
+      const ctx = canvas.getContext("2d");
+      const image = ctx.createImageData(canvas.width, 1);
+      for (let x = 0; x < canvas.width; x++) {
+        const c = Math.round((255 * x) / (canvas.width - 1)) * 3;
+        image.data.set([table[c], table[c + 1], table[c + 2], 255], 4 * x);
+      }
+      ctx.putImageData(image, 0, 0);
+      const a = barNumber(low);
+      const b = barNumber(high);
+      label.textContent = text;
+      lo.textContent = a;
+      hi.textContent = b;
+      node.dataset.lo = a;
+      node.dataset.hi = b;
+      node.dataset.label = text;
+      node.title = title;
+      node.setAttribute("aria-label", `colour scale of ${text}: ${a} to ${b}`);
+      node.hidden = false;
+    },
+    hide() {
+      node.hidden = true;
+    },
+  };
+}
