@@ -68,13 +68,13 @@ class StaticModel {
     const old = this.state[name];
     this.state[name] = value;
     this.changed.add(name);
-    if (old !== value) this.emit(`change:${name}`, value);
+    if (!same(old, value)) this.emit(`change:${name}`, value);
   }
 
   save_changes() {
     const names = [...this.changed];
     this.changed.clear();
-    const needKernel = names.filter((n) => this.kernelTraits.has(n) && this.state[n] !== this.saved[n]);
+    const needKernel = names.filter((n) => this.kernelTraits.has(n) && !same(this.state[n], this.saved[n]));
     for (const name of names) if (!needKernel.includes(name)) this.saved[name] = this.state[name];
     if (needKernel.length && this.widget_manager.showVariant(this)) {
       for (const name of names) this.saved[name] = this.state[name];
