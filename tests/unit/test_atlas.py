@@ -99,6 +99,7 @@ def test_layout_refuses_too_few_vectors():
         A.layout_2d(np.ones((20, 3)), "umap")
 
 
+@pytest.mark.slow  # traces a pass: 1-2 s on a loaded machine
 def test_too_few_vectors_from_data_refused(probe):
     images, labels = two_classes(6)
     with pytest.raises(OptionError, match=r"at least 16 activation vectors .* gave 6 \(6 images x 1"):
@@ -124,6 +125,7 @@ def test_binning_counts_sum_to_the_sample():
         assert len(kept) == min(4, len(np.unique(np.arange(200)[members] // 2))) and len(set(kept)) == len(kept)
 
 
+@pytest.mark.slow  # traces a pass: 1-2 s on a loaded machine
 def test_two_separated_classes_land_in_different_regions(probe):
     images, labels = two_classes(64)
     atlas = A.activation_atlas(probe, (images, labels), "relu", grid=6, samples=64, layout="tsne", seed=0,
@@ -142,6 +144,7 @@ def test_two_separated_classes_land_in_different_regions(probe):
     assert (atlas.predicted == atlas.label).all()
 
 
+@pytest.mark.slow  # traces a pass: 1-2 s on a loaded machine
 def test_cancel_keeps_partial_results_flagged(probe):
     images, labels = two_classes(64)
     cancel = threading.Event()
