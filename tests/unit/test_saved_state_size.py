@@ -337,3 +337,30 @@ def test_explorer_holds_what_its_open_panels_show(model):
         check("Explorer (its panels included)", ex)
     finally:
         ex.close()
+
+
+def test_the_bound_fails_a_widget_that_keeps_more_than_it_shows():
+    """The measure itself: a view that keeps a cache of pages it does not draw fails, one that keeps its page passes."""
+    import anywidget
+    import traitlets as t
+
+    class CachingView(anywidget.AnyWidget):
+        _esm = "export default { render() {} }"
+        pixels = t.Bytes(b"").tag(sync=True)
+        meta = t.Dict().tag(sync=True)
+
+    RASTERS["CachingView"] = lambda w: {"pixels": w.meta["n"]}
+    page = 64 * 64 * 3
+    view = CachingView(pixels=bytes(page), meta={"n": page})
+    try:
+        assert check("one page kept", view)["ratio"] < 1.4
+        view.pixels = bytes(3 * page)  # the page shown and two cached ones
+        with pytest.raises(AssertionError):
+            check("three pages kept, one shown", view)
+        view.meta = {"n": page // 4}  # drawn at half the resolution it is kept at
+        view.pixels = bytes(page)
+        with pytest.raises(AssertionError):
+            check("kept at full resolution, drawn at half", view)
+    finally:
+        view.close()
+        del RASTERS["CachingView"]
