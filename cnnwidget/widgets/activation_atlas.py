@@ -83,6 +83,27 @@ class ActivationAtlas(CnnWidget):
         with self._locked():
             return self._atlas
 
+    def _holds(self) -> dict:
+        """For ``to_numpy`` / ``save_npz``: the wire bytes, and the atlas in full precision (the sample's vectors,
+        image indices, positions, labels, predictions, thumbnails and layout; the cells' rows, columns, counts,
+        means, classes, class shares, example images; the icons and which are rendered)."""
+        out = super()._holds()
+        with self._locked():
+            a = self._atlas if self._atlas is not None else self._sample
+        if a is None:
+            return out
+        for name in ("vectors", "image_index", "position", "label", "predicted", "thumbnails", "coords", "cell_of"):
+            value = getattr(a, name)
+            if value is not None:
+                out[f"sample_{name}"] = np.asarray(value)
+        if a.cells is not None:
+            for name in ("row", "col", "count", "mean", "label", "support", "examples"):
+                out[f"cell_{name}"] = np.asarray(getattr(a.cells, name))
+        if a.icons is not None:
+            out["cell_icons"] = np.asarray(a.icons)
+            out["cell_rendered"] = np.asarray(a.rendered)
+        return out
+
     def compute(self) -> Job | None:
         """Go on where the atlas stopped (after a cancel): the pass, the layout, or the icons still missing. None if
         nothing is missing."""

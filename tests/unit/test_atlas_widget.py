@@ -67,6 +67,9 @@ def test_wire_state_grid_and_zoom_checks():
         w.set_state({"zoom": 2.0})
         assert w.zoom == 2.0
         traitlets.link((w, "zoom"), (w, "zoom"))  # real traitlets
+        held = w.to_numpy()["arrays"]
+        assert held["cell_count"].sum() == 40 and held["sample_vectors"].shape == (40, 6)
+        assert held["cell_icons"].shape == (w.cells["m"], 12, 12, 3) and held["cell_rendered"].all()
     finally:
         w.close()
 
