@@ -169,6 +169,32 @@ class StaticView {
   }
 }
 
+/**
+ * A child widget's model (ipywidgets, bqplot) whose changes from its view Python reacts to (`kernel_traits`, e.g.
+ * a dropdown tied to the widget): such a change is put back and the page says the kernel is needed. Other
+ * changes (a hover, a selection nothing in Python follows) stay in the page.
+ */
+function guard(model, kernelTraits) {
+  if (!kernelTraits.size) return;
+  const saved = {};
+  for (const name of kernelTraits) saved[name] = model.get(name);
+  model.save_changes = function () {
+    const diff = this._buffered_state_diff ?? {};
+    this._buffered_state_diff = {};
+    const refused = Object.keys(diff).filter((n) => kernelTraits.has(n) && !same(diff[n], saved[n]));
+    if (!refused.length) return;
+    setTimeout(() => {
+      for (const name of refused) this.set(name, saved[name]);
+      this._buffered_state_diff = {};
+      const label = this.get("description") || this.name || "a control";
+      notice(`${label} (${refused.join(", ")}): ${KERNEL_NOTE}`);
+    }, 0);
+  };
+  model.on("cnnw:variant", () => {
+    for (const name of kernelTraits) saved[name] = model.get(name);
+  });
+}
+
 const LIBRARY_OF = {
   "@jupyter-widgets/base": "@jupyter-widgets/extension",
   "@jupyter-widgets/controls": "@jupyter-widgets/extension",
@@ -242,6 +268,8 @@ class StaticManager {
       } else {
         const Model = this.loadClass(spec.model_name, spec.model_module);
         model.set(await Model._deserialize_state(stateOf(spec), this));
+        model._buffered_state_diff = {};
+        model.trigger("cnnw:variant");
       }
     }
   }
@@ -260,6 +288,7 @@ class StaticManager {
     const model = new Model(attributes, { widget_manager: this, model_id: id, comm: undefined });
     model.name = spec.model_name;
     model.module = spec.model_module;
+    guard(model, new Set(spec.kernel_traits ?? []));
     return model;
   }
 

@@ -135,6 +135,8 @@ def collect_models(root) -> tuple[dict, int]:
             models[model_id]["kernel_traits"] = kernel_traits(widget)
             models[model_id]["static_traits"] = sorted(n for n in getattr(widget, "_static_traits", STATIC_TRAITS)
                                                       if n in widget.keys)
+        else:
+            models[model_id]["kernel_traits"] = observed_traits(widget)
         todo.extend(_refs(state))
     return models, raw
 
@@ -166,6 +168,32 @@ def _widgets(value):
     elif isinstance(value, dict):
         for v in value.values():
             yield from _widgets(v)
+
+
+_LIBRARY_MODULES = ("ipywidgets", "traitlets", "bqplot", "bqscales", "anywidget", "comm")
+
+
+def _handler_module(handler) -> str:
+    func = getattr(handler, "func", handler)  # a class-level @observe handler
+    owner = getattr(func, "__self__", None)
+    if owner is not None and type(owner).__name__ in ("link", "directional_link"):
+        return "link"  # traitlets.link/dlink: ties the value to another widget, so Python reacts
+    func = getattr(func, "__func__", func)
+    return getattr(func, "__module__", None) or type(func).__module__ or ""
+
+
+def observed_traits(widget) -> list[str]:
+    """The synced traits of a child widget (a bqplot mark, an ipywidgets control) that Python code other than the
+    widget libraries' own reacts to (an observer, a traitlets link): a change of one made in a static page needs
+    the kernel. A selection's ``index`` goes with its ``value``/``label`` (ipywidgets turns one into the other)."""
+    names = set()
+    for name, kinds in getattr(widget, "_trait_notifiers", {}).items():
+        handlers = [h for hs in kinds.values() for h in hs]
+        if any(not _handler_module(h).startswith(_LIBRARY_MODULES) for h in handlers):
+            names.add(name)
+    if names & {"value", "label"}:  # a selection syncs only its index; ipywidgets sets value and label from it
+        names.add("index")
+    return sorted(n for n in names if n in widget.keys and not n.startswith("_"))
 
 
 def kernel_traits(widget) -> list[str]:

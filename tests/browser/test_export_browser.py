@@ -51,14 +51,19 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
+    """A chromium of its own (no JupyterLab needed), from the one Playwright driver the harnesses share."""
     import os
 
-    from playwright.sync_api import sync_playwright
+    from harness import playwright_shared
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=os.environ.get("CNNWIDGET_CHROMIUM", "/usr/bin/chromium"), args=ARGS)
+    driver = playwright_shared.acquire()
+    try:
+        b = driver.chromium.launch(executable_path=os.environ.get("CNNWIDGET_CHROMIUM", "/usr/bin/chromium"),
+                                   args=ARGS)
         yield b
         b.close()
+    finally:
+        playwright_shared.release()
 
 
 def _open(browser, path: Path):
@@ -137,6 +142,19 @@ def test_exported_charts_and_ipywidgets_boxes_draw_from_the_installed_bundles(ex
     page.wait_for_function("document.querySelectorAll('.cnnw-monitor .widget-box, .cnnw-monitor .bqplot').length"
                            " > 0", timeout=15_000)
     assert page.locator(".cnnw-monitor .bqplot").count() >= 1
+    # a control Python follows (the probe-step slider, linked to the monitor) is put back when changed, and said
+    slider = page.evaluate("""async () => {
+      const data = JSON.parse(document.getElementById('cnnw-export-data').textContent);
+      const [id] = Object.entries(data.models).find(([, m]) => m.model_name === 'IntSliderModel');
+      const model = await window.cnnwExport.manager.get_model(id);
+      const before = model.get('value');
+      model.set('max', before + 10);  // (an empty monitor's slider has max 0: a value above it is clamped)
+      model.set('value', before + 5);
+      model.save_changes();
+      await new Promise((r) => setTimeout(r, 50));
+      return [before, model.get('value')]; }""")
+    assert slider[0] == slider[1]
+    assert "kernel" in page.locator("#cnnw-export-notices").inner_text()
     assert seen["network"] == [] and seen["errors"] == [], seen
     page.close()
 
