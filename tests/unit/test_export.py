@@ -108,6 +108,21 @@ def test_variants_hold_other_settings_and_put_the_widget_back(toy, tmp_path):
         toy.export_html(tmp_path / "bad.html", variants=[{"tiles": b""}])
 
 
+def test_child_controls_that_python_follows_need_the_kernel_in_the_file():
+    toy, linked, followed, free = Toy(), ipywidgets.IntSlider(), ipywidgets.Dropdown(options=["a", "b"]), \
+        ipywidgets.IntSlider()
+    link = t.link((toy, "seed"), (linked, "value"))
+    followed.observe(lambda change: None, names="value")
+    try:
+        assert _export.observed_traits(linked) == ["value"]
+        assert _export.observed_traits(followed) == ["index"]  # a selection syncs its index, Python has value
+        assert _export.observed_traits(free) == []  # ipywidgets' own observers need no kernel in the page
+    finally:
+        link.unlink()
+        for w in (toy, linked, followed, free):
+            w.close()
+
+
 def test_a_child_whose_javascript_is_not_installed_is_named_in_the_file_and_warned(toy, tmp_path, monkeypatch):
     real = _export.find_library
     monkeypatch.setattr(_export, "find_library", lambda rel: None if rel.startswith("bqplot/") else real(rel))
