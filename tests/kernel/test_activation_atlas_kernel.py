@@ -2,13 +2,11 @@
 buffers equal to core's atlas, the cells as plain data whose counts sum to the sample, a grid sent as the browser
 sends it re-bins and renders, a bad grid from the browser is refused and shown."""
 
-import numpy as np
 import pytest
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(400)]
 
 BUILD = """
-import numpy as np
 import cnnwidget as cw
 from cnnwidget import demo
 data = demo.shapes(160, seed=7)
