@@ -7,6 +7,7 @@
 import { colormap, COLORMAPS } from "./colormaps.js";
 import { baseStyle, h, react, setOptions, showsText } from "./dom.js";
 import { heatLut, scales } from "./heatmaps.js";
+import { colorBar } from "./colorbar.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
 const IMAGE_PX = 256; // the clickable image and the rollout are zoomed by a whole factor to at least this size
@@ -68,11 +69,12 @@ export default {
     const queryCaption = h("figcaption", { class: "cnnw-at-query-caption" });
     const rolloutCanvas = h("canvas", { class: "cnnw-at-rollout" });
     const rolloutCaption = h("figcaption", { class: "cnnw-at-rollout-caption" });
+    const rolloutBar = colorBar("cnnw-at-rollout-bar");
     const heads = h("div", { class: "cnnw-at-heads" });
     const headsNote = h("div", { class: "cnnw-at-heads-note cnnw-at-muted", hidden: true });
     const mhaPanel = h("div", { class: "cnnw-at-panels cnnw-at-mha", hidden: true }, [
       h("figure", {}, [queryCanvas, queryCaption]),
-      h("figure", {}, [rolloutCanvas, rolloutCaption]),
+      h("figure", {}, [rolloutCanvas, rolloutBar.node, rolloutCaption]),
       h("div", {}, [heads, headsNote]),
     ]);
     const barsCanvas = h("canvas", { class: "cnnw-at-bars" });
@@ -82,8 +84,9 @@ export default {
       h("figure", {}, [barsCanvas, barsHover, barsCaption])]);
     const spatialCanvas = h("canvas", { class: "cnnw-at-spatial" });
     const spatialCaption = h("figcaption", { class: "cnnw-at-spatial-caption" });
+    const spatialBar = colorBar("cnnw-at-spatial-bar");
     const spatialPanel = h("div", { class: "cnnw-at-panels cnnw-at-spatial-panel", hidden: true }, [
-      h("figure", {}, [spatialCanvas, spatialCaption])]);
+      h("figure", {}, [spatialCanvas, spatialBar.node, spatialCaption])]);
     const rolloutControls = h("span", { class: "cnnw-at-rollout-controls cnnw-at-row" }, [
       h("label", {}, ["Head fusion", fusion]), h("label", {}, ["Discard", discard, discardText]),
       h("label", {}, ["Residual", residual])]);
@@ -129,7 +132,7 @@ export default {
     }
 
     /** The image, and over it the maps of a uint8 stack (tile i) with the view's colour map and opacity. */
-    function paint(canvas, px, stack, i, scale) {
+    function paint(canvas, px, stack, i, scale, bar = null, label = "") {
       const pic = picture();
       if (!pic) return;
       const rect = sized(canvas, pic.h, pic.w, px);
@@ -140,6 +143,9 @@ export default {
         const lut = heatLut(stack.ranges[2 * i], stack.ranges[2 * i + 1], "positive", scale);
         paintIndexed(out, rect, { data: tileView(stack.bytes, stack.meta, i), w: stack.meta.w, h: stack.meta.h },
           colormap(model.get("colormap")), lut, model.get("opacity"));
+        bar?.update({ table: colormap(model.get("colormap")), lo: 0, hi: scale, label });
+      } else {
+        bar?.hide();
       }
       ctx.putImageData(out, 0, 0);
     }
@@ -202,12 +208,12 @@ export default {
       const stack = stackOf("rollout_bytes", "rollout_ranges", "rollout_meta");
       const meta = model.get("rollout_meta") ?? {};
       if (!stack) {
-        paint(rolloutCanvas, IMAGE_PX, null, 0, 0);
+        paint(rolloutCanvas, IMAGE_PX, null, 0, 0, rolloutBar);
         rolloutCaption.textContent = meta.note || "rollout: computing…";
         return;
       }
       const [scale] = scales(stack.ranges, [true], "positive", "map");
-      paint(rolloutCanvas, IMAGE_PX, stack, 0, scale);
+      paint(rolloutCanvas, IMAGE_PX, stack, 0, scale, rolloutBar, "rollout attention");
       rolloutCaption.textContent = `rollout · ${meta.head_fusion} over heads · discard ${Math.round(100 *
         meta.discard_ratio)}%${meta.residual ? "" : " · no residual"}`;
       rolloutCanvas.dataset.fusion = String(meta.head_fusion);
@@ -234,13 +240,14 @@ export default {
         headFigures = (meta.labels ?? []).map((label) => {
           const canvas = h("canvas", { class: "cnnw-at-head-map" });
           const caption = h("figcaption", { text: label });
-          return { canvas, figure: h("figure", { class: "cnnw-at-head-figure" }, [canvas, caption]) };
+          const bar = colorBar("cnnw-at-head-bar");
+          return { canvas, bar, figure: h("figure", { class: "cnnw-at-head-figure" }, [canvas, bar.node, caption]) };
         });
         heads.replaceChildren(...headFigures.map((f) => f.figure));
       }
       const done = headFigures.map(() => true);
       const sc = scales(stack.ranges, done, "positive", model.get("normalization"));
-      headFigures.forEach((f, i) => paint(f.canvas, HEAD_PX, stack, i, sc[i]));
+      headFigures.forEach((f, i) => paint(f.canvas, HEAD_PX, stack, i, sc[i], f.bar, "attention weight"));
       heads.dataset.query = String(meta.query);
       heads.dataset.image = String(meta.image_index);
       heads.dataset.signature = Array.from(stack.bytes.subarray(0, 64)).join(",");
@@ -256,7 +263,7 @@ export default {
         const stack = stackOf("gate_bytes", "gate_ranges", "gate_meta");
         if (!stack) return;
         const [scale] = scales(stack.ranges, [true], "positive", "map");
-        paint(spatialCanvas, IMAGE_PX, { ...stack, meta: { ...stack.meta, k: 1 } }, 0, scale);
+        paint(spatialCanvas, IMAGE_PX, { ...stack, meta: { ...stack.meta, k: 1 } }, 0, scale, spatialBar, "gate value");
         spatialCaption.textContent = `spatial gate ${meta.h}×${meta.w} over the image`;
       }
     }

@@ -3,6 +3,8 @@
 // textContent only. The node carries data-lo, data-hi and data-label for page tests.
 
 const BAR_PX = 96; // the gradient's width on the page
+const STOPS = 16; // colour stops of the CSS gradient: the table sampled evenly (no canvas: views' tests and PNG
+// export count a view's canvases, and a bar is not a picture of the data)
 
 /** A bar end's number: 3 significant digits, exponent form for very small or large magnitudes; text as given. */
 export function barNumber(v) {
@@ -12,16 +14,24 @@ export function barNumber(v) {
   return a < 1e-3 || a >= 1e5 ? v.toExponential(2) : String(Number(v.toPrecision(3)));
 }
 
+/** A CSS linear-gradient through STOPS evenly spaced entries of a 256-entry RGB colour table (768 bytes). */
+export function gradientCss(table) {
+  const stops = Array.from({ length: STOPS }, (_, i) => {
+    const c = Math.round((255 * i) / (STOPS - 1)) * 3;
+    return `rgb(${table[c]}, ${table[c + 1]}, ${table[c + 2]}) ${((100 * i) / (STOPS - 1)).toFixed(1)}%`;
+  });
+  return `linear-gradient(to right, ${stops.join(", ")})`;
+}
+
 /**
  * A colour bar: returns { node, update({ table, lo, hi, label, title }), hide() }. `table`: the 256-entry colour
  * table (768 bytes, RGB); `lo`, `hi`: what its first and last colour stand for (numbers, or text such as "min");
  * `label`: what the values are ("activation value", "attribution score"); `title`: a longer note on hover.
  */
 export function colorBar(className = "") {
-  const canvas = document.createElement("canvas");
-  canvas.width = 128;
-  canvas.height = 1;
-  Object.assign(canvas.style, { width: `${BAR_PX}px`, height: "10px", imageRendering: "auto",
+  const gradient = document.createElement("span");
+  gradient.className = "cnnw-colorbar-gradient";
+  Object.assign(gradient.style, { display: "inline-block", width: `${BAR_PX}px`, height: "10px",
     border: "1px solid var(--jp-border-color1, #bdbdbd)", flex: "0 0 auto" });
   const span = (cls) => {
     const s = document.createElement("span");
@@ -37,18 +47,12 @@ export function colorBar(className = "") {
   Object.assign(node.style, { display: "flex", flexWrap: "wrap", alignItems: "center", gap: "2px 5px",
     fontSize: "var(--jp-ui-font-size0, 11px)", color: "var(--jp-ui-font-color2, #616161)",
     fontVariantNumeric: "tabular-nums", maxWidth: "100%" });
-  node.append(label, lo, canvas, hi);
+  node.append(label, lo, gradient, hi);
   node.hidden = true;
   return {
     node,
     update({ table, lo: low, hi: high, label: text, title = "" }) {
-      const ctx = canvas.getContext("2d");
-      const image = ctx.createImageData(canvas.width, 1);
-      for (let x = 0; x < canvas.width; x++) {
-        const c = Math.round((255 * x) / (canvas.width - 1)) * 3;
-        image.data.set([table[c], table[c + 1], table[c + 2], 255], 4 * x);
-      }
-      ctx.putImageData(image, 0, 0);
+      gradient.style.background = gradientCss(table);
       const a = barNumber(low);
       const b = barNumber(high);
       label.textContent = text;

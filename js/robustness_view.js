@@ -8,6 +8,7 @@ import { colormap } from "./colormaps.js";
 import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
 import { heatLut } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, tileScale } from "./tiles.js";
+import { colorBar } from "./colorbar.js";
 
 const IMAGE_PX = 160; // each picture is zoomed by a whole factor to at least this many pixels a side
 const CAM_ALPHA = 0.55;
@@ -170,6 +171,11 @@ export default {
       const map = cams.subarray(i * hgt * wid, (i + 1) * hgt * wid);
       paintIndexed(out, rect, { data: map, w: wid, h: hgt }, colormap("magma"), lut, CAM_ALPHA);
       ctx.putImageData(out, 0, 0);
+      if (!target_.bar) {  // the Grad-CAM's colours in its own values, under the picture
+        target_.bar = colorBar("cnnw-rv-bar");
+        target_.canvas.after(target_.bar.node);
+      }
+      target_.bar.update({ table: colormap("magma"), lo: 0, hi: Math.max(hi, 0), label: "Grad-CAM" });
     }
 
     function drawClean() {

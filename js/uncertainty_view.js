@@ -7,6 +7,7 @@
 import { colormap } from "./colormaps.js";
 import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
 import { bytesOf, floatsOf, indexLut, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
+import { colorBar } from "./colorbar.js";
 
 const MAP_PX = 160;
 // The reliability diagram's legend, drawn under the chart (a legend box inside it would hide points: they can
@@ -128,7 +129,8 @@ export default {
       figures = [0, 1, 2].map(() => {
         const canvas = h("canvas", { width: meta.w * zoom, height: meta.h * zoom });
         const caption = h("figcaption");
-        return { canvas, caption, figure: h("figure", {}, [canvas, caption]) };
+        const bar = colorBar("cnnw-uv-bar"); // the map's colours in its own values (0 to its maximum)
+        return { canvas, caption, bar, figure: h("figure", {}, [canvas, bar.node, caption]) };
       });
       figures[0].figure.classList.add("cnnw-uv-input");
       figures[1].figure.classList.add("cnnw-uv-mean");
@@ -156,6 +158,9 @@ export default {
           const lut = indexLut(ranges[2 * (i - 1)], ranges[2 * (i - 1) + 1], 0, ranges[2 * (i - 1) + 1]);
           paintIndexed(out, rect, { data: tileView(bytes, meta, i - 1), w: meta.w, h: meta.h }, table, lut,
             i === 1 ? 0.7 : 0.85);
+          f.bar.update({ table, lo: 0, hi: ranges[2 * (i - 1) + 1], label: labels[i - 1] ?? "" });
+        } else {
+          f.bar.hide();
         }
         ctx.putImageData(out, 0, 0);
         f.figure.dataset.done = String(i === 0 || ready);
