@@ -19,9 +19,11 @@ modules from a CDN and has no loader for ``_esm``). The file written here holds
   calls each module's ``render()``.
 
 Interactions that only the browser computes (colour map, normalization, opacity, overlay, hover values) work in
-the file; a change that needs the kernel (another layer, image, page, method, a Compute click) is put back and the
-view's error box says the kernel is needed: a static file never shows an old result under a new label. A child
-widget whose JavaScript is not installed is named in the file and in a Python warning, never dropped silently.
+the file. ``variants=[{"layer": ...}, {"page": 1}]`` holds other settings too (computed at export, then the widget
+is put back); choosing one in the page shows it. Any other change that needs the kernel (another layer, image,
+page, method, a Compute click, a child control Python follows) is put back and the page says the kernel is
+needed: a static file never shows an old result under a new label. A child widget whose JavaScript is not
+installed is named in the file and in a Python warning, never dropped silently.
 
 ``save_png``: the view (every widget's ``_esm`` is wrapped with js/export_tools.js by the base) composes its
 canvases at their own resolution and sends the PNG back through the widget's comm.
