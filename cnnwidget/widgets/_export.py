@@ -549,6 +549,9 @@ class PngRequests:
                 f"save_png needs the widget shown in a page (it takes the pixels the browser drew); this "
                 f"{type(widget).__name__} has no displayed view. Show it (display(widget)) and call save_png again, "
                 "or use save_npz / export_html, which need no view.")
+        if "__cnnwExportTools" not in str(getattr(widget, "_esm", "")):
+            raise ExportError(f"{type(widget).__name__}'s view cannot take a PNG: its ES module is not one bundled "
+                              "string with `export default`, so the base could not add the PNG tools to it.")
         future: Future = Future()
         with self.lock:
             self.counter += 1
