@@ -38,6 +38,12 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.kernel)
         if names & {"lab", "notebook7", "voila"} or (parts and parts[0] == "browser"):
             item.add_marker(pytest.mark.browser)
+        # Under pytest-xdist (`make test` runs two workers with --dist loadgroup): every kernel and browser test
+        # on one worker, so the run starts ONE kernel and ONE JupyterLab; other tests file by file, so a module's
+        # fixtures (a demo probe, a trained model) are made once. The browser tests mostly wait on a page and a
+        # kernel; the unit tests use the cores meanwhile.
+        ui = item.get_closest_marker("kernel") or item.get_closest_marker("browser")
+        item.add_marker(pytest.mark.xdist_group("ui" if ui else "/".join(parts) or path.name))
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
