@@ -28,6 +28,7 @@ const STYLE = baseStyle("cnnw-explorer") + `
   display: flex; flex-direction: column; }
 .cnnw-explorer .cnnw-x-layer { display: flex; justify-content: space-between; gap: 6px; text-align: left;
   border: none; background: none; padding: 1px 4px; cursor: pointer; font: inherit; color: inherit; min-width: 0; }
+.cnnw-explorer .cnnw-x-group { padding: 1px 4px; font-style: italic; }
 .cnnw-explorer .cnnw-x-layer:hover { background: var(--jp-layout-color2, #eeeeee); }
 .cnnw-explorer .cnnw-x-layer[aria-pressed="true"] { background: var(--jp-brand-color3, #bbdefb); }
 .cnnw-explorer .cnnw-x-layer .cnnw-x-name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -100,22 +101,35 @@ export default {
 
     // ---- the layer list ----
     function fillLayers() {
-      layerList.replaceChildren(...(model.get("layers") ?? []).map((layer) => {
+      const rows = [];
+      let group = [];
+      for (const layer of model.get("layers") ?? []) {
+        // A nested model's layers come under a heading row of its name (each level once), indented one step more.
+        const parts = layer.path.split("/").slice(0, -1);
+        parts.forEach((part, depth) => {
+          const prefix = parts.slice(0, depth + 1).join("/");
+          if (group.slice(0, depth + 1).join("/") === prefix) return;
+          const heading = h("div", { class: "cnnw-x-group cnnw-muted", text: part, title: prefix });
+          heading.style.paddingLeft = `${4 + 12 * depth}px`;
+          rows.push(heading);
+        });
+        group = parts;
         const item = h("button", {
           class: "cnnw-x-layer", type: "button", role: "option", title: `${layer.path} (${layer.cls})`,
           "data-layer": layer.path,
         }, [h("span", { class: "cnnw-x-name", text: layer.name }), h("span", { class: "cnnw-x-shape",
           text: shapeText(layer.shape) })]);
         item.style.paddingLeft = `${4 + 12 * (layer.depth ?? 0)}px`;
-        return item;
-      }));
+        rows.push(item);
+      }
+      layerList.replaceChildren(...rows);
       showLayer();
     }
 
     function showLayer() {
       const current = model.get("layer");
       root.dataset.layer = current;
-      for (const item of layerList.children) {
+      for (const item of layerList.querySelectorAll(".cnnw-x-layer")) {
         const on = item.dataset.layer === current;
         item.setAttribute("aria-pressed", String(on));
         item.setAttribute("aria-selected", String(on));
