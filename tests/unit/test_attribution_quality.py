@@ -20,6 +20,11 @@ from cnnwidget.core import ModelProbe
 from cnnwidget.core import attribution as attr
 
 N, SEED = 30, 5  # seeds 0 and 1 trained the model
+# LIME, Kernel SHAP and RISE score 1000-2000 masked images per image: on all 30 images they took 3 of the suite's
+# 20 minutes. They are checked on the first 12, against random maps on the same 12 (measured 2026-12-07 on those 12:
+# random deletion 0.174, insertion 0.162; rise 1.00 0.141 0.876, lime 1.00 0.128 0.925, kernel_shap 1.00 0.127
+# 0.911 as pointing, deletion, insertion: every margin below holds with room).
+HEAVY, N_HEAVY = {"rise", "lime", "kernel_shap"}, 12
 TOLERANCE = 4  # px, Zhang et al.'s 15 px at 224 scaled to 64
 BY_MAGNITUDE = {"gradient_x_input", "integrated_gradients"}
 
@@ -53,9 +58,15 @@ def _ranked(name, m):
     return np.abs(m) if name in BY_MAGNITUDE else m
 
 
+def _images(data, name):
+    """The images (and their masks) a method is checked on: all N, or the first N_HEAVY for the heavy ones."""
+    n = N_HEAVY if name in HEAVY else N
+    return data.images[:n], data.masks[:n]
+
+
 @pytest.fixture(scope="module")
 def maps(probe, data):
-    return {name: _ranked(name, fn(probe, data.images)) for name, fn in attr.METHODS.items()}
+    return {name: _ranked(name, fn(probe, _images(data, name)[0])) for name, fn in attr.METHODS.items()}
 
 
 def _dilate(masks, radius):
@@ -84,7 +95,8 @@ def random_areas(probe, images):
 
 @pytest.fixture(scope="module")
 def random(probe, data):
-    return random_areas(probe, data.images)
+    """{n: (deletion, insertion)} of random maps on the first n images, for both image counts."""
+    return {n: random_areas(probe, data.images[:n]) for n in (N, N_HEAVY)}
 
 
 def test_bounds_cover_every_method():
@@ -100,21 +112,25 @@ def test_grad_cam_points_at_the_shape_in_at_least_90_percent_of_images(probe, da
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(attr.METHODS))
 def test_maps_point_at_the_shape(maps, data, name):
-    assert pointing(maps[name], data.masks, TOLERANCE) >= BOUNDS[name][0]
+    assert pointing(maps[name], _images(data, name)[1], TOLERANCE) >= BOUNDS[name][0]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(attr.METHODS))
 def test_deletion_area_is_lower_than_a_random_maps_by_the_methods_margin(probe, data, maps, random, name):
-    got = attr.deletion(probe, data.images, maps[name], sign="both").mean()  # ranked by _ranked already
-    assert got < random[0] - BOUNDS[name][1], f"{got:.3f} against random {random[0]:.3f}"
+    images = _images(data, name)[0]
+    reference = random[len(images)][0]
+    got = attr.deletion(probe, images, maps[name], sign="both").mean()  # ranked by _ranked already
+    assert got < reference - BOUNDS[name][1], f"{got:.3f} against random {reference:.3f}"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(attr.METHODS))
 def test_insertion_area_is_higher_than_a_random_maps_by_the_methods_margin(probe, data, maps, random, name):
-    got = attr.insertion(probe, data.images, maps[name], sign="both").mean()  # ranked by _ranked already
-    assert got > random[1] + BOUNDS[name][2], f"{got:.3f} against random {random[1]:.3f}"
+    images = _images(data, name)[0]
+    reference = random[len(images)][1]
+    got = attr.insertion(probe, images, maps[name], sign="both").mean()  # ranked by _ranked already
+    assert got > reference + BOUNDS[name][2], f"{got:.3f} against random {reference:.3f}"
 
 
 if __name__ == "__main__":
