@@ -1,7 +1,9 @@
 """Closing a widget frees it: create, use (a change from Python, one from the page, a computation) and close each
-widget 20 times, each time on a new model; afterwards every widget, probe and model is collected, the open widgets
+widget 10 times, each time on a new model; afterwards every widget, probe and model is collected, the open widgets
 (comms: charts, marks, scales, axes, controls) are back to where they started, and memory stops growing after the
-first round (rounds 2-20 add less than 10% of what the first one did).
+first round (rounds 2-10 add less than 10% of what the first one did). Ten rounds, not twenty: seven widgets times
+twenty took ~4 of the suite's 20 minutes, and what leaks is caught by the weakrefs in the first rounds and by RSS
+long before the tenth (a cache kept per model grows by megabytes a round).
 
     .venv/bin/python -m pytest tests/unit/test_widget_leaks.py -s -m slow   # prints comms and RSS per widget
 """
@@ -18,7 +20,7 @@ import pytest
 import cnnwidget as cw
 import cnnwidget.widgets  # noqa: F401  (widgets a module makes at import are open before the count starts)
 
-ROUNDS = 20
+ROUNDS = 10
 RNG = np.random.default_rng(0)
 IMAGES = RNG.random((12, 24, 24, 3)).astype("float32")
 LABELS = RNG.integers(0, 3, 12)
@@ -120,7 +122,7 @@ USES = {"grid": use_grid, "filters": use_filters, "featurevis": use_featurevis,
 _runs: dict = {}
 
 
-def twenty_rounds(name: str) -> dict:
+def rounds(name: str) -> dict:
     """Run the rounds of one widget once per test session: what is left alive, open widgets, RSS per round."""
     if name not in _runs:
         gc.collect()
@@ -144,8 +146,8 @@ def twenty_rounds(name: str) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(USES))
-def test_after_twenty_rounds_every_widget_probe_and_model_is_collected_and_no_widget_stays_open(name):
-    run = twenty_rounds(name)
+def test_after_ten_rounds_every_widget_probe_and_model_is_collected_and_no_widget_stays_open(name):
+    run = rounds(name)
     assert run["alive"] == [] and run["comms"][1] == run["comms"][0]
 
 
@@ -155,7 +157,7 @@ def test_after_twenty_rounds_every_widget_probe_and_model_is_collected_and_no_wi
 @pytest.mark.parametrize("name", ["attribution", "explorer", "featurevis", "filters", "grid", "monitor",
                                   "similarity"])
 def test_memory_stops_growing_after_the_first_round(name):
-    run = twenty_rounds(name)
+    run = rounds(name)
     # 10% of the first round's growth, of at least FLOOR_MB (see there): a first round that found TensorFlow warm
     # already costs a few MB or less, and allocator noise of a few MB does not count as a leak
     assert run["later"] < 0.1 * max(run["first"], FLOOR_MB), (
