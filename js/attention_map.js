@@ -5,7 +5,7 @@
 // docs/wire-format.md) and gates as float32; opacity, colour map and normalization are applied here only.
 // Model text (layer paths, messages) reaches the page through textContent and option text only.
 import { colormap, COLORMAPS } from "./colormaps.js";
-import { baseStyle, h, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, errorBox, h, progressBar, react, setOptions, showsText } from "./dom.js";
 import { heatLut, scales } from "./heatmaps.js";
 import { colorBar } from "./colorbar.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
@@ -20,11 +20,7 @@ const STYLE = baseStyle("cnnw-at", ["select", "button", "input"]) + `
 .cnnw-at button { padding: 1px 10px; }
 .cnnw-at button:disabled { opacity: 0.4; }
 .cnnw-at .cnnw-at-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-at .cnnw-at-progress { position: relative; width: 120px; height: 8px; border-radius: 4px; overflow: hidden;
-  background: var(--jp-layout-color3, #bdbdbd); }
-.cnnw-at .cnnw-at-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
-.cnnw-at .cnnw-at-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
+.cnnw-at .cnnw-progress { width: 120px; }
 .cnnw-at .cnnw-at-message { padding: 6px 10px; border-left: 3px solid var(--jp-warn-color1, #f57c00);
   background: var(--jp-layout-color2, #eeeeee); }
 .cnnw-at .cnnw-at-panels { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
@@ -48,9 +44,7 @@ export default {
     const layer = h("select", { class: "cnnw-at-layer" });
     const head = h("select", { class: "cnnw-at-head" });
     const cancelButton = h("button", { class: "cnnw-at-cancel", type: "button", text: "Cancel" });
-    const bar = h("div", { class: "cnnw-at-progress-bar" });
-    const progress = h("div", { class: "cnnw-at-progress", role: "progressbar", "aria-valuemin": "0",
-      "aria-valuemax": "100" }, [bar]);
+    const [progress, drawProgress] = progressBar(model); // {done, total, step: what}: done / total
     const status = h("span", { class: "cnnw-at-status cnnw-at-muted", "aria-live": "polite" });
     const fusion = h("select", { class: "cnnw-at-fusion" });
     setOptions(fusion, [["mean", "mean"], ["max", "max"], ["min", "min"]]);
@@ -62,7 +56,7 @@ export default {
     setOptions(cmap, COLORMAPS.map((c) => [c, c]));
     const normalization = h("select", { class: "cnnw-at-normalization" });
     setOptions(normalization, [["map", "per map"], ["shared", "shared"]]);
-    const error = h("div", { class: "cnnw-at-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const message = h("div", { class: "cnnw-at-message", role: "status", hidden: true });
 
     const queryCanvas = h("canvas", { class: "cnnw-at-query", title: "click a patch: where does it look?" });
@@ -369,16 +363,11 @@ export default {
       normalization.value = model.get("normalization");
     }
 
-    function drawProgress() {
-      const p = model.get("progress") ?? {};
-      const fraction = p.total ? Math.min(1, (p.done ?? 0) / p.total) : 0;
-      bar.style.width = `${(100 * fraction).toFixed(1)}%`;
-      progress.setAttribute("aria-valuenow", String(Math.round(100 * fraction)));
+    function drawRunning() {
       cancelButton.disabled = !model.get("running");
       root.dataset.running = String(model.get("running"));
     }
 
-    const showError = showsText(model, "error", error, true);
     const showStatus = showsText(model, "status", status);
     const showMessage = showsText(model, "message", message, true);
 
@@ -419,7 +408,8 @@ export default {
         "normalization"]],
       [drawGates, ["image", "gate_values", "gate_mean", "gate_bytes", "gate_ranges", "gate_meta", "layer",
         "opacity", "colormap"]],
-      [drawProgress, ["progress", "running"]],
+      [drawProgress, ["progress"]],
+      [drawRunning, ["running"]],
       [showError, ["error"]],
       [showStatus, ["status"]],
       [showMessage, ["message"]],

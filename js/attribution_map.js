@@ -5,7 +5,7 @@
 // Model text (class names, method labels, messages) only reaches the page through textContent and option text.
 import { colormap, COLORMAPS } from "./colormaps.js";
 import { colorBar } from "./colorbar.js";
-import { baseStyle, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
+import { baseStyle, errorBox, h, mountWidget, progressBar, react, setOptions, showsText, warningBox } from "./dom.js";
 import { aucText, heatLut, scales, SIGNS } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
@@ -22,11 +22,6 @@ const STYLE = baseStyle("cnnw-am", ["select", "button"]) + `
 .cnnw-am button { padding: 1px 10px; }
 .cnnw-am button:disabled { opacity: 0.4; }
 .cnnw-am .cnnw-am-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-am .cnnw-am-progress { position: relative; width: 160px; height: 8px; border-radius: 4px; overflow: hidden;
-  background: var(--jp-layout-color3, #bdbdbd); }
-.cnnw-am .cnnw-am-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
-.cnnw-am .cnnw-am-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 .cnnw-am .cnnw-am-maps { display: flex; flex-wrap: wrap; gap: 10px; }
 .cnnw-am .cnnw-am-map { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 2px;
   max-width: 100%; }
@@ -55,9 +50,7 @@ export default {
     const target = h("select", { class: "cnnw-am-class" });
     const computeButton = h("button", { class: "cnnw-am-compute", type: "button", text: "Compute" });
     const cancelButton = h("button", { class: "cnnw-am-cancel", type: "button", text: "Cancel" });
-    const bar = h("div", { class: "cnnw-am-progress-bar" });
-    const progress = h("div", { class: "cnnw-am-progress", role: "progressbar", "aria-valuemin": "0",
-      "aria-valuemax": "100" }, [bar]);
+    const [progress, drawProgress] = progressBar(model);
     const status = h("span", { class: "cnnw-am-status cnnw-am-muted", "aria-live": "polite" });
     const opacity = h("input", { class: "cnnw-am-opacity", type: "range", min: 0, max: 1, step: 0.05 });
     const opacityText = h("span", { class: "cnnw-am-opacity-value cnnw-am-muted" });
@@ -67,7 +60,7 @@ export default {
     setOptions(cmap, COLORMAPS.map((c) => [c, c]));
     setOptions(normalization, [["map", "per map"], ["shared", "shared"]]);
     setOptions(sign, SIGNS.map((s) => [s, s]));
-    const error = h("div", { class: "cnnw-am-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const [warning, showWarning] = warningBox(model);
     const maps = h("div", { class: "cnnw-am-maps" });
     const referenceText = h("span", { class: "cnnw-am-reference-text" });
@@ -197,20 +190,12 @@ export default {
       sign.value = model.get("sign");
     }
 
-    function drawProgress() {
-      const p = model.get("progress") ?? {};
-      const fraction = p.total ? Math.min(1, ((p.done ?? 0) + (p.steps ? (p.step ?? 0) / p.steps : 0)) / p.total) : 0;
-      bar.style.width = `${(100 * fraction).toFixed(1)}%`;
-      progress.setAttribute("aria-valuenow", String(Math.round(100 * fraction)));
-    }
-
     function drawRunning() {
       const running = model.get("running");
       cancelButton.disabled = !running;
       root.dataset.running = String(running);
     }
 
-    const showError = showsText(model, "error", error, true);
     const showStatus = showsText(model, "status", status);
 
     // ---- controls ----

@@ -3,7 +3,9 @@
 // the batch Python streams (uint8 RGB, one buffer: docs/wire-format.md) and writes back what the user picks; the
 // optimization itself runs in the kernel. Model text (layer and class names, objective names) only reaches the page
 // through textContent, option text and attributes.
-import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText } from "./dom.js";
+import {
+  baseStyle, commitOnEnter, errorBox, h, mountWidget, progressBar, react, setOptions, showsText,
+} from "./dom.js";
 import {
   batchComplete, channelCount, pageText, parseIndices, progressFraction, rgbaOf, zoomFor,
 } from "./images.js";
@@ -32,11 +34,6 @@ const STYLE = baseStyle("cnnw-fv") + `
 .cnnw-fv button:disabled { opacity: 0.4; }
 .cnnw-fv .cnnw-fv-render { font-weight: 600; }
 .cnnw-fv .cnnw-fv-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-fv .cnnw-fv-progress { position: relative; width: 160px; height: 8px; border-radius: 4px; overflow: hidden;
-  background: var(--jp-layout-color3, #bdbdbd); }
-.cnnw-fv .cnnw-fv-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
-.cnnw-fv .cnnw-fv-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 .cnnw-fv .cnnw-fv-images { display: flex; flex-wrap: wrap; gap: 8px; min-height: 40px; }
 .cnnw-fv .cnnw-fv-tile { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 2px;
   max-width: 100%; }
@@ -79,11 +76,10 @@ export default {
 
     const renderButton = h("button", { class: "cnnw-fv-render", type: "button", text: "Render" });
     const cancelButton = h("button", { class: "cnnw-fv-cancel", type: "button", text: "Cancel" });
-    const bar = h("div", { class: "cnnw-fv-progress-bar" });
-    const progress = h("div", { class: "cnnw-fv-progress", role: "progressbar", "aria-valuemin": "0",
-      "aria-valuemax": "100" }, [bar]);
+    // the render's fraction counts steps within batches (images.progressFraction), not dom.jobFraction's units
+    const [progress, drawBar] = progressBar(model, progressFraction);
     const status = h("span", { class: "cnnw-fv-status cnnw-fv-muted", "aria-live": "polite" });
-    const error = h("div", { class: "cnnw-fv-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const title = h("div", { class: "cnnw-fv-title cnnw-fv-muted" });
     const images = h("div", { class: "cnnw-fv-images" });
     const prev = h("button", { class: "cnnw-fv-prev", type: "button", text: "‹ prev" });
@@ -167,10 +163,8 @@ export default {
     }
 
     function drawProgress() {
+      drawBar();
       const p = model.get("progress") ?? {};
-      const fraction = progressFraction(p);
-      bar.style.width = `${(100 * fraction).toFixed(1)}%`;
-      progress.setAttribute("aria-valuenow", String(Math.round(100 * fraction)));
       progress.dataset.step = String(p.step ?? 0);
       progress.title = p.steps ? `step ${p.step ?? 0} of ${p.steps}` : "";
     }
@@ -226,7 +220,6 @@ export default {
       pageSizeBox.hidden = !gallery;
     }
 
-    const showError = showsText(model, "error", error, true);
     const showStatus = showsText(model, "status", status);
 
     // ---- controls ----

@@ -5,7 +5,9 @@
 // their own ranges; nothing here computes a model result. Model text (class names, messages) only reaches the
 // page through textContent and option text.
 import { colormap } from "./colormaps.js";
-import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
+import {
+  baseStyle, commitOnEnter, errorBox, h, mountWidget, progressBar, react, setOptions, showsText, warningBox,
+} from "./dom.js";
 import { heatLut } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, tileScale } from "./tiles.js";
 import { colorBar } from "./colorbar.js";
@@ -26,11 +28,6 @@ const STYLE = baseStyle("cnnw-rv", ["select", "input", "button"]) + `
 .cnnw-rv button { padding: 1px 10px; }
 .cnnw-rv button:disabled { opacity: 0.4; }
 .cnnw-rv .cnnw-rv-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-rv .cnnw-rv-progress { position: relative; width: 160px; height: 8px; border-radius: 4px; overflow: hidden;
-  background: var(--jp-layout-color3, #bdbdbd); }
-.cnnw-rv .cnnw-rv-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
-.cnnw-rv .cnnw-rv-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 .cnnw-rv .cnnw-rv-pictures { display: flex; flex-wrap: wrap; gap: 10px; }
 .cnnw-rv .cnnw-rv-picture { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 2px;
   max-width: 100%; }
@@ -89,11 +86,9 @@ export default {
     const epsilonInput = h("input", { class: "cnnw-rv-epsilon-input", type: "text", "aria-label": "epsilon" });
     const epsilonText_ = h("span", { class: "cnnw-rv-epsilon-value cnnw-rv-muted" });
     const cancelButton = h("button", { class: "cnnw-rv-cancel", type: "button", text: "Cancel" });
-    const bar = h("div", { class: "cnnw-rv-progress-bar" });
-    const progress = h("div", { class: "cnnw-rv-progress", role: "progressbar", "aria-valuemin": "0",
-      "aria-valuemax": "100" }, [bar]);
+    const [progress, drawProgress] = progressBar(model); // {what, done, total}: done / total
     const status = h("span", { class: "cnnw-rv-status cnnw-rv-muted", "aria-live": "polite" });
-    const error = h("div", { class: "cnnw-rv-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const [warning, showWarning] = warningBox(model);
     const verdict = h("div", { class: "cnnw-rv-verdict" });
 
@@ -256,20 +251,12 @@ export default {
       epsilonText_.textContent = `= ${epsilonText(eps, model.get("norm"))}`;
     }
 
-    function drawProgress() {
-      const p = model.get("progress") ?? {};
-      const fraction = p.total ? Math.min(1, (p.done ?? 0) / p.total) : 0;
-      bar.style.width = `${(100 * fraction).toFixed(1)}%`;
-      progress.setAttribute("aria-valuenow", String(Math.round(100 * fraction)));
-    }
-
     function drawRunning() {
       const running = model.get("running");
       cancelButton.disabled = !running;
       root.dataset.running = String(running);
     }
 
-    const showError = showsText(model, "error", error, true);
     const showStatus = showsText(model, "status", status);
 
     // ---- controls ----

@@ -5,7 +5,9 @@
 // Charts are bqplot figures held in the model's traits and mounted here. Model text (class names, readings,
 // messages) reaches the page only through textContent and option text; the view computes no model result.
 import { colormap } from "./colormaps.js";
-import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
+import {
+  baseStyle, commitOnEnter, errorBox, h, mountWidget, progressBar, react, setOptions, showsText, warningBox,
+} from "./dom.js";
 import { bytesOf, floatsOf, indexLut, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 import { colorBar } from "./colorbar.js";
 
@@ -16,6 +18,9 @@ const LEGEND = [["perfect", "#9e9e9e", "dashed"], ["before (T = 1)", "#4c72b0", 
   ["after temperature scaling", "#dd8452", "dot"]];
 const THUMB_PX = 72;
 
+/** The job's fraction done: Python sends it whole ({stage, fraction}, the stages weighted), not done/total. */
+const stageFraction = (progress) => Math.min(1, Math.max(0, progress?.fraction ?? 0));
+
 const STYLE = baseStyle("cnnw-uv", ["select", "input", "button"]) + `
 .cnnw-uv { display: flex; flex-direction: column; gap: 8px; padding: 4px 0; min-width: 0; }
 .cnnw-uv .cnnw-uv-row { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
@@ -23,11 +28,6 @@ const STYLE = baseStyle("cnnw-uv", ["select", "input", "button"]) + `
 .cnnw-uv button { padding: 1px 10px; }
 .cnnw-uv button:disabled { opacity: 0.4; }
 .cnnw-uv .cnnw-uv-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-uv .cnnw-uv-progress { position: relative; width: 160px; height: 8px; border-radius: 4px; overflow: hidden;
-  background: var(--jp-layout-color3, #bdbdbd); }
-.cnnw-uv .cnnw-uv-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
-.cnnw-uv .cnnw-uv-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 .cnnw-uv .cnnw-uv-main { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
 .cnnw-uv .cnnw-uv-left { display: flex; flex-direction: column; gap: 6px; flex: 1 1 360px; min-width: 0; }
 .cnnw-uv .cnnw-uv-chart { flex: 0 1 440px; min-width: 0; }
@@ -67,11 +67,9 @@ export default {
     setOptions(method, [["saliency", "saliency"], ["grad_cam", "Grad-CAM"]]);
     const computeButton = h("button", { class: "cnnw-uv-compute", type: "button", text: "Compute" });
     const cancelButton = h("button", { class: "cnnw-uv-cancel", type: "button", text: "Cancel" });
-    const bar = h("div", { class: "cnnw-uv-progress-bar" });
-    const progress = h("div", { class: "cnnw-uv-progress", role: "progressbar", "aria-valuemin": "0",
-      "aria-valuemax": "100" }, [bar]);
+    const [progress, drawProgress] = progressBar(model, stageFraction);
     const status = h("span", { class: "cnnw-uv-status cnnw-uv-muted", "aria-live": "polite" });
-    const error = h("div", { class: "cnnw-uv-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const [warning, showWarning] = warningBox(model);
     const numbers = h("div", { class: "cnnw-uv-numbers" });
     const reading = h("div", { class: "cnnw-uv-reading" });
@@ -241,13 +239,6 @@ export default {
       method.value = model.get("spread_method");
     }
 
-    function drawProgress() {
-      const p = model.get("progress") ?? {};
-      const fraction = Math.min(1, Math.max(0, p.fraction ?? 0));
-      bar.style.width = `${(100 * fraction).toFixed(1)}%`;
-      progress.setAttribute("aria-valuenow", String(Math.round(100 * fraction)));
-    }
-
     function drawRunning() {
       const running = model.get("running");
       cancelButton.disabled = !running;
@@ -271,7 +262,7 @@ export default {
       [drawCalibration, ["calibration", "has_data", "uncertain", "uncertain_meta"]],
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
-      [showsText(model, "error", error, true), ["error"]],
+      [showError, ["error"]],
       [showWarning, ["warning"]],
       [showsText(model, "status", status), ["status"]],
     ]);

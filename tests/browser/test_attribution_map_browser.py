@@ -218,7 +218,7 @@ def test_cancel_on_the_page_stops_lime_and_the_other_maps_stay(lab, page):
     assert root.locator(".cnnw-am-score").nth(4).inner_text() == "not computed: Compute"
     assert lab.kernel_run(page, "print(amap.job.cancelled, amap.job.running, sorted(amap.maps))") == (
         "True False ['grad_cam', 'integrated_gradients', 'occlusion', 'saliency']")
-    assert root.locator(".cnnw-am-error").is_hidden() and cancel.is_disabled()
+    assert root.locator(".cnnw-error").is_hidden() and cancel.is_disabled()
     assert lab.canvas_pixels(page, CANVAS, nth=0)["distinct_colors"] > 20
     lab.screenshot(page, "am_cancelled", selector=CELL)
 

@@ -64,7 +64,7 @@ def test_the_image_canvas_changes_while_the_render_runs(lab, page):
         page.wait_for_timeout(150)
     assert steps == sorted(steps) and steps[-1] > 0
     assert (px["width"], px["height"]) == (64, 64) and px["non_transparent"] == 64 * 64
-    fraction = float(root.locator(".cnnw-fv-progress").get_attribute("aria-valuenow"))
+    fraction = float(root.locator(".cnnw-progress").get_attribute("aria-valuenow"))
     assert 0 < fraction < 100
     assert "rendering channel('block3_relu', 5): step" in root.locator(".cnnw-fv-status").inner_text()
     # the loss curve (bqplot, beside or below the view) is drawn as it grows
@@ -82,7 +82,7 @@ def test_cancel_on_the_page_stops_the_render_and_the_image_stays(lab, page):
     # The progress of this render (reset to step 0 with running=True in one message), not the last frame's step.
     page.wait_for_function("(sel) => { const r = document.querySelector(sel);"
                            " return r.dataset.running === 'true'"
-                           " && Number(r.querySelector('.cnnw-fv-progress').dataset.step) >= 40; }", arg=ROOT)
+                           " && Number(r.querySelector('.cnnw-progress').dataset.step) >= 40; }", arg=ROOT)
     assert cancel.is_enabled()
     cancel.click()
     clicked = time.monotonic()
@@ -100,7 +100,7 @@ def test_cancel_on_the_page_stops_the_render_and_the_image_stays(lab, page):
     assert kept["non_transparent"] == 64 * 64 and kept["distinct_colors"] > 50
     page.wait_for_timeout(1000)
     assert lab.canvas_pixels(page, CANVAS)["hash"] == kept["hash"]
-    assert cancel.is_disabled() and root.locator(".cnnw-fv-error").is_hidden()
+    assert cancel.is_disabled() and root.locator(".cnnw-error").is_hidden()
     lab.screenshot(page, "fv_cancelled", selector=".jp-Notebook .jp-CodeCell:has(.cnnw-fv) .jp-OutputArea")
 
 

@@ -92,7 +92,7 @@ def test_the_slider_draws_a_new_adversarial_image(lab, page):
     assert lab.canvas_pixels(page, _canvas("adversarial"))["hash"] != before
     assert abs(float(lab.kernel_run(page, "print(rv.epsilon)")) - 2 / 255) < 1e-6
     assert root.locator(".cnnw-rv-epsilon-value").inner_text() == "= 2/255 (0.00784)"
-    assert root.locator(".cnnw-rv-error").is_hidden()
+    assert root.locator(".cnnw-error").is_hidden()
 
 
 def test_a_bad_epsilon_typed_in_the_page_is_refused_in_the_widget_and_it_keeps_working(lab, page):
@@ -101,7 +101,7 @@ def test_a_bad_epsilon_typed_in_the_page_is_refused_in_the_widget_and_it_keeps_w
     kept = lab.kernel_run(page, "print(rv.epsilon)")
     box.fill("-0.1")
     box.press("Enter")
-    error = root.locator(".cnnw-rv-error")
+    error = root.locator(".cnnw-error")
     error.wait_for(state="visible", timeout=30_000)
     assert "epsilon must be a number >= 0, or a fraction such as 8/255; got -0.1" in error.inner_text()
     assert lab.kernel_run(page, "print(rv.epsilon)") == kept
@@ -110,7 +110,7 @@ def test_a_bad_epsilon_typed_in_the_page_is_refused_in_the_widget_and_it_keeps_w
         box.fill(text)
         box.press("Enter")
         page.wait_for_function("([sel, s]) => document.querySelector(sel)?.textContent.includes(s)",
-                               arg=[f"{ROOT} .cnnw-rv-error", said], timeout=30_000)
+                               arg=[f"{ROOT} .cnnw-error", said], timeout=30_000)
         assert lab.kernel_run(page, "print(rv.epsilon)") == kept
     drawn = _drawn(page)
     box.fill("3/255")  # a fraction, as the box shows the value: parsed in the page, sent as a number
@@ -145,7 +145,7 @@ def test_cancel_on_the_page_stops_a_long_attack_and_the_last_drawing_stays(lab, 
     print(f"the attack stopped {time.monotonic() - clicked:.2f} s after the click on Cancel")
     assert root.locator(".cnnw-rv-status").inner_text().startswith("cancelled")
     assert lab.canvas_pixels(page, _canvas("adversarial"))["hash"] == before and cancel.is_disabled()
-    assert root.locator(".cnnw-rv-error").is_hidden()
+    assert root.locator(".cnnw-error").is_hidden()
 
 
 DEEP_CELLS = [
@@ -205,4 +205,4 @@ def test_a_deep_untrained_model_names_every_layer_readably_and_its_verdict_match
         _wait_running(page, False, timeout=120)
         status = root.locator(".cnnw-rv-status").inner_text()
         assert "accuracy at this L∞ epsilon 4: " in status, status  # a curve point: the curve is kept
-        assert root.locator(".cnnw-rv-error").is_hidden()
+        assert root.locator(".cnnw-error").is_hidden()

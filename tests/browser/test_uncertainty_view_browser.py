@@ -76,7 +76,7 @@ def test_a_bad_sample_count_typed_in_the_widget_is_refused_and_shown(lab, page):
     box = root.locator(".cnnw-uv-samples")
     box.fill("0")
     box.press("Enter")
-    error = root.locator(".cnnw-uv-error")
+    error = root.locator(".cnnw-error")
     error.wait_for(state="visible", timeout=30_000)
     assert "samples must be an integer >= 1; got 0" in error.inner_text()
     assert lab.kernel_run(page, "print(uv.samples)").strip() == "12"
@@ -94,7 +94,7 @@ def test_a_bad_sample_count_typed_then_compute_clicked_is_refused_and_stays_show
     kept = lab.kernel_run(page, "print(uv.samples)").strip()
     box.fill("-5")
     root.locator(".cnnw-uv-compute").click()  # the box sends -5 on blur, then the click asks for Compute
-    error = root.locator(".cnnw-uv-error")
+    error = root.locator(".cnnw-error")
     error.wait_for(state="visible", timeout=30_000)
     _wait_done(page)
     page.wait_for_timeout(300)
