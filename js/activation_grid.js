@@ -2,7 +2,9 @@
 // input image, and a strip of one thumbnail per layer. It draws the buffers Python sends (docs/wire-format.md) and
 // writes back what the user picks; colour maps, normalization and overlay are applied here, with no kernel trip.
 // Model text (layer names) only ever reaches the page through textContent, option text and attributes.
-import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
+import {
+  baseStyle, commitOnEnter, errorBox, h, mountWidget, react, setOptions, showsText, warningBox,
+} from "./dom.js";
 import { colormap, COLORMAPS } from "./colormaps.js";
 import { colorBar } from "./colorbar.js";
 import {
@@ -32,8 +34,6 @@ const STYLE = baseStyle("cnnw-grid") + `
 .cnnw-grid input[type="range"] { width: 6em; }
 .cnnw-grid button:disabled { opacity: 0.4; }
 .cnnw-grid .cnnw-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-grid .cnnw-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 .cnnw-grid canvas { image-rendering: pixelated; }
 .cnnw-grid-outer { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 8px; min-width: 0; }
 .cnnw-grid-outer > .cnnw-grid { flex: 1 1 480px; min-width: 0; }
@@ -103,7 +103,7 @@ export default {
     const pageInfo = h("span", { class: "cnnw-page-info" });
     const status = h("span", { class: "cnnw-status cnnw-muted", "aria-live": "polite" });
     const busy = h("progress", { class: "cnnw-busy", hidden: true, "aria-label": "computing" });
-    const error = h("div", { class: "cnnw-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const [warning, showWarning] = warningBox(model);
 
     const canvas = h("canvas", { class: "cnnw-grid-canvas", width: 0, height: 0 });
@@ -368,7 +368,6 @@ export default {
       predictions.hidden = top.length === 0;
     }
 
-    const showError = showsText(model, "error", error, true);
     const showStatus = showsText(model, "status", status);
     function showRunning() {
       busy.hidden = !model.get("running");

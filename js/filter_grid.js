@@ -3,7 +3,7 @@
 // It draws the uint8 buffer Python sends, names the filter, input channel and weight under the pointer (read back
 // from the bytes and the per-filter scale, so hovering needs no kernel), and writes back the layer, view and page
 // a person picks. Layer names only ever reach the page through textContent and option text.
-import { baseStyle, h, mountWidget, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, errorBox, h, mountWidget, react, setOptions } from "./dom.js";
 import { colormap } from "./colormaps.js";
 import { bytesOf, gridLayout, indexLut, paintIndexed, paintRGB, tileAt, tileScale } from "./tiles.js";
 import { kernelHoverText } from "./kernels.js";
@@ -17,8 +17,6 @@ const STYLE = baseStyle("cnnw-filters", ["select", "button"]) + `
 .cnnw-filters .cnnw-toolbar { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; }
 .cnnw-filters button:disabled { opacity: 0.4; }
 .cnnw-filters .cnnw-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-filters .cnnw-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 .cnnw-filters .cnnw-wrap { position: relative; overflow: auto; max-height: 640px; }
 .cnnw-filters canvas { image-rendering: pixelated; display: block; cursor: crosshair; }
 .cnnw-filters .cnnw-filter-hover { position: absolute; z-index: 1; pointer-events: none; padding: 2px 6px;
@@ -34,7 +32,7 @@ export default {
     const prev = h("button", { class: "cnnw-prev", type: "button", text: "‹ prev" });
     const next = h("button", { class: "cnnw-next", type: "button", text: "next ›" });
     const pageInfo = h("span", { class: "cnnw-page-info cnnw-muted" });
-    const error = h("div", { class: "cnnw-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const canvas = h("canvas", { class: "cnnw-filter-canvas", width: 0, height: 0 });
     const ctx = canvas.getContext("2d");
     const hover = h("div", { class: "cnnw-filter-hover", hidden: true });
@@ -128,7 +126,7 @@ export default {
     canvas.addEventListener("pointerleave", () => { hover.hidden = true; });
     const { dispose } = react(model, [
       [syncControls, ["layers", "layer", "show", "page", "n_pages"]],
-      [showsText(model, "error", error, true), ["error"]],
+      [showError, ["error"]],
       [draw, ["tiles", "meta"]],
     ]);
     return () => {

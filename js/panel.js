@@ -3,24 +3,22 @@
 // its controls and charts) mounted as ipywidgets' own boxes mount their children. Its root carries the widget's
 // `css_class` (e.g. "cnnw-similarity"), the hook for page tests and user CSS. Text reaches the page through
 // textContent only.
-import { baseStyle, h, mountWidget, react, showsText } from "./dom.js";
+import { baseStyle, errorBox, h, mountWidget, react } from "./dom.js";
 
 const STYLE = baseStyle("cnnw-panel", []) + `
 .cnnw-panel { display: flex; flex-direction: column; gap: 4px; min-width: 0; }
-.cnnw-panel .cnnw-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 `;
 
 export default {
   render({ model, el }) {
-    const error = h("div", { class: "cnnw-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const body = h("div", { class: "cnnw-panel-body" });
     const root = h("div", { class: "cnnw-panel" }, [h("style", { text: STYLE }), error, body]);
     const css = model.get("css_class");
     if (css) root.classList.add(css);
     el.replaceChildren(root);
     const unmount = mountWidget(model, "body", body);
-    const { dispose } = react(model, [[showsText(model, "error", error, true), ["error"]]]);
+    const { dispose } = react(model, [[showError, ["error"]]]);
     return () => {
       dispose();
       unmount();
