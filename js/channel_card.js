@@ -3,7 +3,7 @@
 // this data" line, and the classes it supports (bars). Python sends the patches as one uint8 RGBA buffer and the
 // rendering as uint8 RGB; this view draws them and writes back the layer, channel and k the person picks. Model
 // text (layer and class names) reaches the page through textContent and option text only.
-import { baseStyle, commitOnEnter, h, react, setOptions, showsText, warningBox } from "./dom.js";
+import { baseStyle, errorBox, progressBar, commitOnEnter, h, react, setOptions, showsText, warningBox } from "./dom.js";
 import { rgbaOf, zoomFor } from "./images.js";
 import {
   drawPatch, histogramHeights, patchesComplete, percentText, supportRows, valueText,
@@ -23,11 +23,6 @@ const STYLE = baseStyle("cnnw-cc") + `
 .cnnw-cc button { padding: 1px 10px; }
 .cnnw-cc button:disabled { opacity: 0.4; }
 .cnnw-cc .cnnw-cc-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-cc .cnnw-cc-progress { position: relative; width: 160px; height: 8px; border-radius: 4px; overflow: hidden;
-  background: var(--jp-layout-color3, #bdbdbd); }
-.cnnw-cc .cnnw-cc-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
-.cnnw-cc .cnnw-cc-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 .cnnw-cc .cnnw-cc-partial, .cnnw-cc .cnnw-cc-dead { padding: 4px 8px; border-left: 3px solid var(--jp-warn-color1, #f57c00);
   background: var(--jp-layout-color2, #eeeeee); }
 .cnnw-cc .cnnw-cc-main { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
@@ -61,11 +56,9 @@ export default {
     const k = numberInput("cnnw-cc-k", { min: 1 });
     const computeButton = h("button", { class: "cnnw-cc-compute", type: "button", text: "Compute" });
     const cancelButton = h("button", { class: "cnnw-cc-cancel", type: "button", text: "Cancel" });
-    const bar = h("div", { class: "cnnw-cc-progress-bar" });
-    const progress = h("div", { class: "cnnw-cc-progress", role: "progressbar", "aria-valuemin": "0",
-      "aria-valuemax": "100" }, [bar]);
+    const [progress, drawProgress] = progressBar(model);
     const status = h("span", { class: "cnnw-cc-status cnnw-cc-muted", "aria-live": "polite" });
-    const error = h("div", { class: "cnnw-cc-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const [warning, showWarning] = warningBox(model);
     const partial = h("div", { class: "cnnw-cc-partial", role: "status", hidden: true });
     const fvCanvas = h("canvas", { width: 1, height: 1 });
@@ -229,15 +222,6 @@ export default {
       }));
     }
 
-    function drawProgress() {
-      const p = model.get("progress") ?? {};
-      let f = 0;
-      if (p.total) f = Math.min(1, (p.done ?? 0) / p.total);
-      else if (p.steps) f = Math.min(1, (p.step ?? 0) / p.steps);
-      bar.style.width = `${(100 * f).toFixed(1)}%`;
-      progress.setAttribute("aria-valuenow", String(Math.round(100 * f)));
-    }
-
     function drawRunning() {
       const running = Boolean(model.get("running"));
       cancelButton.disabled = !running;
@@ -262,7 +246,7 @@ export default {
       [drawClasses, ["class_support"]],
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
-      [showsText(model, "error", error, true), ["error"]],
+      [showError, ["error"]],
       [showWarning, ["warning"]],
       [showsText(model, "status", status), ["status"]],
     ]);

@@ -2,7 +2,7 @@
 // its top activation, a page at a time; a click (or Enter) on a tile selects the channel, and the ChannelCard the
 // widget opens for it is mounted below the tiles. Python sends a page's patches as one uint8 RGBA buffer. Model text
 // (layer names) reaches the page through textContent and option text only.
-import { baseStyle, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
+import { baseStyle, errorBox, progressBar, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
 import { zoomFor } from "./images.js";
 import { drawPatch, patchesComplete, valueText } from "./patches.js";
 import { bytesOf } from "./tiles.js";
@@ -16,11 +16,6 @@ const STYLE = baseStyle("cnnw-de") + `
 .cnnw-de button { padding: 1px 10px; }
 .cnnw-de button:disabled { opacity: 0.4; }
 .cnnw-de .cnnw-de-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-de .cnnw-de-progress { position: relative; width: 160px; height: 8px; border-radius: 4px; overflow: hidden;
-  background: var(--jp-layout-color3, #bdbdbd); }
-.cnnw-de .cnnw-de-progress-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
-.cnnw-de .cnnw-de-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 .cnnw-de .cnnw-de-partial { padding: 4px 8px; border-left: 3px solid var(--jp-warn-color1, #f57c00);
   background: var(--jp-layout-color2, #eeeeee); }
 .cnnw-de .cnnw-de-tiles { display: flex; flex-wrap: wrap; gap: 6px; }
@@ -43,11 +38,9 @@ export default {
     const pageInfo = h("span", { class: "cnnw-de-page-info" });
     const computeButton = h("button", { class: "cnnw-de-compute", type: "button", text: "Compute" });
     const cancelButton = h("button", { class: "cnnw-de-cancel", type: "button", text: "Cancel" });
-    const bar = h("div", { class: "cnnw-de-progress-bar" });
-    const progress = h("div", { class: "cnnw-de-progress", role: "progressbar", "aria-valuemin": "0",
-      "aria-valuemax": "100" }, [bar]);
+    const [progress, drawProgress] = progressBar(model);
     const status = h("span", { class: "cnnw-de-status cnnw-de-muted", "aria-live": "polite" });
-    const error = h("div", { class: "cnnw-de-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const [warning, showWarning] = warningBox(model);
     const partial = h("div", { class: "cnnw-de-partial", role: "status", hidden: true });
     const caption = h("div", { class: "cnnw-de-muted cnnw-de-title" });
@@ -153,13 +146,6 @@ export default {
       root.dataset.partial = String(isPartial);
     }
 
-    function drawProgress() {
-      const p = model.get("progress") ?? {};
-      const f = p.total ? Math.min(1, (p.done ?? 0) / p.total) : 0;
-      bar.style.width = `${(100 * f).toFixed(1)}%`;
-      progress.setAttribute("aria-valuenow", String(Math.round(100 * f)));
-    }
-
     function drawRunning() {
       const running = Boolean(model.get("running"));
       cancelButton.disabled = !running;
@@ -180,7 +166,7 @@ export default {
       [drawPartial, ["partial", "images"]],
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
-      [showsText(model, "error", error, true), ["error"]],
+      [showError, ["error"]],
       [showWarning, ["warning"]],
       [showsText(model, "status", status), ["status"]],
     ]);

@@ -403,7 +403,7 @@ class ChannelCard(CnnWidget):
             with self._locked():
                 if self._is_current(job) and (self.layer, self.channel) == (layer, channel):
                     self._send_fv(images, layer, channel, step, False)
-                    self._push(progress={"step": int(step), "steps": self.fv_steps},
+                    self._push(progress={"done": 0, "total": 1, "step": int(step), "steps": self.fv_steps},
                                status=f"feature visualization of channel {channel}: step {step} of {self.fv_steps}")
 
         images = fv.render(self.probe, fv.channel(layer, channel), size=self.fv_size, steps=self.fv_steps,

@@ -64,7 +64,7 @@ def test_a_bad_channel_typed_in_the_card_is_refused_and_a_good_one_redraws(lab, 
     box = root.locator(".cnnw-cc-channel")
     box.fill("64")
     box.press("Enter")
-    error = root.locator(".cnnw-cc-error")
+    error = root.locator(".cnnw-error")
     error.wait_for(state="visible", timeout=30_000)
     assert "channel 64 is out of range of layer 'block3_relu'" in error.inner_text()
     page.wait_for_function("(sel) => document.querySelector(sel).value === '5'", arg=f"{CARD} .cnnw-cc-channel")
