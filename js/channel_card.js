@@ -23,7 +23,8 @@ const STYLE = baseStyle("cnnw-cc") + `
 .cnnw-cc button { padding: 1px 10px; }
 .cnnw-cc button:disabled { opacity: 0.4; }
 .cnnw-cc .cnnw-cc-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-cc .cnnw-cc-partial, .cnnw-cc .cnnw-cc-dead { padding: 4px 8px; border-left: 3px solid var(--jp-warn-color1, #f57c00);
+.cnnw-cc .cnnw-cc-partial, .cnnw-cc .cnnw-cc-dead { padding: 4px 8px;
+  border-left: 3px solid var(--jp-warn-color1, #f57c00);
   background: var(--jp-layout-color2, #eeeeee); }
 .cnnw-cc .cnnw-cc-main { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 .cnnw-cc figure { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 2px; }

@@ -112,7 +112,8 @@ export default {
           "data-channel": String(c), "data-dead": String(Boolean(meta.dead[i])),
           title: `channel ${c}: ${by} ${valueText(meta.values[i])} in image ${meta.indices[i]}` +
             (meta.dead[i] ? " (dead on this data: one value everywhere)" : ""),
-        }, [canvas, h("figcaption", { class: "cnnw-de-caption", text: `${c} · ${valueText(meta.values[i])}${deadText}` })]);
+        }, [canvas,
+          h("figcaption", { class: "cnnw-de-caption", text: `${c} · ${valueText(meta.values[i])}${deadText}` })]);
         figure.addEventListener("click", () => select(c));
         figure.addEventListener("keydown", (event) => {
           if (event.key !== "Enter" && event.key !== " ") return;
