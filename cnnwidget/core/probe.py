@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import importlib.resources
+import json
 import threading
 import warnings
 import weakref
@@ -186,11 +188,27 @@ class ModelProbe:
 
     @property
     def class_names(self) -> list[str]:
-        """Names of the output classes; "0", "1", ... when none were given."""
+        """Names of the output classes: those given; else ImageNet's 1000 for a keras.applications classifier
+        (1000 outputs from a layer named "predictions", as every keras.applications model names its head; shipped
+        with the package, no download); else "0", "1", .... ``class_source`` says which."""
         if self._class_names is not None:
             return list(self._class_names)
+        if self.class_source == "imagenet":
+            return imagenet_class_names()
         n = self.num_classes
         return [str(i) for i in range(2 if n == 1 else n)]
+
+    @property
+    def class_source(self) -> str:
+        """Where ``class_names`` come from: "given", "imagenet" (a keras.applications head) or "index"."""
+        if self._class_names is not None:
+            return "given"
+        last = self.model.layers[-1] if self.model.layers else None
+        # keras.applications names its classifier "predictions" (ConvNeXt: "<name>_head_dense")
+        head = last is not None and (last.name.lower() == "predictions" or last.name.endswith("_head_dense"))
+        if head and self.num_classes == 1000:
+            return "imagenet"
+        return "index"
 
     @property
     def spatial_layers(self) -> list[LayerInfo]:
@@ -392,6 +410,8 @@ class ModelProbe:
     def __repr__(self):
         state = f"{len(self._layers)} layers" if self._graph is not None else "not built yet"
         declared = "" if self.range_source in ("given", "default") else f", input_range {self.input_range}"
+        if self._graph is not None and self.class_source == "imagenet":
+            declared += ", ImageNet class names (a keras.applications head; class_names= to name others)"
         return f"ModelProbe({self.model.name!r}, {state}{declared})"
 
 
@@ -595,3 +615,11 @@ def _check_preprocess(preprocess, input_shape):
     if not isinstance(out, tf.Tensor) or out.shape.rank != 4:
         raise OptionError(f"preprocess must return one image tensor (N, H, W, C); for images {tuple(input_shape)} it "
                           f"returned {out!r}.")
+
+
+@functools.lru_cache(maxsize=1)
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet (ILSVRC-2012) class labels in keras.applications' output order ("tench", "goldfish", ...),
+    read from the copy shipped in cnnwidget/data (keras' decode_predictions downloads the same index)."""
+    text = (importlib.resources.files("cnnwidget") / "data" / "imagenet_classes.json").read_text("utf-8")
+    return list(json.loads(text)["names"])

@@ -27,3 +27,8 @@ def test_the_wheel_ships_the_es_modules_inside_the_package(wheel):
 def test_the_wheel_ships_the_demo_model(wheel):
     info = wheel.getinfo("cnnwidget/demo/shapes_cnn.keras")
     assert 0 < info.file_size < 5 * 2**20
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_imagenets_class_names(wheel):
+    assert wheel.getinfo("cnnwidget/data/imagenet_classes.json").file_size > 20_000
