@@ -406,7 +406,9 @@ export default {
           hover.hidden = true;
           return;
         }
-        showHover(at, `unit ${unit} · ${formatValue(value)}`);
+        const name = meta.unit_names?.[at.ty * meta.w + at.tx]; // the output layer: one unit per class
+        showHover(at, name === undefined ? `unit ${unit} · ${formatValue(value)}`
+          : `unit ${unit} · ${name} · ${formatValue(value)}`);
         return;
       }
       const H0 = meta.source_h ?? meta.h;

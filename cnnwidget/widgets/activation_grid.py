@@ -217,6 +217,15 @@ class ActivationGrid(CnnWidget):
                     self._maps.put(key, maps)
         return maps
 
+    def _unit_names(self, path: str, shown, maps: np.ndarray) -> dict:
+        """{"unit_names": the class name of each shown unit} when the layer is the model's output (one unit per
+        class), so the grid's hover says which class a unit is; {} otherwise."""
+        layers = self.probe.layers
+        if maps.ndim != 1 or not layers or path != layers[-1].path or len(maps) != self.probe.num_classes:
+            return {}
+        names = self.probe.class_names
+        return {"unit_names": [names[int(u)] for u in shown]}
+
     def _page_state(self, maps: np.ndarray, want: dict) -> dict:
         """The tiles of one (layer, image, page, page size, sort), the input picture, strip and predictions."""
         path, image_index, page_size = want["layer"], want["image_index"], want["page_size"]
@@ -250,6 +259,7 @@ class ActivationGrid(CnnWidget):
                 "channels": [int(c) for c in shown], "n_channels": int(len(order)), "page": int(page),
                 "n_pages": int(n_pages), "source_h": int(source[0]), "source_w": int(source[1]),
                 "vector": bool(maps.ndim == 1),
+                **self._unit_names(path, shown, maps),
             },
             "image": _transport.image_bytes(picture, self.probe.input_range),
             "image_shape": [int(ph), int(pw)],

@@ -35,6 +35,17 @@ def test_a_layer_with_more_channels_than_a_page_is_paged_not_truncated(grid):
     assert meta(grid)["channels"] == list(range(64, 100))
 
 
+def test_the_output_layers_units_carry_their_class_names_and_other_layers_none(model):
+    grid = cw.ActivationGrid(model, np.random.default_rng(0).random((2, 40, 40, 3)), layer="out",
+                             class_names=["<b>cat</b>", "dog", "eel"])
+    grid.wait()
+    m = meta(grid)
+    assert [m["unit_names"][i] for i in np.argsort(m["channels"])] == ["<b>cat</b>", "dog", "eel"]
+    grid.layer = "gap"
+    grid.wait()
+    assert "unit_names" not in meta(grid)
+
+
 def test_large_maps_are_downsampled_for_the_grid_but_not_for_the_enlarged_channel(model):
     grid = cw.ActivationGrid(model, np.zeros((1, 40, 40, 3)), max_tile=16)
     grid.wait()
