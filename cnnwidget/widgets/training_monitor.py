@@ -85,12 +85,14 @@ class TrainingMonitor(CnnWidget):
         self._warning_box = ipywidgets.VBox()
         self._status_label = ipywidgets.Label()
         row = dict(layout=ipywidgets.Layout(flex_flow="row wrap"))
+        # The warnings first, under the status: they are what a person must not miss, and below four rows of charts
+        # they were off screen (a first-time user never saw the dead-unit warning).
         body = ipywidgets.VBox([
             self._status_label,
+            self._warning_box,
             ipywidgets.HBox([self.batch_fig, self.loss_fig, self.metric_fig], **row),
             ipywidgets.HBox(probe_row, **row),
             ipywidgets.HBox([ipywidgets.VBox([self.hist_layer, self.hist_step]), self.hist_fig], **row),
-            ipywidgets.Label("Warnings"), self._warning_box,
         ])
         super().__init__(body=body)
         # the picker and the slider are the page's way to set the two traits; a value they cannot hold is refused

@@ -75,6 +75,7 @@ def test_monitor_lists_a_vanishing_gradient_warning(data):
     assert kinds == {"vanishing_gradients"}
     assert len(mon._warning_box.children) == len(mon.warnings)
     assert mon._warning_box.children[0].value.startswith("vanishing_gradients at step")
+    assert mon.body.children.index(mon._warning_box) == 1  # right under the status, above the charts
 
 
 @pytest.mark.slow
