@@ -152,6 +152,7 @@ export default {
         const s = scores[i] ?? {};
         if (s.error) f.score.textContent = "failed: see the message above";
         else if (!done[i]) f.score.textContent = model.get("running") ? "computing…" : "not computed: Compute";
+        else if (!model.get("curves")) f.score.textContent = ""; // no curves asked for: no scores to wait for
         else f.score.textContent = `deletion ${aucText(s.deletion)} · insertion ${aucText(s.insertion)}`;
         f.figure.title = s.error ?? "";
       });
@@ -162,7 +163,10 @@ export default {
     function drawReference() {
       const r = model.get("reference") ?? {};
       const known = r.deletion != null;
-      reference.hidden = !known || !(model.get("scores") ?? []).length;
+      reference.hidden = !known || !(model.get("scores") ?? []).length || !model.get("curves");
+      // curves off (curves=False): no empty charts waiting forever (style, not [hidden]: the charts sit outside the
+      // view's root, where baseStyle's [hidden] rule does not reach, and their class sets display: flex)
+      charts.style.display = model.get("curves") ? "" : "none";
       referenceText.textContent = known
         ? `random map (reference): deletion ${aucText(r.deletion)} · insertion ${aucText(r.insertion)}` : "";
     }
@@ -214,9 +218,9 @@ export default {
       [fillImages, ["n_images"]],
       [fillClasses, ["predictions", "target"]],
       [syncControls, ["image_index", "target", "opacity", "colormap", "normalization", "sign"]],
-      [drawMaps, ["map_bytes", "map_ranges", "maps_meta", "scores", "image", "opacity", "colormap", "normalization",
-        "sign", "running"]],
-      [drawReference, ["reference", "scores"]],
+      [drawMaps, ["map_bytes", "map_ranges", "maps_meta", "scores", "curves", "image", "opacity", "colormap",
+        "normalization", "sign", "running"]],
+      [drawReference, ["reference", "scores", "curves"]],
       [drawProgress, ["progress"]],
       [drawRunning, ["running"]],
       [showError, ["error"]],

@@ -107,6 +107,8 @@ class AttributionMap(CnnWidget):
     normalization = t.Unicode("map", help='"map": each map on its own range; "shared": one for all').tag(sync=True)
     sign = t.Unicode(DEFAULT_SIGN, help="which part of a signed map is drawn, and ranks the curves").tag(sync=True)
     # set by Python only: the wire format of the view (see _show)
+    curves = t.Bool(True, help="also compute the deletion/insertion curves (the view hides their charts if not)").tag(
+        **_PY)
     n_images = t.Int(1).tag(**_PY)
     image = t.Bytes(b"").tag(**_PY)  # uint8 RGB (H, W, 3) of the selected image
     image_shape = t.List(t.Int()).tag(**_PY)  # [H, W]
@@ -134,7 +136,7 @@ class AttributionMap(CnnWidget):
             raise OptionError(f"options given for {unknown}, which are not among the methods {list(self._methods)}; "
                               "pass options as method_name={...}.")
         self._options = {m: self._method_options(m, options.get(m, {}), layer) for m in self._methods}
-        self.curves = bool(curves)
+        curves = bool(curves)
         self.curve_steps = curve_steps
         # (image index, target) -> {"maps": {method: (H, W)}, "curves": {method: dict}, "errors": {method: str}}
         self._results: dict[tuple[int, int], dict] = {}
@@ -150,7 +152,7 @@ class AttributionMap(CnnWidget):
         super().__init__(
             n_images=n, image_shape=[h, w], class_names=[str(c) for c in self.probe.class_names],
             methods=list(self._methods), image_index=int(image_index), target=target, opacity=float(opacity),
-            colormap=colormap, normalization=normalization, sign=sign,
+            colormap=colormap, normalization=normalization, sign=sign, curves=curves,
             deletion_chart=_curve_chart("deletion (lower is better)"),
             insertion_chart=_curve_chart("insertion (higher is better)"),
             maps_meta=self._meta(int(image_index), target, {}), status="computing…")

@@ -178,6 +178,16 @@ def test_cancel_from_the_view_message(probe, data):
         w.close()
 
 
+def test_curves_off_is_told_to_the_view_and_can_be_turned_on_from_python(probe, data):
+    w = cw.AttributionMap(probe, data.images[:2], ("saliency",), curves=False)
+    try:
+        assert w.curves is False and w.get_state()["curves"] is False  # the view hides the empty charts
+        w.curves = True
+        assert w.get_state()["curves"] is True
+    finally:
+        w.close()
+
+
 def test_curves_rank_pixels_the_way_the_map_is_shown_beside_a_random_map(widget, probe, data):
     """The curves of each map are core's deletion/insertion with the widget's sign; a random map's (the reference)
     are the grey dashed curves and the reference row."""
