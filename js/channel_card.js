@@ -147,6 +147,8 @@ export default {
     }
 
     function drawFv() {
+      // no feature visualization asked for (the Explorer renders it in a panel of its own): no empty box
+      fvFigure.hidden = !model.get("feature_vis");
       const meta = model.get("fv_meta") ?? {};
       const bytes = bytesOf(model.get("fv_pixels"));
       const size = meta.size ?? 0;
@@ -182,10 +184,14 @@ export default {
     function drawPartial() {
       const isPartial = Boolean(model.get("partial"));
       partial.hidden = !isPartial;
-      partial.textContent = isPartial
-        ? `Partial: the pass over the data set stopped after ${model.get("images")} images; the top examples and ` +
-          "statistics are of those images only."
-        : "";
+      // While the pass runs, what is shown is the pass so far, not a pass that stopped (new-user trial: the card
+      // said "stopped after 128 images" while its progress bar moved).
+      const seen = model.get("images");
+      partial.textContent = !isPartial ? ""
+        : model.get("running") ? `So far: the top examples and statistics of the first ${seen} images (the pass ` +
+          "over the data set is running)."
+        : `Partial: the pass over the data set stopped after ${seen} images; the top examples and statistics are ` +
+          "of those images only (Compute to finish it).";
       root.dataset.partial = String(isPartial);
     }
 
@@ -240,9 +246,9 @@ export default {
       [fillLayers, ["layers"]],
       [syncControls, ["layer", "channel", "k"]],
       [drawPatches, ["patches", "patches_meta", "images"]],
-      [drawFv, ["fv_pixels", "fv_meta", "running"]],
+      [drawFv, ["fv_pixels", "fv_meta", "running", "feature_vis"]],
       [drawStats, ["stats"]],
-      [drawPartial, ["partial", "images"]],
+      [drawPartial, ["partial", "images", "running"]],
       [drawHistogram, ["histogram"]],
       [drawClasses, ["class_support"]],
       [drawProgress, ["progress"]],

@@ -213,6 +213,8 @@ class ChannelCard(CnnWidget):
     class_support = t.List(t.Dict()).tag(**_PY)  # [{"index", "name", "mean", "count"}] per class; [] without labels
     fv_pixels = t.Bytes(b"").tag(**_PY)  # uint8 RGB (size, size, 3) of the channel's feature visualization
     fv_meta = t.Dict().tag(**_PY)  # {"size", "layer", "channel", "step", "steps", "final"}; {} before any
+    feature_vis = t.Bool(True, help="render the channel's feature visualization (off: the view shows no box)").tag(
+        **_PY)
 
     def __init__(self, model_or_probe, data, layer, channel: int = 0, k: int = 16, class_names=None, labels=None,
                  *, score: str = "max", strategy=None, batch_size: int | None = None, feature_vis: bool = True,
@@ -224,7 +226,7 @@ class ChannelCard(CnnWidget):
             self.probe = as_probe(model_or_probe, **probe_options)
             self._passes = _Passes(self.probe, data, labels, score, strategy, batch_size)
         self._names = _class_names(self.probe, class_names)
-        self.feature_vis = bool(feature_vis)
+        feature_vis = bool(feature_vis)
         self.fv_steps = positive_int("fv_steps", fv_steps, 1, WHOLE)
         self.fv_size = None if fv_size is None else positive_int("fv_size", fv_size, 8, WHOLE)
         self._renders: collections.OrderedDict = collections.OrderedDict()  # (layer, channel) -> images (1, S, S, C)
@@ -236,7 +238,7 @@ class ChannelCard(CnnWidget):
         k = _check_k(k)
         self.__dict__["_input_warning"] = self._passes.note
         super().__init__(layers=layer_list(self.probe), class_names=self._names, layer=path, channel=channel, k=k,
-                         score=self._passes.score, status="reading the data set…")
+                         score=self._passes.score, feature_vis=feature_vis, status="reading the data set…")
         self.on_msg(self._on_msg)
         entry = self._passes.cached(path, k)
         if entry is not None:
