@@ -3,7 +3,7 @@
 // (grey until its icon arrives). Hovering a cell names its count, the class it most supports and shows a strip of
 // the images behind it (thumbnails, one uint8 buffer); +/- buttons or Ctrl + wheel zoom; Compute and Cancel drive
 // the worker. Class names only reach the page through textContent.
-import { baseStyle, commitOnEnter, h, react, showsText, warningBox } from "./dom.js";
+import { baseStyle, commitOnEnter, errorBox, h, progressBar, react, showsText, warningBox } from "./dom.js";
 import { rgbaOf } from "./images.js";
 import { bytesOf } from "./tiles.js";
 
@@ -20,11 +20,7 @@ const STYLE = baseStyle("cnnw-atlas") + `
 .cnnw-atlas button { padding: 1px 10px; }
 .cnnw-atlas button:disabled { opacity: 0.4; }
 .cnnw-atlas .cnnw-atlas-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-atlas .cnnw-atlas-progress { position: relative; width: 140px; height: 8px; border-radius: 4px;
-  overflow: hidden; background: var(--jp-layout-color3, #bdbdbd); }
-.cnnw-atlas .cnnw-atlas-bar { height: 100%; width: 0; background: var(--jp-brand-color1, #1976d2); }
-.cnnw-atlas .cnnw-atlas-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
+.cnnw-atlas .cnnw-progress { width: 140px; }
 .cnnw-atlas .cnnw-atlas-wrap { position: relative; overflow: auto; max-height: 720px; max-width: 100%; }
 .cnnw-atlas canvas.cnnw-atlas-canvas { display: block; cursor: crosshair; image-rendering: auto; }
 .cnnw-atlas .cnnw-atlas-hover { position: absolute; z-index: 1; pointer-events: none; padding: 4px 6px;
@@ -67,12 +63,10 @@ export default {
     const zoomText = h("span", { class: "cnnw-atlas-zoom cnnw-atlas-muted" });
     const compute = h("button", { class: "cnnw-atlas-compute", type: "button", text: "Compute" });
     const cancel = h("button", { class: "cnnw-atlas-cancel", type: "button", text: "Cancel" });
-    const bar = h("div", { class: "cnnw-atlas-bar" });
-    const progress = h("div", { class: "cnnw-atlas-progress", role: "progressbar", "aria-valuemin": "0",
-      "aria-valuemax": "100" }, [bar]);
+    const [progress, drawProgress] = progressBar(model); // {stage, done, total}: done / total, 0 while total is None
     const status = h("span", { class: "cnnw-atlas-status cnnw-atlas-muted", "aria-live": "polite" });
     const info = h("div", { class: "cnnw-atlas-info cnnw-atlas-muted" });
-    const error = h("div", { class: "cnnw-atlas-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const [warning, drawWarning] = warningBox(model);
     const canvas = h("canvas", { class: "cnnw-atlas-canvas", width: 0, height: 0 });
     const ctx = canvas.getContext("2d");
@@ -162,10 +156,6 @@ export default {
       const running = model.get("running");
       cancel.disabled = !running;
       compute.disabled = running;
-      const p = model.get("progress") ?? {};
-      const fraction = p.total > 0 ? Math.min(1, Math.max(0, p.done / p.total)) : 0;
-      bar.style.width = `${Math.round(100 * fraction)}%`;
-      progress.setAttribute("aria-valuenow", String(Math.round(100 * fraction)));
     }
 
     function showHover(where) {
@@ -240,9 +230,10 @@ export default {
     compute.addEventListener("click", () => model.send({ action: "compute" }));
     cancel.addEventListener("click", () => model.send({ action: "cancel" }));
     const { dispose } = react(model, [
-      [syncControls, ["grid", "zoom", "running", "progress"]],
+      [syncControls, ["grid", "zoom", "running"]],
+      [drawProgress, ["progress"]],
       [showsText(model, "status", status), ["status"]],
-      [showsText(model, "error", error, true), ["error"]],
+      [showError, ["error"]],
       [drawWarning, ["warning"]],
       [decode, ["cells", "icons"]],
       [draw, ["zoom", "layout_method", "class_names"]],

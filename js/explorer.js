@@ -4,7 +4,9 @@
 // Layout follows the width the view is given (a CSS container query): stacked in a narrow sidebar, the lists
 // beside the panels and the panels side by side in a wide area. Model text (layer and class names) reaches the
 // page through textContent, option text and attributes only, never as HTML.
-import { baseStyle, commitOnEnter, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
+import {
+  baseStyle, commitOnEnter, errorBox, h, mountWidget, react, setOptions, showsText, warningBox,
+} from "./dom.js";
 import { bytesOf, paintRGB } from "./tiles.js";
 
 const THUMB_PX = 48; // a thumbnail's size on the page
@@ -22,8 +24,6 @@ const STYLE = baseStyle("cnnw-explorer") + `
 }
 .cnnw-explorer .cnnw-x-title { font-weight: 600; }
 .cnnw-explorer .cnnw-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-explorer .cnnw-x-error { padding: 4px 8px; border-left: 3px solid var(--jp-error-color1, #d32f2f);
-  color: var(--jp-error-color1, #d32f2f); background: var(--jp-layout-color2, #eeeeee); white-space: pre-wrap; }
 .cnnw-explorer .cnnw-x-layers { max-height: 220px; overflow-y: auto; border: 1px solid var(--jp-border-color2, #e0e0e0);
   display: flex; flex-direction: column; }
 .cnnw-explorer .cnnw-x-layer { display: flex; justify-content: space-between; gap: 6px; text-align: left;
@@ -62,7 +62,7 @@ function shapeText(shape) {
 export default {
   render({ model, el }) {
     // ---- DOM ----
-    const error = h("div", { class: "cnnw-x-error", role: "alert", hidden: true });
+    const [error, showError] = errorBox(model);
     const [warning, showWarning] = warningBox(model);
     const status = h("span", { class: "cnnw-x-status cnnw-muted", "aria-live": "polite" });
     const layerList = h("div", { class: "cnnw-x-layers", role: "listbox", "aria-label": "layers" });
@@ -276,7 +276,7 @@ export default {
       [showNotes, ["notes"]],
       [buildPanels, ["available"]],
       [showOpen, ["open_panels"]],
-      [showsText(model, "error", error, true), ["error"]],
+      [showError, ["error"]],
       [showsText(model, "status", status), ["status"]],
       [showWarning, ["warning"]],
       [showRunning, ["running"]],
