@@ -27,7 +27,7 @@ js-test:
 	node --test js/
 
 test: setup js-test
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest
 
 # The quick set: unit tests only, no kernel, browser or notebooks; under a minute.
 test-quick: setup

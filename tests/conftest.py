@@ -38,14 +38,6 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.kernel)
         if names & {"lab", "notebook7", "voila"} or (parts and parts[0] == "browser"):
             item.add_marker(pytest.mark.browser)
-        # Under pytest-xdist (`make test` runs two workers with --dist loadgroup): every kernel and browser test
-        # on one worker, so the run starts ONE kernel and ONE JupyterLab; other tests file by file, so a module's
-        # fixtures (a demo probe, a trained model) are made once. The browser tests mostly wait on a page and a
-        # kernel; the unit tests use the cores meanwhile.
-        # A notebook runs in its own kernel: each is a unit of its own, so the notebooks spread over both workers.
-        ui = item.get_closest_marker("kernel") or item.get_closest_marker("browser")
-        own = item.nodeid if item.get_closest_marker("notebook") else "/".join(parts) or path.name
-        item.add_marker(pytest.mark.xdist_group("ui" if ui else own))
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
