@@ -533,6 +533,19 @@ def wrap_esm(source: str) -> str:
             + "\nexport default __cnnwExportTools(__cnnwView);\n")
 
 
+class PngFuture(Future):
+    """The Future ``save_png`` returns; a ``result(timeout)`` that runs out says why it may have (new-user trial:
+    ``f.result(timeout=20)`` in the cell after save_png always raised a bare TimeoutError)."""
+
+    def result(self, timeout=None):
+        try:
+            return super().result(timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the PNG was not written within {timeout} s. In a notebook the page's answer reaches the kernel only "
+                "when no cell is running: check `future.done()` or call `future.result()` in a later cell.") from None
+
+
 class PngRequests:
     """The kernel side of ``save_png``: one request at a time per widget, answered by the view."""
 
@@ -552,7 +565,7 @@ class PngRequests:
         if "__cnnwExportTools" not in str(getattr(widget, "_esm", "")):
             raise ExportError(f"{type(widget).__name__}'s view cannot take a PNG: its ES module is not one bundled "
                               "string with `export default`, so the base could not add the PNG tools to it.")
-        future: Future = Future()
+        future = PngFuture()
         with self.lock:
             self.counter += 1
             ident = self.counter

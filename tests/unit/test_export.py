@@ -222,3 +222,10 @@ def test_every_widget_kind_round_trips_npz_and_exports(tmp_path):
             assert http_references((tmp_path / f"{kind}.html").read_text(encoding="utf-8")) == [], kind
         finally:
             w.close()
+
+
+def test_a_png_future_that_runs_out_says_the_page_answers_after_the_cell():
+    from cnnwidget.widgets._export import PngFuture
+
+    with pytest.raises(TimeoutError, match="in a later cell"):
+        PngFuture().result(timeout=0.01)
