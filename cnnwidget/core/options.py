@@ -101,7 +101,7 @@ def index(name: str, value, size: int | None = None, what: str = "") -> int:
         raise OptionError(f"{name} {value} is out of range{where}: it must be {allowed}; got {value} (negative "
                           "indices are not counted from the end here).")
     if size is not None and value >= size:
-        raise OptionError(f"{name} {value} is out of range{where}: it must be {allowed}.")
+        raise OptionError(f"{name} {value} is out of range{where}: it must be {allowed}; got {value}.")
     return int(value)
 
 
