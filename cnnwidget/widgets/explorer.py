@@ -194,6 +194,14 @@ class Explorer(CnnWidget):
         """The images, float32 (N, H, W, C) in display space."""
         return self._batch
 
+    def _holds(self) -> dict:
+        """For ``to_numpy`` / ``save_npz``: the Explorer's own arrays (images, thumbnails) and every panel made so
+        far, each panel's arrays under ``<panel>/<name>`` (its activations, maps, renders, examples...)."""
+        out = super()._holds()
+        for name, panel in self.panels.items():
+            out.update({f"{name}/{key}": value for key, value in panel._holds().items()})
+        return out
+
     @property
     def panels(self) -> dict:
         """The panels made so far (opened at least once): {name: widget}."""

@@ -222,3 +222,14 @@ def test_every_panel_of_the_demo_model_opens_and_follows_the_image():
     finally:
         explorer.close()
         explorer.wait(60)
+
+
+def test_save_npz_holds_every_panels_arrays_under_its_name(ex, tmp_path):
+    assert ex.wait(60)
+    path = ex.save_npz(tmp_path / "explorer.npz")
+    arrays = cw.load_npz(path)["arrays"]
+    assert "images" in arrays
+    assert any(k.startswith("activations/") for k in arrays)  # the grid's tiles and activations
+    for name, panel in ex.panels.items():
+        for key, value in panel.to_numpy()["arrays"].items():
+            assert np.array_equal(arrays[f"{name}/{key}"], value)
