@@ -219,6 +219,7 @@ class CnnWidget(anywidget.AnyWidget):
         with self._quietly():
             super().__init__(**state)
         self.on_msg(self._on_export_msg)
+        self.on_msg(self._on_action)
         self.__dict__["_built"] = True
 
     def _images(self, images):
@@ -320,6 +321,19 @@ class CnnWidget(anywidget.AnyWidget):
         """``to_numpy()`` as one .npz file (settings as JSON under ``settings.json``); read back with
         ``cnnwidget.load_npz``."""
         return _export.save_npz(self, path)
+
+    _actions: dict = {}
+    """The view's buttons: {action the view sends: name of the method it calls}, e.g. {"compute": "compute",
+    "cancel": "cancel"}. One handler for every widget (``_on_action``)."""
+
+    def _on_action(self, _widget, content, _buffers):
+        name = self._actions.get(content.get("action")) if isinstance(content, dict) else None
+        if name is None:
+            return
+        try:
+            getattr(self, name)()
+        except CnnWidgetError:
+            pass  # already shown in the view's error box; a click has no caller to raise to
 
     def _on_export_msg(self, _widget, content, buffers):
         requests = self.__dict__.get("_png_requests")

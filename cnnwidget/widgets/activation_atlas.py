@@ -48,6 +48,7 @@ class ActivationAtlas(CnnWidget):
 
     _esm = bundle("activation_atlas.js")
     _worker_name = "cnnwidget-atlas"
+    _actions = {"compute": "compute", "cancel": "cancel"}  # the view's buttons (base: _on_action)
 
     grid = t.Int(20, help="cells a side").tag(sync=True)
     zoom = t.Float(1.0, help="the view's scale").tag(sync=True)
@@ -69,7 +70,6 @@ class ActivationAtlas(CnnWidget):
         self._atlas = None  # the current atlas (cells, icons)
         super().__init__(layer=info.path, grid=int(grid), zoom=float(zoom),
                          class_names=[str(c) for c in self.probe.class_names], status="reading the data…")
-        self.on_msg(self._on_msg)
         self._start(self._job, progress={"stage": "collect", "done": 0, "total": None})
 
     def _describe(self):
@@ -153,16 +153,6 @@ class ActivationAtlas(CnnWidget):
             self._start(self._job, progress={"stage": "render", "done": 0, "total": None})
 
     # -- the job ---------------------------------------------------------------------------------------------------
-
-    def _on_msg(self, _widget, content, _buffers):
-        action = content.get("action") if isinstance(content, dict) else None
-        if action == "cancel":
-            self.cancel()
-        elif action == "compute":
-            try:
-                self.compute()
-            except CnnWidgetError:
-                pass  # shown in the view
 
     def _job(self, job: Job):
         o = self._options

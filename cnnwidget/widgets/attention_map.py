@@ -46,6 +46,7 @@ class AttentionMap(CnnWidget):
 
     _esm = bundle("attention_map.js")
     _worker_name = "cnnwidget-attention"
+    _actions = {"cancel": "cancel"}  # the view's buttons (base: _on_action)
 
     image_index = t.Int(0).tag(sync=True)
     layer = t.Unicode("").tag(sync=True)
@@ -108,7 +109,6 @@ class AttentionMap(CnnWidget):
             opacity=float(opacity), colormap=colormap, normalization=normalization,
             image=_transport.image_bytes(self._batch[image_index], self.probe.input_range),
             status="computing…" if self._sites else "no attention site")
-        self.on_msg(self._on_msg)
         if self._sites:
             self._start(self._image_job)
 
@@ -226,10 +226,6 @@ class AttentionMap(CnnWidget):
     @reacts("colormap", "normalization", "opacity")
     def _on_setting(self, change):
         self._push(error="")  # drawn by the view alone
-
-    def _on_msg(self, _widget, content, _buffers):
-        if isinstance(content, dict) and content.get("action") == "cancel":
-            self.cancel()
 
     # -- computing (worker thread) -------------------------------------------------------------------------------
 

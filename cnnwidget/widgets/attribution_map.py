@@ -98,6 +98,7 @@ class AttributionMap(CnnWidget):
 
     _esm = bundle("attribution_map.js")
     _worker_name = "cnnwidget-attribution"
+    _actions = {"compute": "compute", "cancel": "cancel"}  # the view's buttons (base: _on_action)
 
     # set by a person (Python or the page)
     image_index = t.Int(0, help="the image explained").tag(sync=True)
@@ -156,7 +157,6 @@ class AttributionMap(CnnWidget):
             deletion_chart=_curve_chart("deletion (lower is better)"),
             insertion_chart=_curve_chart("insertion (higher is better)"),
             maps_meta=self._meta(int(image_index), target, {}), status="computing…")
-        self.on_msg(self._on_msg)
         self._start(self._fast_job)  # the first maps on the worker: the widget shows at once
 
     def _describe(self):
@@ -300,13 +300,6 @@ class AttributionMap(CnnWidget):
         if self.curves:
             self._draw(self.image_index, self.target)
             self.compute()
-
-    def _on_msg(self, _widget, content, _buffers):
-        action = content.get("action") if isinstance(content, dict) else None
-        if action == "compute":
-            self.compute()
-        elif action == "cancel":
-            self.cancel()
 
     # -- computing (worker thread) -------------------------------------------------------------------------------
 

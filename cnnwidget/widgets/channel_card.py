@@ -195,6 +195,7 @@ class ChannelCard(CnnWidget):
 
     _esm = bundle("channel_card.js")
     _worker_name = "cnnwidget-channel-card"
+    _actions = {"compute": "compute", "cancel": "cancel"}  # the view's buttons (base: _on_action)
 
     layer = t.Unicode("").tag(sync=True)
     channel = t.Int(0).tag(sync=True)
@@ -239,7 +240,6 @@ class ChannelCard(CnnWidget):
         self.__dict__["_input_warning"] = self._passes.note
         super().__init__(layers=layer_list(self.probe), class_names=self._names, layer=path, channel=channel, k=k,
                          score=self._passes.score, feature_vis=feature_vis, status="reading the data set…")
-        self.on_msg(self._on_msg)
         entry = self._passes.cached(path, k)
         if entry is not None:
             self._entry = entry
@@ -332,13 +332,6 @@ class ChannelCard(CnnWidget):
                 self._live_k >= self.k:
             return
         self._start(self._job)
-
-    def _on_msg(self, _widget, content, _buffers):
-        action = content.get("action") if isinstance(content, dict) else None
-        if action == "compute":
-            self.compute()
-        elif action == "cancel":
-            self.cancel()
 
     # -- the job -------------------------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ class DatasetExamples(CnnWidget):
 
     _esm = bundle("dataset_examples.js")
     _worker_name = "cnnwidget-dataset-examples"
+    _actions = {"compute": "compute", "cancel": "_cancel_with_card"}  # the view's buttons (base: _on_action)
 
     layer = t.Unicode("").tag(sync=True)
     channel = t.Int(-1, help="the selected channel, -1 for none").tag(sync=True)
@@ -77,7 +78,6 @@ class DatasetExamples(CnnWidget):
         super().__init__(layers=layer_list(self.probe), layer=path, page_size=page_size,
                          pages=_pages(channels, page_size), channel=channel,
                          page=max(channel, 0) // page_size, status="reading the data set…")
-        self.on_msg(self._on_msg)
         self._start(self._job)
         if channel >= 0:
             self._open_card()
@@ -175,14 +175,11 @@ class DatasetExamples(CnnWidget):
         card.observe(back, names=["channel"])
         self._push(card=card)
 
-    def _on_msg(self, _widget, content, _buffers):
-        action = content.get("action") if isinstance(content, dict) else None
-        if action == "compute":
-            self.compute()
-        elif action == "cancel":
-            self.cancel()
-            if self.card is not None:
-                self.card.cancel()
+    def _cancel_with_card(self):
+        """The page's Cancel: this widget's job and its card's."""
+        self.cancel()
+        if self.card is not None:
+            self.card.cancel()
 
     # -- the job -------------------------------------------------------------------------------------------------
 

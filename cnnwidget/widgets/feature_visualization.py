@@ -86,6 +86,7 @@ class FeatureVisualization(CnnWidget):
 
     _esm = bundle("feature_visualization.js")
     _worker_name = "cnnwidget-featurevis"
+    _actions = {"render": "render", "cancel": "cancel"}  # the view's buttons (base: _on_action)
 
     # set by a person
     mode = t.Enum(MODES, "single").tag(sync=True)
@@ -144,7 +145,6 @@ class FeatureVisualization(CnnWidget):
             layers=[{"name": i.path, "shape": list(i.output_shape), "spatial": i.is_spatial} for i in infos],
             class_names=[str(n) for n in self.probe.class_names], input_size=[h, w],
             gallery_pages=self._n_pages(settings), chart=_loss_chart(), **settings)
-        self.on_msg(self._on_msg)
 
     def _describe(self):
         units = self.classes if self.objective == "class" else self.channels
@@ -378,16 +378,6 @@ class FeatureVisualization(CnnWidget):
             self._send_images(None, {**self._page_meta(s, page, final=False), "n": 0, "labels": []})
             if not self.running:
                 self._push(status=f"page {page + 1} ({self._labels(s, units[:1])[0]}…) is not rendered yet: Render")
-
-    def _on_msg(self, _widget, content, _buffers):
-        action = content.get("action") if isinstance(content, dict) else None
-        if action == "render":
-            try:
-                self.render()
-            except CnnWidgetError:
-                pass  # shown in the view; a click has no caller to raise to
-        elif action == "cancel":
-            self.cancel()
 
     # -- jobs ----------------------------------------------------------------------------------------------------
 

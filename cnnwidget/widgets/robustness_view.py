@@ -56,6 +56,7 @@ class RobustnessView(CnnWidget):
 
     _esm = bundle("robustness_view.js")
     _worker_name = "cnnwidget-robustness"
+    _actions = {"attack": "_restart", "cancel": "cancel"}  # the view's buttons (base: _on_action)
 
     # set by a person (Python or the page)
     epsilon = t.Float(8 / 255, help="size of the perturbation, in display units").tag(sync=True)
@@ -126,7 +127,6 @@ class RobustnessView(CnnWidget):
             curve_chart=None if data is None else _curve_chart(self.probe.input_range, norm),
             clean_image=_transport.image_bytes(self._batch[values["image_index"]], self.probe.input_range),
             status="attacking…")
-        self.on_msg(self._on_msg)
         self._restart()
 
     def _describe(self):
@@ -210,13 +210,6 @@ class RobustnessView(CnnWidget):
     def _restart(self):
         steps = 1 if self.attack == "fgsm" else self.steps
         self._start(self._attack_job, status="attacking…", progress={"what": "attack", "done": 0, "total": steps})
-
-    def _on_msg(self, _widget, content, _buffers):
-        action = content.get("action") if isinstance(content, dict) else None
-        if action == "cancel":
-            self.cancel()
-        elif action == "attack":
-            self._restart()
 
     # -- computing (worker thread) -------------------------------------------------------------------------------
 

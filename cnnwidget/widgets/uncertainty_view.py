@@ -54,6 +54,7 @@ class UncertaintyView(CnnWidget):
 
     _esm = bundle("uncertainty_view.js")
     _worker_name = "cnnwidget-uncertainty"
+    _actions = {"compute": "_compute_clicked", "cancel": "cancel"}  # the view's buttons (base: _on_action)
 
     image_index = t.Int(0, help="the image shown").tag(sync=True)
     samples = t.Int(50, help="dropout samples per image").tag(sync=True)
@@ -112,7 +113,6 @@ class UncertaintyView(CnnWidget):
         super().__init__(image_index=image_index, samples=samples, seed=seed, spread_method=spread_method,
                          n_images=len(self._batch), class_names=names, has_data=self._data is not None,
                          distribution_chart=self.distribution_chart_, **charts)
-        self.on_msg(self._on_msg)
         self._show_image()
         self.compute()
 
@@ -196,12 +196,9 @@ class UncertaintyView(CnnWidget):
         super()._refuse(change, exc)
         self._refusal = str(exc)
 
-    def _on_msg(self, _widget, content, _buffers):
-        action = content.get("action") if isinstance(content, dict) else None
-        if action == "compute":
-            self._compute(keep_refusal=True)
-        elif action == "cancel":
-            self.cancel()
+    def _compute_clicked(self):
+        """The page's Compute: as compute(), keeping a refusal shown rather than raising it."""
+        self._compute(keep_refusal=True)
 
     # -- the work (worker thread) ------------------------------------------------------------------------------
 

@@ -172,7 +172,7 @@ def test_cancel_from_the_view_message(probe, data):
     try:
         wait_for(lambda: w.running)
         wait_for(lambda: w.progress.get("step", 0) > 0)
-        w._on_msg(w, {"action": "cancel"}, [])
+        w._on_action(w, {"action": "cancel"}, [])
         assert w.wait(60) and w.status.startswith("cancelled")
     finally:
         w.close()

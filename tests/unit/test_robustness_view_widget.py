@@ -235,7 +235,7 @@ def test_cancel_stops_a_long_attack_within_a_step_and_keeps_the_last_drawing(wid
     wait_for(lambda: widget.progress.get("done", 0) >= 2)
     assert widget.running and widget.progress["total"] == 100000
     widget.send = lambda *a, **k: None
-    widget._on_msg(widget, {"action": "cancel"}, [])  # what the Cancel button sends
+    widget._on_action(widget, {"action": "cancel"}, [])  # what the Cancel button sends
     assert widget.wait(30)
     assert widget.status.startswith("cancelled") and widget.shown == before and widget.error == ""
     widget.steps = 2

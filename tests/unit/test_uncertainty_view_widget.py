@@ -97,7 +97,7 @@ def test_a_bad_sample_count_then_compute_on_the_page_keeps_the_refusal_shown(wid
     # the page sends a typed box's value on blur, so a click on Compute follows the refusal at once
     widget.set_state({"samples": value})
     assert widget.samples == 8 and "samples must be" in widget.error and f"got {value}" in widget.error
-    widget._on_msg(widget, {"action": "compute"}, [])
+    widget._on_action(widget, {"action": "compute"}, [])
     assert widget.wait(60) and "samples must be" in widget.error and widget.samples == 8
     widget.set_state({"samples": 6})  # an accepted value clears it, as does compute() from Python
     assert widget.wait(60) and widget.error == "" and widget.result.samples == 6
