@@ -7,6 +7,7 @@ import pytest
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(400)]
 
 BUILD = """
+import numpy as np
 import cnnwidget as cw
 from cnnwidget import demo
 data = demo.shapes(160, seed=7)
