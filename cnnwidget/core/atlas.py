@@ -714,7 +714,8 @@ def render_atlas(probe, atlas: Atlas, size: int | None = None, steps: int = 128,
                                     else np.zeros(len(cells), bool))
     done, total = 0, len(todo)
     current = replace(atlas, stage="render", partial=True, cancelled=False, rendered=rendered)
-    for start in range(0, total, batch):
+    start = 0
+    while start < total:
         if cancel is not None and cancel.is_set():
             return replace(current, cancelled=True)
         chunk = todo[start:start + batch]
@@ -726,11 +727,19 @@ def render_atlas(probe, atlas: Atlas, size: int | None = None, steps: int = 128,
         if cancel is not None and cancel.is_set():
             return replace(current, cancelled=True)
         if icons is None or icons.shape[1:] != images.shape[1:]:
+            # a new icon array: icons rendered before (outside ``todo``, e.g. before a cancel) are lost with the
+            # old one, so they join the work instead of staying marked rendered with no image (a resumed atlas
+            # ended with its first icons blank and rendered False)
             icons = np.full((len(cells),) + images.shape[1:], np.nan, np.float32)
+            lost = np.flatnonzero(rendered & ~np.isin(np.arange(len(cells)), todo))
             rendered[:] = False
+            if len(lost):
+                todo = np.concatenate([todo, lost])
+                total = len(todo)
         icons[chunk] = images[:len(chunk)]
         rendered[chunk] = True
         done += len(chunk)
+        start += batch
         current = replace(current, icons=icons, rendered=rendered)
         if progress is not None:
             progress(done, total, current)
