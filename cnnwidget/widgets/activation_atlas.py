@@ -210,6 +210,14 @@ class ActivationAtlas(CnnWidget):
         out = core_atlas.render_atlas(self.probe, atlas, size=o["size"], steps=o["steps"], batch=o["render_batch"],
                                       seed=o["seed"], cossim_pow=o["cossim_pow"], progress=rendered,
                                       cancel=cancel, only=todo)
+        missing = np.flatnonzero(out.cells.renderable & ~out.rendered)
+        if not out.cancelled and len(missing):
+            # Compute after a Cancel sometimes ended with a renderable cell not rendered (2 runs in 5 of
+            # test_cancel_keeps_whole_batches_and_compute_goes_on; cause not found yet): render what is still
+            # missing rather than report a finished atlas with blank cells
+            out = core_atlas.render_atlas(self.probe, out, size=o["size"], steps=o["steps"], batch=o["render_batch"],
+                                          seed=o["seed"], cossim_pow=o["cossim_pow"], progress=rendered,
+                                          cancel=cancel, only=missing)
         with self._locked():
             keep(out)
             if self._is_current(job):
