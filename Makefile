@@ -26,8 +26,9 @@ lab: setup
 js-test:
 	node --test js/
 
+# Three pytest processes side by side (unit, browser, kernels + notebooks): see tests/run_all.py.
 test: setup js-test
-	$(PY) -m pytest
+	$(PY) tests/run_all.py
 
 # The quick set: unit tests only, no kernel, browser or notebooks; under a minute.
 test-quick: setup
