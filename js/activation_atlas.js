@@ -52,7 +52,8 @@ export function cellText(meta, i, names) {
   const source = meta.class_source === "labels" ? "labels" : "predicted classes";
   const cls = label >= 0 ? `${names[label] ?? label} (${Math.round(100 * meta.support[i])}% of its ${source})`
     : "no class";
-  return `count ${count} · ${cls}`;
+  const blank = meta.renderable && meta.renderable[i] === false ? " · every activation here is zero: no icon" : "";
+  return `count ${count} · ${cls}${blank}`;
 }
 
 export default {
@@ -127,6 +128,7 @@ export default {
       ctx.fillRect(0, 0, side, side);
       ctx.imageSmoothingEnabled = true;
       let drawn = 0;
+      let blank = 0; // cells whose activations are all zero: no icon will ever come
       for (let i = 0; i < m; i++) {
         const share = iconShare(meta.count[i], meta.max_count);
         const s = share * px;
@@ -135,12 +137,18 @@ export default {
         if (icons[i]) {
           ctx.drawImage(icons[i], x, y, s, s);
           drawn += 1;
+        } else if (meta.renderable && meta.renderable[i] === false) {
+          // nothing will come: an outline, not the grey of an icon still to render
+          ctx.strokeStyle = "#9e9e9e";
+          ctx.strokeRect(x + 0.5, y + 0.5, Math.max(0, s - 1), Math.max(0, s - 1));
+          blank += 1;
         } else {
           ctx.fillStyle = "#bdbdbd";
           ctx.fillRect(x, y, s, s);
         }
       }
-      Object.assign(canvas.dataset, { cells: String(m), rendered: String(drawn), grid: String(grid) });
+      Object.assign(canvas.dataset, { cells: String(m), rendered: String(drawn), blank: String(blank),
+        grid: String(grid) });
       const names = model.get("class_names") ?? [];
       info.textContent = m ? `${m} cells of ${grid}×${grid} from ${meta.samples} activation vectors · layer ` +
         `${model.get("layer")} · layout ${model.get("layout_method") || "…"} · classes from ` +

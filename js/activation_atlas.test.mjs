@@ -17,3 +17,9 @@ test("cellText names the count, the class and its share, and says where the clas
   assert.equal(cellText({ ...meta, class_source: "predictions" }, 0, []),
     "count 12 · 1 (75% of its predicted classes)");
 });
+
+test("cellText says when a cell's activations are all zero, so no icon will come", () => {
+  const meta = { count: [5, 2], label: [0, 0], support: [1, 1], class_source: "labels", renderable: [true, false] };
+  assert.equal(cellText(meta, 0, ["a"]), "count 5 · a (100% of its labels)");
+  assert.equal(cellText(meta, 1, ["a"]), "count 2 · a (100% of its labels) · every activation here is zero: no icon");
+});

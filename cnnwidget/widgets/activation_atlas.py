@@ -42,8 +42,9 @@ class ActivationAtlas(CnnWidget):
     ``layout_method``, ``class_names``, ``running``, ``progress`` ({"stage", "done", "total"}), ``status``,
     ``error``. Wire: ``icons`` uint8 (m, s, s, 3) RGB, one per cell in ``cells`` order; ``thumbs`` uint8
     (k, t, t, 3); ``cells`` {"grid", "m", "row", "col", "count", "label" (-1 unknown), "support", "strip" (per
-    cell, indices into thumbs), "images" (per cell, global image indices), "rendered", "icon" (s), "thumb" (t),
-    "max_count", "samples", "class_source"}. The numbers: ``atlas`` (a ``core.atlas.Atlas``).
+    cell, indices into thumbs), "images" (per cell, global image indices), "rendered", "renderable" (False:
+    every activation vector in the cell is zero, so it has no direction to render and never gets an icon), "icon"
+    (s), "thumb" (t), "max_count", "samples", "class_source"}. The numbers: ``atlas`` (a ``core.atlas.Atlas``).
     """
 
     _esm = bundle("activation_atlas.js")
@@ -210,14 +211,6 @@ class ActivationAtlas(CnnWidget):
         out = core_atlas.render_atlas(self.probe, atlas, size=o["size"], steps=o["steps"], batch=o["render_batch"],
                                       seed=o["seed"], cossim_pow=o["cossim_pow"], progress=rendered,
                                       cancel=cancel, only=todo)
-        missing = np.flatnonzero(out.cells.renderable & ~out.rendered)
-        if not out.cancelled and len(missing):
-            # Compute after a Cancel sometimes ended with a renderable cell not rendered (2 runs in 5 of
-            # test_cancel_keeps_whole_batches_and_compute_goes_on; cause not found yet): render what is still
-            # missing rather than report a finished atlas with blank cells
-            out = core_atlas.render_atlas(self.probe, out, size=o["size"], steps=o["steps"], batch=o["render_batch"],
-                                          seed=o["seed"], cossim_pow=o["cossim_pow"], progress=rendered,
-                                          cancel=cancel, only=missing)
         with self._locked():
             keep(out)
             if self._is_current(job):
@@ -225,8 +218,10 @@ class ActivationAtlas(CnnWidget):
         n = int(out.rendered.sum())
         if out.cancelled:
             return {"status": f"cancelled: {n} of {int(out.cells.renderable.sum())} cells rendered; Compute goes on"}
+        blank = int((~out.cells.renderable).sum())
+        zero = f"; {blank} with every activation zero have nothing to render" if blank else ""
         return {"status": f"{len(out.cells)} cells from {sample.samples} vectors of {sample.images} images "
-                          f"({sample.method}) in {time.monotonic() - started:.1f} s"}
+                          f"({sample.method}) in {time.monotonic() - started:.1f} s{zero}"}
 
     # -- sending ---------------------------------------------------------------------------------------------------
 
@@ -259,6 +254,7 @@ class ActivationAtlas(CnnWidget):
                 [[] for _ in range(m)],
                 "images": [[int(i) for i in e if i >= 0] for e in cells.examples],
                 "rendered": [bool(r) for r in (atlas.rendered if atlas.rendered is not None else np.zeros(m, bool))],
+                "renderable": [bool(r) for r in cells.renderable],
                 "icon": size, "thumb": thumb, "max_count": int(cells.count.max()) if m else 0,
                 "samples": int(atlas.samples), "class_source": atlas.class_source}
         self._push(cells=meta, icons=icons, thumbs=thumbs)

@@ -37,7 +37,7 @@ def test_the_atlas_draws_its_cells_and_hover_shows_count_class_and_images(lab):
     lab.wait_for(page, CANVAS)
     page.wait_for_function(
         "(sel) => { const c = document.querySelector(sel); return c && Number(c.dataset.cells) > 0"
-        " && c.dataset.rendered === c.dataset.cells; }", arg=CANVAS, polling=100, timeout=240_000)
+        " && Number(c.dataset.rendered) + Number(c.dataset.blank) === Number(c.dataset.cells); }", arg=CANVAS, polling=100, timeout=240_000)
     meta = _py(lab, page, "atlas.cells")
     assert sum(meta["count"]) == 80
     page.locator(CANVAS).scroll_into_view_if_needed()
