@@ -32,6 +32,8 @@ const STYLE = baseStyle("cnnw-am", ["select", "button"]) + `
 .cnnw-am .cnnw-am-swatch { display: inline-block; width: 10px; height: 10px; margin-right: 5px;
   border-radius: 2px; }
 .cnnw-am .cnnw-am-score { font-size: var(--jp-ui-font-size0, 11px); }
+.cnnw-am .cnnw-am-warn { font-size: var(--jp-ui-font-size0, 11px); color: var(--jp-warn-color0, #b26b00);
+  max-width: ${MAP_PX}px; }
 /* the random map's scores: the reference a faithful map beats; its curves are the grey dashed lines */
 .cnnw-am .cnnw-am-reference { font-size: var(--jp-ui-font-size0, 11px); display: flex; align-items: center; }
 .cnnw-am .cnnw-am-reference-swatch { display: inline-block; width: 16px; height: 0; margin-right: 5px;
@@ -111,9 +113,10 @@ export default {
         swatch.style.background = (meta.colors ?? [])[figures.length] ?? "transparent";
         const caption = h("div", { class: "cnnw-am-label", title: label }, [swatch, label]);
         const score = h("div", { class: "cnnw-am-score cnnw-am-muted" });
+        const warn = h("div", { class: "cnnw-am-warn", hidden: true }); // why this map cannot be trusted (text)
         const bar = colorBar("cnnw-am-bar"); // the colours in attribution scores, under this map's scale
-        const figure = h("figure", { class: "cnnw-am-map" }, [canvas, caption, bar.node, score]);
-        figures.push({ canvas, score, figure, bar });
+        const figure = h("figure", { class: "cnnw-am-map" }, [canvas, caption, bar.node, score, warn]);
+        figures.push({ canvas, score, figure, bar, warn });
       });
       maps.replaceChildren(...figures.map((f) => f.figure));
     }
@@ -155,6 +158,9 @@ export default {
         else if (!model.get("curves")) f.score.textContent = ""; // no curves asked for: no scores to wait for
         else f.score.textContent = `deletion ${aucText(s.deletion)} · insertion ${aucText(s.insertion)}`;
         f.figure.title = s.error ?? "";
+        f.warn.textContent = done[i] && s.warning ? `⚠ ${s.warning}` : "";
+        f.warn.hidden = !f.warn.textContent;
+        f.figure.dataset.warning = f.warn.textContent ? "true" : "false";
       });
       maps.dataset.image = String(meta.image_index);
       maps.dataset.target = String(meta.target);

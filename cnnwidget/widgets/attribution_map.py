@@ -190,6 +190,21 @@ class AttributionMap(CnnWidget):
                 return None
             return self._start(self._fast_job)
 
+    def explain(self, image_index: int, target: int | None = None) -> Job | None:
+        """Show image ``image_index`` explained for class ``target`` in one step (both checked first; a bad one
+        changes nothing). ``target=None``: the image's predicted class, as choosing an image in the view does.
+        Returns the job started, or None if that image and class are shown and complete."""
+        index("image_index", image_index, len(self._batch))
+        if target is not None:
+            target = index("target", target, self.probe.num_classes)
+        with self._locked():
+            same = image_index == self.image_index and (target is None or target == self.target)
+            if same and (target is not None or not self._auto_target):
+                return self.compute()
+            self._auto_target = target is None
+            self._push(image_index=int(image_index), error="", **({} if target is None else {"target": target}))
+            return self._start(self._fast_job)
+
     def set_options(self, method: str, **options):
         """Change a method's options (e.g. ``set_options("lime", samples=300)``) and recompute its map. A bad
         option is shown in the widget and raised; the method keeps its options."""
@@ -491,8 +506,12 @@ class AttributionMap(CnnWidget):
                     stack[i] = result["maps"][method]
             data, ranges = _transport.quantize(stack)
             curves = {m: self._curve(result, m) or {} for m in self._methods}
+            lo, hi = self.probe.input_range
             scores = [{"deletion": curves[m].get("deletion_auc"), "insertion": curves[m].get("insertion_auc"),
-                       "error": result["errors"].get(m, "")} for m in self._methods]
+                       "error": result["errors"].get(m, ""),
+                       # a map that cannot be trusted (NaN, one value, negligible) says so under it
+                       "warning": attr.map_warning(result["maps"][m], m, hi - lo) if m in result["maps"] else ""}
+                      for m in self._methods]
             ref = result["reference"]
             reference = {} if ref is None else {
                 "deletion": ref["deletion_auc"], "insertion": ref["insertion_auc"],

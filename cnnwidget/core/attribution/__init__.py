@@ -15,14 +15,16 @@ gradients:     saliency, gradient_x_input, smoothgrad (variants "mean", "squared
 cam:           grad_cam, grad_cam_plus_plus, score_cam (any spatial layer, nested paths too; upsample=False: raw)
 perturbation:  occlusion, rise, lime, kernel_shap (over ``superpixels``)
 metrics:       deletion, insertion (AUCs (N,), pixels ranked as the map is shown: ``sign``), random_reference
-               (a random map's AUCs, the reference), randomization (Spearman (N,) against a randomized copy)
+               (a random map's AUCs, the reference), randomization (Spearman (N,) against a randomized copy),
+               map_warning (why a map cannot be trusted: NaN, one value, negligible; "" if none)
 """
 
 from ._common import Cancelled
 from .cam import default_layer, grad_cam, grad_cam_plus_plus, score_cam
 from .gradients import (baseline_images, completeness_gap, gradient_x_input, guided_backprop, integrated_gradients,
                         saliency, smoothgrad)
-from .metrics import SIGNS, deletion, insertion, random_reference, randomization, randomized_model, shown, spearman
+from .metrics import (NEGLIGIBLE, SIGNS, deletion, insertion, map_warning, random_reference, randomization,
+                      randomized_model, shown, spearman)
 from .perturbation import kernel_shap, lime, occlusion, rise
 from .segmentation import superpixels
 from .. import attention as _attention
@@ -53,6 +55,7 @@ def methods_for(model_or_probe) -> list[str]:
 
 __all__ = ["Cancelled", "METHODS", "MODEL_METHODS", "SIGNS", "baseline_images", "completeness_gap", "default_layer",
            "deletion", "grad_cam", "grad_cam_plus_plus", "gradient_x_input", "guided_backprop", "insertion",
-           "integrated_gradients", "kernel_shap", "lime", "method", "methods_for", "occlusion", "random_reference",
+           "integrated_gradients", "kernel_shap", "lime", "map_warning", "method", "methods_for", "occlusion",
+           "random_reference",
            "randomization", "randomized_model", "rise", "saliency", "score_cam", "shown", "smoothgrad", "spearman",
            "superpixels"]

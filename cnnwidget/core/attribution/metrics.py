@@ -62,6 +62,36 @@ def check_maps(maps, n: int, h: int, w: int, name: str = "maps") -> np.ndarray:
     return arr
 
 
+NEGLIGIBLE = 1e-6
+"""A map whose values, summed over the image as departures from its median, add up to less than this (in the
+explained score's units: logit or probability) says the score does not depend on the pixels: see ``map_warning``."""
+GRADIENT_UNITS = ("saliency", "smoothgrad", "guided_backprop")
+"""Methods whose values are gradients (score per unit of input): their size is taken times the input's span."""
+
+
+def map_warning(amap, method: str = "", input_span: float = 1.0) -> str:
+    """Why one (H, W) map should not be trusted, in plain words, or "" if nothing is wrong with it.
+
+    Refused: NaN or infinite values; a map with one value everywhere (it ranks no pixel above another); a map whose
+    total departure from its median, sum |m - median(m)| (times ``input_span`` for gradient maps, to be in score
+    units), is below ``NEGLIGIBLE``: the explained score hardly depends on the image at all (an untrained model,
+    a saturated output, inputs far outside what the model was made for; an untrained MobileNetV2 gave gradient x
+    input maps peaking at 1e-12). Drawn normalized, such a map would look as confident as a real one."""
+    a = np.asarray(amap, np.float64)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        return (f"{int(bad.sum())} of its {a.size} values are NaN or infinite: the method failed on this input, "
+                "so the map cannot be trusted")
+    spread = float(np.abs(a - np.median(a)).sum()) * (float(input_span) if method in GRADIENT_UNITS else 1.0)
+    if spread == 0.0:
+        return "the map has one value everywhere: it ranks no pixel above another, so it shows no evidence"
+    if spread < NEGLIGIBLE:
+        return (f"the map's values are negligible (they add up to {spread:.2g} of the explained score): the score "
+                "hardly depends on the image (an untrained model, or inputs unlike the model's?); its pattern is "
+                "numerical noise drawn at full contrast")
+    return ""
+
+
 def _ranks(maps: np.ndarray, seed: int) -> np.ndarray:
     """(N, H, W) int32 rank of each pixel by decreasing map value (0 = most important); ties in random order, so
     a flat region is not removed from the top-left corner first (and a constant map is a random ranking)."""
