@@ -16,6 +16,7 @@ from ..core.options import COLORMAPS, WHOLE, positive_int
 from . import _axes, _transport
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
+from ._jobs import Job
 
 NORMALIZATIONS = ("channel", "layer")
 SORTS = ("index", "mean")
@@ -121,6 +122,26 @@ class ActivationGrid(CnnWidget):
             self._push(n_images=len(batch), image_index=min(self.image_index, len(batch) - 1))
             job = self._start(self._update, settle=True)
         self._settle([job])
+
+    def show(self, layer=None, image_index: int | None = None, selected_channel: int | None = None) -> Job | None:
+        """Change the layer, the image and the enlarged channel together: checked together (the channel against
+        the new layer), a bad value changes none of them, and one computation on the worker serves all three.
+        Returns its Job (``wait()`` waits for it), or None if nothing changed."""
+        before = self.job
+        with self._locked():
+            want = {"layer": layer, "image_index": image_index, "selected_channel": selected_channel}
+            with self.hold_trait_notifications():
+                for name, value in want.items():
+                    if value is not None and value != getattr(self, name):
+                        setattr(self, name, value)
+        return self.job if self.job is not before else None
+
+    def compute(self) -> Job:
+        """Compute what is shown again on the worker (the page of tiles and the enlarged channel), e.g. after a
+        ``cancel()``; returns its Job."""
+        with self._locked():
+            self._shown = {}
+            return self._start(self._update)
 
     def activations(self, layer=None) -> np.ndarray:
         """Outputs of ``layer`` (default: the one shown) for the whole batch, (N, H, W, C) or (N, C); computed on

@@ -507,39 +507,23 @@ class Explorer(CnnWidget):
 
     def _sync_activations(self, grid, resume):
         channel = self.channel if self.channel < self._channels(self.layer) else -1
-        before = grid.job
-        with grid._locked():
-            if grid.layer != self.layer:
-                grid.layer = self.layer
-            if grid.selected_channel != channel:
-                grid.selected_channel = channel
-            if grid.image_index != self.image:
-                grid.image_index = self.image
-            if resume and not grid.tiles:
-                grid._start(grid._update)
-        return grid.job if grid.job is not before else None
+        job = grid.show(self.layer, self.image, channel)
+        if job is None and resume and not grid.tiles:
+            job = grid.compute()
+        return job
 
     def _sync_attribution(self, am, resume):
-        target = self.target if self.target >= 0 else self.predicted()
         before = am.job
-        with am._locked():
-            with am.hold_trait_notifications():
-                if am.image_index != self.image:
-                    am.image_index = self.image
-                if am.target != target:
-                    am.target = target
-            # under the same hold as the job it started: -1 follows each image's predicted class, as the panel
-            # does on its own; a class chosen stays chosen
-            am._auto_target = self.target < 0
+        # -1 follows each image's predicted class, as the panel does on its own; a class chosen stays chosen
+        am.explain(self.image, None if self.target < 0 else self.target)
         if am.job is before and resume:
             am.compute()
         return am.job if am.job is not before else None
 
     def _sync_image_only(self, panel, resume):
         before = panel.job
-        with panel._locked():
-            if panel.image_index != self.image:
-                panel.image_index = self.image
+        if panel.image_index != self.image:
+            panel.image_index = self.image
         if panel.job is before and resume and hasattr(panel, "compute"):
             panel.compute()
         return panel.job if panel.job is not before else None
@@ -553,7 +537,7 @@ class Explorer(CnnWidget):
         before = panel.job
         self._sync_image_only(panel, False)
         if panel.job is before and resume:
-            panel._restart()
+            panel.compute()
         return None
 
     def _sync_examples(self, card, resume):
@@ -563,8 +547,7 @@ class Explorer(CnnWidget):
             if resume:
                 card.compute()
             return None
-        with card._locked():
-            card.show(self.layer, self.channel)  # checked together; its work starts on its worker
+        card.show(self.layer, self.channel)  # checked together; its work starts on its worker
         return None
 
     def _sync_featurevis(self, fvw, resume):

@@ -19,6 +19,7 @@ from ..core.options import PROBE_OPTIONS, WHOLE, positive_int
 from . import _axes, _transport
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
+from ._jobs import Job
 
 _PY = dict(sync=True, owner="python")
 _TOP = 5
@@ -127,7 +128,7 @@ class RobustnessView(CnnWidget):
             curve_chart=None if data is None else _curve_chart(self.probe.input_range, norm),
             clean_image=_transport.image_bytes(self._batch[values["image_index"]], self.probe.input_range),
             status="attacking…")
-        self._restart()
+        self.compute()
 
     def _describe(self):
         return [f"{LABELS[self.attack]} {LABELS[self.norm]} epsilon={self.epsilon:.4g}",
@@ -196,7 +197,7 @@ class RobustnessView(CnnWidget):
     def _on_norm(self, change):
         top, step = self._slider(change["new"])
         self._push(error="", epsilon_max=top, epsilon_step=step)
-        self._restart()
+        self.compute()
 
     @reacts("epsilon", "attack", "steps", "target", "image_index")
     def _on_change(self, change):
@@ -205,11 +206,13 @@ class RobustnessView(CnnWidget):
             self._push(clean_image=_transport.image_bytes(self._batch[change["new"]], self.probe.input_range))
         if change["name"] == "epsilon":
             self._mark_epsilon()
-        self._restart()
+        self.compute()
 
-    def _restart(self):
+    def compute(self) -> Job:
+        """Attack the selected image again with the current settings on the worker (e.g. after a ``cancel()``);
+        returns its Job."""
         steps = 1 if self.attack == "fgsm" else self.steps
-        self._start(self._attack_job, status="attacking…", progress={"what": "attack", "done": 0, "total": steps})
+        return self._start(self._attack_job, status="attacking…", progress={"what": "attack", "done": 0, "total": steps})
 
     # -- computing (worker thread) -------------------------------------------------------------------------------
 

@@ -142,3 +142,24 @@ def test_the_top_predictions_of_the_image_are_sent_with_class_names_verbatim(mod
     grid.wait()
     probs = grid.probe.predict(grid.images)[0]
     assert [p["label"] for p in grid.view.predictions] == [names[i] for i in np.argsort(-probs)]
+
+
+def test_show_changes_layer_image_and_channel_together_checked_against_the_new_layer(grid):
+    grid.show("conv2", image_index=1, selected_channel=90)  # conv1 has 8 channels: 90 is checked against conv2
+    assert grid.wait(60)
+    assert (grid.layer, grid.image_index, grid.selected_channel) == ("conv2", 1, 90)
+    assert grid.view.focus_meta["channel"] == 90 and grid.view.tile_meta["n_channels"] == 100
+    assert grid.show("conv2", 1, 90) is None  # nothing changed: nothing computed
+
+
+def test_show_with_a_bad_value_changes_nothing(grid):
+    with pytest.raises(Exception, match="selected_channel|channel"):
+        grid.show("conv1", image_index=2, selected_channel=90)
+    assert (grid.layer, grid.image_index, grid.selected_channel) == ("conv1", 0, -1)
+
+
+def test_compute_after_a_cancel_sends_the_page_again(grid):
+    before = grid.view.tiles
+    grid.cancel()
+    grid.compute().wait(60)
+    assert grid.view.tiles == before and grid.error == ""

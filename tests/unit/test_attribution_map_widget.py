@@ -229,3 +229,14 @@ def test_a_sign_change_recomputes_only_the_curves_whose_ranking_it_changes(widge
     assert not widget.running
     assert widget.faithfulness["lime"] is before["lime"]
     assert widget.scores[3]["insertion"] == pytest.approx(before["lime"]["insertion_auc"])
+
+
+def test_explain_sets_image_and_class_in_one_step_or_follows_the_prediction(widget, probe, data):
+    assert widget.wait(120)
+    widget.explain(1, target=2).wait(120)
+    assert (widget.image_index, widget.target) == (1, 2) and widget.maps_meta["target"] == 2
+    widget.explain(2).wait(120)  # no class: the image's predicted class, as a click on an image does
+    assert (widget.image_index, widget.target) == (2, int(probe.predict(data.images[2:3])[0].argmax()))
+    with pytest.raises(OptionError, match="target"):
+        widget.explain(0, target=99)
+    assert widget.image_index == 2

@@ -242,6 +242,12 @@ def test_cancel_stops_a_long_attack_within_a_step_and_keeps_the_last_drawing(wid
     assert widget.wait(60) and widget.shown["steps"] == 2
 
 
+def test_compute_attacks_again_with_the_current_settings(widget):
+    before = dict(widget.shown)
+    widget.compute().wait(60)
+    assert widget.shown == before and widget.error == "" and not widget.status.startswith("cancelled")
+
+
 def test_with_data_the_accuracy_against_epsilon_curve_is_drawn(probe):
     labels = probe.predict(IMAGES).argmax(-1)
     w = cw.RobustnessView(probe, IMAGES, data=(IMAGES, labels), steps=2, curve_epsilons=[0.0, 0.02, 0.3])
