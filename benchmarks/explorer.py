@@ -116,9 +116,11 @@ LINKED = ("activations", "explorer", "examples")
 
 
 def wait_done(page, key: str, names, timeout_ms: int = 300_000):
+    # The page stamps its own times (WATCH_JS); this only learns when it is done, so it asks rarely: Playwright's
+    # query runs on the page's main thread and, every 50 ms, took time from what is measured.
     page.wait_for_function("([k, names]) => { const r = window.__xb?.[k]; return !!r && "
                            "names.every((n) => n in r.times); }", arg=[key, list(names)], timeout=timeout_ms,
-                           polling=50)
+                           polling=250)
     return page.evaluate("(k) => window.__xb[k]", key)
 
 
@@ -136,6 +138,10 @@ def click_tile(lab, page, nth: int, index: int):
     cols = max(1, (width - 2 * PAD + GAP) // (tile + GAP))
     x = PAD + (index % cols) * (tile + GAP) + tile / 2
     y = PAD + (index // cols) * (tile + GAP) + tile / 2
+    # A person clicks a settled page: the kernel_json just above ran code in the kernel, and JupyterLab redraws its
+    # toolbar and kernel status on the busy/idle messages (25-80 ms of main-thread work that a click made at once
+    # waited behind; seen in a CDP trace). Let it settle first.
+    page.wait_for_timeout(500)
     page.mouse.click(box["x"] + x * box["width"] / width, box["y"] + y * box["height"] / height)
     return meta["channels"][index]
 
