@@ -30,6 +30,11 @@ def median_seconds(fn: Callable[[], object], warmup: int = 2, repeats: int = 7) 
 
 def interleaved_medians(fns: dict[str, Callable[[], object]], warmup: int = 2, repeats: int = 7) -> dict[str, float]:
     """Like ``median_seconds`` for several callables, timed in rounds (a, b, c, a, b, c, ...): {name: seconds}."""
+    return {name: statistics.median(ts) for name, ts in interleaved_times(fns, warmup, repeats).items()}
+
+
+def interleaved_times(fns: dict[str, Callable[[], object]], warmup: int = 2, repeats: int = 7) -> dict[str, list]:
+    """Every round's seconds per callable, timed in rounds (a, b, c, a, b, c, ...): {name: [seconds, ...]}."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -39,7 +44,7 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], warmup: int = 2, r
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return times
 
 
 def verdict(value: float, target: float) -> str:

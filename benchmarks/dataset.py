@@ -30,13 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import interleaved_medians, machine_note  # noqa: E402
+from _timing import interleaved_times, machine_note  # noqa: E402
 
 BLOCKS = ("block1_relu", "block2_relu", "block3_relu", "block4_relu")
 BATCH = 128
@@ -154,14 +155,21 @@ def speed(n: int, repeats: int = 1) -> None:
     fns = {"predict": lambda: model.predict(full, verbose=0)}
     for layer in BLOCKS:
         fns[layer] = lambda layer=layer: dataset.channel_examples(model, full, layer, k=16)
-    times = interleaved_medians(fns, warmup=0, repeats=repeats)
+    # The first round is a warm-up (the last, smaller batch traces its shapes), not timed.
+    rounds = interleaved_times(fns, warmup=1, repeats=repeats)
+    times = {name: statistics.median(ts) for name, ts in rounds.items()}
     floor = n / times["predict"]
-    print(f"model.predict (floor): {floor:8.1f} images/s")
+    print(f"model.predict (floor): {floor:8.1f} images/s (median of {repeats}; per round "
+          f"{', '.join(f'{n / t:.0f}' for t in rounds['predict'])})")
+    # This VM's speed drifts (the floor alone has measured 390 to 980 images/s on a quiet machine): the verdict
+    # takes the median of the per-round ratios, each a pass against the floor timed beside it in the same round.
     for layer in BLOCKS:
         rate = n / times[layer]
+        ratio = statistics.median(p / t for p, t in zip(rounds["predict"], rounds[layer]))
         target = 0.9 if layer == "block4_relu" else 0.8
-        print(f"{layer:>12} top-16 + statistics: {rate:8.1f} images/s = {rate / floor:.2f}x the floor "
-              f"(target >= {target}x: {'PASS' if rate / floor >= target else 'MISS'})")
+        print(f"{layer:>12} top-16 + statistics: {rate:8.1f} images/s; per-round ratio to the floor, median "
+              f"{ratio:.2f}x (rounds {', '.join(f'{p / t:.2f}' for p, t in zip(rounds['predict'], rounds[layer]))};"
+              f" target >= {target}x: {'PASS' if ratio >= target else 'MISS'})")
 
 
 def memory(sizes: list[int]) -> None:
