@@ -136,3 +136,21 @@ def _lab_cleanup(request):
         except Exception:
             continue
         h.cleanup(failed_test=request.node.nodeid if _failed(request.node) else None)
+
+
+_FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Seconds per test file (setup + call + teardown), for tests/run_all.py's split of the unit files."""
+    path = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    import json
+    import os
+
+    out = os.environ.get("CNNW_DURATIONS_OUT")
+    if out and _FILE_SECONDS:
+        Path(out).write_text(json.dumps({k: round(v, 2) for k, v in sorted(_FILE_SECONDS.items())}, indent=1))
