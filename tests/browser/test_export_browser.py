@@ -203,6 +203,106 @@ def png_rgba(data: bytes) -> tuple[int, int, bytes]:
     return width, height, bytes(out)
 
 
+# The PNG decoded by the page's own decoder (exact for an opaque PNG, which save_png writes: what the view shows on
+# its background) and kept as window.__png; png_rgba above decodes in Python, too slowly for a view-sized PNG.
+DECODE = """async (b64) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const bitmap = await createImageBitmap(new Blob([bytes], {type: 'image/png'}),
+    {colorSpaceConversion: 'none', premultiplyAlpha: 'none'});
+  const c = document.createElement('canvas');
+  c.width = bitmap.width; c.height = bitmap.height;
+  const ctx = c.getContext('2d');
+  ctx.drawImage(bitmap, 0, 0);
+  window.__png = {w: c.width, h: c.height, data: ctx.getImageData(0, 0, c.width, c.height).data};
+  let opaque = 0;
+  for (let i = 3; i < window.__png.data.length; i += 4) if (window.__png.data[i] === 255) opaque++;
+  return {width: c.width, height: c.height, opaque};
+}"""
+
+# Where things of the view are in window.__png (from the view's data-cnnw-png: the PNG's origin relative to the
+# view and its scale), and what the PNG holds there.
+PNG_CHECK = r"""([viewSel, canvasSel, barSel]) => {
+  const P = window.__png;
+  const view = document.querySelector(viewSel);
+  const host = view.closest('[data-cnnw-png]');
+  const o = JSON.parse(host.dataset.cnnwPng);
+  const hr = host.getBoundingClientRect();
+  const at = (x, y) => { const i = 4 * (y * P.w + x); return [P.data[i], P.data[i + 1], P.data[i + 2]]; };
+  const box = (r) => ({x0: Math.round((r.left - hr.left - o.left) * o.scale), y0: Math.round((r.top - hr.top - o.top) * o.scale),
+    x1: Math.round((r.right - hr.left - o.left) * o.scale), y1: Math.round((r.bottom - hr.top - o.top) * o.scale)});
+  const bg = at(0, 0);
+  const ink = (b) => { let n = 0;
+    for (let y = Math.max(0, b.y0); y < Math.min(P.h, b.y1); y++) for (let x = Math.max(0, b.x0); x < Math.min(P.w, b.x1); x++) {
+      const p = at(x, y); if (Math.abs(p[0] - bg[0]) + Math.abs(p[1] - bg[1]) + Math.abs(p[2] - bg[2]) > 100) n++; }
+    return n; };
+  const out = {origin: o, size: [P.w, P.h], bg};
+  // the canvas: its opaque pixels one for one at its place (a pixel either way tolerated for rounding)
+  const c = view.querySelector(canvasSel);
+  const cd = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const cb = box(c.getBoundingClientRect());
+  out.canvas = {width: c.width, height: c.height, best: null};
+  for (const dy of [0, -1, 1]) for (const dx of [0, -1, 1]) {
+    let bad = 0, opaque = 0;
+    for (let y = 0; y < c.height; y++) for (let x = 0; x < c.width; x++) {
+      const i = 4 * (y * c.width + x);
+      if (cd[i + 3] !== 255) continue;
+      opaque++;
+      const px = cb.x0 + dx + x, py = cb.y0 + dy + y;
+      if (px < 0 || py < 0 || px >= P.w || py >= P.h) { bad++; continue; }
+      const p = at(px, py);
+      if (p[0] !== cd[i] || p[1] !== cd[i + 1] || p[2] !== cd[i + 2]) bad++;
+    }
+    if (!out.canvas.best || bad < out.canvas.best.bad) out.canvas.best = {dx, dy, bad, opaque};
+  }
+  // the colour bar: its gradient (first and last stop's colours at its ends, many colours between) and its text
+  const bar = view.querySelector(barSel);
+  const g = bar.querySelector('.cnnw-colorbar-gradient');
+  const stops = [...getComputedStyle(g).backgroundImage.matchAll(/rgb\((\d+), (\d+), (\d+)\)/g)].map((m) => m.slice(1, 4).map(Number));
+  const gb = box(g.getBoundingClientRect());
+  const y = Math.round((gb.y0 + gb.y1) / 2);
+  const row = [];
+  for (let x = gb.x0 + 2; x <= gb.x1 - 3; x++) row.push(at(x, y).join(','));
+  out.gradient = {first: at(gb.x0 + 2, y), last: at(gb.x1 - 3, y), firstStop: stops[0], lastStop: stops[stops.length - 1],
+    distinct: new Set(row).size, width: gb.x1 - gb.x0};
+  out.text = {};
+  for (const part of ['label', 'lo', 'hi']) {
+    const span = bar.querySelector('.cnnw-colorbar-' + part);
+    out.text[part] = {text: span.textContent, ink: ink(box(span.getBoundingClientRect()))};
+  }
+  // the first select (the grid's layer, the map's image) as the text it shows
+  const select = view.querySelector('select');
+  out.select = {text: select.selectedOptions[0].text, ink: ink(box(select.getBoundingClientRect()))};
+  // the charts: each line mark's colour found inside its figure's place in the PNG
+  out.charts = [...view.querySelectorAll('.bqplot')].filter((f) => !f.parentElement.closest('.bqplot')).map((fig) => {
+    const b = box(fig.getBoundingClientRect());
+    const colours = [...new Set([...fig.querySelectorAll('svg path.line')].map((p) => getComputedStyle(p).stroke)
+      .filter((s) => s.startsWith('rgb')))];
+    return {box: b, ink: ink(b), lines: colours.map((css) => {
+      const want = css.match(/\d+/g).slice(0, 3).map(Number);
+      let n = 0;
+      for (let y = Math.max(0, b.y0); y < Math.min(P.h, b.y1); y++) for (let x = Math.max(0, b.x0); x < Math.min(P.w, b.x1); x++) {
+        const p = at(x, y); if (Math.abs(p[0] - want[0]) + Math.abs(p[1] - want[1]) + Math.abs(p[2] - want[2]) < 40) n++; }
+      return {css, pixels: n}; })};
+  });
+  return out;
+}"""
+
+
+def _save_png(lab, page, widget: str, target: Path) -> dict:
+    """``widget.save_png(target)`` from the kernel; the PNG decoded in the page (window.__png)."""
+    import base64
+
+    lab.kernel_run(page, f"_f = {widget}.save_png({str(target)!r})")
+    deadline = time.monotonic() + 60
+    while not target.exists():
+        assert time.monotonic() < deadline, f"no PNG written for {widget}"
+        time.sleep(0.1)
+    time.sleep(0.2)  # written in one write_bytes; let it land whole
+    info = page.evaluate(DECODE, base64.b64encode(target.read_bytes()).decode())
+    assert info["opaque"] == info["width"] * info["height"], info  # drawn on the view's background
+    return info
+
+
 def test_save_png_writes_the_canvas_pixels_and_needs_a_shown_view(lab, tmp_path):
     target = tmp_path / "filters.png"
     page = lab.open_notebook([
@@ -221,9 +321,84 @@ def test_save_png_writes_the_canvas_pixels_and_needs_a_shown_view(lab, tmp_path)
     while not target.exists():
         assert time.monotonic() < deadline, "no PNG written"
         time.sleep(0.1)
-    width, height, rgba = png_rgba(target.read_bytes())
+    width, height, rgba = png_rgba(target.read_bytes())  # decoded here, not by the browser
     shown = page.evaluate("""() => { const c = document.querySelector('.cnnw-filter-canvas');
-      return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }""")
-    assert (width, height) == (shown[0], shown[1])
-    assert rgba == bytes(shown[2])
+      const o = JSON.parse(c.closest('[data-cnnw-png]').dataset.cnnwPng);
+      const h = c.closest('[data-cnnw-png]').getBoundingClientRect(), r = c.getBoundingClientRect();
+      return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data),
+              (r.left - h.left - o.left) * o.scale, (r.top - h.top - o.top) * o.scale, o.scale]; }""")
+    cw_, ch_, pixels, x0, y0, scale = shown
+    assert scale == 1, shown[3:]
+    # the page (title, text, the histogram chart) is around the canvas; the canvas's own pixels are copied one for
+    # one where it is drawn (its transparent gaps show the view's background)
+    assert width >= cw_ and height >= ch_
+    best = None
+    for dy in (0, -1, 1):
+        for dx in (0, -1, 1):
+            x, y = round(x0) + dx, round(y0) + dy
+            bad = opaque = 0
+            for row in range(ch_):
+                start = 4 * ((y + row) * width + x)
+                got = rgba[start:start + 4 * cw_]
+                want = pixels[4 * row * cw_:4 * (row + 1) * cw_]
+                for i in range(0, 4 * cw_, 4):
+                    if want[i + 3] == 255:
+                        opaque += 1
+                        bad += got[i:i + 3] != bytes(want[i:i + 3])
+            if best is None or bad < best[0]:
+                best = (bad, opaque, dx, dy)
+            if bad == 0:
+                break
+        if best[0] == 0:
+            break
+    assert best[0] == 0 and best[1] > cw_ * ch_ // 4, best
     assert "'width'" in lab.kernel_run(page, "print(future.result(5))")
+
+
+PNG_CELLS = [
+    "import cnnwidget as cw\nfrom cnnwidget import demo\ndata = demo.shapes(4, seed=0)\n"
+    "probe = cw.ModelProbe(demo.load_model(), class_names=data.class_names)\n"
+    "grid = cw.ActivationGrid(probe, data.images)\n"
+    "amap = cw.AttributionMap(probe, data.images, ('saliency', 'grad_cam'), curve_steps=4)",
+    "grid",
+    "amap",
+]
+
+
+def test_save_png_holds_the_colour_bars_their_text_and_the_charts(lab, tmp_path):
+    """The PNG of an ActivationGrid and of an AttributionMap holds, besides the canvases (pixel for pixel), each
+    colour bar's gradient (its first and last colours at its ends) and its label and end values as text at the
+    bar's place, and the AttributionMap's deletion/insertion charts with their curves in the methods' colours."""
+    page = lab.open_notebook(PNG_CELLS, name="png_legends")
+    lab.run_all(page, timeout=240)
+    lab.kernel_run(page, "assert grid.wait(180) and amap.wait(240)", timeout=260)
+    page.wait_for_function("() => document.querySelector('.cnnw-grid-canvas').width > 0"
+                           " && !document.querySelector('.cnnw-grid-bar').hidden"
+                           " && document.querySelectorAll('.cnnw-am-map[data-done=\"true\"]').length === 2"
+                           " && !document.querySelector('.cnnw-am-bar').hidden"
+                           " && document.querySelectorAll('.cnnw-am-charts .bqplot path.line').length >= 4",
+                           timeout=120_000)
+    page.wait_for_timeout(500)  # the charts' transitions
+    for widget, view, canvas, bar in (("grid", ".cnnw-grid", ".cnnw-grid-canvas", ".cnnw-grid-bar"),
+                                      ("amap", ".cnnw-am-outer", ".cnnw-am-canvas", ".cnnw-am-bar")):
+        info = _save_png(lab, page, widget, tmp_path / f"{widget}.png")
+        got = page.evaluate(PNG_CHECK, [f".jp-Notebook {view}", canvas, bar])
+        summary = {k: got[k] for k in ("origin", "size", "canvas", "gradient", "text", "select")}
+        print(widget, info, summary)
+        assert got["canvas"]["best"]["bad"] == 0 and got["canvas"]["best"]["opaque"] > 0, summary
+        g = got["gradient"]
+        assert max(abs(a - b) for a, b in zip(g["first"], g["firstStop"])) <= 16, g
+        assert max(abs(a - b) for a, b in zip(g["last"], g["lastStop"])) <= 16, g
+        assert g["distinct"] >= min(40, g["width"] // 3), g
+        for part, t in got["text"].items():
+            assert t["text"] and t["ink"] >= 8, (part, t)  # the words are drawn where the page shows them
+        assert got["select"]["ink"] >= 20, got["select"]  # a setting drawn as its text (not the control)
+        lab.screenshot(page, f"png_legends_{widget}_page", selector=f".jp-Notebook {view}")
+        if widget == "amap":
+            assert len(got["charts"]) == 2, got["charts"]
+            for chart in got["charts"]:
+                lines = {line["css"]: line["pixels"] for line in chart["lines"]}
+                assert len(lines) == 3, chart  # saliency's and Grad-CAM's curves, and the random map's (grey)
+                assert lines.pop("rgb(158, 158, 158)") >= 15, chart
+                # one curve may lie under the other (same scores); at least one shows, as on the page
+                assert max(lines.values()) >= 15, chart
