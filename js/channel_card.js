@@ -37,8 +37,11 @@ const STYLE = baseStyle("cnnw-cc") + `
 .cnnw-cc .cnnw-cc-patches { display: flex; flex-wrap: wrap; gap: 6px; }
 /* outside the image (where the receptive field reaches past it) the patch is transparent: a checkerboard shows */
 .cnnw-cc .cnnw-cc-patch canvas { background: repeating-conic-gradient(#ccc 0 25%, #fff 0 50%) 0 0 / 8px 8px; }
-.cnnw-cc .cnnw-cc-classes { display: grid; grid-template-columns: minmax(4em, max-content) 140px auto; gap: 2px 8px;
-  align-items: center; }
+/* name, bar, "mean (count)": the number never wraps nor is cut; the bar gives way first, then the name (ellipsis),
+   so the rows fit a 300 px sidebar */
+.cnnw-cc .cnnw-cc-classes { display: grid; grid-template-columns: minmax(3em, max-content) minmax(32px, 140px)
+  max-content; gap: 2px 8px; align-items: center; max-width: 100%; }
+.cnnw-cc .cnnw-cc-classes > span:nth-child(3n) { white-space: nowrap; font-variant-numeric: tabular-nums; }
 .cnnw-cc .cnnw-cc-class-name { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; max-width: 14em; }
 .cnnw-cc .cnnw-cc-bar { height: 10px; background: var(--jp-brand-color2, #64b5f6); border-radius: 2px; }
 .cnnw-cc .cnnw-cc-bar[data-top="true"] { background: var(--jp-brand-color1, #1976d2); }
@@ -118,10 +121,16 @@ export default {
       const bytes = bytesOf(model.get("patches"));
       const images = model.get("images") ?? 0;
       const by = meta.score === "mean" ? "mean" : "max";
-      patchesTitle.textContent = meta.n
-        ? `Top ${meta.n} of ${images} images by the channel's ${by}: input under the receptive field ` +
-          `(${meta.h}×${meta.w} px${meta.approximate ? ", approximate" : ""}) of the unit that fired most`
-        : "no images yet";
+      // a vector layer's unit (dense, global pooling) sees the whole image: its patches are whole images, resized
+      const unit = meta.unit_name != null ? `unit ${meta.channel} (${meta.unit_name})` : `unit ${meta.channel}`;
+      const input = meta.input ?? [meta.h, meta.w];
+      const resized = meta.h !== input[0] || meta.w !== input[1] ? `, shown at ${meta.h}×${meta.w}` : "";
+      patchesTitle.textContent = !meta.n ? "no images yet"
+        : meta.whole_image
+          ? `Top ${meta.n} of ${images} images by the value of ${unit}: the whole image (${input[0]}×${input[1]} ` +
+            `px${resized}), since a unit of this layer sees all of it`
+          : `Top ${meta.n} of ${images} images by the channel's ${by}: input under the receptive field ` +
+            `(${meta.h}×${meta.w} px${meta.approximate ? ", approximate" : ""}) of the unit that fired most`;
       patchesTitle.title = meta.approximate ? meta.reason ?? "" : "";
       root.dataset.layer = meta.layer ?? "";
       root.dataset.channel = String(meta.channel ?? "");

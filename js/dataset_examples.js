@@ -26,7 +26,8 @@ const STYLE = baseStyle("cnnw-de") + `
 .cnnw-de .cnnw-de-tile[data-dead="true"] canvas { opacity: 0.35; }
 .cnnw-de .cnnw-de-tile canvas { image-rendering: pixelated;
   background: repeating-conic-gradient(#ccc 0 25%, #fff 0 50%) 0 0 / 8px 8px; }
-.cnnw-de .cnnw-de-caption { font-size: var(--jp-ui-font-size0, 11px); white-space: nowrap; }
+.cnnw-de .cnnw-de-caption { font-size: var(--jp-ui-font-size0, 11px); white-space: nowrap; max-width: 9em;
+  overflow: hidden; text-overflow: ellipsis; }
 .cnnw-de .cnnw-de-card { min-width: 0; }
 `;
 
@@ -88,11 +89,17 @@ export default {
       const meta = model.get("tiles_meta") ?? {};
       const bytes = bytesOf(model.get("tiles"));
       const selected = model.get("channel");
-      const by = meta.score === "mean" ? "mean" : "max";
-      caption.textContent = meta.n
-        ? `Each channel's top image over ${model.get("images")} images (the input under the receptive field of the ` +
-          `unit that fired most) and its ${by} activation; click a channel for its card.`
-        : "";
+      const whole = Boolean(meta.whole_image);
+      const by = whole ? "value" : meta.score === "mean" ? "mean" : "max";
+      const size = whole && meta.input ? `${meta.input[0]}×${meta.input[1]} px` : "";
+      const shown = whole && meta.input && (meta.h !== meta.input[0] || meta.w !== meta.input[1])
+        ? `, shown at ${meta.h}×${meta.w}` : "";
+      caption.textContent = !meta.n ? ""
+        : whole
+          ? `Each unit's top image over ${model.get("images")} images and its value: the whole image ` +
+            `(${size}${shown}), since a unit of this layer sees all of it; click a unit for its card.`
+          : `Each channel's top image over ${model.get("images")} images (the input under the receptive field of the ` +
+            `unit that fired most) and its ${by} activation; click a channel for its card.`;
       if (!patchesComplete(bytes, meta)) {
         tiles.replaceChildren();
         tiles.dataset.n = "0";
@@ -107,13 +114,16 @@ export default {
         canvas.style.width = `${meta.w * zoom}px`;
         canvas.style.height = `${meta.h * zoom}px`;
         const deadText = meta.dead[i] ? " · dead" : "";
+        const name = meta.names ? meta.names[i] : null; // the output unit's class name (text)
+        const nameText = name != null ? ` · ${name}` : "";
         const figure = h("figure", {
           class: "cnnw-de-tile", role: "button", tabIndex: 0, "aria-pressed": String(c === selected),
           "data-channel": String(c), "data-dead": String(Boolean(meta.dead[i])),
-          title: `channel ${c}: ${by} ${valueText(meta.values[i])} in image ${meta.indices[i]}` +
+          title: `${whole ? "unit" : "channel"} ${c}${name != null ? ` (${name})` : ""}: ${by} ` +
+            `${valueText(meta.values[i])} in image ${meta.indices[i]}` +
             (meta.dead[i] ? " (dead on this data: one value everywhere)" : ""),
-        }, [canvas,
-          h("figcaption", { class: "cnnw-de-caption", text: `${c} · ${valueText(meta.values[i])}${deadText}` })]);
+        }, [canvas, h("figcaption", { class: "cnnw-de-caption",
+          text: `${c}${nameText} · ${valueText(meta.values[i])}${deadText}` })]);
         figure.addEventListener("click", () => select(c));
         figure.addEventListener("keydown", (event) => {
           if (event.key !== "Enter" && event.key !== " ") return;

@@ -3,8 +3,8 @@
 ``channel_examples(probe, data, layers)`` reads each batch once, keeps for every channel (spatial layers) or unit
 (vector layers) the k images that excite it most, and gathers per-channel statistics on the way. Memory is
 O(layers x channels x k) whatever the data set's size: images are kept by their global index (their position in the
-data, counted from 0 in the order the data yields them) and, for spatial layers, by the input patch under the
-receptive field of the unit that scored.
+data, counted from 0 in the order the data yields them) and by a patch: for spatial layers the input under the
+receptive field of the unit that scored, for vector layers the whole image, resized (see below).
 
 How the pass works (the same with or without a ``tf.distribute.Strategy``): a compiled step per replica computes
 the layers' outputs for its share of the batch, each image's score per channel (the spatial max or mean), the
@@ -18,10 +18,12 @@ Ties: equal scores are ordered by the lowest global index first (``tf.math.top_k
 and the host merge sorts by index within equal scores). The position of a spatial maximum is its first occurrence
 in row-major order (``tf.argmax``). For ``score="mean"`` the position is still that of the maximum.
 
-Vector layers (Dense, global pooling; output (N, C)): a unit's score is its value; a dense unit sees the whole image,
-so no patch and no thumbnail is kept (one thumbnail per unit per slot would dominate memory for a wide layer, e.g.
-1000 classes x 16 slots): ``patches``, ``boxes`` and ``receptive_field`` are None, and images are referred to by
-their global index only.
+Vector layers (Dense, global pooling, any layer with output (N, C)): a unit's score is its value, and a unit sees
+the whole image, so its "patch" is the whole input image, resized (area average) to the layer's patch size: the
+input's own size up to ``DENSE_PATCH`` pixels a side, halved (down to ``DENSE_PATCH_MIN``) while the layer's kept
+patches would exceed ``DENSE_PATCH_BYTES`` (a wide layer, e.g. 1000 classes x 16 slots), or ``dense_patch`` pixels
+when the caller says. ``boxes`` are the whole image, ``receptive_field`` is None and ``patch_note`` says all this in
+words. Memory stays O(layers x channels x k).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import options as _options
+from .activations import fit_within
 from .errors import ImageError, LayerError, OptionError
 from .probe import LayerInfo, ModelProbe, probe_for
 from .receptive_field import ReceptiveField, receptive_field
@@ -44,6 +47,9 @@ SCORES = ("max", "mean")
 DEFAULT_BATCH = 64
 HISTOGRAM_MARGIN = 0.1  # the histogram range: the first batch's [min, max] widened by this share of its width
 PROGRESS_SECONDS = 0.25  # progress is called at most this often (and always after the first and the last batch)
+DENSE_PATCH = 64  # vector layers: the longer side of the whole-image patches, at most (the input's, if smaller)
+DENSE_PATCH_MIN = 16  # ... halved while the layer's patches would take more than DENSE_PATCH_BYTES, down to this
+DENSE_PATCH_BYTES = 32 * 2**20
 
 
 @dataclass
@@ -54,8 +60,10 @@ class LayerExamples:
       ``indices`` (C, k) int64 global image indices; ``scores`` (C, k) float32 (the channel's spatial max or mean
       for that image); ``positions`` (C, k, 2) int32, (y, x) of the channel's maximum in that image (-1 for vector
       layers); ``boxes`` (C, k, 4) int32, (y0, x0, y1, x1) end-exclusive input pixels of the receptive field at that
-      position (it may reach past the image where the layers padded); ``patches`` (C, k, h, w, channels) float32,
-      the input (display space) inside the box, NaN outside the image and in empty slots. None for vector layers.
+      position (it may reach past the image where the layers padded; vector layers: the whole image, (0, 0, H, W));
+      ``patches`` (C, k, h, w, channels) float32, the input (display space) inside the box, NaN outside the image and
+      in empty slots; for vector layers the whole image resized to (h, w) (see the module docstring).
+      ``patch_note``: what a patch is, in words (the receptive field's size, or "the whole image ... resized to ...").
     Statistics over every image and position of the data (float64, (C,)): ``mean``, ``std`` (population, ddof=0),
       ``min``, ``max``, ``zero_fraction`` (share of values exactly 0), ``dead`` (bool: the channel has one value
       everywhere on this data, e.g. a ReLU channel that is always 0).
@@ -92,10 +100,21 @@ class LayerExamples:
     above: np.ndarray
     class_mean: np.ndarray | None = None
     class_counts: np.ndarray | None = None
+    patch_note: str = ""
 
     @property
     def channels(self) -> int:
         return int(self.indices.shape[0])
+
+    @property
+    def whole_image(self) -> bool:
+        """True for a vector layer: a unit sees the whole image, and its patches are whole images, resized."""
+        return not self.spatial
+
+    @property
+    def patch_size(self) -> tuple:
+        """(h, w) of the patches."""
+        return tuple(int(v) for v in self.patches.shape[2:4]) if self.patches is not None else (0, 0)
 
     @property
     def approximate(self) -> bool:
@@ -128,7 +147,7 @@ class ChannelExamples:
 
 def channel_examples(probe, data, layers, k: int = 16, score: str = "max", batch_size: int | None = None,
                      bins: int = 64, strategy: tf.distribute.Strategy | None = None,
-                     progress: Callable | None = None, cancel=None) -> ChannelExamples:
+                     progress: Callable | None = None, cancel=None, dense_patch: int | None = None) -> ChannelExamples:
     """Top-k images and statistics for every channel of ``layers`` from one streamed pass over ``data``.
 
     ``probe``: a ModelProbe or a Keras model. ``layers``: a layer (name, path, LayerInfo) or a list of them; the
@@ -138,7 +157,8 @@ def channel_examples(probe, data, layers, k: int = 16, score: str = "max", batch
     generator of batches (arrays or (images, labels) tuples). Labels are class indices (N,) or one-hot (N, K).
     ``k``: examples kept per channel. ``score``: "max" or "mean", the channel's spatial max or mean per image.
     ``batch_size``: images per step for arrays and unbatched data (default 64); a batched data set or a generator
-    keeps its own batches unless ``batch_size`` is given. ``bins``: histogram bins.
+    keeps its own batches unless ``batch_size`` is given. ``bins``: histogram bins. ``dense_patch``: the longer
+    side in pixels of the whole-image patches kept for vector layers (default: see the module docstring).
     ``strategy``: a ``tf.distribute.Strategy`` (MirroredStrategy, MultiWorkerMirroredStrategy, ...): the data set is
     distributed by it (``experimental_distribute_dataset``; a batch is the global batch) and candidates and
     statistics are merged across replicas and workers. Default: the current strategy (none: one device, no
@@ -156,6 +176,8 @@ def channel_examples(probe, data, layers, k: int = 16, score: str = "max", batch
     bins = _options.positive_int("bins", bins)
     if batch_size is not None:
         batch_size = _options.positive_int("batch_size", batch_size)
+    if dense_patch is not None:
+        dense_patch = _options.positive_int("dense_patch", dense_patch)
     if progress is not None and not callable(progress):
         raise OptionError(f"progress must be None or a function progress(done, total, partial); got {progress!r}.")
     if cancel is not None and not hasattr(cancel, "is_set"):
@@ -164,7 +186,7 @@ def channel_examples(probe, data, layers, k: int = 16, score: str = "max", batch
         raise OptionError(f"strategy must be None or a tf.distribute.Strategy; got {strategy!r}.")
     keys, infos = _layers(probe, layers)
     ds, total, labelled = _batches(probe, data, batch_size)
-    plans = [_Plan(probe, info, k) for info in infos]
+    plans = [_Plan(probe, info, k, dense_patch) for info in infos]
     _options.fits_in_memory("k", k, 2 * sum(p.nbytes for p in plans), "the kept patches")
     if strategy is None and tf.distribute.has_strategy():
         strategy = tf.distribute.get_strategy()
@@ -247,7 +269,7 @@ def _layers(probe: ModelProbe, layers):
 class _Plan:
     """What is computed for one layer: its shape, receptive field, and the padding its patches need."""
 
-    def __init__(self, probe: ModelProbe, info: LayerInfo, k: int):
+    def __init__(self, probe: ModelProbe, info: LayerInfo, k: int, dense_patch: int | None = None):
         self.info = info
         self.spatial = info.is_spatial
         self.channels = int(info.output_shape[-1])
@@ -255,18 +277,55 @@ class _Plan:
         self.field = None
         self.nbytes = 0
         self.device_patches = False  # patches cut on the replicas (multi-worker), else on the host for winners only
+        h_in, w_in, ch = probe.input_shape
+        self.image_channels = int(ch)
+        if not self.spatial:  # a unit sees the whole image: its patch is the whole image, resized (see _whole)
+            self.input_size = (int(h_in), int(w_in))
+            self.size = _dense_patch_size(self.input_size, int(ch), self.channels, k, dense_patch)
+            self.nbytes = self.channels * k * self.size[0] * self.size[1] * int(ch) * 4
+            h, w = self.input_size
+            self.note = (f"a unit of this layer sees the whole {h}x{w} image: each patch is the whole image" +
+                         ("" if self.size == self.input_size else
+                          f", resized to {self.size[0]}x{self.size[1]} (area average)"))
         if self.spatial:
-            h_in, w_in, ch = probe.input_shape
             self.height, self.width = int(info.output_shape[0]), int(info.output_shape[1])
             self.field = receptive_field(probe, info)
             rf = self.field
             self.size = rf.size
-            self.image_channels = int(ch)
+            self.note = (f"the input under the receptive field ({rf.size[0]}x{rf.size[1]} px) of the unit that fired "
+                         "most" + (f" (approximate: {rf.reason})" if rf.approximate else ""))
             self.pad_before = tuple(max(0, -rf.start[a]) for a in range(2))
             last = ((self.height - 1) * rf.jump[0] + rf.start[0] + rf.size[0],
                     (self.width - 1) * rf.jump[1] + rf.start[1] + rf.size[1])
             self.pad_after = (max(0, last[0] - int(h_in)), max(0, last[1] - int(w_in)))
             self.nbytes = self.channels * k * rf.size[0] * rf.size[1] * int(ch) * 4
+
+
+def _dense_patch_size(input_size: tuple, image_channels: int, channels: int, k: int, side: int | None) -> tuple:
+    """(h, w) of a vector layer's whole-image patches: the longer side ``side`` if given, else the input's up to
+    ``DENSE_PATCH``, halved while the layer's patches would exceed ``DENSE_PATCH_BYTES`` (not below
+    ``DENSE_PATCH_MIN``); the aspect ratio kept, never larger than the input."""
+    h, w = input_size
+    if side is None:
+        side = min(max(h, w), DENSE_PATCH)
+
+        def nbytes(s):
+            ph, pw = fit_within(h, w, s)
+            return channels * k * ph * pw * image_channels * 4
+
+        while side > DENSE_PATCH_MIN and nbytes(side) > DENSE_PATCH_BYTES:
+            side = max(DENSE_PATCH_MIN, side // 2)
+    return fit_within(h, w, side)
+
+
+def _whole(plan: _Plan, images):
+    """Whole images (M, H, W, channels) as a vector layer's patches (M, h, w, channels): resized by area average
+    (each patch pixel the mean of the input it covers, exact block means for a whole factor), or the images as
+    they are at the input's size. The same TensorFlow op on the replicas and on the host, so both give the same
+    values."""
+    if plan.size == plan.input_size:
+        return images
+    return tf.image.resize(images, plan.size, method="area")
 
 
 # -- data ----------------------------------------------------------------------------------------------------
@@ -384,7 +443,7 @@ def _label_array(labels, n: int) -> np.ndarray:
 
 def _steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, classes: int):
     paths = tuple(p.info.path for p in plans)
-    key = ("dataset", paths, tuple(p.device_patches for p in plans), k, score, bins, classes)
+    key = ("dataset", paths, tuple((p.device_patches, p.size) for p in plans), k, score, bins, classes)
     return probe.compiled(key, lambda: _make_steps(probe, plans, k, score, bins, classes))
 
 
@@ -437,7 +496,7 @@ def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, b
     image = tf.gather_nd(local, chosen)
     cand = {"channel": channel, "index": tf.gather(index, image), "score": tf.gather_nd(top, chosen),
             "where": tf.gather_nd(where, tf.stack([image, channel], 1))}
-    if plan.spatial and plan.device_patches:
+    if plan.device_patches:
         cand["patch"] = _patches(plan, x, image, cand["where"])
     # Statistics of this batch, each with a leading axis of 1 (one row per replica once gathered).
     positions = plan.height * plan.width if plan.spatial else 1
@@ -488,7 +547,7 @@ def _histogram_slots(f, lo, hi, bins):
 
 
 def _candidate_names(plan: _Plan) -> tuple:
-    return ("channel", "index", "score", "where") + (("patch",) if plan.spatial and plan.device_patches else ())
+    return ("channel", "index", "score", "where") + (("patch",) if plan.device_patches else ())
 
 
 def _stat_names(classes: int) -> tuple:
@@ -544,7 +603,9 @@ def _unpack(packets: np.ndarray, plans: list, bins: int, classes: int):
 
 def _patches(plan: _Plan, x, image, where):
     """The input under the receptive field of unit ``where`` (flat y * W + x) of image ``image`` of the batch:
-    (M, h, w, channels), NaN outside the image."""
+    (M, h, w, channels), NaN outside the image; for a vector layer the whole image, resized (``_whole``)."""
+    if not plan.spatial:
+        return _whole(plan, tf.gather(x, tf.cast(image, tf.int32)))
     rf = plan.field
     (pt, pl), (pb, pr) = plan.pad_before, plan.pad_after
     padded = tf.pad(x, [[0, 0], [pt, pb], [pl, pr], [0, 0]], constant_values=float("nan"))
@@ -572,9 +633,7 @@ class _Top:
         self.scores = np.full((C, k), -np.inf, np.float32)
         self.index = np.full((C, k), -1, np.int64)
         self.where = np.full((C, k), -1, np.int32)
-        self.patches = None
-        if plan.spatial:
-            self.patches = np.full((C, k, plan.size[0], plan.size[1], plan.image_channels), np.nan, np.float32)
+        self.patches = np.full((C, k, plan.size[0], plan.size[1], plan.image_channels), np.nan, np.float32)
 
     def thresholds(self) -> np.ndarray:
         full = (self.index >= 0).all(1)
@@ -787,7 +846,9 @@ class _Pass:
                 boxes[empty] = -1
             else:
                 positions = np.full(index.shape + (2,), -1, np.int32)
-                boxes = None
+                boxes = np.zeros(index.shape + (4,), np.int32)
+                boxes[..., 2], boxes[..., 3] = plan.input_size
+                boxes[empty] = -1
             count = max(stat.count, 1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 std = np.sqrt(np.maximum(stat.m2 / count, 0.0))
@@ -805,7 +866,8 @@ class _Pass:
                 histogram=stat.hist[:, 1:self.bins + 1].copy(),
                 histogram_edges=edges if edges is not None else np.full((plan.channels, self.bins + 1), np.nan),
                 below=stat.hist[:, 0].copy(), above=stat.hist[:, self.bins + 1].copy(),
-                class_mean=class_mean, class_counts=None if stat.class_count is None else stat.class_count.copy())
+                class_mean=class_mean, class_counts=None if stat.class_count is None else stat.class_count.copy(),
+                patch_note=plan.note)
         return ChannelExamples(layers=layers, images=self.images, batches=done, k=self.k, score=self.score,
                                partial=partial, cancelled=cancelled, labels=self.labelled)
 
@@ -832,6 +894,8 @@ def _host_patches(plan: _Plan, host, index: np.ndarray, where: np.ndarray) -> np
     images, ids = host
     order = np.argsort(ids, kind="stable")
     b = order[np.searchsorted(ids[order], index)]
+    if not plan.spatial:
+        return np.asarray(_whole(plan, images[b]), np.float32)
     rf = plan.field
     (pt, pl), (pb, pr) = plan.pad_before, plan.pad_after
     used, b = np.unique(b, return_inverse=True)

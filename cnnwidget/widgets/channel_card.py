@@ -131,16 +131,35 @@ class _Passes:
         return self.obtain(layer, k, progress, cancel, again)
 
 
-def spatial_layer(probe, value) -> str:
-    """A layer the data-set views show: a path of a spatial layer (H, W, C), or a LayerError saying which are."""
+def example_layers(probe) -> list:
+    """The layers the data-set views show, in model order: feature maps (H, W, C) and vectors (C,) (dense, global
+    pooling: a unit of those sees the whole image)."""
+    return [i for i in probe.layers if len(i.output_shape) in (1, 3)]
+
+
+def example_layer(probe, value) -> str:
+    """A layer the data-set views show: the path of a feature map (H, W, C) or vector (C,) layer, or a LayerError
+    saying which are."""
     if not isinstance(value, str):
         raise LayerError(f"layer must be a layer name or path (a string); got {value!r} ({type(value).__name__}).")
     info = probe.layer(value)
-    if not info.is_spatial:
-        names = ", ".join(repr(i.path) for i in probe.spatial_layers[-6:])
+    if len(info.output_shape) not in (1, 3):
+        names = ", ".join(repr(i.path) for i in example_layers(probe)[-6:])
         raise LayerError(f"layer {info.path!r} outputs {tuple(info.output_shape)} per image; these views take a "
-                         f"spatial layer (H, W, C), e.g. {names}.")
+                         f"spatial layer (H, W, C) or a vector layer (C,), e.g. {names}.")
     return info.path
+
+
+def unit_names(probe, path: str, names: list) -> list | None:
+    """The class name of each unit when ``path`` is the model's output layer with one unit per class and the names
+    say more than the unit's index (as ActivationGrid's hover names output units); else None."""
+    layers = probe.layers
+    info = probe.layer(path)
+    if not layers or path != layers[-1].path or len(info.output_shape) != 1:
+        return None
+    if int(info.output_shape[0]) != len(names) or list(names) == [str(i) for i in range(len(names))]:
+        return None
+    return list(names)
 
 
 def rgba(patches: np.ndarray, input_range) -> np.ndarray:
@@ -163,7 +182,9 @@ def _number(v) -> float | None:
 
 
 def layer_list(probe) -> list[dict]:
-    return [{"name": i.path, "channels": int(i.output_shape[-1])} for i in probe.spatial_layers]
+    """[{"name", "channels", "spatial"}] of the layers the views show (``example_layers``)."""
+    return [{"name": i.path, "channels": int(i.output_shape[-1]), "spatial": bool(i.is_spatial)}
+            for i in example_layers(probe)]
 
 
 class ChannelCard(CnnWidget):
@@ -174,8 +195,11 @@ class ChannelCard(CnnWidget):
     ``model_or_probe``: a Keras model or ``ModelProbe``. ``data``: display-space images as a numpy array
     (N, H, W, C) (with ``labels=``, class indices (N,) or one-hot), (images, labels), a ``tf.data.Dataset`` of
     images or (images, labels) (batched or not), or a function returning a new generator of batches (a generator
-    itself can be read once only; the card reads the data once per layer). ``layer``: a spatial layer's name or
-    path. ``channel``: its index. ``k``: examples shown (1..64). ``class_names``: the model's class names (text).
+    itself can be read once only; the card reads the data once per layer). ``layer``: the name or path of a
+    spatial layer (H, W, C), or of a vector layer (C,) (Dense, global pooling): a unit of those sees the whole
+    image, so its patches are the whole images, resized (core's ``patch_note`` says to what; the card says it in
+    words), and the model's output units are named by their class. ``channel``: its index (a unit's, for a vector
+    layer). ``k``: examples shown (1..64). ``class_names``: the model's class names (text).
     ``score``: "max" or "mean" (the channel's spatial max or mean per image); ``strategy``: a
     ``tf.distribute.Strategy`` the pass runs under; ``batch_size``: images per step of the pass.
     ``feature_vis``: render the feature visualization (``fv_steps`` steps, ``fv_size`` px; default the model's
@@ -200,14 +224,15 @@ class ChannelCard(CnnWidget):
     layer = t.Unicode("").tag(sync=True)
     channel = t.Int(0).tag(sync=True)
     k = t.Int(16).tag(sync=True)
-    layers = t.List(t.Dict()).tag(**_PY)  # [{"name", "channels"}] spatial layers, model order
+    layers = t.List(t.Dict()).tag(**_PY)  # [{"name", "channels", "spatial"}] the layers shown, model order
     class_names = t.List(t.Unicode()).tag(**_PY)
     partial = t.Bool(False).tag(**_PY)
     images = t.Int(0, help="images the shown pass saw").tag(**_PY)
     score = t.Unicode("max").tag(**_PY)
     patches = t.Bytes(b"").tag(**_PY)  # uint8 RGBA (n, h, w, 4): the top-n patches of the channel, best first
     # {"n", "h", "w", "layer", "channel", "indices": [int], "values": [float], "boxes": [[y0, x0, y1, x1]],
-    #  "approximate": bool, "reason": str}
+    #  "approximate": bool, "reason": str, "whole_image": bool (a vector layer: patches are whole images, resized),
+    #  "input": [H, W], "note": core's patch_note, "unit_name": the output unit's class name or None}
     patches_meta = t.Dict().tag(**_PY)
     stats = t.Dict().tag(**_PY)  # {"mean", "std", "min", "max", "zero_fraction", "dead": bool, "images"}
     histogram = t.Dict().tag(**_PY)  # {"counts": [int], "lo", "hi", "below", "above"}
@@ -234,7 +259,7 @@ class ChannelCard(CnnWidget):
         self._entry: _Entry | None = None  # the pass of the layer shown (full or partial)
         self._live = None  # (layer, partial ChannelExamples or None) of the pass computing now
         self._live_k = 0  # and its k
-        path = spatial_layer(self.probe, layer)
+        path = example_layer(self.probe, layer)
         channel = index("channel", channel, self.probe.layer(path).output_shape[-1], f"layer {path!r}")
         k = _check_k(k)
         self.__dict__["_input_warning"] = self._passes.note
@@ -265,12 +290,30 @@ class ChannelCard(CnnWidget):
             images = self._renders.get((self.layer, self.channel))
             return None if images is None else images[0]
 
+    def _holds(self) -> dict:
+        """For ``to_numpy`` / ``save_npz``: the wire bytes, the feature visualization, and what the pass found for
+        the channel shown, in full precision: ``top.indices`` (n,) int64 image indices, ``top.values`` (n,)
+        float32 scores, ``top.positions`` (n, 2) (y, x) of the maximum (-1 for a vector layer), ``top.boxes``
+        (n, 4), ``top.patches`` (n, h, w, C) float32 display space (NaN outside the image): the top n <= k slots
+        filled. The statistics are in the settings (``stats``, ``histogram``, ``class_support``)."""
+        out = super()._holds()
+        with self._locked():
+            ex = None if self._entry is None else self._entry.examples
+            if ex is None or ex.path != self.layer:
+                return out
+            c = self.channel
+            n = int((ex.indices[c, :self.k] >= 0).sum())
+            out.update({"top.indices": ex.indices[c, :n].copy(), "top.values": ex.scores[c, :n].copy(),
+                        "top.positions": ex.positions[c, :n].copy(), "top.boxes": ex.boxes[c, :n].copy(),
+                        "top.patches": ex.patches[c, :n].copy()})
+        return out
+
     def show(self, layer=None, channel: int | None = None) -> None:
         """Change layer and channel together, checked together (setting them one by one would check the channel
         against the previous layer)."""
         with self._locked():
             values = {}
-            if layer is not None and spatial_layer(self.probe, layer) != self.layer:
+            if layer is not None and example_layer(self.probe, layer) != self.layer:
                 values["layer"] = layer
             if channel is not None and channel != self.channel:
                 values["channel"] = channel
@@ -291,7 +334,7 @@ class ChannelCard(CnnWidget):
 
     @checks("layer")
     def _check_layer(self, value):
-        return spatial_layer(self.probe, value)
+        return example_layer(self.probe, value)
 
     @checks("channel")
     def _check_channel(self, value):
@@ -445,9 +488,12 @@ class ChannelCard(CnnWidget):
         n = int(filled.sum())
         patches = ex.patches[c, :n]
         h, w = (patches.shape[1:3] if ex.patches is not None else (0, 0))
+        names = unit_names(self.probe, self.layer, self._names)
         meta = {"n": n, "h": int(h), "w": int(w), "layer": self.layer, "channel": c, "score": ex.score,
                 "indices": [int(i) for i in ex.indices[c, :n]], "values": [float(v) for v in ex.scores[c, :n]],
-                "boxes": ex.boxes[c, :n].tolist(), "approximate": ex.approximate, "reason": ex.reason}
+                "boxes": ex.boxes[c, :n].tolist(), "approximate": ex.approximate, "reason": ex.reason,
+                "whole_image": bool(ex.whole_image), "input": [int(v) for v in self.probe.input_shape[:2]],
+                "note": ex.patch_note, "unit_name": names[c] if names else None}
         counts = ex.histogram[c]
         edges = ex.histogram_edges[c]
         hist = {"counts": [int(v) for v in counts], "lo": _number(edges[0]), "hi": _number(edges[-1]),

@@ -15,7 +15,8 @@ from ..core.options import WHOLE, index, positive_int
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
 from ._jobs import Job
-from .channel_card import MAX_K, ChannelCard, _check_k, _class_names, _Passes, layer_list, rgba, spatial_layer
+from .channel_card import (MAX_K, ChannelCard, _check_k, _class_names, _Passes, example_layer, layer_list, rgba,
+                           unit_names)
 
 _PY = dict(sync=True, owner="python")
 MAX_PAGE = 256
@@ -23,18 +24,20 @@ MAX_PAGE = 256
 
 class DatasetExamples(CnnWidget):
     """Every channel of ``layer`` with its top data-set patch (the input under the receptive field of the unit that
-    fired most) and its top activation, ``page_size`` channels a page; clicking a channel opens its ChannelCard
-    below the list (``card``: the card follows this widget's ``layer`` and ``channel``; the card's own channel
-    box moves the selection here too).
+    fired most; for a vector layer (Dense, global pooling), every unit with its top image, whole and resized, and
+    for the model's output layer the unit's class name) and its top activation, ``page_size`` channels a page;
+    clicking a channel opens its ChannelCard below the list (``card``: the card follows this widget's ``layer``
+    and ``channel``; the card's own channel box moves the selection here too).
 
     ``model_or_probe``, ``data``, ``labels``, ``class_names``, ``score``, ``strategy``, ``batch_size``: as for
     ChannelCard (the list and its card share one data-set pass per layer). ``k``: examples the card shows.
     ``card_options``: more ChannelCard options (``feature_vis``, ``fv_steps``, ``fv_size``).
 
-    Public traits (checked from Python and from the page alike): ``layer`` (a spatial layer), ``channel`` (the
-    selected channel, -1 for none), ``page``, ``page_size``. Read-only: ``tiles`` (uint8 RGBA (n, h, w, 4), the
-    page's top patches, one buffer) with ``tiles_meta``, ``pages``, ``partial``, ``images``, ``card`` (the
-    ChannelCard, None until a channel is selected), and the base's ``running``, ``progress``, ``status``, ``error``.
+    Public traits (checked from Python and from the page alike): ``layer`` (a spatial or vector layer),
+    ``channel`` (the selected channel, -1 for none), ``page``, ``page_size``. Read-only: ``tiles`` (uint8 RGBA
+    (n, h, w, 4), the page's top patches, one buffer) with ``tiles_meta``, ``pages``, ``partial``, ``images``,
+    ``card`` (the ChannelCard, None until a channel is selected), and the base's ``running``, ``progress``,
+    ``status``, ``error``.
     The pass runs on the widget's worker with progress; ``cancel()`` (or Cancel) keeps the top patches gathered so
     far, flagged partial; ``compute()`` (or Compute) makes the pass again in full.
     """
@@ -53,7 +56,8 @@ class DatasetExamples(CnnWidget):
     images = t.Int(0).tag(**_PY)
     tiles = t.Bytes(b"").tag(**_PY)  # uint8 RGBA (n, h, w, 4): each channel's top patch, the page's channels in order
     # {"n", "h", "w", "layer", "page", "channels": [int], "values": [float or None], "indices": [int], "dead": [bool],
-    #  "score", "approximate", "reason"}
+    #  "score", "approximate", "reason", "whole_image" (vector layer: whole images, resized), "input": [H, W], "note",
+    #  "names": [the output unit's class name] or None}
     tiles_meta = t.Dict().tag(**_PY)
     card = t.Instance(ChannelCard, allow_none=True).tag(**_PY, **ipywidgets.widget_serialization)
 
@@ -70,7 +74,7 @@ class DatasetExamples(CnnWidget):
             raise TypeError(f"card_options takes feature_vis, fv_steps and fv_size; got {sorted(unknown)}.")
         self._entry = None
         self._live = None  # the partial ChannelExamples of the pass computing now
-        path = spatial_layer(self.probe, layer)
+        path = example_layer(self.probe, layer)
         page_size = _check_page_size(page_size)
         channels = self.probe.layer(path).output_shape[-1]
         channel = -1 if channel == -1 else index("channel", channel, channels, f"layer {path!r}")
@@ -93,6 +97,21 @@ class DatasetExamples(CnnWidget):
         with self._locked():
             return None if self._entry is None else self._entry.examples
 
+    def _holds(self) -> dict:
+        """For ``to_numpy`` / ``save_npz``: the wire bytes, and what the pass of the layer shown found for every
+        channel, in full precision (core's ``LayerExamples``): ``examples.indices`` (C, k) int64, ``examples.values``
+        (C, k) float32, ``examples.positions`` (C, k, 2), ``examples.boxes`` (C, k, 4), ``examples.patches``
+        (C, k, h, w, channels) float32 (NaN outside the image and in empty slots), and the statistics
+        ``examples.mean``, ``std``, ``min``, ``max``, ``zero_fraction``, ``dead``, ``histogram``,
+        ``histogram_edges``, ``below``, ``above``, ``class_mean``, ``class_counts`` (with labels)."""
+        out = super()._holds()
+        with self._locked():
+            ex = None if self._entry is None else self._entry.examples
+            if ex is None or ex.path != self.layer:
+                return out
+            out.update(examples_arrays(ex))
+        return out
+
     def compute(self) -> Job:
         """Make the layer's pass again in full if it was cancelled part-way (else show the kept one)."""
         with self._locked():
@@ -103,7 +122,7 @@ class DatasetExamples(CnnWidget):
 
     @checks("layer")
     def _check_layer(self, value):
-        return spatial_layer(self.probe, value)
+        return example_layer(self.probe, value)
 
     @checks("channel")
     def _check_channel(self, value):
@@ -234,12 +253,27 @@ class DatasetExamples(CnnWidget):
         top = ex.patches[channels, 0]
         h, w = top.shape[1:3]
         values = [None if not np.isfinite(v) else float(v) for v in ex.scores[channels, 0]]
+        names = unit_names(self.probe, self.layer, self._names)
         meta = {"n": len(channels), "h": int(h), "w": int(w), "layer": self.layer, "page": self.page,
                 "channels": channels, "values": values, "indices": [int(i) for i in ex.indices[channels, 0]],
                 "dead": [bool(d) for d in ex.dead[channels]], "score": ex.score, "approximate": ex.approximate,
-                "reason": ex.reason}
+                "reason": ex.reason, "whole_image": bool(ex.whole_image),
+                "input": [int(v) for v in self.probe.input_shape[:2]], "note": ex.patch_note,
+                "names": [names[c] for c in channels] if names else None}
         self._push(tiles=rgba(top, self.probe.input_range).tobytes(), tiles_meta=meta, partial=bool(partial),
                    images=int(images))
+
+
+def examples_arrays(ex, prefix: str = "examples.") -> dict:
+    """A ``LayerExamples`` as ``{prefix + name: array}`` (copies, full precision), its scores as ``values``."""
+    names = ("indices", "scores", "positions", "boxes", "patches", "mean", "std", "min", "max", "zero_fraction",
+             "dead", "histogram", "histogram_edges", "below", "above", "class_mean", "class_counts")
+    out = {}
+    for name in names:
+        value = getattr(ex, name)
+        if value is not None:
+            out[prefix + ("values" if name == "scores" else name)] = np.array(value, copy=True)
+    return out
 
 
 def _pages(channels: int, page_size: int) -> int:

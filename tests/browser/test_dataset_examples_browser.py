@@ -98,3 +98,22 @@ def test_clicking_a_channel_in_the_list_opens_its_card(lab, page):
         "19", "19", "block2_relu"]
     _idle(page, opened)
     lab.screenshot(page, "dataset_examples_card", selector=LIST)
+
+
+def test_the_card_on_the_output_layer_shows_whole_images_and_the_unit_s_class_name(lab, page):
+    root = page.locator(CARD).first
+    root.locator(".cnnw-cc-layer").select_option("predictions")  # a dense layer: one unit per class
+    page.wait_for_function("(sel) => document.querySelector(sel).dataset.layer === 'predictions'", arg=CARD,
+                           timeout=60_000)
+    box = root.locator(".cnnw-cc-channel")
+    box.fill("0")
+    box.press("Enter")
+    page.wait_for_function("(sel) => { const r = document.querySelector(sel); return r.dataset.channel === '0' && "
+                           "r.querySelector('.cnnw-cc-patches').dataset.n === '8'; }", arg=CARD, timeout=120_000)
+    title = root.locator(".cnnw-cc-patches-title").inner_text()
+    assert "unit 0 (<b>circle</b>)" in title and "the whole image (64×64 px)" in title, title
+    assert root.locator("b").count() == 0  # the class name is text, never HTML
+    px = lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch canvas")
+    assert (px["width"], px["height"]) == (64, 64) and px["non_transparent"] == 64 * 64 and px["distinct_colors"] > 1
+    _idle(page, CARD)
+    lab.screenshot(page, "channel_card_output_layer", selector=CARD)

@@ -54,8 +54,13 @@ def card(probe):
 
 
 def test_the_constructor_refuses_bad_arguments_saying_what_it_expected(probe):
-    with pytest.raises(LayerError, match=r"layer 'gap' outputs \(8,\) per image; these views take a spatial layer"):
-        cw.ChannelCard(probe, IMAGES, "gap", 0)
+    inp = keras.Input((24, 24, 3))
+    conv = keras.layers.Conv2D(2, 3, padding="same", name="c")(inp)
+    seq = keras.layers.Reshape((24, 48), name="rows")(conv)  # a sequence (T, D): neither a map nor a vector
+    rows = cw.ModelProbe(keras.Model(inp, keras.layers.Dense(2, name="o")(keras.layers.Flatten()(seq))))
+    with pytest.raises(LayerError, match=r"layer 'rows' outputs \(24, 48\) per image; these views take a spatial "
+                                         r"layer \(H, W, C\) or a vector layer \(C,\)"):
+        cw.ChannelCard(rows, IMAGES, "rows", 0)
     with pytest.raises(LayerError, match="nope"):
         cw.ChannelCard(probe, IMAGES, "nope", 0)
     with pytest.raises(OptionError, match=r"channel 8 is out of range of layer 'relu2': it must be a whole number in "
@@ -81,8 +86,8 @@ def test_traits_are_real_traitlets_checked_from_python_and_the_page(card):
         card.channel = 8
     assert card.channel == 3 and "channel 8 is out of range" in card.error
     with pytest.raises(traitlets.TraitError):  # a LayerError that is also a TraitError (link() callers)
-        card.layer = "out"
-    assert card.layer == "relu2" and "these views take a spatial layer" in card.error
+        card.layer = "nope"
+    assert card.layer == "relu2" and "nope" in card.error
     card.set_state({"k": 0})  # typed in the page
     assert card.k == 5 and card.error == "k must be a whole number >= 1; got 0."
     card.set_state({"channel": 2.5})
@@ -123,6 +128,14 @@ def test_the_card_sends_core_s_top_k_patches_histogram_statistics_and_class_supp
     assert card.stats["zero_fraction"] == pytest.approx(truth.zero_fraction[3])
     assert [s["name"] for s in card.class_support] == NAMES  # text, sent as given
     np.testing.assert_allclose([s["mean"] for s in card.class_support], truth.class_mean[:, 3])
+    # save_npz holds what the pass found for the channel shown, in full precision (not only the uint8 wire bytes)
+    arrays = card.to_numpy()["arrays"]
+    np.testing.assert_array_equal(arrays["top.indices"], truth.indices[3])
+    np.testing.assert_array_equal(arrays["top.values"], truth.scores[3])
+    np.testing.assert_array_equal(arrays["top.positions"], truth.positions[3])
+    np.testing.assert_array_equal(arrays["top.boxes"], truth.boxes[3])
+    assert arrays["top.patches"].dtype == np.float32
+    np.testing.assert_array_equal(arrays["top.patches"], truth.patches[3])  # NaN outside the image, as core's
     # a channel change redraws from the kept pass at once
     start = time.monotonic()
     card.channel = 0
@@ -178,7 +191,7 @@ def test_the_feature_visualization_is_rendered_on_the_worker(probe):
 
 
 @pytest.mark.slow
-def test_a_click_in_the_list_opens_the_card_which_shares_the_pass(probe):
+def test_a_click_in_the_list_opens_the_card_which_shares_the_pass(probe, tmp_path):
     de = cw.DatasetExamples(probe, IMAGES, "relu2", page_size=3, labels=LABELS, k=4,
                             card_options={"feature_vis": False})
     try:
@@ -194,6 +207,11 @@ def test_a_click_in_the_list_opens_the_card_which_shares_the_pass(probe):
         assert card.wait(60) and card.status.startswith("kept pass")
         card.channel = 4  # the card's own channel box moves the selection in the list
         assert de.channel == 4 and de.page == 1
+        held = cw.load_npz(de.save_npz(tmp_path / "de.npz"))["arrays"]  # every channel's top-k, full precision
+        for name, value in (("indices", de.examples.indices), ("values", de.examples.scores),
+                            ("positions", de.examples.positions), ("patches", de.examples.patches),
+                            ("mean", de.examples.mean), ("histogram", de.examples.histogram)):
+            np.testing.assert_array_equal(held[f"examples.{name}"], value, err_msg=name)
         de.set_state({"page": 3})
         assert de.page == 1 and "page 3 is out of range" in de.error
         de.layer = "relu1"
@@ -201,6 +219,40 @@ def test_a_click_in_the_list_opens_the_card_which_shares_the_pass(probe):
     finally:
         de.close()
     assert card.comm is None  # closing the list closes its card
+
+
+@pytest.mark.slow
+def test_on_the_demo_model_s_output_layer_the_card_shows_whole_images_and_class_names():
+    from cnnwidget import demo
+
+    data = demo.shapes(48, seed=4)
+    model = demo.load_model()
+    card = cw.ChannelCard(model, data.images, "predictions", 2, k=5, labels=data.labels,
+                          class_names=data.class_names, batch_size=16, feature_vis=False)
+    de = None
+    try:
+        assert card.wait(120) and card.error == ""
+        meta = card.patches_meta
+        truth = dataset.channel_examples(model, data.images, "predictions", k=5)["predictions"]
+        assert meta["indices"] == truth.indices[2].tolist()
+        np.testing.assert_allclose(meta["values"], truth.scores[2])
+        assert meta["n"] == 5 and meta["whole_image"] and (meta["h"], meta["w"]) == (64, 64)
+        assert meta["input"] == [64, 64] and meta["unit_name"] == "triangle" and "whole 64x64 image" in meta["note"]
+        assert card.patches == rgba(data.images[meta["indices"]], (0.0, 1.0)).tobytes()  # the images themselves
+        assert [s["name"] for s in card.class_support] == list(data.class_names)
+        assert [row["name"] for row in card.layers][-3:] == ["gap", "gap_dropout", "predictions"]
+        de = cw.DatasetExamples(model, data.images, "predictions", page_size=4, class_names=data.class_names,
+                                card_options={"feature_vis": False})
+        assert de.wait(120) and de.error == ""
+        assert de.tiles_meta["names"] == list(data.class_names[:4]) and de.tiles_meta["whole_image"]
+        assert len(de.tiles) == 4 * 64 * 64 * 4
+        de.layer = "gap"  # a global pooling layer: whole images too, not named (its units are not classes)
+        assert de.wait(120) and de.tiles_meta["names"] is None and de.tiles_meta["whole_image"]
+        assert (de.tiles_meta["h"], de.tiles_meta["w"]) == (32, 32)  # 128 units x 16: resized (memory bound)
+    finally:
+        card.close()
+        if de is not None:
+            de.close()
 
 
 def _use_card(model):

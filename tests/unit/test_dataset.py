@@ -1,6 +1,7 @@
 """core.dataset.channel_examples: top-k per channel equals brute force (indices and values, ties by lowest index),
-patches equal crops at the receptive field (checked against the gradient's support), the same result whatever the
-batching or the source (numpy, tf.data, a generator), cancel returns the partial top-k, statistics equal numpy's."""
+patches equal crops at the receptive field (checked against the gradient's support), or for a dense layer the whole
+images (resized: block means), the same result whatever the batching or the source (numpy, tf.data, a generator),
+cancel returns the partial top-k, statistics equal numpy's."""
 
 import threading
 
@@ -83,8 +84,38 @@ def test_top_k_equals_brute_force_for_spatial_and_dense_layers(probe, data, resu
             flat = a.reshape(N, -1, a.shape[-1])
             where = np.take_along_axis(flat.argmax(1).T, idx, 1)
             np.testing.assert_array_equal(got.positions[..., 0] * a.shape[2] + got.positions[..., 1], where)
-        else:
-            assert got.patches is None and got.boxes is None and (got.positions == -1).all()
+        else:  # a unit sees the whole image: its patches are the whole images (16x16 here, kept as they are)
+            assert (got.positions == -1).all() and got.whole_image and got.receptive_field is None
+            np.testing.assert_array_equal(got.patches, images[idx])
+            assert (got.boxes == np.array([0, 0, 16, 16])).all()
+            assert got.patch_note == "a unit of this layer sees the whole 16x16 image: each patch is the whole image"
+
+
+@pytest.mark.slow
+def test_dense_patches_are_the_whole_images_resized(probe, data):
+    images, _ = data
+    res = dataset.channel_examples(probe, images, ["gap", "out", "conv1"], k=4, batch_size=16, dense_patch=8)
+    acts = probe.activations(images, ["gap", "out"])
+    halves = images.reshape(N, 8, 2, 8, 2, 3).mean((2, 4))  # area average of 16x16 to 8x8: 2x2 block means
+    for key in ("gap", "out"):
+        got = res[key]
+        idx, val = brute_topk(acts[key], 4)
+        np.testing.assert_array_equal(got.indices, idx, err_msg=key)
+        np.testing.assert_allclose(got.scores, val, rtol=1e-5, atol=1e-6)
+        assert got.patches.shape == (acts[key].shape[1], 4, 8, 8, 3) and got.patch_size == (8, 8)
+        np.testing.assert_allclose(got.patches, halves[idx], rtol=1e-6, atol=1e-6)
+        assert got.patch_note.endswith("the whole 16x16 image: each patch is the whole image, resized to 8x8 "
+                                       "(area average)")
+    assert res["conv1"].patches.shape[2:4] == (3, 3)  # spatial layers keep their receptive field
+
+
+def test_the_size_of_dense_patches_keeps_a_wide_layer_s_memory_bounded():
+    size = dataset._dense_patch_size
+    assert size((64, 64), 3, 10, 16, None) == (64, 64)  # the demo model's output: whole images as they are
+    assert size((64, 64), 3, 128, 16, None) == (32, 32)  # 128 units x 16 at 64 px would take 96 MiB
+    assert size((224, 224), 3, 1000, 16, None) == (16, 16)  # ImageNet's classes: the smallest size
+    assert size((28, 28), 1, 10, 16, None) == (28, 28)  # never enlarged
+    assert size((48, 96), 3, 10, 16, 32) == (16, 32)  # as asked, aspect kept
 
 
 def test_ties_are_broken_by_the_lowest_index(result):
@@ -259,7 +290,8 @@ def test_fewer_images_than_k_leave_empty_slots(probe, data):
         got = res[key]
         assert (got.indices[:, 3:] == -1).all() and np.isnan(got.scores[:, 3:]).all()
         assert sorted(got.indices[0, :3]) != [] and set(got.indices[:, :3].ravel()) <= {0, 1, 2}
-    assert np.isnan(res["conv1"].patches[:, 3:]).all()
+    assert np.isnan(res["conv1"].patches[:, 3:]).all() and np.isnan(res["gap"].patches[:, 3:]).all()
+    assert (res["gap"].boxes[:, 3:] == -1).all() and (res["gap"].boxes[:, :3] == [0, 0, 16, 16]).all()
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -269,6 +301,7 @@ def test_fewer_images_than_k_leave_empty_slots(probe, data):
     ({"batch_size": 2.5}, "batch_size must be an integer >= 1"),
     ({"strategy": "mirrored"}, "strategy must be None or a tf.distribute.Strategy"),
     ({"cancel": True}, "cancel must be None or a threading.Event"),
+    ({"dense_patch": 0}, "dense_patch must be an integer >= 1; got 0"),
 ])
 def test_bad_options_are_refused_naming_option_and_value(probe, data, kwargs, message):
     with pytest.raises(OptionError, match=message.replace("(", r"\(").replace(".", r"\.")):

@@ -25,7 +25,8 @@ def run(strategy, model_path, data_path):
     model = keras.saving.load_model(model_path, compile=False)
     d = np.load(data_path)
     ds = tf.data.Dataset.from_tensor_slices((d["images"], d["labels"])).batch(8)
-    res = dataset.channel_examples(ModelProbe(model), ds, %r, k=5, bins=16, strategy=strategy)
+    # dense_patch=8: the gap layer's whole-image patches are resized on the workers too (16 -> 8 px)
+    res = dataset.channel_examples(ModelProbe(model), ds, %r, k=5, bins=16, strategy=strategy, dense_patch=8)
     out = {"images": np.array(res.images)}
     for key, got in res.layers.items():
         for name in ("indices", "scores", "patches", "mean", "std", "min", "max", "zero_fraction", "histogram",
