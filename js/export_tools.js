@@ -15,7 +15,7 @@
 /** What is left out of the PNG (with everything inside it). Selects, number and text inputs and checkboxes are drawn
  * as their value (text, a ticked box): the settings that made the picture, without the control's chrome. */
 const CNNW_PNG_SKIP = ["textarea", "option", "progress", "script", "style", "template",
-  ".cnnw-save-png", ".cnnw-progress", ".cnnw-hover",
+  ".cnnw-save-png", ".cnnw-progress", ".cnnw-hover", ".cnnw-no-kernel",
   ".jupyter-button", ".widget-slider", ".widget-hslider", ".widget-vslider", ".widget-button",
   ".widget-toggle-button", ".widget-toggle-buttons", ".widget-textarea", ".widget-play", ".widget-colorpicker",
   ".widget-datepicker", ".bqplot-tooltip", ".jp-OutputArea-prompt"].join(", ");
@@ -613,14 +613,64 @@ function cnnwPngPlace(el, button) {
   else el.prepend(button);
 }
 
-/** `view` (an anywidget module's default export) with the save-PNG request handler and button added. */
+const CNNW_NO_KERNEL = "No running kernel: a change here is drawn by the page only (colour map, scale, opacity, "
+  + "hover). What needs the model (another layer or image, a new computation) is not done: start the kernel and "
+  + "run the cell again.";
+
+/**
+ * The view's model, unchanged where no kernel is expected (an exported page), else with save_changes and send that,
+ * once the notebook's kernel is gone (shut down: the widget manager has none, or it is dead or disposed), keep the
+ * change in the page instead of failing to send it (ipywidgets logs "Could not send widget sync message" for each),
+ * and say once, at the top of the view, what that means. Browser-only controls keep working with no console error.
+ */
+function cnnwKernelGuard(model, el) {
+  const manager = model && model.widget_manager;
+  if (!manager || typeof manager !== "object" || !("kernel" in manager)) return model;
+  const gone = () => {
+    try {
+      const k = manager.kernel;
+      return !k || k.isDisposed || k.status === "dead";
+    } catch (error) {
+      return false;
+    }
+  };
+  let note = null;
+  const say = () => {
+    if (note && note.isConnected) return;
+    note = document.createElement("div");
+    note.className = "cnnw-no-kernel";
+    note.setAttribute("role", "status");
+    note.textContent = CNNW_NO_KERNEL;
+    note.style.cssText = "padding: 2px 8px; margin-bottom: 4px; font-size: var(--jp-ui-font-size0, 11px); "
+      + "border-left: 3px solid var(--jp-warn-color1, #f57c00); background: var(--jp-layout-color2, #eeeeee); "
+      + "color: var(--jp-ui-font-color1, #212121);";
+    el.prepend(note);
+  };
+  return new Proxy(model, {
+    get(target, prop) {
+      if (prop === "save_changes" || prop === "send") {
+        return (...args) => {
+          if (gone()) {
+            say();
+            return undefined;
+          }
+          return target[prop](...args);
+        };
+      }
+      return Reflect.get(target, prop, target);
+    },
+  });
+}
+
+/** `view` (an anywidget module's default export) with the save-PNG request handler and button added, and its model
+ * guarded for a kernel that has gone (cnnwKernelGuard). */
 export function __cnnwExportTools(view) {
   if (!view || typeof view.render !== "function") return view;
   return {
     ...view,
     async render(props) {
       const { model, el } = props;
-      const cleanup = await view.render(props);
+      const cleanup = await view.render({ ...props, model: cnnwKernelGuard(model, el) });
       const onMessage = async (message) => {
         if (!message || message.action !== "cnnw_save_png") return;
         try {

@@ -53,6 +53,8 @@ API
 ``kernel_run(page, code, timeout=60) -> str``  the same, failing the test on an error; stdout, stripped.
 ``frozen_kernel(page)``  context manager: the notebook's kernel process is SIGSTOPped for the block (to prove a
     browser-side change needs no kernel), SIGCONTed after.
+``shutdown_kernel(page, timeout=60) -> str``  shut the notebook's kernel down as the Kernel menu's "Shut Down Kernel"
+    does (the page and its widget views stay); returns its id once the server has no such kernel.
 ``ws_traffic(page, settle=0.5)``  context manager -> :class:`WsTraffic`, the kernel websocket frames seen while the
     block ran (plus ``settle`` seconds after it). E.g.::
 
@@ -742,6 +744,22 @@ class LabHarness:
             yield pid
         finally:
             os.kill(pid, signal.SIGCONT)
+
+    def shutdown_kernel(self, page, timeout: float = 60) -> str:
+        """Shut the notebook's kernel down as the Kernel menu's "Shut Down Kernel" does (its session context shuts
+        the kernel down, with no dialog); the page, its outputs and widget views stay. Waits until the server lists
+        no such kernel and the page has none; returns the kernel's id. What JupyterLab logs while its kernel goes is
+        not a widget's doing: read ``console_errors()`` after this call to keep it apart from what a test does next."""
+        path = self._path(page)
+        kid = page.evaluate("(p) => window.__cwPanel(p).sessionContext.session.kernel.id", path)
+        page.evaluate("(p) => window.__cwPanel(p).sessionContext.shutdown()", path)
+        deadline = time.monotonic() + timeout
+        while any(k["id"] == kid for k in self.api("GET", "/api/kernels")):
+            assert time.monotonic() < deadline, f"kernel {kid} still runs {timeout} s after its shutdown"
+            time.sleep(0.2)
+        page.wait_for_function("(p) => { const s = window.__cwPanel(p).sessionContext;"
+                               " return !s.session || !s.session.kernel; }", arg=path, timeout=timeout * 1000)
+        return kid
 
     # ------------------------------------------------------------------ websocket traffic
     def ws_log(self, page) -> list[dict]:
