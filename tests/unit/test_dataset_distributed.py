@@ -137,7 +137,7 @@ def test_two_workers_under_multi_worker_mirrored_strategy_merge_to_a_one_process
     d = np.load(data_path)
     model = keras.saving.load_model(model_path, compile=False)
     ref = dataset.channel_examples(ModelProbe(model), tf.data.Dataset.from_tensor_slices(
-        (d["images"], d["labels"])).batch(8), LAYERS, k=5, bins=16)
+        (d["images"], d["labels"])).batch(8), LAYERS, k=5, bins=16, dense_patch=8)
     want = {"images": np.array(ref.images)}
     for key, got in ref.layers.items():
         for name in ("indices", "scores", "patches", "mean", "std", "min", "max", "zero_fraction", "histogram",
