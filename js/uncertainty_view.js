@@ -38,6 +38,9 @@ const STYLE = baseStyle("cnnw-uv", ["select", "input", "button"]) + `
 .cnnw-uv figure { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 2px; max-width: 100%; }
 .cnnw-uv figure[data-done="false"] canvas { opacity: 0.35; }
 .cnnw-uv canvas { image-rendering: pixelated; max-width: 100%; background: var(--jp-layout-color2, #eee); }
+/* a map's colour bar wraps inside the width of its image (set on the figure): centred and wider than the image, its
+   label ran past the image's left edge, out of a narrow panel's scroll box */
+.cnnw-uv .cnnw-uv-maps .cnnw-colorbar { justify-content: center; text-align: center; }
 .cnnw-uv figcaption { max-width: ${MAP_PX}px; font-size: var(--jp-ui-font-size0, 11px); text-align: center; }
 .cnnw-uv .cnnw-uv-calibration { display: flex; flex-direction: column; gap: 6px; }
 .cnnw-uv .cnnw-uv-charts { display: flex; flex-wrap: wrap; gap: 12px; }
@@ -128,7 +131,9 @@ export default {
         const canvas = h("canvas", { width: meta.w * zoom, height: meta.h * zoom });
         const caption = h("figcaption");
         const bar = colorBar("cnnw-uv-bar"); // the map's colours in its own values (0 to its maximum)
-        return { canvas, caption, bar, figure: h("figure", {}, [canvas, bar.node, caption]) };
+        const figure = h("figure", {}, [canvas, bar.node, caption]);
+        figure.style.width = `${canvas.width}px`; // no wider than the image (max-width 100% in a narrow panel)
+        return { canvas, caption, bar, figure };
       });
       figures[0].figure.classList.add("cnnw-uv-input");
       figures[1].figure.classList.add("cnnw-uv-mean");

@@ -1,0 +1,92 @@
+"""Legends a person can read whole, in JupyterLab's 300 px right sidebar and in the wide notebook: ChannelCard's
+class-support numbers ("0.123 (57)") on one line and inside the view, and UncertaintyView's colour-bar labels and
+end values inside the view and within the width of their image (centred and wider than it, they ran past its left
+edge, where a narrow panel cannot scroll to). One notebook shows both widgets inline and each in the sidebar.
+"""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.timeout(400), pytest.mark.slow]
+
+NAMES = "['a circle with a long class name', 'square', 'triangle', 'star', 'cross', 'ring', 'heart', 'moon', " \
+        "'arrow', 'diamond']"
+CELLS = [
+    "import cnnwidget as cw\nfrom cnnwidget import demo\nmodel = demo.load_model()\n"
+    "data = demo.shapes(128, seed=21)\n"
+    f"card = cw.ChannelCard(model, data.images, 'block3_relu', 5, k=4, labels=data.labels, class_names={NAMES},\n"
+    "                      feature_vis=False)\n"
+    "uv = cw.UncertaintyView(model, data.images[:3], samples=8)",
+    "card",
+    "uv",
+    "card_side = cw.show_in_sidebar(card, title='card')",
+    "uv_side = cw.show_in_sidebar(uv, title='uv')",
+]
+
+# Per visible view of `sel`: where it is (notebook or sidebar), its box, and every legend part that is not whole:
+# outside the view (or the sidebar panel), a number on two lines, a colour-bar part outside its image's width.
+MEASURE = r"""(sel) => [...document.querySelectorAll(sel)].filter((v) => v.offsetWidth > 0).map((v) => {
+  const area = v.closest('#jp-right-stack > *') || v;
+  const vr = v.getBoundingClientRect(), ar = area.getBoundingClientRect();
+  const lines = (node) => { const r = document.createRange(); r.selectNodeContents(node);
+    return new Set([...r.getClientRects()].filter((b) => b.width > 0).map((b) => Math.round(b.top))).size; };
+  const inside = (b, box, slack = 0.5) => b.left >= box.left - slack && b.right <= box.right + slack;
+  const bad = [];
+  const parts = [];
+  for (const cell of v.querySelectorAll('.cnnw-cc-classes > span:nth-child(3n)')) {
+    const b = cell.getBoundingClientRect();
+    parts.push(cell.textContent);
+    if (!inside(b, vr) || !inside(b, ar)) bad.push(['outside', cell.textContent, b.left, b.right, vr.left, vr.right]);
+    if (lines(cell) !== 1) bad.push(['wrapped', cell.textContent, lines(cell)]);
+    if (cell.scrollWidth > cell.clientWidth + 1) bad.push(['cut', cell.textContent]);
+  }
+  for (const fig of v.querySelectorAll('.cnnw-uv-maps figure')) {
+    const bar = fig.querySelector('.cnnw-colorbar');
+    if (!bar || bar.hidden) continue;
+    const img = fig.querySelector('canvas').getBoundingClientRect();
+    for (const cls of ['label', 'lo', 'hi']) {
+      const span = bar.querySelector('.cnnw-colorbar-' + cls);
+      const b = span.getBoundingClientRect();
+      parts.push(span.textContent);
+      if (!inside(b, vr) || !inside(b, ar)) bad.push(['outside', span.textContent, b.left, b.right, vr.left, vr.right]);
+      if (!inside(b, img, 1)) bad.push(['past the image', span.textContent, b.left, b.right, img.left, img.right]);
+      if (cls !== 'label' && lines(span) !== 1) bad.push(['wrapped', span.textContent]);
+    }
+  }
+  return {where: v.closest('#jp-right-stack') ? 'sidebar' : 'notebook', width: vr.width, area: ar.width,
+          parts, bad};
+})"""
+
+
+def _show_sidebar(page, title: str):
+    """Bring the right sidebar's panel called ``title`` to the front (one panel shows at a time)."""
+    page.evaluate("""(title) => { const shell = window.jupyterapp.shell;
+      const w = [...shell.widgets('right')].find((x) => x.title.label === title);
+      shell.activateById(w.id); }""", title)
+    page.wait_for_timeout(500)  # ResizeObservers and the charts relayout
+
+
+def test_class_support_numbers_and_uncertainty_colour_bars_read_whole_in_the_sidebar_and_the_notebook(lab):
+    page = lab.open_notebook(CELLS, name="narrow_legends")
+    lab.run_all(page, timeout=240)
+    lab.kernel_run(page, "assert card.wait(240) and uv.wait(240)", timeout=260)
+    page.wait_for_function("() => document.querySelectorAll('#jp-right-stack .cnnw-cc, #jp-right-stack .cnnw-uv')"
+                           ".length === 2", timeout=60_000)
+    seen = {}
+    for title, root, ready in (
+            ("card", ".cnnw-cc", ".cnnw-cc-classes-box:not([hidden]) .cnnw-cc-bar"),
+            ("uv", ".cnnw-uv", ".cnnw-uv-maps[data-done='true'] .cnnw-colorbar:not([hidden])")):
+        _show_sidebar(page, title)
+        page.wait_for_function("([r, s]) => [...document.querySelectorAll(r)].filter((v) => v.offsetWidth > 0"
+                               " && v.querySelector(s)).length === 2", arg=[root, ready], timeout=120_000)
+        views = page.evaluate(MEASURE, root)
+        lab.screenshot(page, f"narrow_legends_{title}_sidebar", selector=f"#jp-right-stack {root}")
+        assert sorted(v["where"] for v in views) == ["notebook", "sidebar"], views
+        for v in views:
+            print(title, v["where"], round(v["width"]), v["parts"])
+            assert v["parts"], v  # the legends are there
+            assert v["bad"] == [], v
+            if v["where"] == "sidebar":
+                assert v["width"] <= 320, v  # really the narrow sidebar
+        seen[title] = views
+    assert len(seen["card"][0]["parts"]) >= 3 and len(seen["uv"][0]["parts"]) == 6
