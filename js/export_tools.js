@@ -257,7 +257,8 @@ function cnnwPngScene(root) {
       const sides = ["Top", "Right", "Bottom", "Left"].map((side) => ({
         side, width: parseFloat(style[`border${side}Width`]) || 0, style: style[`border${side}Style`],
         color: style[`border${side}Color`] }))
-        .filter((b) => b.width > 0 && b.style !== "none" && b.style !== "hidden" && (cnnwPngRgba(b.color)?.[3] ?? 0) > 0);
+        .filter((b) => b.width > 0 && b.style !== "none" && b.style !== "hidden"
+          && (cnnwPngRgba(b.color)?.[3] ?? 0) > 0);
       if (sides.length && !isSvg) scene.boxes.push({ kind: "border", box, sides, clip, alpha: opacity });
       if (style.display === "list-item" && style.listStylePosition === "outside") {
         const list = el.parentElement;
@@ -436,7 +437,8 @@ async function cnnwPngComposeScene(root) {
       const x0 = Math.floor(X(item.clip.left));
       const y0 = Math.floor(Y(item.clip.top));
       ctx.beginPath();
-      ctx.rect(x0, y0, Math.max(0, Math.ceil(X(item.clip.right)) - x0), Math.max(0, Math.ceil(Y(item.clip.bottom)) - y0));
+      ctx.rect(x0, y0, Math.max(0, Math.ceil(X(item.clip.right)) - x0),
+        Math.max(0, Math.ceil(Y(item.clip.bottom)) - y0));
       ctx.clip();
     }
     draw();

@@ -302,8 +302,9 @@ class CnnWidget(anywidget.AnyWidget):
 
     def save_png(self, path):
         """Ask the displayed view for what it shows as one PNG (canvases at their own resolution, colour bars, text,
-        charts; cropped to the view's content), written to ``path`` when the page answers. Returns a ``concurrent.futures.Future`` (its result: path, width, height). Needs a view
-        shown in a page; in a notebook the page answers once the running cell has finished."""
+        charts; cropped to the view's content), written to ``path`` when the page answers. Returns a
+        ``concurrent.futures.Future`` (its result: path, width, height). Needs a view shown in a page; in a notebook
+        the page answers once the running cell has finished."""
         return self.__dict__.setdefault("_png_requests", _export.PngRequests()).request(self, path)
 
     def _holds(self) -> dict:

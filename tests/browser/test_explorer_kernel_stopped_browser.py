@@ -2,8 +2,8 @@
 a real JupyterLab, once the activations panel has drawn, the notebook's kernel is shut down as the Kernel menu does;
 the grid's colour map and scale then still redraw the grid in the page, and its PNG button still saves a PNG, with
 no console error (ipywidgets logged "Could not send widget sync message" for each change: the views' models now keep
-a change in the page when the kernel is gone, and say so once in the view). Before that, the Explorer's PNG is saved from the kernel and its size printed (cropped to what
-the Explorer shows)."""
+a change in the page when the kernel is gone, and say so once in the view). Before that, the Explorer's PNG is
+saved from the kernel and its size printed (cropped to what the Explorer shows)."""
 from __future__ import annotations
 
 import time
@@ -45,8 +45,8 @@ def test_with_the_kernel_shut_down_the_grids_colour_map_and_scale_still_redraw_i
         time.sleep(0.1)
     took = time.monotonic() - t0
     out = lab.kernel_run(page, "print(_f.result(10))")
-    print(f"Explorer PNG (request to file {took:.2f} s):", out, page.evaluate("(s) => document.querySelector(s).getBoundingClientRect().toJSON()",
-                                              ROOT.split(" ", 1)[1]))
+    shown = page.evaluate("(s) => document.querySelector(s).getBoundingClientRect().toJSON()", ROOT.split(" ", 1)[1])
+    print(f"Explorer PNG (request to file {took:.2f} s):", out, "on the page:", shown)
 
     lab.shutdown_kernel(page)
     page.wait_for_timeout(1000)
@@ -63,7 +63,9 @@ def test_with_the_kernel_shut_down_the_grids_colour_map_and_scale_still_redraw_i
     # channel's orange outline
     grey, drawn = page.evaluate("""(s) => { const c = document.querySelector(s);
       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let grey = 0, drawn = 0;
-      for (let i = 0; i < d.length; i += 4) if (d[i + 3]) { drawn++; if (d[i] === d[i + 1] && d[i + 1] === d[i + 2]) grey++; }
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i + 3]) { drawn++; if (d[i] === d[i + 1] && d[i + 1] === d[i + 2]) grey++; }
+      }
       return [grey, drawn]; }""", GRID)
     assert grey >= 0.97 * drawn, (grey, drawn)
     page.select_option(f"{ROOT} .cnnw-norm-select", "layer")

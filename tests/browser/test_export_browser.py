@@ -228,13 +228,13 @@ PNG_CHECK = r"""([viewSel, canvasSel, barSel]) => {
   const o = JSON.parse(host.dataset.cnnwPng);
   const hr = host.getBoundingClientRect();
   const at = (x, y) => { const i = 4 * (y * P.w + x); return [P.data[i], P.data[i + 1], P.data[i + 2]]; };
-  const box = (r) => ({x0: Math.round((r.left - hr.left - o.left) * o.scale), y0: Math.round((r.top - hr.top - o.top) * o.scale),
-    x1: Math.round((r.right - hr.left - o.left) * o.scale), y1: Math.round((r.bottom - hr.top - o.top) * o.scale)});
+  const X = (x) => Math.round((x - hr.left - o.left) * o.scale), Y = (y) => Math.round((y - hr.top - o.top) * o.scale);
+  const box = (r) => ({x0: X(r.left), y0: Y(r.top), x1: X(r.right), y1: Y(r.bottom)});
+  const each = (b, f) => { for (let y = Math.max(0, b.y0); y < Math.min(P.h, b.y1); y++)
+    for (let x = Math.max(0, b.x0); x < Math.min(P.w, b.x1); x++) f(at(x, y)); };
+  const near = (p, q, d) => Math.abs(p[0] - q[0]) + Math.abs(p[1] - q[1]) + Math.abs(p[2] - q[2]) < d;
   const bg = at(0, 0);
-  const ink = (b) => { let n = 0;
-    for (let y = Math.max(0, b.y0); y < Math.min(P.h, b.y1); y++) for (let x = Math.max(0, b.x0); x < Math.min(P.w, b.x1); x++) {
-      const p = at(x, y); if (Math.abs(p[0] - bg[0]) + Math.abs(p[1] - bg[1]) + Math.abs(p[2] - bg[2]) > 100) n++; }
-    return n; };
+  const ink = (b) => { let n = 0; each(b, (p) => { if (!near(p, bg, 101)) n++; }); return n; };
   const out = {origin: o, size: [P.w, P.h], bg};
   // the canvas: its opaque pixels one for one at its place (a pixel either way tolerated for rounding)
   const c = view.querySelector(canvasSel);
@@ -257,13 +257,14 @@ PNG_CHECK = r"""([viewSel, canvasSel, barSel]) => {
   // the colour bar: its gradient (first and last stop's colours at its ends, many colours between) and its text
   const bar = view.querySelector(barSel);
   const g = bar.querySelector('.cnnw-colorbar-gradient');
-  const stops = [...getComputedStyle(g).backgroundImage.matchAll(/rgb\((\d+), (\d+), (\d+)\)/g)].map((m) => m.slice(1, 4).map(Number));
+  const stops = [...getComputedStyle(g).backgroundImage.matchAll(/rgb\((\d+), (\d+), (\d+)\)/g)]
+    .map((m) => m.slice(1, 4).map(Number));
   const gb = box(g.getBoundingClientRect());
   const y = Math.round((gb.y0 + gb.y1) / 2);
   const row = [];
   for (let x = gb.x0 + 2; x <= gb.x1 - 3; x++) row.push(at(x, y).join(','));
-  out.gradient = {first: at(gb.x0 + 2, y), last: at(gb.x1 - 3, y), firstStop: stops[0], lastStop: stops[stops.length - 1],
-    distinct: new Set(row).size, width: gb.x1 - gb.x0};
+  out.gradient = {first: at(gb.x0 + 2, y), last: at(gb.x1 - 3, y), firstStop: stops[0],
+    lastStop: stops[stops.length - 1], distinct: new Set(row).size, width: gb.x1 - gb.x0};
   out.text = {};
   for (const part of ['label', 'lo', 'hi']) {
     const span = bar.querySelector('.cnnw-colorbar-' + part);
@@ -280,8 +281,7 @@ PNG_CHECK = r"""([viewSel, canvasSel, barSel]) => {
     return {box: b, ink: ink(b), lines: colours.map((css) => {
       const want = css.match(/\d+/g).slice(0, 3).map(Number);
       let n = 0;
-      for (let y = Math.max(0, b.y0); y < Math.min(P.h, b.y1); y++) for (let x = Math.max(0, b.x0); x < Math.min(P.w, b.x1); x++) {
-        const p = at(x, y); if (Math.abs(p[0] - want[0]) + Math.abs(p[1] - want[1]) + Math.abs(p[2] - want[2]) < 40) n++; }
+      each(b, (p) => { if (near(p, want, 40)) n++; });
       return {css, pixels: n}; })};
   });
   return out;
