@@ -120,6 +120,11 @@ def test_exported_grid_opens_from_file_draws_hovers_and_switches_colour_maps(exp
     page.wait_for_function(f"document.querySelector('.cnnw-layer-select').value === {first!r}", timeout=10_000)
     assert "kernel" in page.locator(".cnnw-error").inner_text()
     assert page.evaluate(HASH, ".cnnw-grid-canvas")["hash"] == after["hash"]
+    # the PNG button works in the file too (what the view shows, composed in the page)
+    with page.expect_download(timeout=20_000) as download:
+        page.locator(".cnnw-grid .cnnw-save-png").first.click()
+    png = Path(download.value.path()).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     assert seen["network"] == [], seen["network"]
     assert seen["errors"] == [], seen["errors"]
     page.close()
