@@ -26,6 +26,9 @@ const STYLE = baseStyle("cnnw-am", ["select", "button"]) + `
 .cnnw-am .cnnw-am-map { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 2px;
   max-width: 100%; }
 .cnnw-am .cnnw-am-map[data-done="false"] .cnnw-am-canvas { opacity: 0.35; }
+/* a map's colour bar wraps inside the width of its map (set on the figure): centred and wider than the map, its
+   label ran past the map's left edge, out of a narrow panel's scroll box (as UncertaintyView's did) */
+.cnnw-am .cnnw-am-map .cnnw-colorbar { justify-content: center; text-align: center; }
 .cnnw-am .cnnw-am-canvas { image-rendering: pixelated; max-width: 100%; background: var(--jp-layout-color2, #eee); }
 .cnnw-am .cnnw-am-label { max-width: ${MAP_PX}px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   font-weight: 600; }
@@ -116,6 +119,7 @@ export default {
         const warn = h("div", { class: "cnnw-am-warn", hidden: true }); // why this map cannot be trusted (text)
         const bar = colorBar("cnnw-am-bar"); // the colours in attribution scores, under this map's scale
         const figure = h("figure", { class: "cnnw-am-map" }, [canvas, caption, bar.node, score, warn]);
+        figure.style.width = `${canvas.width}px`; // no wider than the map (max-width 100% in a narrow panel)
         figures.push({ canvas, score, figure, bar, warn });
       });
       maps.replaceChildren(...figures.map((f) => f.figure));

@@ -1,7 +1,8 @@
 """Legends a person can read whole, in JupyterLab's 300 px right sidebar and in the wide notebook: ChannelCard's
 class-support numbers ("0.123 (57)") on one line and inside the view, and UncertaintyView's colour-bar labels and
 end values inside the view and within the width of their image (centred and wider than it, they ran past its left
-edge, where a narrow panel cannot scroll to). One notebook shows both widgets inline and each in the sidebar.
+edge, where a narrow panel cannot scroll to), and AttributionMap's the same. One notebook shows the widgets inline
+and each in the sidebar.
 """
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ CELLS = [
     "data = demo.shapes(128, seed=21)\n"
     f"card = cw.ChannelCard(model, data.images, 'block3_relu', 5, k=4, labels=data.labels, class_names={NAMES},\n"
     "                      feature_vis=False)\n"
-    "uv = cw.UncertaintyView(model, data.images[:3], samples=8)",
+    "uv = cw.UncertaintyView(model, data.images[:3], samples=8)\n"
+    "am = cw.AttributionMap(model, data.images[:2], ['saliency', 'grad_cam'], curves=False)",
     "card",
     "uv",
+    "am",
     "card_side = cw.show_in_sidebar(card, title='card')",
     "uv_side = cw.show_in_sidebar(uv, title='uv')",
+    "am_side = cw.show_in_sidebar(am, title='am')",
 ]
 
 # Per visible view of `sel`: where it is (notebook or sidebar), its box, and every legend part that is not whole:
@@ -40,7 +44,7 @@ MEASURE = r"""(sel) => [...document.querySelectorAll(sel)].filter((v) => v.offse
     if (lines(cell) !== 1) bad.push(['wrapped', cell.textContent, lines(cell)]);
     if (cell.scrollWidth > cell.clientWidth + 1) bad.push(['cut', cell.textContent]);
   }
-  for (const fig of v.querySelectorAll('.cnnw-uv-maps figure')) {
+  for (const fig of v.querySelectorAll('.cnnw-uv-maps figure, .cnnw-am-map')) {
     const bar = fig.querySelector('.cnnw-colorbar');
     if (!bar || bar.hidden) continue;
     const img = fig.querySelector('canvas').getBoundingClientRect();
@@ -66,16 +70,17 @@ def _show_sidebar(page, title: str):
     page.wait_for_timeout(500)  # ResizeObservers and the charts relayout
 
 
-def test_class_support_numbers_and_uncertainty_colour_bars_read_whole_in_the_sidebar_and_the_notebook(lab):
+def test_class_support_numbers_and_the_maps_colour_bars_read_whole_in_the_sidebar_and_the_notebook(lab):
     page = lab.open_notebook(CELLS, name="narrow_legends")
     lab.run_all(page, timeout=240)
-    lab.kernel_run(page, "assert card.wait(240) and uv.wait(240)", timeout=260)
-    page.wait_for_function("() => document.querySelectorAll('#jp-right-stack .cnnw-cc, #jp-right-stack .cnnw-uv')"
-                           ".length === 2", timeout=60_000)
+    lab.kernel_run(page, "assert card.wait(240) and uv.wait(240) and am.wait(240)", timeout=260)
+    page.wait_for_function("() => document.querySelectorAll('#jp-right-stack .cnnw-cc, #jp-right-stack .cnnw-uv, "
+                           "#jp-right-stack .cnnw-am').length === 3", timeout=60_000)
     seen = {}
     for title, root, ready in (
             ("card", ".cnnw-cc", ".cnnw-cc-classes-box:not([hidden]) .cnnw-cc-bar"),
-            ("uv", ".cnnw-uv", ".cnnw-uv-maps[data-done='true'] .cnnw-colorbar:not([hidden])")):
+            ("uv", ".cnnw-uv", ".cnnw-uv-maps[data-done='true'] .cnnw-colorbar:not([hidden])"),
+            ("am", ".cnnw-am", ".cnnw-am-map[data-done='true'] .cnnw-colorbar:not([hidden])")):
         _show_sidebar(page, title)
         page.wait_for_function("([r, s]) => [...document.querySelectorAll(r)].filter((v) => v.offsetWidth > 0"
                                " && v.querySelector(s)).length === 2", arg=[root, ready], timeout=120_000)
@@ -89,4 +94,4 @@ def test_class_support_numbers_and_uncertainty_colour_bars_read_whole_in_the_sid
             if v["where"] == "sidebar":
                 assert v["width"] <= 320, v  # really the narrow sidebar
         seen[title] = views
-    assert len(seen["card"][0]["parts"]) >= 3 and len(seen["uv"][0]["parts"]) == 6
+    assert len(seen["card"][0]["parts"]) >= 3 and len(seen["uv"][0]["parts"]) == 6 and len(seen["am"][0]["parts"]) == 6
