@@ -449,6 +449,7 @@ def _steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, classe
 
 
 def _make_steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, classes: int):
+    _start_xla_quietly()
     forward = probe.forward(tuple(p.info.path for p in plans))
     h, w, c = (int(v) for v in probe.input_shape)
     image = tf.TensorSpec((None, h, w, c), tf.float32)
@@ -535,6 +536,47 @@ def _batch_stats(f, lo, hi, bins: int):
     hist = tf.math.bincount(tf.reshape(_histogram_slots(f, lo, hi, bins), [-1]), minlength=C * (bins + 2),
                             maxlength=C * (bins + 2), dtype=tf.int64)
     return count, mean, m2, zeros, vmin, vmax, hist
+
+
+_XLA_STARTED = []  # [True] once _start_xla_quietly has run in this process
+
+
+def _start_xla_quietly() -> None:
+    """The first XLA compilation of a process writes TensorFlow INFO lines straight to descriptor 2 ("XLA service
+    ... initialized", "StreamExecutor [0]: Host", "Compiled cluster using XLA!"), which ipykernel puts in the cell
+    of the first pass. Once per process, ``_histogram_slots`` is compiled here on a tiny input with descriptor 2
+    pointed at a temporary file; what was written there meanwhile is written back, less TensorFlow's C++ INFO lines
+    (another thread's output is delayed, not lost). As core._startup does for TensorFlow's import."""
+    import os
+    import re
+    import tempfile
+    import threading
+
+    with _XLA_LOCK.setdefault("lock", threading.Lock()):
+        if _XLA_STARTED:
+            return
+        _XLA_STARTED.append(True)
+        try:
+            saved = os.dup(2)
+        except (OSError, ValueError):
+            saved = None
+        with tempfile.TemporaryFile(mode="w+b") as sink:
+            if saved is not None:
+                os.dup2(sink.fileno(), 2)
+            try:
+                _histogram_slots(tf.zeros((1, 1, 1)), tf.zeros((1,)), tf.ones((1,)), 1)
+            finally:
+                if saved is not None:
+                    os.dup2(saved, 2)
+                    os.close(saved)
+                    sink.seek(0)
+                    info = re.compile(rb"^I\d{4} [\d:.]+ +\d+ [^\]]+\] ")
+                    rest = b"".join(line for line in sink.read().splitlines(True) if not info.match(line))
+                    if rest:
+                        os.write(2, rest)
+
+
+_XLA_LOCK: dict = {}
 
 
 @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
@@ -840,8 +882,10 @@ class _Pass:
     def _ranges(self, ranges, x):
         if self.strategy is None:
             packets = ranges(x).numpy()
-        else:
-            packets = _gathered(self.strategy, self.strategy.run(lambda a: ranges(a), args=(x,)))
+        else:  # inside one tf.function, as the step: run eagerly, strategy.run warns in the cell about its overhead
+            strategy = self.strategy
+            distributed = tf.function(lambda a: strategy.run(lambda b: ranges(b), args=(a,)), autograph=False)
+            packets = _gathered(strategy, distributed(x))
         packets = packets.reshape(-1, 2 * sum(p.channels for p in self.plans))  # a row per replica
         lows, highs, self.edges, offset = [], [], [], 0
         for plan in self.plans:
