@@ -87,8 +87,9 @@ class StaticModel {
           this.state[name] = this.saved[name];
           this.emit(`change:${name}`, this.saved[name]);
         }
+        // said once: in the widget's own error line when it has one (beside what was clicked), else on the page
         if ("error" in this.state) this.set("error", `${needKernel.join(", ")}: ${KERNEL_NOTE}`);
-        notice(`${needKernel.join(", ")}: ${KERNEL_NOTE}`);
+        else notice(`${needKernel.join(", ")}: ${KERNEL_NOTE}`);
       }, 0);
     }
   }
@@ -98,7 +99,7 @@ class StaticModel {
     if (action === "cnnw_save_png") return; // the answer to a kernel's request: no kernel here
     const text = `${action ? `"${action}"` : "this"}: ${KERNEL_NOTE}`;
     if ("error" in this.state) this.set("error", text);
-    notice(text);
+    else notice(text);
   }
 
   on(event, callback) {
