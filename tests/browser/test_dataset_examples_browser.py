@@ -117,3 +117,21 @@ def test_the_card_on_the_output_layer_shows_whole_images_and_the_unit_s_class_na
     assert (px["width"], px["height"]) == (64, 64) and px["non_transparent"] == 64 * 64 and px["distinct_colors"] > 1
     _idle(page, CARD)
     lab.screenshot(page, "channel_card_output_layer", selector=CARD)
+
+
+def test_an_exported_list_says_once_that_a_click_needs_the_kernel(lab, page, tmp_path):
+    from pathlib import Path
+
+    out = tmp_path / "de.html"
+    path = lab.kernel_run(page, f"print(de.export_html({str(out)!r})['path'])").strip().splitlines()[-1]
+    static = page.context.new_page()
+    try:
+        static.goto(Path(path).as_uri())
+        static.wait_for_function("window.cnnwExport && window.cnnwExport.ready", timeout=30_000)
+        static.locator('.cnnw-de-tile[data-channel="20"]').first.click()
+        static.wait_for_function("document.querySelector('.cnnw-de .cnnw-error')?.textContent.includes('kernel')",
+                                 timeout=10_000)
+        text = static.locator("body").inner_text()
+        assert text.count("needs the notebook's kernel") == 1, text  # the list's error line, not the banner too
+    finally:
+        static.close()
