@@ -812,15 +812,23 @@ class _Pass:
         pool = ThreadPoolExecutor(1, thread_name_prefix="cnnwidget-pass") if strategy is None else None
         done, last_report, reported, cancelled = 0, 0.0, -1, False
         pending = None  # (packets or their future, x, index) of the batch whose step is running or ran
+        # A cancel keeps the batches whose step had started when it was set. Set while a step runs or the next batch
+        # is read: that step's batch is merged, the batch read is not started, and the pass stops.
+        # Set during the merge or the report of batch i (say, by ``progress``): batch i + 1's step, started just
+        # before, is left out, so a cancel from ``progress(i, ...)`` keeps exactly i batches.
+        keep_pending = False
         try:
             iterator = iter(ds)
             while True:
                 if cancel is not None and cancel.is_set():
-                    cancelled = True
+                    cancelled, keep_pending = True, True
                     break
                 try:
                     x, index, labels = next(iterator)
                 except StopIteration:
+                    break
+                if cancel is not None and cancel.is_set():  # set while this batch was read: it is not started
+                    cancelled, keep_pending = True, True
                     break
                 if self.edges is None:
                     lows, highs = self._ranges(ranges, x)
@@ -830,12 +838,13 @@ class _Pass:
                 if pending is not None:
                     done = self._absorb(done, *pending)
                     last_report, reported = self._maybe_report(progress, done, total, last_report, reported)
+                    if cancel is not None and cancel.is_set():
+                        cancelled, pending = True, None  # set during that merge or report: this step is left out
+                        break
                 pending = (running, x, index)
-            if pending is not None and not cancelled:
+            if pending is not None and (keep_pending or not cancelled):
                 done = self._absorb(done, *pending)
                 last_report, reported = self._maybe_report(progress, done, total, last_report, reported)
-            # Cancelled: the step of the batch after the last one merged was already running; it is left out, so a
-            # cancel keeps exactly the batches merged (and reported) before it, as with no helper thread.
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
