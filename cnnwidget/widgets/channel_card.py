@@ -181,6 +181,14 @@ def _number(v) -> float | None:
     return v if np.isfinite(v) else None
 
 
+def _is_output(probe, path: str) -> bool:
+    """Whether ``path`` is the model's output layer, one unit per class (as ActivationGrid names them)."""
+    layers = probe.layers
+    info = probe.layer(path)
+    return (bool(layers) and path == layers[-1].path and probe.num_classes > 1
+            and tuple(info.output_shape) == (probe.num_classes,))
+
+
 def layer_list(probe) -> list[dict]:
     """[{"name", "channels", "spatial"}] of the layers the views show (``example_layers``)."""
     return [{"name": i.path, "channels": int(i.output_shape[-1]), "spatial": bool(i.is_spatial)}
@@ -203,7 +211,7 @@ class ChannelCard(CnnWidget):
     ``score``: "max" or "mean" (the channel's spatial max or mean per image); ``strategy``: a
     ``tf.distribute.Strategy`` the pass runs under; ``batch_size``: images per step of the pass.
     ``feature_vis``: render the feature visualization (``fv_steps`` steps, ``fv_size`` px; default the model's
-    input size).
+    input size); of the model's output units, the class's log-odds (``fv.class_logit(c, others=1)``).
 
     Public traits (real traitlets, synced; set from Python or in the view, checked alike): ``layer``,
     ``channel``, ``k``. Read-only: ``partial`` (the pass shown was cancelled before the end of the data),
@@ -444,7 +452,11 @@ class ChannelCard(CnnWidget):
                     self._push(progress={"done": 0, "total": 1, "step": int(step), "steps": self.fv_steps},
                                status=f"feature visualization of channel {channel}: step {step} of {self.fv_steps}")
 
-        images = fv.render(self.probe, fv.channel(layer, channel), size=self.fv_size, steps=self.fv_steps,
+        # The model's output units: the class's log-odds (fv.class_logit, others=1) rather than the unit's value, a
+        # softmax probability that saturates (its rendering stayed a flat grey on the demo model).
+        objective = fv.class_logit(channel, others=1.0) if _is_output(self.probe, layer) else \
+            fv.channel(layer, channel)
+        images = fv.render(self.probe, objective, size=self.fv_size, steps=self.fv_steps,
                            callback=on_frame, cancel=job.cancel_event, callback_every=8)
         with self._locked():
             if job.cancelled:

@@ -116,6 +116,10 @@ def test_the_card_on_the_output_layer_shows_whole_images_and_the_unit_s_class_na
     px = lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch canvas")
     assert (px["width"], px["height"]) == (64, 64) and px["non_transparent"] == 64 * 64 and px["distinct_colors"] > 1
     _idle(page, CARD)
+    # an output unit's rendering is its class's log-odds: the softmax value itself left a flat grey image
+    page.wait_for_function("(sel) => document.querySelector(sel)?.dataset.final === 'true'",
+                           arg=f"{CARD} .cnnw-cc-fv", timeout=120_000)
+    assert lab.canvas_pixels(page, f"{CARD} .cnnw-cc-fv canvas")["distinct_colors"] > 50
     lab.screenshot(page, "channel_card_output_layer", selector=CARD)
 
 
