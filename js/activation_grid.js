@@ -455,11 +455,12 @@ export default {
 
     // ---- controls ----
     layerSelect.addEventListener("change", () => save("layer", layerSelect.value));
+    // The typed value goes to Python as typed: out of range, its check refuses it and the error line says the
+    // range (clamped here, 99 silently became the last image).
     commitOnEnter(imageInput, () => {
-      const n = model.get("n_images") ?? 0;
       const value = Math.round(Number(imageInput.value));
-      if (imageInput.value !== "" && Number.isFinite(value) && n > 0) {
-        save("image_index", Math.min(n - 1, Math.max(0, value)));
+      if (imageInput.value !== "" && Number.isFinite(value) && value !== model.get("image_index")) {
+        save("image_index", value);
       }
       imageInput.value = model.get("image_index");
     });

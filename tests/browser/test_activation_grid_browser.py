@@ -468,6 +468,15 @@ def test_a_bad_layer_from_python_raises_shows_a_readable_error_and_the_view_keep
     error.wait_for(state="hidden")
     assert _py_eval(lab, page, "[grid.layer, grid.error]") == ["block2_conv", ""]
 
+    # An image index typed out of range is refused with the range, not clamped in silence to the last image.
+    shown = _py_eval(lab, page, "grid.image_index")
+    image_box = root.locator(".cnnw-image-input")
+    image_box.fill("99")
+    image_box.press("Enter")
+    error.wait_for(state="visible")
+    assert "image_index must be between 0 and" in error.inner_text() and "got 99" in error.inner_text()
+    assert _py_eval(lab, page, "grid.image_index") == shown and image_box.input_value() == str(shown)
+
 
 EVIL = '<img src=x onerror="window.__pwned=1">'
 EVIL_CELLS = [
