@@ -38,6 +38,14 @@ def as_image_batch(images, *, height=None, width=None, channels=None, input_rang
         arr = arr[None, :, :, None]
     elif arr.ndim == 3 and channels == 1 and arr.shape[-1] != 1:
         arr = arr[..., None]
+    elif (arr.ndim == 3 and height is not None and width is not None and tuple(arr.shape[1:]) == (height, width)
+          and (tuple(arr.shape[:2]) != (height, width) or arr.shape[2] != channels)):
+        # (N, H, W) for a model of C > 1 channels: taken as one image it would be "2x64 pixels", which misleads
+        raise ImageError(
+            f"images must have shape (N, H, W, C){_expected(height, width, channels)}; got shape {arr.shape}: "
+            f"{arr.shape[0]} image(s) of {height}x{width} with no channel axis. Add it: np.repeat(images[..., None], "
+            f"{channels or 3}, axis=-1) for grey images, images[..., None] for a one-channel model."
+        )
     elif arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4:

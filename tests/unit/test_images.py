@@ -33,6 +33,12 @@ def test_wrong_size_says_both_sizes():
         as_image_batch(np.zeros((1, 9, 8, 3)), **OK)
 
 
+def test_a_batch_without_its_channel_axis_is_named_as_such_not_as_one_image_of_a_wrong_size():
+    # (2, 8, 8) for a 3-channel model: taken as one image it was "got 2x8 pixels", which sent the user resizing
+    with pytest.raises(ImageError, match=r"got shape \(2, 8, 8\): 2 image\(s\) of 8x8 with no channel axis"):
+        as_image_batch(np.zeros((2, 8, 8)), **OK)
+
+
 def test_wrong_channel_count_mentions_channels_last():
     with pytest.raises(ImageError, match="3 channel.*got 8.*channels-last"):
         as_image_batch(np.zeros((1, 3, 8, 8)), height=None, width=None, channels=3)
