@@ -597,7 +597,7 @@ function cnnwPngButton(el) {
       const url = URL.createObjectURL(await cnnwPngBlob(canvas));
       const link = document.createElement("a");
       link.href = url;
-      link.download = "cnnwidget.png";
+      link.download = cnnwPngName(el);
       link.click();
       setTimeout(() => URL.revokeObjectURL(url), 1000);
     } catch (error) {
@@ -662,6 +662,18 @@ function cnnwKernelGuard(model, el) {
       return Reflect.get(target, prop, target);
     },
   });
+}
+
+/** The PNG button's file name: the view's kind (its root's cnnw- class) and the time, so that saving several views
+ * (or one view twice) does not give every file the same name: "cnnwidget-grid-20261207-131502.png". */
+export function cnnwPngName(el, now = new Date()) {
+  const root = el && (el.querySelector ? el.querySelector("[class*='cnnw-']") : null);
+  const cls = root ? [...root.classList].find((c) => c.startsWith("cnnw-")) : null;
+  const kind = cls ? cls.slice(5).replace(/[^a-z0-9-]/gi, "") : "view";
+  const pad = (n) => String(n).padStart(2, "0");
+  const stamp = `${now.getFullYear()}${pad(now.getMonth() + 1)}${pad(now.getDate())}-`
+    + `${pad(now.getHours())}${pad(now.getMinutes())}${pad(now.getSeconds())}`;
+  return `cnnwidget-${kind || "view"}-${stamp}.png`;
 }
 
 /** `view` (an anywidget module's default export) with the save-PNG request handler and button added, and its model

@@ -1,7 +1,7 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 import {
-  cnnwPngBounds, cnnwPngGradient, cnnwPngGradientLine, cnnwPngIntersect, cnnwPngMarker, cnnwPngRgba, cnnwPngScale,
+  cnnwPngBounds, cnnwPngGradient, cnnwPngGradientLine, cnnwPngIntersect, cnnwPngMarker, cnnwPngName, cnnwPngRgba, cnnwPngScale,
   cnnwPngSplitTop, cnnwPngTransform, cnnwPngWords,
 } from "./export_tools.js";
 import { gradientCss } from "./colorbar.js";
@@ -91,4 +91,12 @@ test("cnnwPngTransform and cnnwPngMarker", () => {
   assert.equal(cnnwPngMarker("decimal", 3), "3.");
   assert.equal(cnnwPngMarker("disc", 1), "•");
   assert.equal(cnnwPngMarker("none", 1), "");
+});
+
+test("cnnwPngName names the file by the view's kind and the time", () => {
+  const root = { classList: ["cnnw-grid", "other"] };
+  const el = { querySelector: () => root };
+  const when = new Date(2026, 11, 7, 13, 5, 2);
+  assert.equal(cnnwPngName(el, when), "cnnwidget-grid-20261207-130502.png");
+  assert.equal(cnnwPngName({ querySelector: () => null }, when), "cnnwidget-view-20261207-130502.png");
 });

@@ -386,7 +386,7 @@ class Explorer(CnnWidget):
                     raise
                 # data the others take (images without labels, say) but this one cannot: it goes on without it
                 panel = view(probe, images, None, image_index=self.image, **opts)
-                self._push(notes=[*self.notes, f"{LABELS[name]}: shown without data= ({exc})"])
+                self._push(notes=[*self.notes, f"{LABELS[name]}: the data given is not used here ({exc})"])
         self._follow_panel(name, panel)
         self._push(**{f"{name}_panel": panel})
         return panel
