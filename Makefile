@@ -26,7 +26,7 @@ lab: setup
 js-test:
 	node --test js/
 
-# Four pytest processes side by side (unit in two, browser, kernels + notebooks): see tests/run_all.py.
+# Three pytest processes side by side (unit, browser, kernels + notebooks): see tests/run_all.py.
 test: setup js-test
 	$(PY) tests/run_all.py
 
