@@ -142,8 +142,8 @@ _FILE_SECONDS: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report):
-    """Seconds per test file (setup + call + teardown): tests/run_all.py gathers them in tests/_artifacts/durations.json,
-    where the suite's time goes."""
+    """Seconds per test file (setup + call + teardown): tests/run_all.py gathers them in
+    tests/_artifacts/durations.json, where the suite's time goes."""
     path = report.nodeid.split("::", 1)[0]
     _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
 
