@@ -14,33 +14,50 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from contextlib import contextmanager
 
 STARTUP_LOG = ""
 """What TensorFlow wrote to stderr while cnnwidget imported it ("" if it was imported before)."""
+
+
+@contextmanager
+def stderr_captured():
+    """Descriptor 2 pointed at a temporary file for the ``with`` block. Yields a list that holds, once the block
+    has ended (also by an exception), the bytes written meanwhile; yields None and captures nothing when there is
+    no descriptor 2 to borrow (an embedded interpreter). TensorFlow's C++ logs bypass ``sys.stderr``: this is the
+    one way to keep them out of a notebook cell."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield None
+        return
+    written: list[bytes] = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield written
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            written.append(sink.read())
 
 
 def import_tensorflow() -> None:
     global STARTUP_LOG
     if "tensorflow" in sys.modules:
         return
+    captured = None
     try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no descriptor 2 to borrow (an embedded interpreter)
-        return
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        os.dup2(sink.fileno(), 2)
-        failed = True
-        try:
+        with stderr_captured() as captured:
             import keras  # noqa: F401
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # CUDA's lines come when the devices are first looked for
-            failed = False
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            STARTUP_LOG = sink.read().decode("utf-8", "replace")
-            if failed and STARTUP_LOG:
-                sys.stderr.write(STARTUP_LOG)
+    except BaseException:
+        if captured and captured[0]:  # the import failed: what TensorFlow said may be why
+            sys.stderr.write(captured[0].decode("utf-8", "replace"))
+        raise
+    finally:
+        STARTUP_LOG = captured[0].decode("utf-8", "replace") if captured else ""

@@ -29,6 +29,9 @@ words. Memory stays O(layers x channels x k).
 from __future__ import annotations
 
 import itertools
+import os
+import re
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -39,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from . import options as _options
+from ._startup import stderr_captured
 from .activations import fit_within
 from .errors import ImageError, LayerError, OptionError
 from .probe import LayerInfo, ModelProbe, probe_for
@@ -538,45 +542,28 @@ def _batch_stats(f, lo, hi, bins: int):
     return count, mean, m2, zeros, vmin, vmax, hist
 
 
-_XLA_STARTED = []  # [True] once _start_xla_quietly has run in this process
+_XLA_LOCK = threading.Lock()
+_XLA_STARTED = False  # True once _start_xla_quietly has run in this process
+_TF_INFO_LINE = re.compile(rb"^I\d{4} [\d:.]+ +\d+ [^\]]+\] ")  # TensorFlow's C++ INFO log line
 
 
 def _start_xla_quietly() -> None:
     """The first XLA compilation of a process writes TensorFlow INFO lines straight to descriptor 2 ("XLA service
     ... initialized", "StreamExecutor [0]: Host", "Compiled cluster using XLA!"), which ipykernel puts in the cell
-    of the first pass. Once per process, ``_histogram_slots`` is compiled here on a tiny input with descriptor 2
-    pointed at a temporary file; what was written there meanwhile is written back, less TensorFlow's C++ INFO lines
-    (another thread's output is delayed, not lost). As core._startup does for TensorFlow's import."""
-    import os
-    import re
-    import tempfile
-    import threading
-
-    with _XLA_LOCK.setdefault("lock", threading.Lock()):
+    of the first pass. Once per process, ``_histogram_slots`` is compiled here on a tiny input inside
+    ``stderr_captured`` (as TensorFlow's import is); what was written meanwhile is written back, less TensorFlow's
+    C++ INFO lines (another thread's output is delayed, not lost)."""
+    global _XLA_STARTED
+    with _XLA_LOCK:
         if _XLA_STARTED:
             return
-        _XLA_STARTED.append(True)
-        try:
-            saved = os.dup(2)
-        except (OSError, ValueError):
-            saved = None
-        with tempfile.TemporaryFile(mode="w+b") as sink:
-            if saved is not None:
-                os.dup2(sink.fileno(), 2)
-            try:
-                _histogram_slots(tf.zeros((1, 1, 1)), tf.zeros((1,)), tf.ones((1,)), 1)
-            finally:
-                if saved is not None:
-                    os.dup2(saved, 2)
-                    os.close(saved)
-                    sink.seek(0)
-                    info = re.compile(rb"^I\d{4} [\d:.]+ +\d+ [^\]]+\] ")
-                    rest = b"".join(line for line in sink.read().splitlines(True) if not info.match(line))
-                    if rest:
-                        os.write(2, rest)
-
-
-_XLA_LOCK: dict = {}
+        _XLA_STARTED = True
+        with stderr_captured() as captured:
+            _histogram_slots(tf.zeros((1, 1, 1)), tf.zeros((1,)), tf.ones((1,)), 1)
+        rest = b"".join(line for line in captured[0].splitlines(True) if not _TF_INFO_LINE.match(line)) \
+            if captured else b""
+        if rest:
+            os.write(2, rest)
 
 
 @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
