@@ -198,6 +198,22 @@ class ModelProbe:
         n = self.num_classes
         return [str(i) for i in range(2 if n == 1 else n)]
 
+    def output_classes(self, layer) -> list[int] | None:
+        """The class each unit of ``layer`` stands for, as indices into ``class_names``, when ``layer`` is the
+        model's output (the layer whose output the probe predicts from); None for any other layer.
+
+        N > 1 units: unit i is class i (softmax, or logits ``predict`` puts through one). One unit: a binary
+        model's probability (or logit) of class 1, since ``predict`` reads it as (1 - p, p): ``[1]``. The one rule
+        for naming output units (ActivationGrid's hover, ChannelCard, DatasetExamples) and for rendering one
+        (ChannelCard's class log-odds)."""
+        info = self.layer(layer)
+        if self._graph.outputs.get(info.path) is not self._graph.output or len(info.output_shape) != 1:
+            return None
+        n = int(info.output_shape[0])
+        if n != self.num_classes:
+            return None
+        return [1] if n == 1 else list(range(n))
+
     @property
     def class_source(self) -> str:
         """Where ``class_names`` come from: "given", "imagenet" (a keras.applications head) or "index"."""

@@ -17,6 +17,7 @@ from . import _axes, _transport
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
 from ._jobs import Job
+from .channel_card import unit_names
 
 NORMALIZATIONS = ("channel", "layer")
 SORTS = ("index", "mean")
@@ -238,14 +239,12 @@ class ActivationGrid(CnnWidget):
                     self._maps.put(key, maps)
         return maps
 
-    def _unit_names(self, path: str, shown, maps: np.ndarray) -> dict:
+    def _unit_names(self, path: str, shown) -> dict:
         """{"unit_names": the class name of each shown unit} when the layer is the model's output (one unit per
-        class), so the grid's hover says which class a unit is; {} otherwise."""
-        layers = self.probe.layers
-        if maps.ndim != 1 or not layers or path != layers[-1].path or len(maps) != self.probe.num_classes:
-            return {}
-        names = self.probe.class_names
-        return {"unit_names": [names[int(u)] for u in shown]}
+        class, or a sigmoid unit: channel_card.unit_names), so the grid's hover says which class a unit is; {}
+        otherwise."""
+        names = unit_names(self.probe, path, self.probe.class_names)
+        return {} if names is None else {"unit_names": [names[int(u)] for u in shown]}
 
     def _page_state(self, maps: np.ndarray, want: dict) -> dict:
         """The tiles of one (layer, image, page, page size, sort), the input picture, strip and predictions."""
@@ -280,7 +279,7 @@ class ActivationGrid(CnnWidget):
                 "channels": [int(c) for c in shown], "n_channels": int(len(order)), "page": int(page),
                 "n_pages": int(n_pages), "source_h": int(source[0]), "source_w": int(source[1]),
                 "vector": bool(maps.ndim == 1),
-                **self._unit_names(path, shown, maps),
+                **self._unit_names(path, shown),
             },
             "image": _transport.image_bytes(picture, self.probe.input_range),
             "image_shape": [int(ph), int(pw)],

@@ -151,15 +151,15 @@ def example_layer(probe, value) -> str:
 
 
 def unit_names(probe, path: str, names: list) -> list | None:
-    """The class name of each unit when ``path`` is the model's output layer with one unit per class and the names
-    say more than the unit's index (as ActivationGrid's hover names output units); else None."""
-    layers = probe.layers
-    info = probe.layer(path)
-    if not layers or path != layers[-1].path or len(info.output_shape) != 1:
+    """The class name of each unit of ``path`` when it is the model's output layer (``probe.output_classes``: unit i
+    of N is class i; a single sigmoid unit is class 1) and the names say more than the units' indices; else None.
+    ``names``: the class names (one per class, two for a single unit). ActivationGrid's hover, ChannelCard and
+    DatasetExamples name output units by this."""
+    classes = probe.output_classes(path)
+    if classes is None:
         return None
-    if int(info.output_shape[0]) != len(names) or list(names) == [str(i) for i in range(len(names))]:
-        return None
-    return list(names)
+    named = [str(names[c]) for c in classes]
+    return None if named == [str(u) for u in range(len(classes))] else named
 
 
 def rgba(patches: np.ndarray, input_range) -> np.ndarray:
@@ -179,14 +179,6 @@ def rgba(patches: np.ndarray, input_range) -> np.ndarray:
 def _number(v) -> float | None:
     v = float(v)
     return v if np.isfinite(v) else None
-
-
-def _is_output(probe, path: str) -> bool:
-    """Whether ``path`` is the model's output layer, one unit per class (as ActivationGrid names them)."""
-    layers = probe.layers
-    info = probe.layer(path)
-    return (bool(layers) and path == layers[-1].path and probe.num_classes > 1
-            and tuple(info.output_shape) == (probe.num_classes,))
 
 
 def layer_list(probe) -> list[dict]:
@@ -454,8 +446,10 @@ class ChannelCard(CnnWidget):
 
         # The model's output units: the class's log-odds (fv.class_logit, others=1) rather than the unit's value, a
         # softmax probability that saturates (its rendering stayed a flat grey on the demo model).
-        objective = fv.class_logit(channel, others=1.0) if _is_output(self.probe, layer) else \
-            fv.channel(layer, channel)
+        # A single sigmoid unit's logit is its class's log-odds already (no other class to subtract).
+        classes = self.probe.output_classes(layer)
+        objective = fv.channel(layer, channel) if classes is None else \
+            fv.class_logit(channel, others=1.0 if len(classes) > 1 else 0.0)
         images = fv.render(self.probe, objective, size=self.fv_size, steps=self.fv_steps,
                            callback=on_frame, cancel=job.cancel_event, callback_every=8)
         with self._locked():

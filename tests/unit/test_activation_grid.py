@@ -163,3 +163,20 @@ def test_compute_after_a_cancel_sends_the_page_again(grid):
     grid.cancel()
     grid.compute().wait(60)
     assert grid.view.tiles == before and grid.error == ""
+
+
+def test_a_single_sigmoid_unit_is_named_by_the_class_it_predicts_in_the_grid_and_the_card():
+    import keras
+
+    from cnnwidget.widgets.channel_card import unit_names
+
+    inp = keras.Input((12, 12, 3))
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(keras.layers.Conv2D(2, 3, name="conv")(inp))
+    model = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", name="out")(x))
+    grid = cw.ActivationGrid(model, np.zeros((1, 12, 12, 3)), layer="out", class_names=["cat", "dog"])
+    grid.wait()
+    assert meta(grid)["unit_names"] == ["dog"]  # p(dog): predict reads the unit as (1 - p, p); it said "cat"
+    assert unit_names(grid.probe, "out", ["cat", "dog"]) == ["dog"]
+    assert unit_names(grid.probe, "gap", ["a", "b"]) is None
+    assert unit_names(grid.probe, "out", ["0", "1"]) == ["1"]  # the index names still say which class
+    grid.close()

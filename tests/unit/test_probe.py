@@ -243,3 +243,18 @@ def test_keras_layer_and_source_of_read_the_flattened_graph():
     assert probe.keras_layer("base/relu1") is base.get_layer("relu1")
     assert probe.source_of("relu1") == "base/conv1" and probe.source_of("flat") == "base/conv2"
     assert probe.source_of("conv1") is None
+
+
+def test_output_classes_one_rule_for_softmax_heads_a_sigmoid_unit_and_other_layers():
+    inp = keras.Input((H, H, 3))
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(keras.layers.Conv2D(4, 3, name="conv")(inp))
+    hidden = keras.layers.Dense(5, name="hidden")(x)
+    softmax = ModelProbe(keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="out")(hidden)))
+    assert softmax.output_classes("out") == [0, 1, 2]  # unit i is class i
+    assert [softmax.output_classes(name) for name in ("hidden", "gap", "conv")] == [None, None, None]
+    sigmoid = ModelProbe(keras.Model(inp, keras.layers.Dense(1, activation="sigmoid", name="out")(x)))
+    assert sigmoid.output_classes("out") == [1] and sigmoid.class_names == ["0", "1"]  # p of class 1, as predict
+    # the logits before a separate softmax layer are not the output the probe predicts from
+    logits = keras.layers.Dense(3, name="logits")(x)
+    split = ModelProbe(keras.Model(inp, keras.layers.Activation("softmax", name="sm")(logits)))
+    assert (split.output_classes("sm"), split.output_classes("logits")) == ([0, 1, 2], None)
