@@ -618,14 +618,34 @@ function cnnwPngPlace(el, button) {
 const CNNW_NO_KERNEL = "No running kernel: a change here is drawn by the page only (colour map, scale, opacity, "
   + "hover). What needs the model (another layer or image, a new computation) is not done: start the kernel and "
   + "run the cell again.";
+const CNNW_PUT_BACK = "needs the kernel, which is not running: the change was put back (start the kernel and run the "
+  + "cell again).";
+
+/** Whether two trait values are the same (DataViews by their bytes, the rest as JSON). */
+function cnnwSame(a, b) {
+  if (a === b) return true;
+  if (a instanceof DataView && b instanceof DataView) {
+    if (a.byteLength !== b.byteLength) return false;
+    for (let i = 0; i < a.byteLength; i += 1) if (a.getUint8(i) !== b.getUint8(i)) return false;
+    return true;
+  }
+  try {
+    return JSON.stringify(a) === JSON.stringify(b);
+  } catch (error) {
+    return false;
+  }
+}
 
 /**
- * The view's model, unchanged where no kernel is expected (an exported page), else with save_changes and send that,
- * once the notebook's kernel is gone (shut down: the widget manager has none, or it is dead or disposed), keep the
- * change in the page instead of failing to send it (ipywidgets logs "Could not send widget sync message" for each),
- * and say once, at the top of the view, what that means. Browser-only controls keep working with no console error.
+ * The view's model, unchanged where no kernel is expected (an exported page), else with set, save_changes and send
+ * that, once the notebook's kernel is gone (shut down: the widget manager has none, or it is dead or disposed), keep
+ * a change in the page instead of failing to send it (ipywidgets logs "Could not send widget sync message" for
+ * each), and say once, at the top of the view, what that means. Browser-only controls keep working with no console
+ * error. A change of a trait that needs the kernel is put back, and the widget's error line says so, with the rule
+ * the exported HTML uses (js/export_shim.js): the widget syncs the names of those traits in `_kernel_traits`
+ * (cnnwidget/widgets/_export.py kernel_traits); a widget that does not sync them keeps every change in the page.
  */
-function cnnwKernelGuard(model, el) {
+export function cnnwKernelGuard(model, el) {
   const manager = model && model.widget_manager;
   if (!manager || typeof manager !== "object" || !("kernel" in manager)) return model;
   const gone = () => {
@@ -648,14 +668,40 @@ function cnnwKernelGuard(model, el) {
       + "color: var(--jp-ui-font-color1, #212121);";
     el.prepend(note);
   };
+  const before = new Map(); // trait -> its value before the view's first set since the last save_changes
+  const remember = (name) => {
+    if (!before.has(name)) before.set(name, model.get(name));
+  };
+  const putBack = () => {
+    const kernelTraits = model.get("_kernel_traits");
+    const back = Array.isArray(kernelTraits)
+      ? [...before].filter(([name, old]) => kernelTraits.includes(name) && !cnnwSame(model.get(name), old)) : [];
+    before.clear();
+    if (!back.length) return;
+    // after the view's own reaction to its change (it may set more), as the exported page does
+    setTimeout(() => {
+      for (const [name, old] of back) model.set(name, old);
+      const text = `${back.map(([name]) => name).join(", ")}: ${CNNW_PUT_BACK}`;
+      if (model.get("error") !== undefined) model.set("error", text);
+    }, 0);
+  };
   return new Proxy(model, {
     get(target, prop) {
+      if (prop === "set") {
+        return (name, value, ...rest) => {
+          if (typeof name === "string") remember(name);
+          else if (name && typeof name === "object") Object.keys(name).forEach(remember);
+          return target.set(name, value, ...rest);
+        };
+      }
       if (prop === "save_changes" || prop === "send") {
         return (...args) => {
           if (gone()) {
             say();
+            if (prop === "save_changes") putBack();
             return undefined;
           }
+          if (prop === "save_changes") before.clear();
           return target[prop](...args);
         };
       }

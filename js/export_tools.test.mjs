@@ -2,7 +2,7 @@ import test from "node:test";
 import assert from "node:assert/strict";
 import {
   cnnwPngBounds, cnnwPngGradient, cnnwPngGradientLine, cnnwPngIntersect, cnnwPngMarker, cnnwPngName, cnnwPngRgba, cnnwPngScale,
-  cnnwPngSplitTop, cnnwPngTransform, cnnwPngWords,
+  cnnwPngSplitTop, cnnwPngTransform, cnnwPngWords, cnnwKernelGuard,
 } from "./export_tools.js";
 import { gradientCss } from "./colorbar.js";
 
@@ -99,4 +99,63 @@ test("cnnwPngName names the file by the view's kind and the time", () => {
   const when = new Date(2026, 11, 7, 13, 5, 2);
   assert.equal(cnnwPngName(el, when), "cnnwidget-grid-20261207-130502.png");
   assert.equal(cnnwPngName({ querySelector: () => null }, when), "cnnwidget-view-20261207-130502.png");
+});
+
+/** A model as anywidget gives it to a view (get, set, save_changes, send, on, widget_manager), recording sends. */
+function fakeModel(state, manager) {
+  const sent = [];
+  const listeners = {};
+  return {
+    sent,
+    widget_manager: manager,
+    get: (name) => state[name],
+    set(name, value) {
+      state[name] = value;
+      (listeners[`change:${name}`] ?? []).forEach((f) => f(value));
+    },
+    on(event, f) {
+      (listeners[event] ??= []).push(f);
+    },
+    save_changes: () => sent.push({ ...state }),
+    send: (content) => sent.push(content),
+  };
+}
+
+test("cnnwKernelGuard: with the kernel gone, a kernel trait's change is put back and said; others stay", async () => {
+  const notes = [];
+  globalThis.document ??= { createElement: () => ({ style: {}, setAttribute() {}, isConnected: true }) };
+  const el = { prepend: (node) => notes.push(node) };
+  const manager = { kernel: { status: "idle", isDisposed: false } };
+  const raw = fakeModel({ layer: "a", colormap: "viridis", error: "", _kernel_traits: ["layer"] }, manager);
+  const model = cnnwKernelGuard(raw, el);
+  model.set("layer", "b");
+  model.save_changes(); // a kernel: sent as usual
+  assert.equal(raw.sent.length, 1);
+  manager.kernel = null; // shut down
+  model.set("layer", "c");
+  model.set("colormap", "gray");
+  model.save_changes();
+  assert.equal(raw.sent.length, 1); // nothing sent to a kernel that is gone
+  assert.equal(model.get("layer"), "c"); // put back after the view's own reaction, not during it
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(model.get("layer"), "b");
+  assert.equal(model.get("colormap"), "gray"); // drawn by the page: kept
+  assert.match(model.get("error"), /^layer: needs the kernel, which is not running/);
+  assert.equal(notes.length, 1); // the banner, once
+  model.set("colormap", "magma");
+  model.save_changes();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(model.get("colormap"), "magma");
+  assert.equal(notes.length, 1);
+});
+
+test("cnnwKernelGuard: a widget that does not sync _kernel_traits keeps every change; no manager: unchanged", async () => {
+  const raw = fakeModel({ layer: "a" }, { kernel: null });
+  const model = cnnwKernelGuard(raw, { prepend() {} });
+  model.set("layer", "b");
+  model.save_changes();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(model.get("layer"), "b");
+  const exported = fakeModel({ layer: "a" }, {});
+  assert.equal(cnnwKernelGuard(exported, {}), exported);
 });

@@ -3,7 +3,12 @@ a real JupyterLab, once the activations panel has drawn, the notebook's kernel i
 the grid's colour map and scale then still redraw the grid in the page, and its PNG button still saves a PNG, with
 no console error (ipywidgets logged "Could not send widget sync message" for each change: the views' models now keep
 a change in the page when the kernel is gone, and say so once in the view). Before that, the Explorer's PNG is
-saved from the kernel and its size printed (cropped to what the Explorer shows)."""
+saved from the kernel and its size printed (cropped to what the Explorer shows).
+
+A click in the Explorer's layer list needs the kernel (its panels compute the new layer): with the kernel gone it
+is put back, and the Explorer's error line says why, by the rule the exported HTML uses (the Explorer syncs its
+kernel traits; js/export_tools.js cnnwKernelGuard). Before that fix the list showed the clicked layer, and the
+channel box its channel count, over panels that still showed the old layer."""
 from __future__ import annotations
 
 import time
@@ -29,7 +34,8 @@ def _changed(lab, page, old: str, timeout: float = 10) -> dict:
     return px
 
 
-def test_with_the_kernel_shut_down_the_grids_colour_map_and_scale_still_redraw_it(lab, tmp_path):
+def test_with_the_kernel_shut_down_the_grids_colour_map_and_scale_still_redraw_it_and_a_layer_click_is_put_back(
+        lab, tmp_path):
     page = lab.open_notebook(CELLS, name="explorer_kernel_stopped")
     lab.run_all(page, timeout=240)
     lab.wait_for(page, GRID, timeout=120)
@@ -82,5 +88,26 @@ def test_with_the_kernel_shut_down_the_grids_colour_map_and_scale_still_redraw_i
     # the change was kept in the page (not sent to a kernel that is gone), and the view says what that means
     note = page.locator(f"{ROOT} .cnnw-grid-outer").locator("xpath=..").locator(".cnnw-no-kernel")
     assert note.count() == 1 and "No running kernel" in note.inner_text()
+
+    # a click in the Explorer's layer list: put back, and the Explorer's error line says why
+    shown = "(s) => { const r = document.querySelector(s); return { layer: r.dataset.layer, " \
+            "pressed: [...r.querySelectorAll(':scope .cnnw-x-layers .cnnw-x-layer[aria-pressed=true]')]" \
+            ".map((b) => b.dataset.layer), count: r.querySelector('.cnnw-x-channel').max, " \
+            "error: r.querySelector(':scope > .cnnw-error').textContent }; }"
+    before = page.evaluate(shown, ROOT)
+    assert before["pressed"] == [before["layer"]] and before["error"] == "", before
+    other = page.locator(f"{ROOT} .cnnw-x-layers .cnnw-x-layer:not([aria-pressed='true'])").first
+    clicked = other.get_attribute("data-layer")
+    other.click()
+    page.wait_for_function("(s) => document.querySelector(s).querySelector(':scope > .cnnw-error').textContent"
+                           ".startsWith('layer: needs the kernel')", arg=ROOT, timeout=10_000)
+    page.wait_for_timeout(200)  # a few frames: the list is drawn from the model after each change
+    after = page.evaluate(shown, ROOT)
+    assert after["layer"] == before["layer"] != clicked, (before, after, clicked)
+    assert after["pressed"] == before["pressed"] and after["count"] == before["count"], (before, after)
+    assert "not running" in after["error"] and page.locator(f"{ROOT} > .cnnw-error").is_visible(), after
+    banner = page.locator(".jp-Notebook .cnnw-no-kernel:has(+ .cnnw-explorer)")
+    assert banner.count() == 1 and "No running kernel" in banner.inner_text()
+    print("layer click with no kernel:", clicked, "->", after)
     errors = lab.console_errors(clear=False)
     assert errors == [], errors

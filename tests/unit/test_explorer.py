@@ -233,3 +233,13 @@ def test_save_npz_holds_every_panels_arrays_under_its_name(ex, tmp_path):
     for name, panel in ex.panels.items():
         for key, value in panel.to_numpy()["arrays"].items():
             assert np.array_equal(arrays[f"{name}/{key}"], value)
+
+
+def test_the_page_knows_which_of_its_changes_need_the_kernel(ex):
+    # the names the page's kernel guard puts back when the kernel is gone: export_html's rule, synced
+    from cnnwidget.widgets import _export
+
+    assert ex._kernel_traits == _export.kernel_traits(ex) == ["channel", "image", "layer", "open_panels", "target"]
+    assert ex.get_state(["_kernel_traits"]) == {"_kernel_traits": ex._kernel_traits}
+    ex.set_state({"_kernel_traits": []})  # set by Python only: refused from the page
+    assert ex._kernel_traits and "set by the widget" in ex.error
