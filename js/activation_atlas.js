@@ -3,7 +3,9 @@
 // (grey until its icon arrives). Hovering a cell names its count, the class it most supports and shows a strip of
 // the images behind it (thumbnails, one uint8 buffer); +/- buttons or Ctrl + wheel zoom; Compute and Cancel drive
 // the worker. Class names only reach the page through textContent.
-import { baseStyle, commitOnEnter, errorBox, h, progressBar, react, showsText, warningBox } from "./dom.js";
+import {
+  baseStyle, commitOnEnter, errorBox, h, PROGRESS_TRAITS, progressBar, react, showsText, warningBox,
+} from "./dom.js";
 import { rgbaOf } from "./images.js";
 import { bytesOf } from "./tiles.js";
 
@@ -239,7 +241,7 @@ export default {
     cancel.addEventListener("click", () => model.send({ action: "cancel" }));
     const { dispose } = react(model, [
       [syncControls, ["grid", "zoom", "running"]],
-      [drawProgress, ["progress"]],
+      [drawProgress, PROGRESS_TRAITS],
       [showsText(model, "status", status), ["status"]],
       [showError, ["error"]],
       [drawWarning, ["warning"]],

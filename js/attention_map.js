@@ -5,7 +5,7 @@
 // docs/wire-format.md) and gates as float32; opacity, colour map and normalization are applied here only.
 // Model text (layer paths, messages) reaches the page through textContent and option text only.
 import { colormap, COLORMAPS } from "./colormaps.js";
-import { baseStyle, errorBox, h, progressBar, react, setOptions, showsText } from "./dom.js";
+import { baseStyle, errorBox, h, PROGRESS_TRAITS, progressBar, react, setOptions, showsText } from "./dom.js";
 import { heatLut, scales } from "./heatmaps.js";
 import { colorBar } from "./colorbar.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
@@ -408,7 +408,7 @@ export default {
         "normalization"]],
       [drawGates, ["image", "gate_values", "gate_mean", "gate_bytes", "gate_ranges", "gate_meta", "layer",
         "opacity", "colormap"]],
-      [drawProgress, ["progress"]],
+      [drawProgress, PROGRESS_TRAITS],
       [drawRunning, ["running"]],
       [showError, ["error"]],
       [showStatus, ["status"]],

@@ -5,7 +5,9 @@
 // Model text (class names, method labels, messages) only reaches the page through textContent and option text.
 import { colormap, COLORMAPS } from "./colormaps.js";
 import { colorBar } from "./colorbar.js";
-import { baseStyle, errorBox, h, mountWidget, progressBar, react, setOptions, showsText, warningBox } from "./dom.js";
+import {
+  baseStyle, errorBox, h, mountWidget, PROGRESS_TRAITS, progressBar, react, setOptions, showsText, warningBox,
+} from "./dom.js";
 import { aucText, heatLut, scales, SIGNS } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 
@@ -231,7 +233,7 @@ export default {
       [drawMaps, ["map_bytes", "map_ranges", "maps_meta", "scores", "curves", "image", "opacity", "colormap",
         "normalization", "sign", "running"]],
       [drawReference, ["reference", "scores", "curves"]],
-      [drawProgress, ["progress"]],
+      [drawProgress, PROGRESS_TRAITS],
       [drawRunning, ["running"]],
       [showError, ["error"]],
       [showWarning, ["warning"]],

@@ -3,7 +3,9 @@
 // this data" line, and the classes it supports (bars). Python sends the patches as one uint8 RGBA buffer and the
 // rendering as uint8 RGB; this view draws them and writes back the layer, channel and k the person picks. Model
 // text (layer and class names) reaches the page through textContent and option text only.
-import { baseStyle, errorBox, progressBar, commitOnEnter, h, react, setOptions, showsText, warningBox } from "./dom.js";
+import {
+  baseStyle, commitOnEnter, errorBox, h, PROGRESS_TRAITS, progressBar, react, setOptions, showsText, warningBox,
+} from "./dom.js";
 import { rgbaOf, zoomFor } from "./images.js";
 import {
   drawPatch, histogramHeights, patchesComplete, percentText, supportRows, valueText,
@@ -260,7 +262,7 @@ export default {
       [drawPartial, ["partial", "images", "running"]],
       [drawHistogram, ["histogram"]],
       [drawClasses, ["class_support"]],
-      [drawProgress, ["progress"]],
+      [drawProgress, PROGRESS_TRAITS],
       [drawRunning, ["running"]],
       [showError, ["error"]],
       [showWarning, ["warning"]],

@@ -2,7 +2,9 @@
 // its top activation, a page at a time; a click (or Enter) on a tile selects the channel, and the ChannelCard the
 // widget opens for it is mounted below the tiles. Python sends a page's patches as one uint8 RGBA buffer. Model text
 // (layer names) reaches the page through textContent and option text only.
-import { baseStyle, errorBox, progressBar, h, mountWidget, react, setOptions, showsText, warningBox } from "./dom.js";
+import {
+  baseStyle, errorBox, h, mountWidget, PROGRESS_TRAITS, progressBar, react, setOptions, showsText, warningBox,
+} from "./dom.js";
 import { zoomFor } from "./images.js";
 import { drawPatch, patchesComplete, valueText } from "./patches.js";
 import { bytesOf } from "./tiles.js";
@@ -175,7 +177,7 @@ export default {
       [drawTiles, ["tiles", "tiles_meta", "images"]],
       [drawSelection, ["channel", "tiles_meta"]],
       [drawPartial, ["partial", "images"]],
-      [drawProgress, ["progress"]],
+      [drawProgress, PROGRESS_TRAITS],
       [drawRunning, ["running"]],
       [showError, ["error"]],
       [showWarning, ["warning"]],

@@ -56,17 +56,25 @@ export function jobFraction(progress) {
   return Math.min(1, Math.max(0, (done + (steps > 0 ? step / steps : 0)) / total));
 }
 
+/** The traits a progress bar's draw reacts to: `[drawProgress, PROGRESS_TRAITS]` in a view's reactions. */
+export const PROGRESS_TRAITS = ["progress", "running"];
+
 /**
- * The progress bar of a job: returns [node, draw]; react with draw to ["progress"]. `fraction` turns the trait's
- * value into 0..1 (default jobFraction). Styled by baseStyle (.cnnw-progress); role and aria values for readers.
+ * The progress bar of a job: returns [node, draw]; react with draw to PROGRESS_TRAITS. `fraction` turns the trait's
+ * value into 0..1 (default jobFraction). While no job runs the bar is empty and hidden (its place kept, so the row
+ * does not re-flow): the `progress` trait keeps the last job's value, and a finished job's full bar read as work in
+ * progress. Styled by baseStyle (.cnnw-progress); role and aria values for readers.
  */
 export function progressBar(model, fraction = jobFraction) {
   const bar = h("div", { class: "cnnw-progress-bar" });
   const node = h("div", { class: "cnnw-progress", role: "progressbar", "aria-valuemin": "0",
     "aria-valuemax": "100", "aria-valuenow": "0" }, [bar]);
   return [node, () => {
-    const f = fraction(model.get("progress"));
+    const running = Boolean(model.get("running"));
+    const f = running ? fraction(model.get("progress")) : 0;
     bar.style.width = `${(100 * f).toFixed(1)}%`;
+    node.style.visibility = running ? "visible" : "hidden";
+    node.dataset.idle = String(!running);
     node.setAttribute("aria-valuenow", String(Math.round(100 * f)));
   }];
 }

@@ -4,7 +4,7 @@
 // optimization itself runs in the kernel. Model text (layer and class names, objective names) only reaches the page
 // through textContent, option text and attributes.
 import {
-  baseStyle, commitOnEnter, errorBox, h, mountWidget, progressBar, react, setOptions, showsText,
+  baseStyle, commitOnEnter, errorBox, h, mountWidget, PROGRESS_TRAITS, progressBar, react, setOptions, showsText,
 } from "./dom.js";
 import {
   batchComplete, channelCount, pageText, parseIndices, progressFraction, rgbaOf, zoomFor,
@@ -270,7 +270,7 @@ export default {
       [syncControls, ["mode", "objective", "layer", "channels", "classes", "x", "y", "param", "decorrelate",
         "transforms", "steps", "size", "learning_rate", "seed", "page_size", "class_names", "input_size"]],
       [drawImages, ["pixels", "images_meta"]],
-      [drawProgress, ["progress"]],
+      [drawProgress, PROGRESS_TRAITS],
       [drawRunning, ["running"]],
       [drawPager, ["mode", "page", "gallery_pages", "gallery_done"]],
       [showError, ["error"]],

@@ -6,7 +6,8 @@
 // page through textContent and option text.
 import { colormap } from "./colormaps.js";
 import {
-  baseStyle, commitOnEnter, errorBox, h, mountWidget, progressBar, react, setOptions, showsText, warningBox,
+  baseStyle, commitOnEnter, errorBox, h, mountWidget, PROGRESS_TRAITS, progressBar, react, setOptions, showsText,
+  warningBox,
 } from "./dom.js";
 import { heatLut } from "./heatmaps.js";
 import { bytesOf, floatsOf, paintIndexed, paintRGB, tileScale } from "./tiles.js";
@@ -286,7 +287,7 @@ export default {
       [syncControls, ["image_index", "attack", "norm", "steps", "target", "epsilon", "epsilon_max", "epsilon_step"]],
       [drawClean, ["clean_image", "image_shape"]],
       [drawAttack, ["adv_image", "perturbation_image", "cam_bytes", "cam_ranges", "predictions", "shown"]],
-      [drawProgress, ["progress"]],
+      [drawProgress, PROGRESS_TRAITS],
       [drawRunning, ["running"]],
       [showError, ["error"]],
       [showWarning, ["warning"]],

@@ -6,7 +6,8 @@
 // messages) reaches the page only through textContent and option text; the view computes no model result.
 import { colormap } from "./colormaps.js";
 import {
-  baseStyle, commitOnEnter, errorBox, h, mountWidget, progressBar, react, setOptions, showsText, warningBox,
+  baseStyle, commitOnEnter, errorBox, h, mountWidget, PROGRESS_TRAITS, progressBar, react, setOptions, showsText,
+  warningBox,
 } from "./dom.js";
 import { bytesOf, floatsOf, indexLut, paintIndexed, paintRGB, stackComplete, tileScale, tileView } from "./tiles.js";
 import { colorBar } from "./colorbar.js";
@@ -265,7 +266,7 @@ export default {
       [drawMaps, ["maps", "map_ranges", "maps_meta", "image", "image_index", "running"]],
       [drawSummary, ["summary"]],
       [drawCalibration, ["calibration", "has_data", "uncertain", "uncertain_meta"]],
-      [drawProgress, ["progress"]],
+      [drawProgress, PROGRESS_TRAITS],
       [drawRunning, ["running"]],
       [showError, ["error"]],
       [showWarning, ["warning"]],

@@ -200,7 +200,10 @@ class LayerSimilarity(CnnWidget):
 
     @t.observe("running", "progress", "status")
     def _show_progress(self, _change):
-        self._bar.value = float(self.progress.get("fraction", 0.0))
+        # Idle, the bar is empty and hidden (its place kept): ``progress`` keeps the last pass's value, and a
+        # finished pass's full bar read as work in progress.
+        self._bar.value = float(self.progress.get("fraction", 0.0)) if self.running else 0.0
+        self._bar.layout.visibility = "visible" if self.running else "hidden"
         self._status.value = self.status
         self.run_button.disabled, self.cancel_button.disabled = self.running, not self.running
 

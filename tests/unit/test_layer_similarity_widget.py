@@ -42,6 +42,9 @@ def test_setting_layers_from_python_runs_a_pass_over_them(images):
     assert sim.job.wait(120) and sim.error == ""
     assert sim.cka.shape == (3, 3) and list(sim._grid.row) == ["conv1", "conv2", "gap"]
     assert sim.layers == ["conv1", "conv2", "gap"] and sim.layers_box.value == "conv1, conv2, gap"
+    # idle, the progress bar is empty and hidden (it stayed full after a pass, as if one were running)
+    assert sim.wait(120) and sim.progress["fraction"] == 1.0
+    assert (sim._bar.value, sim._bar.layout.visibility) == (0.0, "hidden")
 
 
 @pytest.mark.slow
