@@ -471,7 +471,8 @@ def _make_steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, c
         # One float64 packet per replica (see _unpack): one transfer, and one all-gather across workers.
         finite = tf.reduce_all(tf.math.is_finite(tf.reshape(x, (tf.shape(x)[0], -1))), 1)
         bad = tf.reduce_sum(tf.cast(~finite, tf.int64))
-        x = tf.where(finite[:, None, None, None], x, 0.0)  # refused after the step; the histogram needs finite values
+        # A batch with a bad image is refused after the step (see _Pass._absorb): nothing below needs finite values
+        # (the histogram's slots put NaN below its range), so the batch is not masked (a copy of it: 3 ms of CPU).
         pieces = [bad]
         for plan, a, threshold, lo, hi in zip(plans, forward(x), thresholds, lows, highs):
             cand, stats = _layer_step(plan, x, a, index, labels, threshold, lo, hi, k, score, bins, classes)
@@ -487,26 +488,25 @@ def _make_steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, c
 def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, bins, classes):
     n = tf.shape(a)[0]
     C = plan.channels
-    if plan.spatial:
-        flat = tf.reshape(a, (n, plan.height * plan.width, C))
-        scores = tf.reduce_max(flat, 1) if score == "max" else tf.reduce_mean(flat, 1)
-        where = tf.argmax(flat, axis=1, output_type=tf.int32)  # (n, C), first maximum in row-major order
-        per_image = tf.reduce_mean(flat, 1)
-    else:
-        scores, per_image = a, a
-        where = tf.fill(tf.shape(a), -1)
+    positions = plan.height * plan.width if plan.spatial else 1
+    flat = tf.reshape(a, (n, positions, C))
+    # Each image's reductions over its positions, computed once and shared by the scores and the statistics: on
+    # CPU each reduction is a pass over the layer's output (block4 of the demo model, 128 x 16 x 16 x 128 a batch:
+    # 4-12 ms of CPU each), as costly together as the forward they follow.
+    per = _per_image(flat)
+    scores = per["max"] if score == "max" or not plan.spatial else per["sum"] / float(positions)
+    per_image = per["sum"] / float(positions)
     # Candidates: each channel's best k of this batch that reach its current k-th best score.
     top, local = tf.math.top_k(tf.transpose(scores), tf.minimum(k, n))  # (C, kk); ties: lower index first
     chosen = tf.where(top >= threshold[:, None])  # (M, 2): channel, rank
     channel = tf.cast(chosen[:, 0], tf.int32)
     image = tf.gather_nd(local, chosen)
     cand = {"channel": channel, "index": tf.gather(index, image), "score": tf.gather_nd(top, chosen),
-            "where": tf.gather_nd(where, tf.stack([image, channel], 1))}
+            "where": _argmax_positions(flat, image, channel) if plan.spatial else tf.fill(tf.shape(channel), -1)}
     if plan.device_patches:
         cand["patch"] = _patches(plan, x, image, cand["where"])
     # Statistics of this batch, each with a leading axis of 1 (one row per replica once gathered).
-    positions = plan.height * plan.width if plan.spatial else 1
-    count, mean, m2, zeros, vmin, vmax, hist = _batch_stats(tf.reshape(a, (n, positions, C)), lo, hi, bins)
+    count, mean, m2, zeros, vmin, vmax, hist = _batch_stats(flat, per, lo, hi, bins)
     stats = {"count": tf.cast(count, tf.int64)[None], "mean": mean[None], "m2": m2[None], "zeros": zeros[None],
              "min": vmin[None], "max": vmax[None], "hist": tf.reshape(hist, (1, C, bins + 2))}
     if classes:
@@ -520,10 +520,32 @@ def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, b
     return cand, stats
 
 
-def _batch_stats(f, lo, hi, bins: int):
-    """Per channel of ``f`` (n images, P positions, C channels; P = 1 for a dense layer): count, mean, sum of squared
-    deviations, zeros, min, max, and the histogram (C * (bins + 2) counts: slot 0 below lo, 1..bins [lo, hi) cut in
-    equal parts, bins + 1 at or above hi).
+def _argmax_positions(flat, image, channel):
+    """The position (flat y * W + x; the first maximum in row-major order) of the largest value of each candidate's
+    map ``flat[image[m], :, channel[m]]``: (M,) int32. Taken for the candidates only: an argmax over the whole
+    batch cost 10-12 ms of CPU a batch of block4 of the demo model, and after the first batches only a few
+    candidates reach the running top-k."""
+    m = tf.shape(image)[0]
+    p = tf.shape(flat)[1]
+    shape = tf.stack([m, p])
+    idx = tf.stack([tf.broadcast_to(image[:, None], shape), tf.broadcast_to(tf.range(p)[None, :], shape),
+                    tf.broadcast_to(channel[:, None], shape)], -1)
+    return tf.argmax(tf.gather_nd(flat, idx), axis=1, output_type=tf.int32)
+
+
+def _per_image(f) -> dict:
+    """Per image and channel of ``f`` (n images, P positions, C channels), over its positions: sum, max, min and
+    the count of zeros, each (n, C) float32. The zeros are counted in float32 (exact below 2**24 positions a
+    channel; a 4096 x 4096 map has 2**24): summing an int64 cast of the (n, P, C) mask cost 45 ms of CPU a batch
+    where the float32 sum costs 8."""
+    return {"sum": tf.reduce_sum(f, 1), "max": tf.reduce_max(f, 1), "min": tf.reduce_min(f, 1),
+            "zeros": tf.reduce_sum(tf.cast(tf.equal(f, 0.0), tf.float32), 1)}
+
+
+def _batch_stats(f, per: dict, lo, hi, bins: int):
+    """Per channel of ``f`` (n images, P positions, C channels; P = 1 for a dense layer), given its per-image
+    reductions ``per`` (``_per_image``): count, mean, sum of squared deviations, zeros, min, max, and the histogram
+    (C * (bins + 2) counts: slot 0 below lo, 1..bins [lo, hi) cut in equal parts, bins + 1 at or above hi).
 
     Every reduction runs over the positions of each image first, then over the images: reducing the (n * P, C)
     matrix down its columns in one go is slow on CPU for the few channels of an early layer (block1 of the demo
@@ -531,11 +553,11 @@ def _batch_stats(f, lo, hi, bins: int):
     slots are one fused XLA loop (5 ms against 19 ms op by op) and a bincount (7 ms; XLA's scatter took 41)."""
     rows = tf.shape(f)[0] * tf.shape(f)[1]
     count = tf.cast(rows, tf.float32)
-    mean = tf.reduce_sum(tf.reduce_sum(f, 1), 0) / tf.maximum(count, 1.0)
+    mean = tf.reduce_sum(per["sum"], 0) / tf.maximum(count, 1.0)
     m2 = tf.reduce_sum(tf.reduce_sum(tf.square(f - mean), 1), 0)
-    zeros = tf.reduce_sum(tf.reduce_sum(tf.cast(tf.equal(f, 0.0), tf.int64), 1), 0)
-    vmin = tf.reduce_min(tf.reduce_min(f, 1), 0)
-    vmax = tf.reduce_max(tf.reduce_max(f, 1), 0)
+    zeros = tf.reduce_sum(tf.cast(per["zeros"], tf.int64), 0)
+    vmin = tf.reduce_min(per["min"], 0)
+    vmax = tf.reduce_max(per["max"], 0)
     C = f.shape[-1]
     hist = tf.math.bincount(tf.reshape(_histogram_slots(f, lo, hi, bins), [-1]), minlength=C * (bins + 2),
                             maxlength=C * (bins + 2), dtype=tf.int64)
@@ -572,8 +594,10 @@ def _histogram_slots(f, lo, hi, bins):
     Pure arithmetic on its inputs, no model state: the traces are keyed by shape only."""
     scale = tf.cast(bins, tf.float32) / (hi - lo)
     offset = tf.cast(tf.range(tf.shape(f)[-1]) * (bins + 2) + 1, tf.float32)
-    # clipped to [-1, bins] before the offset is added: a truncating cast of a value >= 0 is its floor
-    return tf.cast(tf.clip_by_value(tf.floor((f - lo) * scale), -1.0, tf.cast(bins, tf.float32)) + offset, tf.int32)
+    # clipped to [-1, bins] before the offset is added: a truncating cast of a value >= 0 is its floor. NaN (an
+    # image refused after the step) goes below the range: its cast to an integer is undefined.
+    v = tf.clip_by_value(tf.floor((f - lo) * scale), -1.0, tf.cast(bins, tf.float32))
+    return tf.cast(tf.where(tf.math.is_nan(v), -1.0, v) + offset, tf.int32)
 
 
 def _candidate_names(plan: _Plan) -> tuple:
