@@ -105,6 +105,10 @@ export default {
     const busy = h("progress", { class: "cnnw-busy", hidden: true, "aria-label": "computing" });
     const [error, showError] = errorBox(model);
     const [warning, showWarning] = warningBox(model);
+    // A model whose predictions say nothing on these images (uniform, or the same whatever the image): decided in
+    // Python (core uncertainty.prediction_warning), shown as text.
+    const predictionWarning = h("div", { class: "cnnw-warning cnnw-prediction-warning", role: "status", hidden: true });
+    const showPredictionWarning = showsText(model, "prediction_warning", predictionWarning, true);
 
     const canvas = h("canvas", { class: "cnnw-grid-canvas", width: 0, height: 0 });
     const ctx = canvas.getContext("2d");
@@ -130,6 +134,7 @@ export default {
       h("div", { class: "cnnw-pager" }, [prev, pageInfo, next, busy, status]),
       error,
       warning,
+      predictionWarning,
       h("div", { class: "cnnw-main" }, [
         h("div", { class: "cnnw-grid-side" }, [gridWrap, gridBar.node]),
         h("div", { class: "cnnw-focus" }, [focusTitle, focusCanvas, focusBar.node, predictions]),
@@ -499,6 +504,7 @@ export default {
       [showPredictions, ["predictions"]],
       [showError, ["error"]],
       [showWarning, ["warning"]],
+      [showPredictionWarning, ["prediction_warning"]],
       [showStatus, ["status"]],
       [showRunning, ["running"]],
     ];

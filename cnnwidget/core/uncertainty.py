@@ -45,7 +45,7 @@ from .errors import Cancelled, CnnWidgetError, ImageError, ModelError, OptionErr
 from .probe import ModelProbe, _probability_fn, probe_for
 
 __all__ = ["Calibration", "ExplanationSpread", "Metrics", "ResultError", "Uncertainty", "calibration", "ensemble",
-           "explanation_spread", "mc_dropout", "reading", "stochastic_layers"]
+           "explanation_spread", "mc_dropout", "prediction_warning", "reading", "stochastic_layers"]
 
 # Layers sampled by MC dropout (GaussianNoise only with noise=True): their training-time behaviour, nothing else.
 DROPOUT_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianDropout",
@@ -317,6 +317,51 @@ class Uncertainty:
 def _entropy(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, np.float64)
     return -(p * np.log(np.where(p > 0, p, 1.0))).sum(-1)
+
+
+UNIFORM_ENTROPY = 0.98  # a prediction whose entropy is above this share of log(K) says (almost) nothing
+CONSTANT_SPREAD = 0.005  # probabilities that move less than this between different images do not depend on them
+CONSTANT_IMAGES = 3  # ... read from at least this many different images
+CONSTANT_TOP = 0.9  # ... and not saturated: a confident model gives ~1.0 to every image of one class
+
+
+def prediction_warning(probabilities, class_names=None, images=None) -> str:
+    """Why a model's predictions on these images say nothing, in plain words, or "" if nothing is wrong with them.
+
+    ``probabilities``: (N, K) class probabilities (``probe.predict``); ``class_names``: K names (default the
+    indices); ``images``: the N images, to tell different images from copies of one (optional).
+    Flagged: NaN or infinite probabilities; every image's prediction nearly uniform (entropy above
+    ``UNIFORM_ENTROPY`` of log K: each class near 1/K, as from an untrained model, whose demo-architecture copy
+    gave 10.9% at most over 10 classes); or, over at least ``CONSTANT_IMAGES`` different images, the same
+    prediction for all, below ``CONSTANT_TOP`` and varying by less than ``CONSTANT_SPREAD`` (the output does not
+    depend on the image). A confident model that gives ~1.0 to images of one class is not flagged: its
+    probabilities saturate and cannot tell that apart from an output that ignores the image."""
+    p = np.asarray(probabilities, np.float64)
+    if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] < 2:
+        return ""
+    n, k = p.shape
+    names = [str(c) for c in class_names] if class_names is not None else [str(i) for i in range(k)]
+    bad = ~np.isfinite(p).all(1)
+    if bad.any():
+        return (f"the model's probabilities are NaN or infinite for {int(bad.sum())} of the {n} images: its "
+                "predictions (and the top classes shown) cannot be trusted; check its weights and the images' range")
+    top = p.argmax(1)
+    same = bool((top == top[0]).all())
+    images_word = "the image" if n == 1 else f"all {n} images"
+    if (_entropy(p) >= UNIFORM_ENTROPY * math.log(k)).all():
+        what = (f"{images_word} {'is' if n == 1 else 'are'} predicted {names[top[0]]!r}" if same
+                else f"{images_word} {'is' if n == 1 else 'are'} predicted")
+        return (f"{what} with a probability of about 1/{k} ({p.max():.1%} at most; every class near {1 / k:.1%}): "
+                "the model's output hardly depends on the image, so its predictions and the top classes shown say "
+                "nothing. Is the model trained?")
+    distinct = n if images is None else len(np.unique(np.asarray(images).reshape(n, -1), axis=0))
+    spread = float((p.max(0) - p.min(0)).max())
+    if same and distinct >= CONSTANT_IMAGES and spread < CONSTANT_SPREAD and p[:, top[0]].max() < CONSTANT_TOP:
+        return (f"all {n} images are predicted {names[top[0]]!r} with the same probabilities (its "
+                f"{p[0, top[0]]:.1%} moves by less than {CONSTANT_SPREAD:.1%} between them): the model's output does "
+                "not depend on the image. Is the model trained, and are the images what it expects (their range, "
+                "the preprocessing)?")
+    return ""
 
 
 def summarize(probabilities: np.ndarray, *, kind: str, stochastic: list, note: str = "", samples: int = 0,

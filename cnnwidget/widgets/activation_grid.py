@@ -10,7 +10,7 @@ import ipywidgets
 import numpy as np
 import traitlets as t
 
-from ..core import CnnWidgetError, OptionError, as_probe
+from ..core import CnnWidgetError, OptionError, as_probe, uncertainty
 from ..core.activations import channel_order, channel_stats, depth_strip, fit_within, resize
 from ..core.options import COLORMAPS, WHOLE, positive_int
 from . import _axes, _transport
@@ -23,6 +23,7 @@ NORMALIZATIONS = ("channel", "layer")
 SORTS = ("index", "mean")
 IMAGE_PX = 256  # the input picture is sent at most this size a side: the view shows it at about 192 px
 FOCUS_PX = 256  # the enlarged channel likewise
+CHECK_IMAGES = 64  # the images whose predictions are checked for a model that says nothing (prediction_warning)
 CACHE_BYTES = 64 * 2**20  # one image's layer outputs kept for going back and forth; bounded in bytes, not entries
 
 _PAGE = ("layer", "image_index", "page", "page_size", "sort")  # what the tiles depend on
@@ -43,10 +44,12 @@ class ActivationGrid(CnnWidget):
     ``image_index``, ``selected_channel`` (the clicked channel, -1 for none), ``page``, ``page_size``, ``sort``
     ("index" or "mean"), ``colormap`` (viridis, magma, gray, coolwarm), ``normalization`` ("channel" or
     "layer"), ``overlay``, ``overlay_opacity`` (0..1); read-only: ``n_images``, ``layers``, ``error`` (the last
-    refused value, shown in the widget), ``status``, ``running``. A bad value (wrong type, out of range, an
-    unknown layer or colour map) is refused, from Python (a CnnWidgetError) or from the page, and ``error`` says
-    why. The wire traits (``tiles``, ``tile_ranges``, ``tile_meta``, ``focus``, ``focus_meta``, ``image``,
-    ``strip``, ...) follow docs/wire-format.md.
+    refused value, shown in the widget), ``status``, ``running``, ``prediction_warning`` (why the model's
+    predictions on the first 64 images say nothing: uniform, or the same whatever the image, from
+    ``core.uncertainty.prediction_warning``; shown in the widget; "" if nothing is wrong). A bad value (wrong
+    type, out of range, an unknown layer or colour map) is refused, from Python (a CnnWidgetError) or from the
+    page, and ``error`` says why. The wire traits (``tiles``, ``tile_ranges``, ``tile_meta``, ``focus``,
+    ``focus_meta``, ``image``, ``strip``, ...) follow docs/wire-format.md.
     """
 
     _esm = bundle("activation_grid.js")
@@ -77,6 +80,8 @@ class ActivationGrid(CnnWidget):
     strip = t.Bytes(b"").tag(**_PY)
     strip_meta = t.Dict().tag(**_PY)
     predictions = t.List(t.Dict()).tag(**_PY)
+    prediction_warning = t.Unicode("", help="why the model's predictions on these images say nothing, or ''").tag(
+        **_PY)
     chart = t.Instance(bqplot.Figure, allow_none=True).tag(**_PY, **ipywidgets.widget_serialization)
 
     def __init__(self, model_or_probe, images, layer=None, *, page_size: int = 64, max_tile: int = 64,
@@ -88,6 +93,7 @@ class ActivationGrid(CnnWidget):
         self._maps = _ByteCache(CACHE_BYTES)  # (layer path, image index) -> that image's layer output
         self._strips: OrderedDict = OrderedDict()  # image index -> (uint8 bytes, meta); a third of a pass each
         self._probs: dict[int, np.ndarray] = {}  # image index -> class probabilities
+        self._checked = None  # the batch whose predictions were checked (prediction_warning)
         self._shown: dict = {}  # what the tiles and the focus show now: {"page": key, "focus": key}
         infos = self.probe.layers
         start = self.probe.layer(layer).path if layer is not None else _default_layer(infos)
@@ -224,7 +230,23 @@ class ActivationGrid(CnnWidget):
             self._shown = {"page": page_key, "focus": focus_key}
             if stats is not None:
                 self._update_chart(want["layer"], *stats)
+            batch = self._batch
+        if self._checked is not batch:  # after the page is shown: a pass over up to CHECK_IMAGES images
+            note = self._check_predictions(batch)
+            with self._locked():
+                if self._batch is batch and self._report(job, prediction_warning=note):
+                    self._checked = batch
         return {}
+
+    def _check_predictions(self, batch: np.ndarray) -> str:
+        """``uncertainty.prediction_warning`` on the first CHECK_IMAGES images of ``batch`` (their predictions are
+        kept for the top-5 list): a model whose output is uniform or ignores the image is said so in the view."""
+        few = batch[:CHECK_IMAGES]
+        probs = self.probe.predict(few)
+        with self._locked():
+            if self._batch is batch:
+                self._probs.update((i, p) for i, p in enumerate(probs))
+        return uncertainty.prediction_warning(probs, self.probe.class_names, images=few)
 
     def _layer_output(self, path: str, index: int) -> np.ndarray:
         key = (path, index)

@@ -180,3 +180,21 @@ def test_a_single_sigmoid_unit_is_named_by_the_class_it_predicts_in_the_grid_and
     assert unit_names(grid.probe, "gap", ["a", "b"]) is None
     assert unit_names(grid.probe, "out", ["0", "1"]) == ["1"]  # the index names still say which class
     grid.close()
+
+
+def test_a_model_whose_predictions_say_nothing_is_said_so_and_a_new_batch_checks_again():
+    import keras
+
+    inp = keras.Input((12, 12, 3))
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(keras.layers.Conv2D(4, 3, name="conv")(inp))
+    dense = keras.layers.Dense(3, activation="softmax", name="out")
+    model = keras.Model(inp, dense(x))
+    dense.kernel.assign(np.zeros((4, 3)))  # every image 1/3 each: an output that ignores the image
+    images = np.random.default_rng(0).random((4, 12, 12, 3))
+    grid = cw.ActivationGrid(model, images, class_names=["cat", "dog", "eel"])
+    assert grid.wait(60)
+    assert grid.prediction_warning.startswith("all 4 images are predicted 'cat' with a probability of about 1/3")
+    dense.kernel.assign(np.random.default_rng(1).normal(0, 30, (4, 3)))  # now it depends on the image
+    grid.images = images[::-1] * 2 - 0.5
+    assert grid.wait(60) and grid.prediction_warning == "", grid.prediction_warning
+    grid.close()
