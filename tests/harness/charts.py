@@ -6,6 +6,7 @@ for the first bqplot figure matching ``selector`` (its own element or one inside
 ``axis_problems(page, root)`` -> repeated, overlapping or cut tick labels on the charts under ``root``.
 ``off_scale(fills, "viridis")`` -> the fills ("rgb(r, g, b)") that are not colours of the scheme (nor the null grey
 #eeeeee), using the anchors of js/colormaps.js.
+``settled(page, root)`` -> waits until the charts under ``root`` stop changing (instead of sleeping for a redraw).
 """
 from __future__ import annotations
 
@@ -121,3 +122,30 @@ def off_scale(fills, name: str = "viridis", tolerance: float = 8.0) -> list[str]
         if len(rgb) != 3 or (np.abs(rgb - 238).max() > 1 and np.abs(table - rgb).max(axis=1).min() > tolerance):
             off.append(fill)
     return off
+
+
+SETTLED_JS = r"""
+async ([root, quiet, ms]) => {
+  // Until every bqplot figure under root has drawn the same svg for `quiet` animation frames in a row (a redraw,
+  // a relayout after new margins, a transition: all change the svg); false after `ms`.
+  const sig = () => [...document.querySelectorAll(root + ' .bqplot svg')].map((s) => s.outerHTML).join('|');
+  const frame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+  const end = performance.now() + ms;
+  let last = sig(), same = 0;
+  while (same < quiet) {
+    if (performance.now() > end) return false;
+    await frame();
+    const now = sig();
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return true;
+}
+"""
+
+
+def settled(page, root: str = ".jp-Notebook", quiet: int = 5, timeout: float = 10) -> bool:
+    """Wait until the bqplot charts under ``root`` stop changing (the same svg for ``quiet`` animation frames in a
+    row): where a test would otherwise sleep for "the redraw lands". False if they still change after ``timeout``
+    seconds (the test's own assertions then say what is drawn)."""
+    return page.evaluate(SETTLED_JS, [root, quiet, int(timeout * 1000)])

@@ -34,6 +34,8 @@ API
     resolves when every cell has replied), then waits for kernel idle. Returns the error outputs
     ``[{"cell", "ename", "evalue", "traceback"}]``; raises ``AssertionError`` with them if ``raise_on_error``.
 ``cell_errors(page) -> list[dict]``  the error outputs currently in the notebook model.
+``cell(page, index) -> str``  a CSS selector for the notebook's cell ``index`` (a notebook of several widgets of one
+    kind, each test reading its own).
 ``wait_for(page, selector, timeout=60, state="visible") -> Locator``
 ``canvas_pixels(page, selector="canvas", nth=0, background=None) -> dict``
     ``selector`` matches a ``<canvas>`` or an element containing one. getImageData over the whole canvas ->
@@ -692,6 +694,14 @@ class LabHarness:
 
     def cell_errors(self, page) -> list[dict]:
         return page.evaluate(_ERRORS_JS, self._path(page))
+
+    def cell(self, page, index: int) -> str:
+        """A CSS selector for cell ``index`` (0-based, markdown cells counted) of the page's notebook: its node is
+        tagged ``data-cw-cell``. For tests that share one notebook of several widgets of a kind, each reading its
+        own widget's cell."""
+        page.evaluate("([p, i]) => { window.__cwPanel(p).content.widgets[i].node.dataset.cwCell = String(i); }",
+                      [self._path(page), index])
+        return f'.jp-Notebook .jp-Cell[data-cw-cell="{index}"]'
 
     def wait_for(self, page, selector: str, timeout: float = 60, state: str = "visible"):
         loc = page.locator(selector).first
