@@ -2,7 +2,6 @@
 
 The tests share one notebook (the module-scoped ``notebook`` fixture keeps its page and kernel open, as
 test_activation_grid_browser.py does); each first puts ``g`` in the state it needs from Python (``_show``).
-Paging from the page is tested in test_training_monitor_browser.py.
 
 Geometry mirrors js/filter_grid.js: a page's tiles of h x w kernel pixels are drawn at the smallest integer zoom
 making them >= 36 px (>= 256 px for the norm matrix), GAP = 3 px apart both ways, ``meta["cols"]`` a row, no padding.
@@ -160,3 +159,19 @@ def test_the_weight_histogram_follows_the_layer_with_bars_of_height(lab, noteboo
     tallest = max(range(len(counts)), key=counts.__getitem__)
     assert heights[tallest] == max(heights) > 20
     assert all((h > 0) == (c > 0) for h, c in zip(heights, counts))
+
+
+def test_the_pager_asks_python_for_the_next_page_and_the_canvas_draws_it(lab, notebook):
+    page = notebook
+    meta = _show(lab, page, "block2_conv")
+    k, cols = meta["k"], meta["cols"]
+    assert _py(lab, page, "g.view.n_pages") == 2 and k == 16 * cols  # 16 output filters a page, a tile per input
+    first = lab.canvas_pixels(page, CANVAS)
+    assert first["non_transparent"] == k * 36 * 36 and first["distinct_colors"] > 20  # 3x3 kernels at 12x zoom
+    page.locator(".cnnw-filters .cnnw-next").click()
+    page.wait_for_function("() => document.querySelector('.cnnw-page-info').textContent === 'page 2 of 2'")
+    assert _py(lab, page, "[g.page, g.view.meta['filters'][0]]") == [1, 16]
+    filters = ",".join(map(str, _py(lab, page, "g.view.meta['filters']")))
+    page.wait_for_function("([sel, f]) => document.querySelector(sel).dataset.filters === f", arg=[CANVAS, filters],
+                           polling=50, timeout=30_000)
+    assert lab.canvas_pixels(page, CANVAS)["hash"] != first["hash"], "the canvas still shows the first page"
