@@ -15,7 +15,8 @@ Times are on one wall clock (kernel ``time.time()`` and page ``performance.timeO
 page polls every animation frame and stamps the first frame at which each panel shows what was asked:
 
   activations  the grid canvas has its tiles, and the enlarged channel is the selected one at full resolution
-               (``data-preview="false"``: the map Python sent, not the tile stretched while it comes)
+               (``data-preview="false"``: the map Python sent, not the tile stretched while it comes; or
+               ``data-exact="true"``: the page's tile, checked to be that map at full resolution, byte for byte)
   attribution  every method's map is drawn (``data-done="true"`` on each)
   featurevis   a frame of the selected channel is on the canvas (the label names it, ``data-step`` > 0)
   examples     the ChannelCard shows the selected channel's top patches
@@ -28,6 +29,11 @@ click    = a real mouse click on a tile of the warm Explorer's grid (channels 1,
            one's panels), from the click event's timestamp to: ``linked`` = the last of activations (full-res
            enlarged channel), explorer and examples, feature visualization excluded (target median <= 150 ms);
            ``fv first frame`` (target median <= 500 ms).
+messages = the kernel websocket frames of each click (the harness's websocket log): from the click's update to the
+           next execute request of the benchmark, by widget (a panel's charts count as the panel's), method and
+           direction, with their bytes, and the kernel's busy/idle statuses; median per click. They do not depend on
+           the machine's load (the feature visualization's do: its render streams frames while it runs, and they
+           are counted only until the benchmark's next request; they are left out of the linked total).
 Benchmarks print; nothing here fails.
 """
 
@@ -80,7 +86,7 @@ WATCH_JS = r"""
     activations: (r) => {
       const c = r.querySelector('.cnnw-grid-canvas'), f = r.querySelector('.cnnw-focus-canvas');
       return !!c && c.width > 0 && (c.dataset.channels || '') !== '' && !!f && f.width > 0
-        && f.dataset.channel === String(channel) && f.dataset.preview === 'false';
+        && f.dataset.channel === String(channel) && (f.dataset.preview === 'false' || f.dataset.exact === 'true');
     },
     attribution: (r) => {
       const figs = [...r.querySelectorAll('.cnnw-am-map')];
@@ -113,14 +119,23 @@ WATCH_JS = r"""
 
 DISPLAYED = ("activations", "attribution", "featurevis", "examples")
 LINKED = ("activations", "explorer", "examples")
+# The comm of each widget of the warm Explorer, by the name the message table uses.
+# Each panel's child widgets (charts, their marks and scales) count as the panel's.
+COMMS = ("{ex_warm.model_id: 'explorer', **{i: n for n, p in ex_warm.panels.items() "
+         "for i in __import__('cnnwidget.widgets._export', fromlist=['_'])._reachable(p)}}")
 
 
 def wait_done(page, key: str, names, timeout_ms: int = 300_000):
     # The page stamps its own times (WATCH_JS); this only learns when it is done, so it asks rarely: Playwright's
     # query runs on the page's main thread and, every 50 ms, took time from what is measured.
-    page.wait_for_function("([k, names]) => { const r = window.__xb?.[k]; return !!r && "
-                           "names.every((n) => n in r.times); }", arg=[key, list(names)], timeout=timeout_ms,
-                           polling=250)
+    try:
+        page.wait_for_function("([k, names]) => { const r = window.__xb?.[k]; return !!r && "
+                               "names.every((n) => n in r.times); }", arg=[key, list(names)], timeout=timeout_ms,
+                               polling=250)
+    except Exception:
+        got = page.evaluate("(k) => window.__xb?.[k]?.times", key)
+        raise RuntimeError(f"{key}: not every panel was drawn within {timeout_ms / 1000:.0f} s: drawn {got}, "
+                           f"wanted {list(names)}") from None
     return page.evaluate("(k) => window.__xb[k]", key)
 
 
@@ -144,6 +159,41 @@ def click_tile(lab, page, nth: int, index: int):
     page.wait_for_timeout(500)
     page.mouse.click(box["x"] + x * box["width"] / width, box["y"] + y * box["height"] / height)
     return meta["channels"][index]
+
+
+def click_messages(records: list, comms: dict) -> dict:
+    """The kernel websocket frames of one click (tests/harness/lab.py records them), from the click to the next
+    execute request the benchmark sends: {"widget method direction": [frames, bytes]}, plus the kernel's
+    busy/idle statuses. Feature-visualization frames are counted apart (``featurevis ...``)."""
+    names = comms  # comm id -> the widget (panel) it belongs to
+    out: dict = {}
+    for r in records:
+        if r["dir"] == "out" and r["msg_type"] == "execute_request":
+            break
+        if r["msg_type"] == "comm_msg":
+            key = f"{names.get(r['comm_id'], 'other')} {r['method'] or '?'} {r['dir']}"
+        elif r["msg_type"] == "status":
+            key = "kernel status in"
+        else:
+            key = f"{r['msg_type']} {r['dir']}"
+        n, b = out.get(key, (0, 0))
+        out[key] = (n + 1, b + r["bytes"])
+    return out
+
+
+def print_messages(per_click: list[dict]):
+    """Median frames and bytes per click, by widget, method and direction; the linked total leaves out the
+    feature visualization's (its render streams frames for as long as it runs)."""
+    keys = sorted({k for c in per_click for k in c})
+    print(f"kernel websocket frames per click (median of {len(per_click)}; frames, bytes):")
+    for k in keys:
+        n = statistics.median(c.get(k, (0, 0))[0] for c in per_click)
+        b = statistics.median(c.get(k, (0, 0))[1] for c in per_click)
+        print(f"    {k:<40} {n:5.1f} {b:9.0f}")
+    linked = [{k: v for k, v in c.items() if not k.startswith("featurevis")} for c in per_click]
+    n = statistics.median(sum(v[0] for v in c.values()) for c in linked)
+    b = statistics.median(sum(v[1] for v in c.values()) for c in linked)
+    print(f"  linked (all but featurevis): {n:.1f} frames, {b:.0f} bytes")
 
 
 def main():
@@ -182,12 +232,14 @@ def main():
             print(f"  {name:<5} every panel {last:6.2f} | " + "  ".join(f"{k} {v:.2f}" for k, v in per.items())
                   + f" | {target}")
 
-        linked, first_frame, parts = [], [], {k: [] for k in LINKED}
+        linked, first_frame, parts, messages = [], [], {k: [] for k in LINKED}, []
+        comms = kernel_json(lab, page, COMMS)
         for i in range(args.clicks):
             index = 1 + i % 15
             channel = kernel_json(lab, page, "ex_warm.activations_panel.tile_meta")["channels"][index]
             key = f"click{i}"
             page.evaluate(WATCH_JS, [key, 1, channel, [*LINKED, "featurevis"]])
+            first = page.evaluate("() => window.__cwWS.log.length")
             click_tile(lab, page, 1, index)
             rec = wait_done(page, key, [*LINKED, "featurevis"])
             start = rec["click"]
@@ -198,6 +250,9 @@ def main():
             linked.append(max(rec["times"][k] for k in LINKED) - start)
             first_frame.append(rec["times"]["featurevis"] - start)
             lab.kernel_run(page, "ex_warm.wait(600)", timeout=650)
+            records = page.evaluate("(i) => window.__cwWS.log.slice(i)", first)
+            messages.append(click_messages(records[next(i for i, r in enumerate(records) if r["dir"] == "out"
+                                                         and r["msg_type"] == "comm_msg"):], comms))
         med_linked, med_fv = statistics.median(linked), statistics.median(first_frame)
         print(f"channel click on the warm Explorer's grid, {args.clicks} clicks, ms (median, max):")
         print(f"  linked panels redrawn (feature vis excluded) {med_linked:7.1f} {max(linked):7.1f} | "
@@ -205,6 +260,7 @@ def main():
         print("    " + "  ".join(f"{k} {statistics.median(v):.1f}" for k, v in parts.items()))
         print(f"  first feature-vis frame                      {med_fv:7.1f} {max(first_frame):7.1f} | "
               f"{verdict(med_fv, FV_TARGET_MS)} (<= {FV_TARGET_MS:.0f})")
+        print_messages(messages)
     finally:
         lab.stop()
         shutil.rmtree(root, ignore_errors=True)

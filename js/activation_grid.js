@@ -17,6 +17,7 @@ const PAD = 2; // px around the grid, so an outline on the edge stays visible
 const MIN_TILE_PX = 48;
 const MIN_VECTOR_PX = 192; // a vector layer is one tile of all its units: draw it large enough to point at one
 const FOCUS_PX = 192; // the enlarged image is zoomed to about this size
+const FOCUS_SENT_PX = 256; // activation_grid.py FOCUS_PX: the kernel sends a map of at most this size a side as is
 const FALLBACK_WIDTH = 640; // before the view is attached and has a width of its own
 const OUTLINE = "#ff5722"; // canvas strokes cannot read CSS variables; this orange stands out on every colour map
 const IDENTITY = indexLut(0, 1, 0, 1);
@@ -255,8 +256,42 @@ export default {
     }
 
     /**
+     * Whether the tiles are the shown layer's maps themselves, as the kernel's enlarged channel is: a map of at most
+     * FOCUS_SENT_PX a side is tiled and enlarged at its own size, each quantized over its own range, so a tile at
+     * the map's size holds the bytes Python sends for that channel. Checked, not assumed: when the kernel's
+     * enlarged channel arrives it must equal its tile byte for byte, with the same range; the check holds for the
+     * layer and image selected then (a layer set from Python arrives before its tiles). A channel clicked then is
+     * enlarged from its tile at once, exactly (no kernel round trip for the picture).
+     */
+    let tilesExact = null; // { layer, image } the check passed for
+    function checkExact() {
+      tilesExact = null;
+      const meta = model.get("tile_meta") ?? {};
+      const fm = model.get("focus_meta") ?? {};
+      const bytes = bytesOf(model.get("tiles"));
+      const ranges = floatsOf(model.get("tile_ranges"));
+      if (!meta.k || meta.vector || meta.h !== meta.source_h || meta.w !== meta.source_w
+        || Math.max(meta.h, meta.w) > FOCUS_SENT_PX || !stackComplete(bytes, ranges, meta)) return;
+      const i = meta.channels.indexOf(fm.channel);
+      const focus = bytesOf(model.get("focus"));
+      if (i < 0 || fm.h !== meta.h || fm.w !== meta.w || focus.length !== meta.h * meta.w
+        || fm.lo !== ranges[2 * i] || fm.hi !== ranges[2 * i + 1]) return;
+      const tile = tileView(bytes, meta, i);
+      for (let j = 0; j < focus.length; j++) if (focus[j] !== tile[j]) return;
+      tilesExact = { layer: model.get("layer"), image: model.get("image_index") };
+    }
+    function tilesAreMaps() {
+      return Boolean(tilesExact) && tilesExact.layer === model.get("layer")
+        && tilesExact.image === model.get("image_index");
+    }
+    const EXACT_EVENTS = "change:focus change:focus_meta change:tiles change:tile_meta change:tile_ranges";
+    model.on(EXACT_EVENTS, checkExact);
+    checkExact();
+
+    /**
      * What to enlarge: the full-resolution map Python sent for the selected channel, or, until it arrives (the
-     * kernel is computing it, or stopped, as with a jslinked slider), that channel's own tile from the page.
+     * kernel is computing it, or stopped, as with a jslinked slider), that channel's own tile from the page: the
+     * map itself when the tiles are (checkExact), else a preview (the tile stretched).
      */
     function focusSource() {
       const selected = model.get("selected_channel");
@@ -265,7 +300,7 @@ export default {
       if (fm.channel === selected && fm.vector) return { channel: selected, vector: true, lo: fm.lo, hi: fm.hi };
       const focus = bytesOf(model.get("focus"));
       if (fm.channel === selected && fm.h > 0 && fm.w > 0 && focus.length >= fm.h * fm.w) {
-        return { channel: selected, data: focus, w: fm.w, h: fm.h, lo: fm.lo, hi: fm.hi, preview: false };
+        return { channel: selected, data: focus, w: fm.w, h: fm.h, lo: fm.lo, hi: fm.hi, preview: false, exact: true };
       }
       const meta = model.get("tile_meta") ?? {};
       const bytes = bytesOf(model.get("tiles"));
@@ -274,7 +309,16 @@ export default {
       const i = meta.channels.indexOf(selected);
       if (i < 0) return null;
       return { channel: selected, data: tileView(bytes, meta, i), w: meta.w, h: meta.h, lo: ranges[2 * i],
-        hi: ranges[2 * i + 1], preview: true };
+        hi: ranges[2 * i + 1], preview: true, exact: tilesAreMaps() };
+    }
+
+    /** What the enlarged picture was drawn from last; the same again (the kernel's map of a channel already drawn
+     * from its tile, found equal to that tile as it arrived) is not drawn again. A new image or page draws it. */
+    let focusDrawn = null;
+    let focusInputs = 0;
+    model.on("change:image change:image_shape change:tiles change:tile_meta change:tile_ranges", bumpFocusInputs);
+    function bumpFocusInputs() {
+      focusInputs += 1;
     }
 
     function drawFocus() {
@@ -289,7 +333,13 @@ export default {
           ? `channel ${source.channel}: ${formatValue(source.lo)} to ${formatValue(source.hi)}`
           : "click a channel to enlarge it";
       focusCanvas.dataset.channel = source ? String(source.channel) : "";
-      focusCanvas.dataset.preview = String(Boolean(source?.preview));
+      focusCanvas.dataset.preview = String(Boolean(source?.preview)); // drawn from the page's tile
+      focusCanvas.dataset.exact = String(Boolean(hasFocus && source.exact)); // ... which is the map at full size
+      const drawn = JSON.stringify([focusInputs, source && [source.channel, source.w, source.h, source.lo, source.hi,
+        Boolean(source.exact), Boolean(source.vector)], model.get("colormap"), model.get("normalization"),
+      model.get("overlay"), model.get("overlay_opacity")]);
+      if (drawn === focusDrawn && hasFocus && source.exact && tilesAreMaps()) return;
+      focusDrawn = drawn;
       const [bh, bw] = hasImage ? [ih, iw] : hasFocus ? [source.h, source.w] : [0, 0];
       if (!hasFocus) focusBar.hide();
       if (!bh) {
@@ -518,6 +568,8 @@ export default {
 
     return () => {
       dispose();
+      model.off(EXACT_EVENTS, checkExact);
+      model.off("change:image change:image_shape change:tiles change:tile_meta change:tile_ranges", bumpFocusInputs);
       resize.disconnect();
       unmountChart();
     };

@@ -160,6 +160,7 @@ export default {
     function drawFv() {
       // no feature visualization asked for (the Explorer renders it in a panel of its own): no empty box
       fvFigure.hidden = !model.get("feature_vis");
+      if (fvFigure.hidden) return; // nothing to draw (and no canvas to reset on every running change)
       const meta = model.get("fv_meta") ?? {};
       const bytes = bytesOf(model.get("fv_pixels"));
       const size = meta.size ?? 0;
@@ -206,6 +207,14 @@ export default {
       root.dataset.partial = String(isPartial);
     }
 
+    /** The theme's brand colour, read once it is there: reading a computed style in a redraw that follows other
+     * DOM changes forced a style recalculation of the page (7 ms of a channel click in the Explorer). */
+    let brand = "";
+    function barColour() {
+      brand ||= getComputedStyle(root).getPropertyValue("--jp-brand-color1").trim();
+      return brand || "#1976d2";
+    }
+
     function drawHistogram() {
       const hist = model.get("histogram") ?? {};
       const counts = hist.counts ?? [];
@@ -217,15 +226,15 @@ export default {
       }
       const heights = histogramHeights(counts);
       const w = HIST_W / counts.length;
-      ctx.fillStyle = getComputedStyle(root).getPropertyValue("--jp-brand-color1").trim() || "#1976d2";
+      ctx.fillStyle = barColour();
       heights.forEach((f, i) => {
         const bh = Math.max(f > 0 ? 1 : 0, Math.round(f * (HIST_H - 2)));
         ctx.fillRect(i * w, HIST_H - bh, Math.max(1, w - 1), bh);
       });
-      const outside = [hist.below ? `${hist.below} below` : "", hist.above ? `${hist.above} above` : ""]
-        .filter(Boolean).join(", ");
+      // lo … hi holds every finite value the pass saw (its min and max); NaN or infinite values are left out
+      const left = hist.not_finite ? `; ${hist.not_finite} not finite (NaN or infinite), left out` : "";
       histCaption.textContent = `values over the data set, ${valueText(hist.lo)} … ${valueText(hist.hi)} ` +
-        `(√ count)${outside ? `; ${outside} the range` : ""}`;
+        `(√ count)${left}`;
     }
 
     function drawClasses() {

@@ -149,7 +149,7 @@ test("cnnwKernelGuard: with the kernel gone, a kernel trait's change is put back
   assert.equal(notes.length, 1);
 });
 
-test("cnnwKernelGuard: a widget that does not sync _kernel_traits keeps every change; no manager: unchanged", async () => {
+test("cnnwKernelGuard: a widget without _kernel_traits keeps every change; no manager: unchanged", async () => {
   const raw = fakeModel({ layer: "a" }, { kernel: null });
   const model = cnnwKernelGuard(raw, { prepend() {} });
   model.set("layer", "b");

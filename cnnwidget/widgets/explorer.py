@@ -501,13 +501,28 @@ class Explorer(CnnWidget):
                     job.wait(WAIT_SECONDS)
                 jobs = []
                 try:
-                    job = getattr(self, f"_sync_{name}")(panel, name in resume)
+                    with self._batched(panel):
+                        job = getattr(self, f"_sync_{name}")(panel, name in resume)
                 except CnnWidgetError:
                     continue  # shown in the panel itself
                 if job is None and first and name in QUICK:
                     job = panel.job  # the first computation its constructor started
                 if job is not None and name in QUICK:
                     jobs.append(job)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _batched(panel):
+        """What the panel's state changes while the block runs (its selection, what it draws at once, its job
+        starting: running, progress, status) reaches the page as one message per panel instead of one per change
+        (ipywidgets ``hold_sync``): fewer messages for JupyterLab to relay and the page to apply after a click.
+        Under the panel's lock, taken after the Explorer's as everywhere: ``hold_sync`` is per widget, not per
+        thread, and a change made by another thread meanwhile (its worker's report) could be queued and dropped
+        as the hold ends; the worker's reports wait for the lock instead, as they wait for any of the panel's
+        changes. Nothing in the block waits for a panel's job (a change's own wait is skipped while this thread
+        holds the panel's lock; ``_sync_all`` waits for the quick panels after the block)."""
+        with panel._locked(), panel.hold_sync():
+            yield
 
     def _sync_activations(self, grid, resume):
         channel = self.channel if self.channel < self._channels(self.layer) else -1
