@@ -40,6 +40,7 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+from numpy.lib.stride_tricks import sliding_window_view
 
 from . import options as _options
 from ._startup import stderr_captured
@@ -740,7 +741,8 @@ class _Top:
         scores, index, where = take(self.scores), take(self.index), take(self.where)
         patches = None
         if self.patches is not None:
-            patches = np.take_along_axis(self.patches, order[:, :, None, None, None], 1)
+            patches = self.patches[np.arange(len(order))[:, None], order]  # whole patches: take_along_axis went
+            # value by value (0.7 s for block4's 128 x 16 patches of 42 x 42 x 3)
         return scores, index, where, patches
 
 
@@ -1001,9 +1003,10 @@ def _host_patches(plan: _Plan, host, index: np.ndarray, where: np.ndarray) -> np
     padded = np.pad(images[used], ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=np.nan)
     y0 = (where // plan.width) * rf.jump[0] + rf.start[0] + pt
     x0 = (where % plan.width) * rf.jump[1] + rf.start[1] + pl
-    rows = y0[:, None] + np.arange(rf.size[0])[None]
-    cols = x0[:, None] + np.arange(rf.size[1])[None]
-    return padded[b[:, None, None], rows[:, :, None], cols[:, None, :]]
+    # Each patch is one block of a windowed view, copied whole: indexing every pixel with three index arrays took
+    # 160-300 ms a batch of block4's 42 x 42 patches when most channels had winners (the first batches).
+    windows = sliding_window_view(padded, tuple(rf.size), axis=(1, 2))  # (images, rows, cols, channels, h, w)
+    return np.moveaxis(windows[b, y0, x0], 1, -1)
 
 
 def _gathered(strategy: tf.distribute.Strategy, packets) -> np.ndarray:
