@@ -243,3 +243,20 @@ def test_the_page_knows_which_of_its_changes_need_the_kernel(ex):
     assert ex.get_state(["_kernel_traits"]) == {"_kernel_traits": ex._kernel_traits}
     ex.set_state({"_kernel_traits": []})  # set by Python only: refused from the page
     assert ex._kernel_traits and "set by the widget" in ex.error
+
+
+def test_a_selection_reaches_each_panel_in_one_message(ex):
+    # the panel's new selection and its job's start (running, progress, status) travel together: fewer messages for
+    # the page to apply after a click (benchmarks/explorer.py counts them)
+    am = ex.panels["attribution"]
+    sent = []
+    send = am._send
+    am._send = lambda msg, buffers=None: (sent.append(set(msg.get("state") or ())), send(msg, buffers=buffers))
+    try:
+        ex.image = 1
+        first = sent[0]
+        assert {"image_index", "running"} <= first, sent  # one message; before: image_index, then its job's start
+        assert not [s for s in sent[1:] if "image_index" in s], sent
+    finally:
+        del am._send
+        assert am.wait(30)
