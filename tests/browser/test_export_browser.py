@@ -299,26 +299,44 @@ def _save_png(lab, page, widget: str, target: Path) -> dict:
 
     lab.kernel_run(page, f"_f = {widget}.save_png({str(target)!r})")
     deadline = time.monotonic() + 60
-    while not target.exists():
+    while lab.kernel_run(page, "print(_f.done())") != "True":  # resolved once the file is written whole
         assert time.monotonic() < deadline, f"no PNG written for {widget}"
         time.sleep(0.1)
-    time.sleep(0.2)  # written in one write_bytes; let it land whole
+    assert target.exists(), lab.kernel_run(page, "print(_f.exception())")
     info = page.evaluate(DECODE, base64.b64encode(target.read_bytes()).decode())
     assert info["opaque"] == info["width"] * info["height"], info  # drawn on the view's background
     return info
 
 
-def test_save_png_writes_the_canvas_pixels_and_needs_a_shown_view(lab, tmp_path):
-    target = tmp_path / "filters.png"
-    page = lab.open_notebook([
-        "import cnnwidget as cw\nfrom cnnwidget import demo\ng = cw.FilterGrid(demo.load_model())\n"
-        "hidden = cw.FilterGrid(demo.load_model())",
-        "g",
-    ])
+# The save_png tests share one notebook and its kernel (the ``png_page`` fixture): a FilterGrid shown and one not,
+# an ActivationGrid and an AttributionMap, each shown in its own cell.
+PNG_CELLS = [
+    "import cnnwidget as cw\nfrom cnnwidget import demo\nmodel = demo.load_model()\ndata = demo.shapes(4, seed=0)\n"
+    "g = cw.FilterGrid(model)\nhidden = cw.FilterGrid(model)\n"
+    "probe = cw.ModelProbe(model, class_names=data.class_names)\n"
+    "grid = cw.ActivationGrid(probe, data.images)\n"
+    "amap = cw.AttributionMap(probe, data.images, ('saliency', 'grad_cam'), curve_steps=4)",
+    "g",
+    "grid",
+    "amap",
+]
+
+
+@pytest.fixture(scope="module")
+def png_page(lab):
+    page = lab.open_notebook(PNG_CELLS, name="png_export")
     lab.run_all(page, timeout=240)
+    with lab.kept(page):
+        yield page
+
+
+def test_save_png_writes_the_canvas_pixels_and_needs_a_shown_view(lab, png_page, tmp_path):
+    target = tmp_path / "filters.png"
+    page = png_page
     lab.wait_for(page, ".cnnw-filter-canvas")
     page.wait_for_function("document.querySelector('.cnnw-filter-canvas').width > 0", timeout=60_000)
-    assert page.locator(".cnnw-save-png").count() == 1  # the toolbar button
+    # the toolbar button (one in the FilterGrid's cell; the other views have their own)
+    assert page.locator(".jp-CodeCell:has(.cnnw-filters) .cnnw-save-png").count() == 1
     out = lab.kernel_run(page, "try:\n    hidden.save_png('x.png')\nexcept Exception as e:\n    print(type(e).__name__, e)")
     assert "ExportError" in out and "no displayed view" in out
     lab.kernel_run(page, f"future = g.save_png({str(target)!r})")
@@ -360,22 +378,11 @@ def test_save_png_writes_the_canvas_pixels_and_needs_a_shown_view(lab, tmp_path)
     assert "'width'" in lab.kernel_run(page, "print(future.result(5))")
 
 
-PNG_CELLS = [
-    "import cnnwidget as cw\nfrom cnnwidget import demo\ndata = demo.shapes(4, seed=0)\n"
-    "probe = cw.ModelProbe(demo.load_model(), class_names=data.class_names)\n"
-    "grid = cw.ActivationGrid(probe, data.images)\n"
-    "amap = cw.AttributionMap(probe, data.images, ('saliency', 'grad_cam'), curve_steps=4)",
-    "grid",
-    "amap",
-]
-
-
-def test_save_png_holds_the_colour_bars_their_text_and_the_charts(lab, tmp_path):
+def test_save_png_holds_the_colour_bars_their_text_and_the_charts(lab, png_page, tmp_path):
     """The PNG of an ActivationGrid and of an AttributionMap holds, besides the canvases (pixel for pixel), each
     colour bar's gradient (its first and last colours at its ends) and its label and end values as text at the
     bar's place, and the AttributionMap's deletion/insertion charts with their curves in the methods' colours."""
-    page = lab.open_notebook(PNG_CELLS, name="png_legends")
-    lab.run_all(page, timeout=240)
+    page = png_page
     lab.kernel_run(page, "assert grid.wait(180) and amap.wait(240)", timeout=260)
     page.wait_for_function("() => document.querySelector('.cnnw-grid-canvas').width > 0"
                            " && !document.querySelector('.cnnw-grid-bar').hidden"
