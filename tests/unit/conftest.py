@@ -15,3 +15,44 @@ def grid_model():
     x = keras.layers.Conv2D(100, 3, strides=2, padding="same", name="conv2")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="out")(x))
+
+
+@pytest.fixture(scope="session")
+def demo_probe():
+    """A ModelProbe of the shipped demo model, shared read-only by the quality tests of several files, so its
+    compiled passes and feature-visualization steps are traced once per session. A test that counts traces,
+    changes the model or needs a cold probe makes its own."""
+    from cnnwidget import demo
+    from cnnwidget.core import ModelProbe
+
+    return ModelProbe(demo.load_model())
+
+
+@pytest.fixture(scope="session")
+def default_render_sets():
+    """{layer: channels} of the demo model rendered by ``default_render`` for the quality checks: every channel of
+    block1 and block2, every 2nd of block3, every 4th of block4, one render of up to 32 images each. Judged by
+    test_featurevis_beats_data.py (each at least as strong as the best data image) and test_featurevis_quality.py
+    (how many reach 10x their data-set mean), so the four renders are made once."""
+    return {"block1_relu": range(0, 16), "block2_relu": range(0, 32), "block3_relu": range(0, 64, 2),
+            "block4_relu": range(0, 128, 4)}
+
+
+@pytest.fixture(scope="session")
+def default_render(demo_probe):
+    """``default_render(layer, channels)``: ``fv.render(demo_probe, fv.channels(layer, channels))`` with every other
+    option at its default (256 steps, seed 0), made the first time it is asked for and kept for the session (each
+    took 20-60 s on 2 cores, and two files judge the same renders). Read-only: do not write into the images."""
+    from cnnwidget.core import featurevis as fv
+
+    made = {}
+
+    def get(layer, channels):
+        key = (layer, tuple(int(c) for c in channels))
+        if key not in made:
+            images = fv.render(demo_probe, fv.channels(layer, list(key[1])))
+            images.setflags(write=False)
+            made[key] = images
+        return made[key]
+
+    return get

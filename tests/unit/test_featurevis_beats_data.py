@@ -11,6 +11,8 @@ suite's budget, and most of it is block4 (128 channels through the deepest pass)
 10.1); before the boost block1 had 6 of 16 channels at 0.74-0.78. So the suite checks every channel of block1 and
 block2 (where the margin is smallest and the passes cheapest) and an evenly spaced 32 of block3 (every 2nd) and
 of block4 (every 4th), one render each: about a third of the time. ``CNNWIDGET_FULL_CHECKS=1`` checks all 240.
+The four renders and the probe are made once per session (tests/unit/conftest.py ``default_render``):
+test_featurevis_quality.py judges the same renders (how many channels reach 10x their data-set mean).
 """
 
 import os
@@ -19,8 +21,6 @@ import numpy as np
 import pytest
 
 from cnnwidget import demo
-from cnnwidget.core import ModelProbe
-from cnnwidget.core import featurevis as fv
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +32,8 @@ STRIDE = {"block1_relu": 1, "block2_relu": 1, "block3_relu": 2, "block4_relu": 4
 
 
 @pytest.fixture(scope="module")
-def probe():
-    return ModelProbe(demo.load_model())
+def probe(demo_probe):
+    return demo_probe  # shared with test_featurevis_quality.py, which judges the same renders (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +48,17 @@ def _channel_means(a):
 
 
 @pytest.mark.parametrize("layer", LAYERS)
-def test_every_channel_gets_an_image_exciting_it_at_least_as_much_as_the_best_data_image(probe, best_on_data, layer):
+def test_every_channel_gets_an_image_exciting_it_at_least_as_much_as_the_best_data_image(probe, best_on_data, layer,
+                                                                                        default_render,
+                                                                                        default_render_sets):
     best = best_on_data[layer]
     checked = np.arange(0, len(best), 1 if FULL else STRIDE[layer])
+    if not FULL:
+        assert list(checked) == list(default_render_sets[layer])  # the renders test_featurevis_quality.py reuses
     reached = np.full_like(best, np.nan)
     for start in range(0, len(checked), BATCH):
         chans = [int(c) for c in checked[start:start + BATCH]]
-        images = fv.render(probe, fv.channels(layer, chans))  # the defaults: Fourier, decorrelated, Lucid's transforms
+        images = default_render(layer, chans)  # the defaults: Fourier, decorrelated, Lucid's transforms
         reached[chans] = _channel_means(probe.activations(images, [layer])[layer])[np.arange(len(chans)), chans]
     ratio = reached[checked] / best[checked]
     print(f"\n{layer}: {len(checked)} of {len(best)} channels, rendered / best of 500 data images: min "
