@@ -21,10 +21,14 @@ from cnnwidget.core import attribution as attr
 
 N, SEED = 30, 5  # seeds 0 and 1 trained the model
 # LIME, Kernel SHAP and RISE score 1000-2000 masked images per image: on all 30 images they took 3 of the suite's
-# 20 minutes. They are checked on the first 12, against random maps on the same 12 (measured 2026-12-07 on those 12:
-# random deletion 0.174, insertion 0.162; rise 1.00 0.141 0.876, lime 1.00 0.128 0.925, kernel_shap 1.00 0.127
-# 0.911 as pointing, deletion, insertion: every margin below holds with room).
-HEAVY, N_HEAVY = {"rise", "lime", "kernel_shap"}, 12
+# 20 minutes, on 12 still 230 of this file's 340 s. They are checked on the first 6, against random maps on the same
+# 6. Measured 2026-12-07 on those 6 (pointing, deletion, insertion): random deletion 0.246, insertion 0.260; rise
+# 1.00 0.154 0.950, lime 1.00 0.134 0.952, kernel_shap 1.00 0.134 0.952: deletion 0.09-0.11 below random (bounds
+# 0.01-0.015), insertion 0.69 above (bound 0.3), and pointing 6 of 6 (the 0.9 bound needs all 6; 12 of 12 on the
+# first 12). Note: most of the heavy methods' deletion gap comes from image 5, the one image whose score survives
+# random deletion (random 0.90, the methods 0.08); on images 0-4 random pixel deletion drops the score as fast as
+# theirs. On the first 12 it was the same (random 0.159, lime 0.128, without image 5: 0.092 and 0.132).
+HEAVY, N_HEAVY = {"rise", "lime", "kernel_shap"}, 6
 TOLERANCE = 4  # px, Zhang et al.'s 15 px at 224 scaled to 64
 BY_MAGNITUDE = {"gradient_x_input", "integrated_gradients"}
 
@@ -36,6 +40,10 @@ BY_MAGNITUDE = {"gradient_x_input", "integrated_gradients"}
 #   rise 1.00 0.146 0.910   lime 1.00 0.134 0.915   kernel_shap 1.00 0.136 0.915
 # The CAMs' deletion gap is small (their 16 x 16 maps remove whole blocks, and the probability falls fast for any
 # deletion), so their deletion margin is small; their insertion gap is the largest of all.
+# How weak deletion is here (measured 2026-12-07): three of the 30 images (5, 19, 28) keep their score under random
+# deletion (random AUC 0.90-0.95, a method's 0.05-0.3), and they make most of every method's deletion gap; on the
+# first 16 (without 19 and 28) the CAMs and Score-CAM score above random, and a run on the first 20 (random maps
+# drawn for 20) failed a deletion margin. Insertion and pointing are the strong checks; N stays 30.
 BOUNDS = {  # name: (pointing at least, deletion below random by, insertion above random by)
     "saliency": (0.9, 0.015, 0.25), "gradient_x_input": (0.9, 0.015, 0.15), "smoothgrad": (0.9, 0.005, 0.15),
     "integrated_gradients": (0.9, 0.01, 0.3), "guided_backprop": (0.9, 0.01, 0.25), "grad_cam": (0.9, 0.002, 0.3),
@@ -99,17 +107,20 @@ def pointing(maps, masks, tolerance=0):
 
 
 def random_areas(probe, images):
-    """Mean deletion and insertion AUCs of 3 maps of uniform random numbers per image (seeded)."""
+    """Per-image deletion and insertion AUCs (N,), (N,) of 3 maps of uniform random numbers per image (seeded),
+    averaged over the 3 maps."""
     rng = np.random.default_rng(0)
     randoms = [rng.random((len(images), 64, 64)) for _ in range(3)]
-    return (float(np.mean([attr.deletion(probe, images, r).mean() for r in randoms])),
-            float(np.mean([attr.insertion(probe, images, r).mean() for r in randoms])))
+    return (np.mean([attr.deletion(probe, images, r) for r in randoms], axis=0),
+            np.mean([attr.insertion(probe, images, r) for r in randoms], axis=0))
 
 
 @pytest.fixture(scope="module")
 def random(probe, data):
-    """{n: (deletion, insertion)} of random maps on the first n images, for both image counts."""
-    return {n: random_areas(probe, data.images[:n]) for n in (N, N_HEAVY)}
+    """{n: (deletion, insertion)} of random maps on the first n images, for both image counts: the per-image areas
+    are computed once, on all N images, and averaged over the first n (not computed again on the first n)."""
+    deletion, insertion = random_areas(probe, data.images)
+    return {n: (float(deletion[:n].mean()), float(insertion[:n].mean())) for n in (N, N_HEAVY)}
 
 
 def test_bounds_cover_every_method():
@@ -148,7 +159,7 @@ def test_insertion_area_is_higher_than_a_random_maps_by_the_methods_margin(probe
 
 if __name__ == "__main__":
     d, p = demo.shapes(N, seed=SEED), ModelProbe(demo.load_model())
-    rand = random_areas(p, d.images)
+    rand = [float(a.mean()) for a in random_areas(p, d.images)]
     print(f"{'method':<22}{'pointing 0px':>13}{f'{TOLERANCE}px':>6}{'deletion':>10}{'insertion':>10}")
     for method, fn in attr.METHODS.items():
         m = _ranked(method, fn(p, d.images))
