@@ -51,7 +51,8 @@ from .receptive_field import ReceptiveField, receptive_field
 
 SCORES = ("max", "mean")
 DEFAULT_BATCH = 64
-HISTOGRAM_MARGIN = 0.1  # the histogram range: the first batch's [min, max] widened by this share of its width
+HISTOGRAM_MARGIN = 0.1  # the histogram's first range: the first batch's [min, max] widened by this share of its width
+LEVELS = 64  # the histogram's bins are 2**level base bins wide, level 0..63 (positions are clipped to +-2**60)
 PROGRESS_SECONDS = 0.25  # progress is called at most this often (and always after the first and the last batch)
 DENSE_PATCH = 64  # vector layers: the longer side of the whole-image patches, at most (the input's, if smaller)
 DENSE_PATCH_MIN = 16  # ... halved while the layer's patches would take more than DENSE_PATCH_BYTES, down to this
@@ -73,12 +74,15 @@ class LayerExamples:
     Statistics over every image and position of the data (float64, (C,)): ``mean``, ``std`` (population, ddof=0),
       ``min``, ``max``, ``zero_fraction`` (share of values exactly 0), ``dead`` (bool: the channel has one value
       everywhere on this data, e.g. a ReLU channel that is always 0).
-    Histogram: ``histogram`` (C, bins) int64 over ``histogram_edges`` (C, bins + 1): per channel, the first batch's
-      [min, max] widened by ``HISTOGRAM_MARGIN`` of its width on each side (not below 0 for a channel whose first
-      batch had no negative value; a constant first batch takes the layer's width). The range is fixed after the
-      first batch: later values outside it are not put in the end bins but counted in ``below`` (< the first edge)
-      and ``above`` (>= the last edge) (C,), so ``histogram.sum(1) + below + above`` is the number of values.
-      Bins are half-open, [edge i, edge i + 1).
+    Histogram: ``histogram`` (C, bins) int64 over ``histogram_edges`` (C, bins + 1), covering every finite value
+      the pass saw (its min and max included): per channel, the first batch's [min, max] widened by
+      ``HISTOGRAM_MARGIN`` of its width on each side (not below 0 for a channel whose first batch had no negative
+      value; a constant first batch takes the layer's width) cut in ``bins`` base bins; a later value outside the
+      range doubles the bins' width (2, 4, ... base bins, aligned on the first range's lower edge, so the counts
+      merge exactly) until the range holds it. The same data in the same first batch gives the same histogram
+      whatever the batches after it and the replicas; bins past the data's ends may be empty. ``below`` and
+      ``above`` (C,) count the values that are not finite (-inf and NaN below, +inf above), so
+      ``histogram.sum(1) + below + above`` is the number of values. Bins are half-open, [edge i, edge i + 1).
     With labels: ``class_mean`` (K, C) the mean over images of each class of the channel's per-image spatial mean
       (NaN for a class with no image), ``class_counts`` (K,) images per class; K is the model's class count.
     """
@@ -507,9 +511,10 @@ def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, b
     if plan.device_patches:
         cand["patch"] = _patches(plan, x, image, cand["where"])
     # Statistics of this batch, each with a leading axis of 1 (one row per replica once gathered).
-    count, mean, m2, zeros, vmin, vmax, hist = _batch_stats(flat, per, lo, hi, bins)
+    count, mean, m2, zeros, vmin, vmax, hist, level, start = _batch_stats(flat, per, lo, hi, bins)
     stats = {"count": tf.cast(count, tf.int64)[None], "mean": mean[None], "m2": m2[None], "zeros": zeros[None],
-             "min": vmin[None], "max": vmax[None], "hist": tf.reshape(hist, (1, C, bins + 2))}
+             "min": vmin[None], "max": vmax[None], "hist": tf.reshape(hist, (1, C, bins + 2)), "level": level[None],
+             "start": start[None]}
     if classes:
         known = (labels >= 0) & (labels < classes)
         segment = tf.where(known, labels, tf.cast(classes, tf.int64))
@@ -546,7 +551,8 @@ def _per_image(f) -> dict:
 def _batch_stats(f, per: dict, lo, hi, bins: int):
     """Per channel of ``f`` (n images, P positions, C channels; P = 1 for a dense layer), given its per-image
     reductions ``per`` (``_per_image``): count, mean, sum of squared deviations, zeros, min, max, and the histogram
-    (C * (bins + 2) counts: slot 0 below lo, 1..bins [lo, hi) cut in equal parts, bins + 1 at or above hi).
+    of this batch on the lattice of the base range [lo, hi) (``_window``): C * (bins + 2) counts, slot 0 for -inf
+    and NaN, 1..bins the window's bins, bins + 1 for +inf; with its ``level`` and ``start`` (C,) int32.
 
     Every reduction runs over the positions of each image first, then over the images: reducing the (n * P, C)
     matrix down its columns in one go is slow on CPU for the few channels of an early layer (block1 of the demo
@@ -560,9 +566,37 @@ def _batch_stats(f, per: dict, lo, hi, bins: int):
     vmin = tf.reduce_min(per["min"], 0)
     vmax = tf.reduce_max(per["max"], 0)
     C = f.shape[-1]
-    hist = tf.math.bincount(tf.reshape(_histogram_slots(f, lo, hi, bins), [-1]), minlength=C * (bins + 2),
-                            maxlength=C * (bins + 2), dtype=tf.int64)
-    return count, mean, m2, zeros, vmin, vmax, hist
+    level, start = _window(vmin, vmax, lo, hi, bins)
+    hist = tf.math.bincount(tf.reshape(_histogram_slots(f, lo, hi, level, start, bins), [-1]),
+                            minlength=C * (bins + 2), maxlength=C * (bins + 2), dtype=tf.int64)
+    return count, mean, m2, zeros, vmin, vmax, hist, level, start
+
+
+_LEVEL_SCALES = 2.0 ** -np.arange(LEVELS, dtype=np.float32)  # exact powers of two: a level's bins nest in the next
+
+
+def _lattice(v, lo, hi, bins: int):
+    """Where values ``v`` (..., C) lie on channel c's lattice, in base bins from ``lo[c]`` (a base bin is
+    (hi - lo) / bins wide): float32, clipped to +-2**60, NaN as 0. The value's bin at level k is
+    floor(position * 2**-k): the multiplication by a power of two is exact, so a bin at level k + 1 is exactly two
+    bins of level k, and counts rebin exactly (``_Stats.merge``)."""
+    t = tf.clip_by_value((v - lo) * (tf.cast(bins, tf.float32) / (hi - lo)), -2.0 ** 60, 2.0 ** 60)
+    return tf.where(tf.math.is_nan(t), tf.zeros_like(t), t)
+
+
+def _window(vmin, vmax, lo, hi, bins: int):
+    """Per channel, the histogram window of a batch whose values lie in [vmin, vmax]: the lowest level k (bins
+    2**k base bins wide) at which ``bins`` bins from min(its lowest bin, 0) hold its highest bin and bin 0 (the
+    base range's first: every window holds it, so windows of any batches overlap and merge into one no wider
+    than needed), and that first bin's index. (C,) int32 each; the same for the same values on any device."""
+    scales = tf.constant(_LEVEL_SCALES)
+    low = tf.minimum(tf.floor(_lattice(vmin, lo, hi, bins)[:, None] * scales), 0.0)  # (C, LEVELS)
+    high = tf.maximum(tf.floor(_lattice(vmax, lo, hi, bins)[:, None] * scales), 0.0)
+    # fitting is monotone in the level (halving the bins' index keeps the span or shrinks it): the first level that
+    # fits is the count of those that do not
+    level = tf.reduce_sum(tf.cast(high - low > bins - 1, tf.int32), 1)
+    level = tf.minimum(level, LEVELS - 1)
+    return level, tf.cast(tf.gather(low, level, batch_dims=1), tf.int32)
 
 
 _XLA_LOCK = threading.Lock()
@@ -582,7 +616,8 @@ def _start_xla_quietly() -> None:
             return
         _XLA_STARTED = True
         with stderr_captured() as captured:
-            _histogram_slots(tf.zeros((1, 1, 1)), tf.zeros((1,)), tf.ones((1,)), 1)
+            _histogram_slots(tf.zeros((1, 1, 1)), tf.zeros((1,)), tf.ones((1,)), tf.zeros((1,), tf.int32),
+                             tf.zeros((1,), tf.int32), 2)
         rest = b"".join(line for line in captured[0].splitlines(True) if not _TF_INFO_LINE.match(line)) \
             if captured else b""
         if rest:
@@ -590,15 +625,19 @@ def _start_xla_quietly() -> None:
 
 
 @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-def _histogram_slots(f, lo, hi, bins):
-    """Each value's histogram slot, channel c's slots at c * (bins + 2) (see ``_batch_stats``), int32 like ``f``.
-    Pure arithmetic on its inputs, no model state: the traces are keyed by shape only."""
-    scale = tf.cast(bins, tf.float32) / (hi - lo)
+def _histogram_slots(f, lo, hi, level, start, bins):
+    """Each value's histogram slot, channel c's slots at c * (bins + 2) (see ``_batch_stats``), int32 like ``f``:
+    its bin at the channel's ``level`` (``_lattice``) less the window's ``start``. Pure arithmetic on its inputs,
+    no model state: the traces are keyed by shape only."""
     offset = tf.cast(tf.range(tf.shape(f)[-1]) * (bins + 2) + 1, tf.float32)
-    # clipped to [-1, bins] before the offset is added: a truncating cast of a value >= 0 is its floor. NaN (an
-    # image refused after the step) goes below the range: its cast to an integer is undefined.
-    v = tf.clip_by_value(tf.floor((f - lo) * scale), -1.0, tf.cast(bins, tf.float32))
-    return tf.cast(tf.where(tf.math.is_nan(v), -1.0, v) + offset, tf.int32)
+    scale = tf.gather(tf.constant(_LEVEL_SCALES), level)
+    # the window holds every finite value of the batch: the clip only guards the end bins against rounding
+    j = tf.clip_by_value(tf.floor(_lattice(f, lo, hi, bins) * scale) - tf.cast(start, tf.float32), 0.0,
+                         tf.cast(bins - 1, tf.float32))
+    # not finite: -inf and NaN (an image refused after the step; its cast to an integer is undefined) in slot 0,
+    # +inf in slot bins + 1 (a truncating cast of a value >= 0 is its floor)
+    j = tf.where(tf.math.is_finite(f), j, tf.where(f > 0, tf.cast(bins, tf.float32), -1.0))
+    return tf.cast(j + offset, tf.int32)
 
 
 def _candidate_names(plan: _Plan) -> tuple:
@@ -606,7 +645,7 @@ def _candidate_names(plan: _Plan) -> tuple:
 
 
 def _stat_names(classes: int) -> tuple:
-    return ("count", "mean", "m2", "zeros", "min", "max", "hist") + (
+    return ("count", "mean", "m2", "zeros", "min", "max", "hist", "level", "start") + (
         ("class_sum", "class_count", "bad_labels") if classes else ())
 
 
@@ -632,12 +671,15 @@ def _unpack(packets: np.ndarray, plans: list, bins: int, classes: int):
             cands.append(cand)
             C = plan.channels
             sizes = {"count": 1, "mean": C, "m2": C, "zeros": C, "min": C, "max": C, "hist": C * (bins + 2),
+                     "level": C, "start": C,
                      "class_sum": classes * C, "class_count": classes, "bad_labels": 1}
             stat = {}
             for name in _stat_names(classes):
                 stat[name] = packets[offset:offset + sizes[name]]
                 offset += sizes[name]
             stat["hist"] = stat["hist"].reshape(C, bins + 2).astype(np.int64)
+            stat["level"] = stat["level"].astype(np.int64)
+            stat["start"] = stat["start"].astype(np.int64)
             if classes:
                 stat["class_sum"] = stat["class_sum"].reshape(classes, C)
                 stat["class_count"] = stat["class_count"].astype(np.int64)
@@ -757,7 +799,10 @@ class _Stats:
         self.zeros = np.zeros(C, np.int64)
         self.min = np.full(C, np.inf)
         self.max = np.full(C, -np.inf)
-        self.hist = np.zeros((C, bins + 2), np.int64)
+        self.bins = bins
+        self.hist = np.zeros((C, bins + 2), np.int64)  # on the lattice: bins 2**level base bins wide, from start
+        self.level = np.zeros(C, np.int64)
+        self.start = np.zeros(C, np.int64)
         self.class_sum = np.zeros((classes, C)) if classes else None
         self.class_count = np.zeros(classes, np.int64) if classes else None
 
@@ -775,15 +820,65 @@ class _Stats:
         self.zeros += stats["zeros"].sum(0)
         self.min = np.minimum(self.min, stats["min"].min(0))
         self.max = np.maximum(self.max, stats["max"].max(0))
-        self.hist += stats["hist"].sum(0)
+        for r in range(len(stats["hist"])):
+            self._merge_histogram(stats["hist"][r], stats["level"][r], stats["start"][r])
         if self.class_sum is not None:
             self.class_sum += stats["class_sum"].sum(0)
             self.class_count += stats["class_count"].sum(0)
 
+    def _merge_histogram(self, hist: np.ndarray, level: np.ndarray, start: np.ndarray) -> None:
+        """Add one replica's batch histogram (C, bins + 2) at its ``level`` and ``start`` (C,) to the running one:
+        both rebinned to the lowest level whose window (from min(the lowest filled bin, 0)) holds the filled bins
+        of both and bin 0. Exact: a bin of level k + 1 is two bins of level k. The result depends on the values
+        only, not on how they were batched (a batch's window is chosen by the same rule, ``_window``)."""
+        bins = self.bins
+        parts = [(self.hist[:, 1:bins + 1], self.level, self.start),
+                 (hist[:, 1:bins + 1], np.asarray(level, np.int64), np.asarray(start, np.int64))]
+        spans = [_filled(counts, first) for counts, _, first in parts]
+        new_level = np.max([np.where(filled, lvl, 0) for (_, lvl, _), (filled, _, _) in zip(parts, spans)], 0)
+        while True:  # at most LEVELS rounds: at level 63 every bin index is 0 or -1
+            low, high = np.zeros_like(new_level), np.zeros_like(new_level)
+            for (_, lvl, _), (filled, lo, hi) in zip(parts, spans):
+                shift = np.clip(new_level - lvl, 0, 63)
+                low = np.where(filled, np.minimum(low, lo >> shift), low)
+                high = np.where(filled, np.maximum(high, hi >> shift), high)
+            wide = high - low > bins - 1
+            if not wide.any():
+                break
+            new_level = np.where(wide, new_level + 1, new_level)
+        merged = np.zeros_like(self.hist)
+        merged[:, 0] = self.hist[:, 0] + hist[:, 0]
+        merged[:, bins + 1] = self.hist[:, bins + 1] + hist[:, bins + 1]
+        rows = np.arange(len(merged))[:, None]
+        for counts, lvl, first in parts:
+            shift = np.clip(new_level - lvl, 0, 63)[:, None]
+            target = ((first[:, None] + np.arange(bins)) >> shift) - low[:, None] + 1
+            keep = counts > 0
+            np.add.at(merged, (np.broadcast_to(rows, counts.shape)[keep], target[keep]), counts[keep])
+        self.hist, self.level, self.start = merged, new_level, low
+
+    def edges(self, lo: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """The running histogram's edges (C, bins + 1), float64, on the lattice of base range ``lo`` and ``scale``
+        (float32 base bins per unit, as the step computed it)."""
+        steps = (self.start[:, None] + np.arange(self.bins + 1)) * np.ldexp(1.0, self.level)[:, None]
+        return lo.astype(np.float64)[:, None] + steps / scale.astype(np.float64)[:, None]
+
+
+def _filled(counts: np.ndarray, start: np.ndarray):
+    """(any bin filled, index of the first filled bin, of the last) per row of ``counts`` (C, bins) whose first bin
+    is ``start``: (C,) bool, int64, int64."""
+    filled = counts > 0
+    first = filled.argmax(1)
+    last = counts.shape[1] - 1 - filled[:, ::-1].argmax(1)
+    return filled.any(1), start + first, start + last
+
 
 class _Pass:
     def __init__(self, probe, keys, plans, k, score, bins, strategy):
-        self.probe, self.keys, self.plans, self.k, self.score, self.bins = probe, keys, plans, k, score, bins
+        # bins are counted on a lattice of at least two (one bin cannot hold values both sides of the first range's
+        # lower edge); a pass asked for one bin sums them at the end
+        self.probe, self.keys, self.plans, self.k, self.score = probe, keys, plans, k, score
+        self.bins, self.out_bins = max(bins, 2), bins
         self.strategy = strategy
         self.classes = 0
 
@@ -808,7 +903,7 @@ class _Pass:
                                            reduce_retracing=True)
         self.tops = [_Top(p, self.k) for p in self.plans]
         self.stats = [_Stats(p, self.bins, self.classes) for p in self.plans]
-        self.edges = None
+        self.lattice = None  # per layer, the histogram's base range: (lo, base bins per unit), float32 (C,) each
         self.images = 0
 
         def compute(x, index, labels, thresholds, lows, highs) -> np.ndarray:
@@ -843,7 +938,7 @@ class _Pass:
                 if cancel is not None and cancel.is_set():  # set while this batch was read: it is not started
                     cancelled, keep_pending = True, True
                     break
-                if self.edges is None:
+                if self.lattice is None:
                     lows, highs = self._ranges(ranges, x)
                 thresholds = [tf.constant(t.thresholds()) for t in self.tops]
                 args = (x, index, labels, thresholds, lows, highs)
@@ -909,7 +1004,7 @@ class _Pass:
             distributed = tf.function(lambda a: strategy.run(lambda b: ranges(b), args=(a,)), autograph=False)
             packets = _gathered(strategy, distributed(x))
         packets = packets.reshape(-1, 2 * sum(p.channels for p in self.plans))  # a row per replica
-        lows, highs, self.edges, offset = [], [], [], 0
+        lows, highs, self.lattice, offset = [], [], [], 0
         for plan in self.plans:
             C = plan.channels
             mn = packets[:, offset:offset + C].min(0)
@@ -927,13 +1022,13 @@ class _Pass:
             lo32, hi32 = lo.astype(np.float32), hi.astype(np.float32)
             lows.append(tf.constant(lo32))
             highs.append(tf.constant(hi32))
-            self.edges.append(np.linspace(lo32.astype(np.float64), hi32.astype(np.float64), self.bins + 1, axis=-1))
+            self.lattice.append((lo32, np.float32(self.bins) / (hi32 - lo32)))  # as _lattice computes it
         return lows, highs
 
     def _result(self, done: int, partial: bool, cancelled: bool) -> ChannelExamples:
         layers = {}
-        for key, plan, top, stat, edges in zip(self.keys, self.plans, self.tops, self.stats, self.edges or
-                                               [None] * len(self.plans)):
+        for key, plan, top, stat, lattice in zip(self.keys, self.plans, self.tops, self.stats, self.lattice or
+                                                 [None] * len(self.plans)):
             scores, index, where, patches = top.sorted()
             empty = index < 0
             scores = np.where(empty, np.nan, scores).astype(np.float32)
@@ -956,6 +1051,10 @@ class _Pass:
                 class_mean = (stat.class_sum / stat.class_count[:, None]) if stat.class_sum is not None else None
             nan = np.full(plan.channels, np.nan)
             seen = stat.count > 0
+            histogram = stat.hist[:, 1:self.bins + 1].copy()
+            edges = stat.edges(*lattice) if lattice is not None else np.full((plan.channels, self.bins + 1), np.nan)
+            if self.out_bins == 1:  # one bin over the window
+                histogram, edges = histogram.sum(1, keepdims=True), edges[:, [0, -1]]
             layers[key] = LayerExamples(
                 layer=key, path=plan.info.path, spatial=plan.spatial, score=self.score, k=self.k,
                 indices=index, scores=scores, positions=positions, boxes=boxes,
@@ -964,8 +1063,7 @@ class _Pass:
                 min=stat.min.copy() if seen else nan, max=stat.max.copy() if seen else nan,
                 zero_fraction=stat.zeros / count if seen else nan,
                 dead=(stat.max == stat.min) if seen else np.zeros(plan.channels, bool),
-                histogram=stat.hist[:, 1:self.bins + 1].copy(),
-                histogram_edges=edges if edges is not None else np.full((plan.channels, self.bins + 1), np.nan),
+                histogram=histogram, histogram_edges=edges,
                 below=stat.hist[:, 0].copy(), above=stat.hist[:, self.bins + 1].copy(),
                 class_mean=class_mean, class_counts=None if stat.class_count is None else stat.class_count.copy(),
                 patch_note=plan.note)

@@ -235,7 +235,7 @@ class ChannelCard(CnnWidget):
     #  "input": [H, W], "note": core's patch_note, "unit_name": the output unit's class name or None}
     patches_meta = t.Dict().tag(**_PY)
     stats = t.Dict().tag(**_PY)  # {"mean", "std", "min", "max", "zero_fraction", "dead": bool, "images"}
-    histogram = t.Dict().tag(**_PY)  # {"counts": [int], "lo", "hi", "below", "above"}
+    histogram = t.Dict().tag(**_PY)  # {"counts": [int], "lo", "hi", "not_finite"}: lo..hi holds every finite value
     class_support = t.List(t.Dict()).tag(**_PY)  # [{"index", "name", "mean", "count"}] per class; [] without labels
     fv_pixels = t.Bytes(b"").tag(**_PY)  # uint8 RGB (size, size, 3) of the channel's feature visualization
     fv_meta = t.Dict().tag(**_PY)  # {"size", "layer", "channel", "step", "steps", "final"}; {} before any
@@ -500,10 +500,7 @@ class ChannelCard(CnnWidget):
                 "boxes": ex.boxes[c, :n].tolist(), "approximate": ex.approximate, "reason": ex.reason,
                 "whole_image": bool(ex.whole_image), "input": [int(v) for v in self.probe.input_shape[:2]],
                 "note": ex.patch_note, "unit_name": names[c] if names else None}
-        counts = ex.histogram[c]
-        edges = ex.histogram_edges[c]
-        hist = {"counts": [int(v) for v in counts], "lo": _number(edges[0]), "hi": _number(edges[-1]),
-                "below": int(ex.below[c]), "above": int(ex.above[c])}
+        hist = _histogram(ex.histogram[c], ex.histogram_edges[c], int(ex.below[c] + ex.above[c]))
         stats = {"mean": _number(ex.mean[c]), "std": _number(ex.std[c]), "min": _number(ex.min[c]),
                  "max": _number(ex.max[c]), "zero_fraction": _number(ex.zero_fraction[c]),
                  "dead": bool(ex.dead[c]), "images": int(images)}
@@ -514,6 +511,15 @@ class ChannelCard(CnnWidget):
                        for i in range(ex.class_mean.shape[0])]
         self._push(patches=rgba(patches, self.probe.input_range).tobytes(), patches_meta=meta, histogram=hist,
                    stats=stats, class_support=support, partial=bool(partial), images=int(images))
+
+
+def _histogram(counts: np.ndarray, edges: np.ndarray, not_finite: int) -> dict:
+    """The histogram trait of one channel: its filled bins, first to last (the pass's histogram covers every
+    value it saw, and may have empty bins past either end), their range, and the values left out (not finite)."""
+    filled = np.flatnonzero(counts)
+    first, last = (int(filled[0]), int(filled[-1])) if len(filled) else (0, len(counts) - 1)
+    return {"counts": [int(v) for v in counts[first:last + 1]], "lo": _number(edges[first]),
+            "hi": _number(edges[last + 1]), "not_finite": not_finite}
 
 
 def _check_k(value) -> int:

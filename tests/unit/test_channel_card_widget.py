@@ -123,7 +123,10 @@ def test_the_card_sends_core_s_top_k_patches_histogram_statistics_and_class_supp
     np.testing.assert_allclose(meta["values"], truth.scores[3])
     assert card.patches == rgba(truth.patches[3], (0.0, 1.0)).tobytes()
     assert len(card.patches) == 5 * meta["h"] * meta["w"] * 4  # one uint8 RGBA buffer
-    assert card.histogram["counts"] == truth.histogram[3].tolist()
+    filled = np.flatnonzero(truth.histogram[3])  # the filled bins, first to last, over a range holding min..max
+    assert card.histogram["counts"] == truth.histogram[3][filled[0]:filled[-1] + 1].tolist()
+    assert card.histogram["lo"] <= card.stats["min"] and card.histogram["hi"] > card.stats["max"]
+    assert card.histogram["not_finite"] == 0
     assert card.stats["mean"] == pytest.approx(truth.mean[3]) and card.stats["images"] == 40
     assert card.stats["zero_fraction"] == pytest.approx(truth.zero_fraction[3])
     assert [s["name"] for s in card.class_support] == NAMES  # text, sent as given

@@ -255,6 +255,29 @@ def test_statistics_equal_numpy_on_the_stacked_activations(probe, data, result):
 
 
 @pytest.mark.slow
+def test_the_histogram_covers_every_value_the_pass_saw_and_the_same_first_batch_gives_the_same_histogram(probe, data):
+    images = data[0].copy()
+    images[24:] = images[24:] * 4 - 1.5  # later batches far past the first batch's range (it was fixed by it)
+    acts = probe.activations(images, ["conv1", "out"])
+    runs = [dataset.channel_examples(probe, images, ["conv1", "out"], k=2, batch_size=8, bins=bins)
+            for bins in (20, 1)]
+    batched = dataset.channel_examples(probe, iter([images[:8], images[8:11], images[11:]]), ["conv1"], k=2, bins=20)
+    for key in ("conv1", "out"):
+        v = acts[key].reshape(-1, acts[key].shape[-1]).astype(np.float64)
+        for res in runs:
+            got = res[key]
+            assert (got.histogram_edges[:, 0] <= v.min(0)).all() and (got.histogram_edges[:, -1] > v.max(0)).all()
+            assert (got.histogram.sum(1) == len(v)).all() and not got.below.any() and not got.above.any()
+            for c in range(v.shape[1]):
+                want, _ = np.histogram(v[:, c], got.histogram_edges[c])
+                assert np.abs(got.histogram[c] - want).sum() <= 2  # float32 binning vs float64 edges
+    assert runs[1]["conv1"].histogram.shape == (4, 1)
+    # batches after the first (its range is the base) and their split do not change it: bins merge exactly
+    np.testing.assert_array_equal(batched["conv1"].histogram, runs[0]["conv1"].histogram)
+    np.testing.assert_allclose(batched["conv1"].histogram_edges, runs[0]["conv1"].histogram_edges)
+
+
+@pytest.mark.slow
 def test_a_dead_channel_is_flagged():
     inp = keras.Input((8, 8, 1))
     conv = keras.layers.Conv2D(2, 1, activation="relu", name="c")
