@@ -3,6 +3,8 @@
 Notebooks are collected at import time; with none yet, the single test is skipped with a reason. The kernelspec
 (`python3`, pointed at sys.executable by tests/harness/env.py through JUPYTER_PATH) and the runner are in
 tests/harness/notebooks.py. A failing notebook is saved executed to tests/_artifacts/<name>.failed.ipynb.
+The kernel has CNNWIDGET_NOTEBOOK_TEST=1: a notebook whose full size costs the suite minutes runs a cell's data on
+fewer images, said in that cell (harness/notebooks.py lists which, and what is then not run at full size).
 """
 from __future__ import annotations
 
