@@ -2,8 +2,9 @@
 
 The widget is ipywidgets and bqplot (no view of its own): the CKA heatmap is a bqplot GridHeatMap, the verdicts
 are Labels, progress a FloatProgress, and every part carries a stable ``cnnw-similarity-*`` class. The tests share
-one notebook (``notebook`` fixture, as in test_activation_grid_browser.py) whose first pass has finished; the pass
-over its 4096 images in batches of 16 takes a few seconds, long enough to watch and to cancel.
+one notebook (``notebook`` fixture, as in test_activation_grid_browser.py) and its kernel: ``sim``, whose first pass
+has finished (the pass over its 4096 images in batches of 16 takes a few seconds, long enough to watch and to
+cancel), and ``late``, a widget on the same two models shown before any pass (the user's order).
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from harness import charts
 
 pytestmark = pytest.mark.timeout(300)
 
-ROOT = ".jp-Notebook .cnnw-similarity"
+# The notebook's cells: BUILD, ``sim`` (shown after its first pass) and ``late`` (shown before any pass); each
+# widget is read in its own cell (tagged by ``lab.cell``).
+ROOT = '.jp-Notebook .jp-Cell[data-cw-cell="1"] .cnnw-similarity'
+LATE = '.jp-Notebook .jp-Cell[data-cw-cell="2"] .cnnw-similarity'
 LAYERS = ["conv1", "conv2", "gap"]
 
 BUILD = """
@@ -40,6 +44,8 @@ tuned.get_layer("conv1").trainable = False
 tuned.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
 tuned.fit(d.images[:1024], d.labels[:1024] % 4, epochs=2, batch_size=32, verbose=0)
 sim = cw.LayerSimilarity(base, tuned, d.images, layers=["conv1", "conv2", "gap"], batch_size=16)
+late = cw.LayerSimilarity(base, tuned, d.images[:1024], layers=["conv1", "conv2", "gap"], batch_size=16,
+                          autostart=False)
 """
 
 # What the page shows: status text, progress bar width, error text (if shown), the Layers box, heatmap cells.
@@ -50,6 +56,7 @@ READ = """(root) => {
   return {
     status: el.querySelector('.cnnw-similarity-status').textContent,
     bar: el.querySelector('.cnnw-similarity-progress .progress-bar').style.width,
+    barShown: getComputedStyle(el.querySelector('.cnnw-similarity-progress')).visibility !== 'hidden',
     error: error.offsetParent === null ? '' : error.textContent,
     layers: el.querySelector('.cnnw-similarity-layers input').value,
     cells: cells.length,
@@ -76,8 +83,9 @@ WATCH = """(root) => {
 
 @pytest.fixture(scope="module")
 def notebook(lab):
-    page = lab.open_notebook([BUILD, "sim"], name="layer_similarity_browser")
+    page = lab.open_notebook([BUILD, "sim", "late"], name="layer_similarity_browser")
     lab.run_all(page, timeout=240)
+    assert lab.cell(page, 1) in ROOT and lab.cell(page, 2) in LATE
     lab.wait_for(page, ROOT)
     _wait_status(page, "done: 3 layers", timeout=120)
     with lab.kept(page):  # every test here shares this page and its kernel
@@ -88,10 +96,10 @@ def _read(page) -> dict:
     return page.evaluate(READ, ROOT)
 
 
-def _wait_status(page, prefix: str, timeout: float = 60):
+def _wait_status(page, prefix: str, timeout: float = 60, root: str = ROOT):
     page.wait_for_function("([root, prefix]) => document.querySelector(root)"
                            ".querySelector('.cnnw-similarity-status').textContent.startsWith(prefix)",
-                           arg=[ROOT, prefix], polling=50, timeout=timeout * 1000)
+                           arg=[root, prefix], polling=50, timeout=timeout * 1000)
 
 
 def _py(lab, page, expr: str):
@@ -133,7 +141,8 @@ def test_the_cka_heatmap_and_the_verdicts_render_as_text(lab, notebook):
     verdicts = _py(lab, page, "[f'{n}: {v}' for n, v in zip(sim.comparison.layers, sim.comparison.verdict)]")
     assert [text.split(" (")[0] for text in seen["verdicts"][1:]] == verdicts
     assert seen["verdicts"][1] == "conv1: generic (CKA 1.000, drift 0)"  # frozen: unchanged
-    assert seen["error"] == "" and seen["bar"] == "100%" and not seen["run"] and seen["cancel"]
+    assert seen["error"] == "" and not seen["run"] and seen["cancel"]
+    assert seen["bar"] == "0%" and not seen["barShown"], seen  # idle: the bar empty and hidden (1e607b9)
     # Weight drift: conv1 was frozen and gap has no weights; conv2 moved, the tallest bar.
     assert len(seen["bars"]) == 3 and seen["bars"][0] == seen["bars"][2] == 0 and seen["bars"][1] > 100, seen["bars"]
     lab.screenshot(page, "layer_similarity", selector=ROOT)
@@ -156,7 +165,9 @@ def test_a_run_from_the_page_shows_progress_then_the_result_while_the_kernel_sta
     assert len(batches) >= 3 and batches[-1] < statuses.index("done: 3 layers"), statuses
     widths = [float(w.rstrip("%")) for s, w in seen if s.startswith("CKA: batch") and w]
     assert any(0 < w < 100 for w in widths) and widths == sorted(widths), widths
-    assert _py(lab, page, "sim.cka.shape") == [3, 3] and _read(page)["bar"] == "100%"
+    assert _py(lab, page, "sim.cka.shape") == [3, 3]
+    done = _read(page)
+    assert done["bar"] == "0%" and not done["barShown"], done  # the pass over: the bar empty and hidden (1e607b9)
 
 
 def test_cancel_from_the_page_stops_the_pass_and_keeps_the_result(lab, notebook):
@@ -205,21 +216,20 @@ def test_after_a_refused_input_the_widget_keeps_working(lab, notebook):
     assert [text.split(":")[0] for text in seen["verdicts"][1:]] == ["conv2", "gap"]
 
 
-def test_a_widget_shown_before_its_pass_draws_the_heatmap_and_drift_when_the_result_arrives(lab):
+def test_a_widget_shown_before_its_pass_draws_the_heatmap_and_drift_when_the_result_arrives(lab, notebook):
     """The user's order: the widget is on the page (empty charts) before any result exists; the pass then runs and
     its result lands in charts that were drawn empty: cells in several colours of the scale, drift bars with
     height, layer names on both axes, every axis label clear of the tick labels, and a clean console."""
-    build = BUILD.replace("d = shapes(4096, seed=2, size=32)", "d = shapes(1024, seed=2, size=32)").replace(
-        "batch_size=16)", "batch_size=16, autostart=False)")
-    page = lab.open_notebook([build, "sim"])
-    lab.run_all(page, timeout=240)
-    lab.wait_for(page, f"{ROOT} .cnnw-similarity-cka svg")
-    assert charts.geometry(page, f"{ROOT} .cnnw-similarity-drift")["bars"] == []  # nothing yet
-    lab.kernel_run(page, "sim.run().wait(120)", timeout=150)
-    _wait_status(page, "done: 3 layers")
-    page.wait_for_timeout(500)
-    heat = charts.geometry(page, f"{ROOT} .cnnw-similarity-cka")
-    drift = charts.geometry(page, f"{ROOT} .cnnw-similarity-drift")
+    page = notebook
+    lab.wait_for(page, f"{LATE} .cnnw-similarity-cka svg")
+    assert charts.geometry(page, f"{LATE} .cnnw-similarity-drift")["bars"] == []  # nothing yet
+    lab.kernel_run(page, "late.run().wait(120)", timeout=150)
+    _wait_status(page, "done: 3 layers", root=LATE)
+    page.wait_for_function("(root) => document.querySelectorAll(root + ' .cnnw-similarity-drift rect.bar').length"
+                           " === 3 && document.querySelectorAll(root + ' .cnnw-similarity-cka .heatmapcell').length"
+                           " === 9", arg=LATE, polling=50, timeout=30_000)
+    heat = charts.geometry(page, f"{LATE} .cnnw-similarity-cka")
+    drift = charts.geometry(page, f"{LATE} .cnnw-similarity-drift")
     assert len(heat["cells"]) == 9 and len(set(heat["cells"])) >= 3, heat
     assert charts.off_scale(heat["cells"], "viridis") == []
     assert heat["ticks"]["fine-tuned layer"] == LAYERS and sorted(heat["ticks"]["base layer"]) == sorted(LAYERS)
@@ -228,5 +238,5 @@ def test_a_widget_shown_before_its_pass_draws_the_heatmap_and_drift_when_the_res
     assert drift["ticks"][""] == LAYERS
     drift_ticks = [float(t.replace("\u2212", "-")) for t in drift["ticks"]["||W_b - W_a|| / ||W_a||"]]
     assert drift_ticks[0] == 0.0 and drift_ticks == sorted(drift_ticks)  # a ratio axis from 0, never below
-    assert lab.axis_problems(page, ROOT) == []
-    lab.screenshot(page, "layer_similarity_user_order", selector=ROOT)
+    assert lab.axis_problems(page, LATE) == []
+    lab.screenshot(page, "layer_similarity_user_order", selector=LATE)
