@@ -151,7 +151,7 @@ def test_layer_similarity_names_and_labels_are_whole(lab, page):
     assert heat["ticks"]["fine-tuned layer"] == ["block1_relu", "global_average_pool", "predictions"], heat["ticks"]
     for chart in ("cka", "drift"):  # bqplot lays a figure out again (new margins) only while it is on screen
         page.locator(f"{root} .cnnw-similarity-{chart}").first.scroll_into_view_if_needed()
-        charts.settled(page, root)
+        charts.settled(page, root, quiet=60, timeout=20)  # the relayout comes some frames after the scroll
     assert lab.axis_problems(page, root) == [] and charts.axis_problems(page, root) == []
     # a rotated name lies wholly below the plot area, not half under the cells
     inside = page.evaluate("""(sel) => {

@@ -3,7 +3,9 @@ shown at once and its attack, charts and curve arrive from the worker after disp
 adversarial image, a bad epsilon typed in the page is refused in the widget (and it keeps working), Cancel stops a
 long attack. The harness fails a test on any browser console error.
 
-One notebook page is opened and run once (the module-scoped ``page`` fixture) and shared by the tests.
+One notebook page is opened and run once (the module-scoped ``page`` fixture) and shared by the tests, with its
+kernel: ``rv`` on the demo model in its first cell, ``deep`` on an untrained MobileNetV3Small in its second (each
+read in its own cell, tagged by ``lab.cell``; the deep model had a notebook and a kernel of its own).
 """
 from __future__ import annotations
 
@@ -21,17 +23,28 @@ CELLS = [
     "                       class_names=data.class_names, steps=5, curve_epsilons=[0.0, 4 / 255, 16 / 255])\n"
     "rv",  # shown at once: nothing waited for
 ]
-ROOT = ".jp-Notebook .cnnw-rv"
-CELL = ".jp-Notebook .jp-CodeCell:has(.cnnw-rv)"
+DEEP_CELLS = [
+    "import numpy as np, keras\n"
+    "deep_model = keras.applications.MobileNetV3Small(weights=None, input_shape=(96, 96, 3), classes=10)\n"
+    "rng = np.random.default_rng(0)\n"
+    "deep_images = (255 * rng.random((2, 96, 96, 3))).astype('float32')  # the model rescales [0, 255] pixels\n"
+    "deep_held, deep_labels = (255 * rng.random((8, 96, 96, 3))).astype('float32'), rng.integers(0, 10, 8)\n"
+    "deep = cw.RobustnessView(deep_model, deep_images, data=(deep_held, deep_labels), steps=2)\n"
+    "deep",
+]
+CELL = '.jp-Notebook .jp-Cell[data-cw-cell="0"]'
+ROOT = f"{CELL} .cnnw-rv"
+DEEP_CELL = '.jp-Notebook .jp-Cell[data-cw-cell="1"]'
+DEEP_ROOT = f"{DEEP_CELL} .cnnw-rv"
 
 
 def _canvas(kind: str) -> str:
     return f"{ROOT} canvas.cnnw-rv-{kind}"
 
 
-def _wait_running(page, value: bool, timeout: float = 60):
+def _wait_running(page, value: bool, timeout: float = 60, root: str = ROOT):
     page.wait_for_function(f"(sel) => document.querySelector(sel)?.dataset.running === '{str(value).lower()}'",
-                           arg=ROOT, timeout=timeout * 1000)
+                           arg=root, timeout=timeout * 1000)
 
 
 def _drawn(page) -> int:
@@ -40,8 +53,9 @@ def _drawn(page) -> int:
 
 @pytest.fixture(scope="module")
 def page(lab):
-    page = lab.open_notebook(CELLS, name="robustness_view_browser")
+    page = lab.open_notebook(CELLS + DEEP_CELLS, name="robustness_view_browser")
     lab.run_all(page)
+    assert (lab.cell(page, 0), lab.cell(page, 1)) == (CELL, DEEP_CELL)
     lab.wait_for(page, ROOT)
     page.wait_for_function("(sel) => Number(document.querySelector(sel).dataset.drawn ?? 0) >= 1", arg=ROOT,
                            timeout=120_000)
@@ -148,61 +162,52 @@ def test_cancel_on_the_page_stops_a_long_attack_and_the_last_drawing_stays(lab, 
     assert root.locator(".cnnw-error").is_hidden()
 
 
-DEEP_CELLS = [
-    "import numpy as np, keras\nimport cnnwidget as cw\n"
-    "model = keras.applications.MobileNetV3Small(weights=None, input_shape=(96, 96, 3), classes=10)\n"
-    "rng = np.random.default_rng(0)\n"
-    "images = (255 * rng.random((2, 96, 96, 3))).astype('float32')  # the model rescales [0, 255] pixels\n"
-    "held, labels = (255 * rng.random((8, 96, 96, 3))).astype('float32'), rng.integers(0, 10, 8)\n"
-    "deep = cw.RobustnessView(model, images, data=(held, labels), steps=2)\n"
-    "deep",
-]
 
 
-def test_a_deep_untrained_model_names_every_layer_readably_and_its_verdict_matches_its_predictions(lab):
+def test_a_deep_untrained_model_names_every_layer_readably_and_its_verdict_matches_its_predictions(lab, page):
     """~140 layers (an untrained MobileNetV3Small): every layer's bar named on readable axes in a scrolling box;
     its top classes tie (random images, random weights), and the verdict says what the shown classes say; the
     status gives the accuracy at the slider's epsilon, also after a change from Python."""
-    page = lab.open_notebook(DEEP_CELLS, name="robustness_view_deep_browser")
-    with lab.kept(page):
-        lab.run_all(page)
-        lab.wait_for(page, ROOT, timeout=120)
-        page.wait_for_function("(sel) => Number(document.querySelector(sel).dataset.drawn ?? 0) >= 1", arg=ROOT,
-                               timeout=240_000)
-        _wait_running(page, False, timeout=300)
-        root = page.locator(ROOT).first
-        n_layers = int(lab.kernel_run(page, "print(len(deep.probe.layers))"))
-        assert n_layers >= 100
-        bars = page.evaluate(charts.GEOMETRY_JS.replace("document.querySelector(sel)",
-                                                        "document.querySelectorAll(sel)[0]"), f"{CELL} .bqplot")
-        assert len(bars["bars"]) == n_layers, len(bars["bars"])  # one bar per layer
-        names = next(ticks for label, ticks in bars["ticks"].items() if not label)
-        assert 10 <= len(names) <= 24, names  # every k-th layer named
-        size = page.evaluate("(sel) => { const r = document.querySelectorAll(sel)[0].getBoundingClientRect(); "
-                             "return [r.width, r.height]; }", f"{CELL} .bqplot")
-        assert size[0] >= 360 and 240 <= size[1] <= 480, size  # bounded, not a thin strip
-        assert lab.axis_problems(page, CELL) == [] and charts.axis_problems(page, CELL) == []
-        # hovering a bar names its layer (the names axis shows only every k-th)
-        page.locator(f"{CELL} .cnnw-rv-divergence rect.bar").nth(1).hover(force=True)
-        second = lab.kernel_run(page, "print(deep.probe.layers[1].path)")
-        page.wait_for_function("(s) => [...document.querySelectorAll('.bqplot_tooltip, .bqplot-tooltip, "
-                               "[class*=tooltip]')].some((t) => t.textContent.includes(s))", arg=second,
-                               timeout=10_000)
-        # the verdict agrees with the classes shown
-        shown = lab.kernel_run(page, "s = deep.shown; print(s['clean_class'], s['adv_class'], s['success'], "
-                                     "len(s['clean_tied']))").split()
-        clean, adversarial, success, tied = int(shown[0]), int(shown[1]), shown[2] == "True", int(shown[3])
-        assert success == (clean != adversarial)
-        verdict = root.locator(".cnnw-rv-verdict").inner_text()
-        assert ("changed" in verdict) == success and ("tied" in verdict) == (tied > 0), verdict
-        status = root.locator(".cnnw-rv-status").inner_text()
-        assert "accuracy at this L∞ epsilon 8: " in status, status  # 8/255 of the [0, 255] range
-        lab.screenshot(page, "rv_deep", selector=CELL)
-        assert root.locator(".cnnw-rv-epsilon-value").inner_text() == "= 8.00"  # not "8/255": that is 0.0314
-        lab.kernel_run(page, "deep.epsilon = 4.0")
-        page.wait_for_function("(sel) => document.querySelector(sel)?.textContent.includes('epsilon 4: ')",
-                               arg=f"{ROOT} .cnnw-rv-status", timeout=120_000)
-        _wait_running(page, False, timeout=120)
-        status = root.locator(".cnnw-rv-status").inner_text()
-        assert "accuracy at this L∞ epsilon 4: " in status, status  # a curve point: the curve is kept
-        assert root.locator(".cnnw-error").is_hidden()
+    lab.wait_for(page, DEEP_ROOT, timeout=120)
+    page.wait_for_function("(sel) => Number(document.querySelector(sel).dataset.drawn ?? 0) >= 1",
+                           arg=DEEP_ROOT, timeout=240_000)
+    _wait_running(page, False, timeout=300, root=DEEP_ROOT)
+    root = page.locator(DEEP_ROOT).first
+    # below rv's cell: brought on screen, where bqplot lays a figure out (as the first cell of a page is)
+    page.locator(f"{DEEP_CELL} .bqplot").first.scroll_into_view_if_needed()
+    charts.settled(page, DEEP_CELL, quiet=60, timeout=20)  # its relayout comes some frames after the scroll
+    n_layers = int(lab.kernel_run(page, "print(len(deep.probe.layers))"))
+    assert n_layers >= 100
+    bars = page.evaluate(charts.GEOMETRY_JS.replace("document.querySelector(sel)",
+                                                    "document.querySelectorAll(sel)[0]"), f"{DEEP_CELL} .bqplot")
+    assert len(bars["bars"]) == n_layers, len(bars["bars"])  # one bar per layer
+    names = next(ticks for label, ticks in bars["ticks"].items() if not label)
+    assert 10 <= len(names) <= 24, names  # every k-th layer named
+    size = page.evaluate("(sel) => { const r = document.querySelectorAll(sel)[0].getBoundingClientRect(); "
+                         "return [r.width, r.height]; }", f"{DEEP_CELL} .bqplot")
+    assert size[0] >= 360 and 240 <= size[1] <= 480, size  # bounded, not a thin strip
+    assert lab.axis_problems(page, DEEP_CELL) == [] and charts.axis_problems(page, DEEP_CELL) == []
+    # hovering a bar names its layer (the names axis shows only every k-th)
+    page.locator(f"{DEEP_CELL} .cnnw-rv-divergence rect.bar").nth(1).hover(force=True)
+    second = lab.kernel_run(page, "print(deep.probe.layers[1].path)")
+    page.wait_for_function("(s) => [...document.querySelectorAll('.bqplot_tooltip, .bqplot-tooltip, "
+                           "[class*=tooltip]')].some((t) => t.textContent.includes(s))", arg=second,
+                           timeout=10_000)
+    # the verdict agrees with the classes shown
+    shown = lab.kernel_run(page, "s = deep.shown; print(s['clean_class'], s['adv_class'], s['success'], "
+                                 "len(s['clean_tied']))").split()
+    clean, adversarial, success, tied = int(shown[0]), int(shown[1]), shown[2] == "True", int(shown[3])
+    assert success == (clean != adversarial)
+    verdict = root.locator(".cnnw-rv-verdict").inner_text()
+    assert ("changed" in verdict) == success and ("tied" in verdict) == (tied > 0), verdict
+    status = root.locator(".cnnw-rv-status").inner_text()
+    assert "accuracy at this L∞ epsilon 8: " in status, status  # 8/255 of the [0, 255] range
+    lab.screenshot(page, "rv_deep", selector=DEEP_CELL)
+    assert root.locator(".cnnw-rv-epsilon-value").inner_text() == "= 8.00"  # not "8/255": that is 0.0314
+    lab.kernel_run(page, "deep.epsilon = 4.0")
+    page.wait_for_function("(sel) => document.querySelector(sel)?.textContent.includes('epsilon 4: ')",
+                           arg=f"{DEEP_ROOT} .cnnw-rv-status", timeout=120_000)
+    _wait_running(page, False, timeout=120, root=DEEP_ROOT)
+    status = root.locator(".cnnw-rv-status").inner_text()
+    assert "accuracy at this L∞ epsilon 4: " in status, status  # a curve point: the curve is kept
+    assert root.locator(".cnnw-error").is_hidden()

@@ -144,8 +144,9 @@ async ([root, quiet, ms]) => {
 """
 
 
-def settled(page, root: str = ".jp-Notebook", quiet: int = 5, timeout: float = 10) -> bool:
+def settled(page, root: str = ".jp-Notebook", quiet: int = 10, timeout: float = 10) -> bool:
     """Wait until the bqplot charts under ``root`` stop changing (the same svg for ``quiet`` animation frames in a
     row): where a test would otherwise sleep for "the redraw lands". False if they still change after ``timeout``
-    seconds (the test's own assertions then say what is drawn)."""
+    seconds (the test's own assertions then say what is drawn). A figure scrolled into view is laid out again some
+    frames later (a deep RobustnessView's names axis: 5 quiet frames were too few, 60 enough): give ``quiet=60``."""
     return page.evaluate(SETTLED_JS, [root, quiet, int(timeout * 1000)])
