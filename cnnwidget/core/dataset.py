@@ -846,16 +846,20 @@ class _Stats:
             if not wide.any():
                 break
             new_level = np.where(wide, new_level + 1, new_level)
-        merged = np.zeros_like(self.hist)
-        merged[:, 0] = self.hist[:, 0] + hist[:, 0]
-        merged[:, bins + 1] = self.hist[:, bins + 1] + hist[:, bins + 1]
-        rows = np.arange(len(merged))[:, None]
+        C, width = self.hist.shape
+        rows = np.arange(C)[:, None] * width
+        flat = [rows[:, 0], rows[:, 0] + bins + 1]  # the not-finite slots stay where they are
+        weights = [self.hist[:, 0] + hist[:, 0], self.hist[:, bins + 1] + hist[:, bins + 1]]
         for counts, lvl, first in parts:
             shift = np.clip(new_level - lvl, 0, 63)[:, None]
             target = ((first[:, None] + np.arange(bins)) >> shift) - low[:, None] + 1
-            keep = counts > 0
-            np.add.at(merged, (np.broadcast_to(rows, counts.shape)[keep], target[keep]), counts[keep])
-        self.hist, self.level, self.start = merged, new_level, low
+            keep = counts > 0  # an empty bin may fall outside the merged window
+            flat.append((rows + target)[keep])
+            weights.append(counts[keep])
+        # one bincount over flat slots (np.add.at took 27 ms a batch of block4's 128 channels); float64 weights
+        # are exact for counts below 2**53
+        merged = np.bincount(np.concatenate(flat), np.concatenate(weights).astype(np.float64), minlength=C * width)
+        self.hist, self.level, self.start = merged.astype(np.int64).reshape(C, width), new_level, low
 
     def edges(self, lo: np.ndarray, scale: np.ndarray) -> np.ndarray:
         """The running histogram's edges (C, bins + 1), float64, on the lattice of base range ``lo`` and ``scale``
