@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/dataset.py --images 4000 --memory 1000 4000 --repeats 3
     .venv/bin/python benchmarks/dataset.py --images 0 --memory 5000 20000   # memory only
     .venv/bin/python benchmarks/dataset.py --images 0 --memory --workers 4000  # two local workers against one
+    .venv/bin/python benchmarks/dataset.py --layers block4_relu --memory --workers 0   # one block's pass only
 
 Speed: one layer's top-16 (and its statistics, computed in the same pass) over N demo images from a tf.data pipeline
 (uint8 images in memory, cast to float in the pipeline, batches of 128), as images/s and as a ratio to plain
@@ -131,7 +132,7 @@ def workers(n: int) -> None:
           f"pass: {'yes' if same else 'NO'}")
 
 
-def speed(n: int, repeats: int = 1) -> None:
+def speed(n: int, repeats: int = 1, layers: tuple = BLOCKS) -> None:
     import numpy as np
     import tensorflow as tf
 
@@ -150,10 +151,10 @@ def speed(n: int, repeats: int = 1) -> None:
 
     small, full = pipeline(images[:256]), pipeline(images)
     model.predict(small, verbose=0)  # trace everything once
-    for layer in BLOCKS:
+    for layer in layers:
         dataset.channel_examples(model, small, layer, k=16)
     fns = {"predict": lambda: model.predict(full, verbose=0)}
-    for layer in BLOCKS:
+    for layer in layers:
         fns[layer] = lambda layer=layer: dataset.channel_examples(model, full, layer, k=16)
     # The first round is a warm-up (the last, smaller batch traces its shapes), not timed.
     rounds = interleaved_times(fns, warmup=1, repeats=repeats)
@@ -163,7 +164,7 @@ def speed(n: int, repeats: int = 1) -> None:
           f"{', '.join(f'{n / t:.0f}' for t in rounds['predict'])})")
     # This VM's speed drifts (the floor alone has measured 390 to 980 images/s on a quiet machine): the verdict
     # takes the median of the per-round ratios, each a pass against the floor timed beside it in the same round.
-    for layer in BLOCKS:
+    for layer in layers:
         rate = n / times[layer]
         ratio = statistics.median(p / t for p, t in zip(rounds["predict"], rounds[layer]))
         target = 0.9 if layer == "block4_relu" else 0.8
@@ -196,10 +197,12 @@ def main() -> None:
     parser.add_argument("--memory", type=int, nargs="*", default=[5000, 20000])
     parser.add_argument("--repeats", type=int, default=1, help="interleaved timed rounds (median)")
     parser.add_argument("--workers", type=int, default=4000, help="images for two workers against one; 0: skip")
+    parser.add_argument("--layers", nargs="+", default=list(BLOCKS), choices=BLOCKS,
+                        help="the blocks whose pass is timed (default: all four)")
     args = parser.parse_args()
     print(machine_note())
     if args.images:
-        speed(args.images, args.repeats)
+        speed(args.images, args.repeats, tuple(args.layers))
     if args.memory:
         memory(args.memory)
     if args.workers:
