@@ -3,6 +3,8 @@ over the image, a click on a patch changes the head maps, the head-fusion select
 model with no attention site shows its message. Console errors fail the tests (the lab harness checks them)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 pytestmark = pytest.mark.timeout(300)
@@ -67,7 +69,9 @@ def test_a_click_on_a_patch_changes_the_head_maps(lab, page):
                            arg=[".jp-Notebook .cnnw-at-heads", before_query], timeout=30_000)
     assert heads.get_attribute("data-query") == "0"
     assert lab.kernel_run(page, "print(amap.query)") == "0"
-    page.wait_for_timeout(200)
+    deadline = time.monotonic() + 10  # the head maps redraw at the next animation frame
+    while lab.canvas_pixels(page, HEADS, nth=0)["hash"] == before and time.monotonic() < deadline:
+        page.wait_for_timeout(20)
     assert lab.canvas_pixels(page, HEADS, nth=0)["hash"] != before
     caption = page.locator(".jp-Notebook .cnnw-at-query-caption").first
     assert "patch 0 (row 0, column 0) — click another" in caption.inner_text()  # whole: it wraps, not cut

@@ -9,6 +9,8 @@ errors fail every test (the harness's cleanup), as in JupyterLab.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
 pytestmark = pytest.mark.timeout(400)
@@ -32,6 +34,16 @@ def _assert_drawn(harness, page, selector: str, nth: int = 0) -> dict:
     return px
 
 
+def _redrawn(harness, page, old_hash: str, timeout: float = 10) -> dict:
+    """The first grid's canvas pixels once they differ from ``old_hash`` (or, after ``timeout``, as they are)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        px = harness.canvas_pixels(page, FIRST_CANVAS)
+        if px["hash"] != old_hash or time.monotonic() > deadline:
+            return px
+        page.wait_for_timeout(20)
+
+
 def _pick_layer_and_wait_redraw(harness, page, layer: str) -> dict:
     """Pick `layer` in the first grid's picker (as a person does) and wait until the canvas shows new pixels."""
     before = harness.canvas_pixels(page, FIRST_CANVAS)
@@ -40,8 +52,7 @@ def _pick_layer_and_wait_redraw(harness, page, layer: str) -> dict:
     page.wait_for_function("([sel, old]) => { const c = document.querySelector(sel);"
                            " return c.dataset.channels !== old; }", arg=[FIRST_CANVAS, channels],
                            timeout=60_000, polling=50)
-    page.wait_for_timeout(200)  # the next animation frame draws the new page
-    after = harness.canvas_pixels(page, FIRST_CANVAS)
+    after = _redrawn(harness, page, before["hash"])  # the next animation frame draws the new page
     assert after["hash"] != before["hash"], (before, after)
     assert after["non_transparent"] > 0 and after["distinct_colors"] > 20, after
     return after
