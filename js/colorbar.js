@@ -29,25 +29,32 @@ export function gradientCss(table) {
  * `label`: what the values are ("activation value", "attribution score"); `title`: a longer note on hover.
  */
 export function colorBar(className = "") {
-  const gradient = document.createElement("span");
-  gradient.className = "cnnw-colorbar-gradient";
-  Object.assign(gradient.style, { display: "inline-block", width: `${BAR_PX}px`, height: "10px",
-    border: "1px solid var(--jp-border-color1, #bdbdbd)", flex: "0 0 auto" });
   const span = (cls) => {
     const s = document.createElement("span");
     s.className = cls;
     return s;
   };
+  // The gradient shrinks (down to a third) before its end values leave its line: in a narrow panel (the 300 px
+  // sidebar) the bar wraps as two whole units, the label and "lo [gradient] hi"; as four flex items it broke
+  // after "min", or left the max on a line of its own.
+  const gradient = span("cnnw-colorbar-gradient");
+  Object.assign(gradient.style, { display: "inline-block", width: `${BAR_PX}px`, minWidth: `${BAR_PX / 3}px`,
+    height: "10px", border: "1px solid var(--jp-border-color1, #bdbdbd)", flex: "0 1 auto" });
   const label = span("cnnw-colorbar-label");
   const lo = span("cnnw-colorbar-lo");
   const hi = span("cnnw-colorbar-hi");
+  for (const end of [lo, hi]) Object.assign(end.style, { flex: "none", whiteSpace: "nowrap" });
+  const scale = span("cnnw-colorbar-scale");
+  Object.assign(scale.style, { display: "inline-flex", flexWrap: "nowrap", alignItems: "center", gap: "5px",
+    minWidth: "0", maxWidth: "100%" });
+  scale.append(lo, gradient, hi);
   const node = document.createElement("div");
   node.className = `cnnw-colorbar ${className}`.trim();
   node.setAttribute("role", "img");
   Object.assign(node.style, { display: "flex", flexWrap: "wrap", alignItems: "center", gap: "2px 5px",
     fontSize: "var(--jp-ui-font-size0, 11px)", color: "var(--jp-ui-font-color2, #616161)",
     fontVariantNumeric: "tabular-nums", maxWidth: "100%" });
-  node.append(label, lo, gradient, hi);
+  node.append(label, scale);
   node.hidden = true;
   return {
     node,

@@ -324,9 +324,12 @@ class UncertaintyView(CnnWidget):
 
 
 def _figure(title, marks, axes, height="280px", **options):
+    # min_width within JupyterLab's 300 px sidebar (a view there is ~250 px wide): at 260 px the chart's right end,
+    # its last x tick label ("100%") and its title's end were cut off by the panel's edge; titles short enough
+    # for that width
     fig = bqplot.Figure(marks=marks, axes=axes, title=title,
                         fig_margin=options.pop("fig_margin", {"top": 48, "bottom": 60, "left": 60, "right": 16}),
-                        layout=ipywidgets.Layout(width="100%", max_width="440px", min_width="260px", height=height),
+                        layout=ipywidgets.Layout(width="100%", max_width="440px", min_width="200px", height=height),
                         **options)
     return _axes.follow(fig)
 
@@ -353,7 +356,7 @@ def _reliability_figure():
     after = bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=[AFTER], marker="circle",
                          labels=["after temperature scaling"], display_legend=False)
     axes = [_axes.axis(x, "confidence", kind="percent"), _axes.axis(y, "accuracy", kind="percent", vertical=True)]
-    fig = _figure("reliability (evaluation split)", [diagonal, before, after], axes, height="320px")
+    fig = _figure("reliability (evaluation)", [diagonal, before, after], axes, height="320px")
     return fig, (diagonal, before, after)
 
 
@@ -362,4 +365,4 @@ def _histogram_figure():
     x, y = bqplot.LinearScale(min=-0.04, max=1.04), bqplot.LinearScale()
     bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=[BEFORE], padding=0.05)
     axes = [_axes.axis(x, "confidence", kind="percent"), _axes.axis(y, "images", kind="count", vertical=True)]
-    return _figure("confidence histogram (all data)", [bars], axes), bars
+    return _figure("confidence (all data)", [bars], axes), bars

@@ -1,8 +1,12 @@
 """Legends a person can read whole, in JupyterLab's 300 px right sidebar and in the wide notebook: ChannelCard's
 class-support numbers ("0.123 (57)") on one line and inside the view, and UncertaintyView's colour-bar labels and
 end values inside the view and within the width of their image (centred and wider than it, they ran past its left
-edge, where a narrow panel cannot scroll to), and AttributionMap's the same. One notebook shows the widgets inline
-and each in the sidebar.
+edge, where a narrow panel cannot scroll to), and AttributionMap's the same. Every colour bar (ActivationGrid's
+grid and enlarged-channel bars too) keeps "lo [gradient] hi" on one line (as four flex items the grid's broke
+after "min" and the enlarged channel's left its max alone on a line); UncertaintyView's charts fit the panel (at
+a 260 px minimum width their right end, the last x tick label, was cut by the sidebar's edge). The grid is of an
+untrained model: its warning that the predictions say nothing is shown as text. Idle views show no progress bar.
+One notebook shows the widgets inline and each in the sidebar.
 """
 from __future__ import annotations
 
@@ -17,14 +21,19 @@ CELLS = [
     "data = demo.shapes(128, seed=21)\n"
     f"card = cw.ChannelCard(model, data.images, 'block3_relu', 5, k=4, labels=data.labels, class_names={NAMES},\n"
     "                      feature_vis=False)\n"
-    "uv = cw.UncertaintyView(model, data.images[:3], samples=8)\n"
-    "am = cw.AttributionMap(model, data.images[:2], ['saliency', 'grad_cam'], curves=False)",
+    "uv = cw.UncertaintyView(model, data.images[:3], data=(data.images, data.labels), samples=8)\n"
+    "am = cw.AttributionMap(model, data.images[:2], ['saliency', 'grad_cam'], curves=False)\n"
+    "from cnnwidget.demo.train import build_model\nimport keras\nkeras.utils.set_random_seed(0)\n"
+    "grid = cw.ActivationGrid(build_model(), data.images[:4], layer='block3_relu')  # untrained\n"
+    "grid.selected_channel = 3",
     "card",
     "uv",
     "am",
+    "grid",
     "card_side = cw.show_in_sidebar(card, title='card')",
     "uv_side = cw.show_in_sidebar(uv, title='uv')",
     "am_side = cw.show_in_sidebar(am, title='am')",
+    "grid_side = cw.show_in_sidebar(grid, title='grid')",
 ]
 
 # Per visible view of `sel`: where it is (notebook or sidebar), its box, and every legend part that is not whole:
@@ -57,8 +66,38 @@ MEASURE = r"""(sel) => [...document.querySelectorAll(sel)].filter((v) => v.offse
       if (cls !== 'label' && lines(span) !== 1) bad.push(['wrapped', span.textContent]);
     }
   }
+  // every colour bar: "lo [gradient] hi" on one line, in that order, inside the view
+  for (const bar of v.querySelectorAll('.cnnw-colorbar')) {
+    if (bar.hidden || !bar.offsetWidth) continue;
+    const [lo, g, hi] = ['lo', 'gradient', 'hi'].map((c) => bar.querySelector('.cnnw-colorbar-' + c)
+      .getBoundingClientRect());
+    const mid = (b) => (b.top + b.bottom) / 2;
+    if (Math.abs(mid(lo) - mid(g)) > 4 || Math.abs(mid(hi) - mid(g)) > 4 || !(lo.right <= g.left && g.right <= hi.left))
+      bad.push(['scale not on one line', bar.className, bar.dataset.lo, bar.dataset.hi,
+                [lo.left, lo.top], [g.left, g.top], [hi.left, hi.top]]);
+    for (const b of [lo, g, hi]) if (!inside(b, vr) || !inside(b, ar)) bad.push(['bar outside', bar.className]);
+    parts.push(bar.dataset.lo + '..' + bar.dataset.hi);
+  }
+  // charts in the sidebar: the figure and each of its texts (tick labels, axis labels, title) inside its panel
+  // (the notebook renders cells out of sight lazily, and their charts keep an old layout until seen)
+  for (const fig of v.closest('#jp-right-stack') ? v.querySelectorAll('.bqplot') : []) {
+    if (fig.parentElement.closest('.bqplot') || !fig.offsetWidth) continue;
+    const fb = fig.getBoundingClientRect();
+    // (3 px: ipywidgets' 2 px margin around a widget of width 100%; what is drawn is checked below, text by text)
+    if (!inside(fb, ar, 3)) bad.push(['chart outside the panel', fb.left, fb.right, ar.left, ar.right]);
+    for (const t of fig.querySelectorAll('text')) {
+      const b = t.getBoundingClientRect();
+      if (!b.width || !t.textContent.trim()) continue;
+      if (!inside(b, fb, 1) || !inside(b, ar, 1)) bad.push(['chart text cut', t.textContent, b.left, b.right, fb.right,
+                                                           ar.right]);
+    }
+  }
+  // an idle view shows no progress bar
+  for (const p of v.querySelectorAll('.cnnw-progress')) {
+    if (getComputedStyle(p).visibility !== 'hidden') bad.push(['idle progress bar shown', p.style.width]);
+  }
   return {where: v.closest('#jp-right-stack') ? 'sidebar' : 'notebook', width: vr.width, area: ar.width,
-          parts, bad};
+          parts, bad, warning: v.querySelector('.cnnw-prediction-warning:not([hidden])')?.textContent ?? null};
 })"""
 
 
@@ -73,25 +112,36 @@ def _show_sidebar(page, title: str):
 def test_class_support_numbers_and_the_maps_colour_bars_read_whole_in_the_sidebar_and_the_notebook(lab):
     page = lab.open_notebook(CELLS, name="narrow_legends")
     lab.run_all(page, timeout=240)
-    lab.kernel_run(page, "assert card.wait(240) and uv.wait(240) and am.wait(240)", timeout=260)
+    lab.kernel_run(page, "assert card.wait(240) and uv.wait(240) and am.wait(240) and grid.wait(240)", timeout=260)
     page.wait_for_function("() => document.querySelectorAll('#jp-right-stack .cnnw-cc, #jp-right-stack .cnnw-uv, "
-                           "#jp-right-stack .cnnw-am').length === 3", timeout=60_000)
+                           "#jp-right-stack .cnnw-am, #jp-right-stack .cnnw-grid').length === 4", timeout=60_000)
     seen = {}
     for title, root, ready in (
             ("card", ".cnnw-cc", ".cnnw-cc-classes-box:not([hidden]) .cnnw-cc-bar"),
             ("uv", ".cnnw-uv", ".cnnw-uv-maps[data-done='true'] .cnnw-colorbar:not([hidden])"),
-            ("am", ".cnnw-am", ".cnnw-am-map[data-done='true'] .cnnw-colorbar:not([hidden])")):
+            ("am", ".cnnw-am", ".cnnw-am-map[data-done='true'] .cnnw-colorbar:not([hidden])"),
+            ("grid", ".cnnw-grid", ".cnnw-focus-bar:not([hidden])")):
         _show_sidebar(page, title)
         page.wait_for_function("([r, s]) => [...document.querySelectorAll(r)].filter((v) => v.offsetWidth > 0"
                                " && v.querySelector(s)).length === 2", arg=[root, ready], timeout=120_000)
         views = page.evaluate(MEASURE, root)
         lab.screenshot(page, f"narrow_legends_{title}_sidebar", selector=f"#jp-right-stack {root}")
         assert sorted(v["where"] for v in views) == ["notebook", "sidebar"], views
+        if title == "uv":  # the calibration charts are there too (bqplot lays them out after they show)
+            page.wait_for_function("() => [...document.querySelectorAll('.cnnw-uv .bqplot text')].filter((t) => "
+                                   "t.textContent === '100%').length >= 4", timeout=60_000)
+            page.wait_for_timeout(1000)
+            views = page.evaluate(MEASURE, root)
+        if title == "grid":
+            lab.screenshot(page, "narrow_legends_grid_bars_sidebar", selector="#jp-right-stack .cnnw-grid .cnnw-main")
         for v in views:
-            print(title, v["where"], round(v["width"]), v["parts"])
+            print(title, v["where"], round(v["width"]), v["parts"], v["warning"])
             assert v["parts"], v  # the legends are there
-            assert v["bad"] == [], v
+            if title == "grid":  # the untrained model's predictions say nothing, and the view says so
+                assert "is the model trained?" in (v["warning"] or "").lower(), v
+            assert v["bad"] == [], v["bad"]
             if v["where"] == "sidebar":
                 assert v["width"] <= 320, v  # really the narrow sidebar
         seen[title] = views
-    assert len(seen["card"][0]["parts"]) >= 3 and len(seen["uv"][0]["parts"]) == 6 and len(seen["am"][0]["parts"]) == 6
+    assert len(seen["card"][0]["parts"]) >= 3 and len(seen["uv"][0]["parts"]) == 8 and len(seen["am"][0]["parts"]) == 8
+    assert len(seen["grid"][0]["parts"]) == 2  # the grid's bar and the enlarged channel's
