@@ -1,20 +1,25 @@
 """What the TrainingMonitor widget adds to a small ``model.fit`` of the demo model.
 
-    .venv/bin/python benchmarks/training_monitor.py [--images 1536] [--epochs 3] [--repeats 3] [--every 50]
+    .venv/bin/python benchmarks/training_monitor.py [--model demo|notebook] [--images 1024] [--epochs 2]
+                                                    [--every 50] [--budgets none 0.1] [--repeats 3]
+    # notebooks/training.ipynb's healthy fit (180 steps, every=5), about 3 minutes on 2 busy cores:
+    .venv/bin/python benchmarks/training_monitor.py --model notebook --images 960 --epochs 6 --every 5
 
-A fit of cnnwidget.demo.load_model() (Adam, batch 64) on ``--images`` demo images (seed 3) for ``--epochs`` epochs,
-with 256 validation images, each on a fresh model, three ways, interleaved (plain, callback, monitor, plain, ...)
-after one warm-up round (TensorFlow's start-up and Keras's trace of its train step, paid by no side):
+A fit on ``--images`` demo images (seed 3) for ``--epochs`` epochs, with 256 validation images, each on a fresh
+model: ``--model demo`` cnnwidget.demo.load_model() (64 px, batch 64), ``--model notebook`` the small CNN of
+notebooks/training.ipynb (32 px, batch 32). Timed in interleaved rounds (plain, monitor, monitor, plain, ...)
+after one warm-up round (TensorFlow's start-up and Keras's first trace, paid by no side):
 
-plain     no callback
-callback  cnnwidget.core.diagnostics.DiagnosticsCallback alone (probe batch = the first 64 images, ``--every``):
-          what the monitor measures, without any display
-monitor   cw.TrainingMonitor(same probe batch, every=``--every``).callback: the measuring plus the widget's
-          redraws (comm messages go to ipywidgets' dummy comm outside a kernel: the state is serialized, not sent)
+plain           no callback
+budget=<b>      cw.TrainingMonitor(probe batch = the first 64 images, every=``--every``, budget=b).callback, for
+                each b of ``--budgets`` ("none": probe steps every ``every`` steps whatever they cost, as before
+                the budget existed). Measuring plus the widget's redraws (outside a kernel the comm messages go to
+                ipywidgets' dummy comm: the state is serialized, not sent).
 
-Per run: wall time (time.perf_counter) and process CPU time (time.process_time: steadier on a shared, loaded
-machine); the median of ``--repeats``; the ratio of each to the plain fit in the same run. For the monitor, also
-the time spent in its redraws (TrainingMonitor._draw) and how many there were. Target: monitor / plain <= 1.15.
+Per fit: wall time (time.perf_counter) and process CPU time (time.process_time: steadier on a shared, loaded
+machine); medians over ``--repeats`` rounds, and each monitor's ratio to the plain fit of the same round. For
+each monitor: probe steps taken and put off, the time in its probe steps and in its redraws
+(TrainingMonitor._draw). Target: TrainingMonitor at its defaults / plain <= 1.15, process CPU time.
 
 Prints figures, then PASS/MISS lines; never fails the run (see benchmarks/README.md).
 """
@@ -22,6 +27,7 @@ Prints figures, then PASS/MISS lines; never fails the run (see benchmarks/README
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import statistics
 import sys
@@ -40,7 +46,6 @@ from _timing import RetracingWarnings, interleaved_times, machine_note, verdict 
 
 RETRACING = RetracingWarnings.install()
 from cnnwidget import demo  # noqa: E402
-from cnnwidget.core.diagnostics import DiagnosticsCallback  # noqa: E402
 
 TARGET = 1.15
 
@@ -59,14 +64,19 @@ def small_cnn():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=1536)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--every", type=int, default=50, help="probe step interval, for callback and monitor")
     parser.add_argument("--model", choices=["demo", "notebook"], default="demo",
                         help="notebook: notebooks/training.ipynb's small CNN on 32 px shapes, batch 32")
+    parser.add_argument("--images", type=int, default=1024)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--every", type=int, default=50, help="TrainingMonitor's every (its default: 50)")
+    parser.add_argument("--budgets", nargs="+", default=["none", "default"],
+                        help='TrainingMonitor budgets to time: "none", "default" (its default) or fractions')
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
+    default_budget = inspect.signature(cw.TrainingMonitor).parameters["budget"].default
+    budgets = {f"budget={b}": (None if b == "none" else default_budget if b == "default" else float(b))
+               for b in args.budgets}
     print(f"training monitor benchmark: TF {tf.__version__}, Keras {keras.__version__}; {machine_note()}")
     size, batch = (64, 64) if args.model == "demo" else (32, 32)
     data = demo.shapes(args.images + 256, seed=3, size=size)
@@ -74,8 +84,8 @@ def main():
     val = (data.images[args.images:], data.labels[args.images:])
     probe = (x[:64], y[:64])
     steps = args.epochs * -(-args.images // batch)
-    cpu = {"plain": [], "callback": [], "monitor": []}
-    draws = {"seconds": [], "cpu": [], "count": []}
+    cpu = {name: [] for name in ["plain", *budgets]}
+    parts = {name: [] for name in budgets}  # per fit: (probe steps, put off, probe seconds, draws, draw seconds)
 
     def fit(callbacks):
         model = demo.load_model() if args.model == "demo" else small_cnn()
@@ -86,57 +96,64 @@ def main():
     def plain():
         cpu["plain"].append(fit([]))
 
-    def callback():
-        cpu["callback"].append(fit([DiagnosticsCallback(probe, every=args.every, verbose=0)]))
-
-    def monitor():
-        mon = cw.TrainingMonitor(probe, every=args.every)
-        spent = []
-        original = mon._draw
-
-        def timed_draw(h):
-            wall, c = time.perf_counter(), time.process_time()
-            try:
-                return original(h)
-            finally:
-                spent.append((time.perf_counter() - wall, time.process_time() - c))
-
-        mon._draw = timed_draw
-        cpu["monitor"].append(fit([mon.callback]))
-        draws["seconds"].append(sum(w for w, _ in spent))
-        draws["cpu"].append(sum(c for _, c in spent))
-        draws["count"].append(len(spent))
+    def monitor(name):
+        mon = cw.TrainingMonitor(probe, every=args.every, budget=budgets[name])
+        draws, probes = _timed(mon, "_draw"), _timed(mon.callback, "_probe")
+        cpu[name].append(fit([mon.callback]))
+        parts[name].append((len(mon.history["probe_step"]), mon.callback.deferred, sum(probes[1:]), len(draws),
+                            sum(draws)))
         mon.close()
 
-    print(f"fit: {args.model} model, {args.images} images x {args.epochs} epochs = {steps} steps of {batch}, 256 validation "
-          f"images; every={args.every}; {args.repeats} interleaved rounds after one warm-up round")
+    print(f"fit: {args.model} model, {args.images} images x {args.epochs} epochs = {steps} steps of {batch}, 256 "
+          f"validation images; monitors at every={args.every}, default budget {default_budget}; {args.repeats} "
+          "interleaved rounds after one warm-up round")
     start = time.perf_counter()
-    walls = interleaved_times({"plain": plain, "callback": callback, "monitor": monitor}, warmup=1,
-                              repeats=args.repeats)
-    for name in cpu:  # the warm-up round's CPU figures are not kept
-        cpu[name] = cpu[name][1:]
-    for name in draws:
-        draws[name] = draws[name][1:]
-    med = {n: (statistics.median(walls[n]), statistics.median(cpu[n])) for n in walls}
-    print(f"\n   {'':10}{'wall s':>9}{'CPU s':>9}{'wall/plain':>12}{'CPU/plain':>11}   (medians; rounds: wall, CPU)")
-    for name, (w, c) in med.items():
-        rounds = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(walls[name], cpu[name]))
-        print(f"   {name:10}{w:9.2f}{c:9.2f}{w / med['plain'][0]:12.3f}{c / med['plain'][1]:11.3f}   [{rounds}]")
-    # per-round ratios (same round: the load is most alike)
-    wall_r = [m / p for m, p in zip(walls["monitor"], walls["plain"])]
-    cpu_r = [m / p for m, p in zip(cpu["monitor"], cpu["plain"])]
-    print(f"   monitor/plain per round: wall {', '.join(f'{r:.3f}' for r in wall_r)}; "
-          f"CPU {', '.join(f'{r:.3f}' for r in cpu_r)}")
-    print(f"   monitor redraws: {statistics.median(draws['count']):.0f} a fit, "
-          f"{statistics.median(draws['seconds']):.2f} s wall ({statistics.median(draws['cpu']):.2f} s CPU) in them "
-          f"= {statistics.median(draws['cpu']) / med['plain'][1] * 100:.1f}% of the plain fit's CPU")
+    fns = {"plain": plain, **{name: (lambda name=name: monitor(name)) for name in budgets}}
+    walls = interleaved_times(fns, warmup=1, repeats=args.repeats)
+    cpu = {name: ts[1:] for name, ts in cpu.items()}  # the warm-up round's are not kept
+    parts = {name: ps[1:] for name, ps in parts.items()}
+    plain_wall, plain_cpu = statistics.median(walls["plain"]), statistics.median(cpu["plain"])
+    print(f"\n   {'':14}{'wall s':>8}{'CPU s':>8}{'wall/plain':>11}{'CPU/plain':>10}{'probes':>8}{'put off':>8}"
+          f"{'probe s':>8}{'draws':>6}{'draw s':>7}   (medians; per-round CPU ratios)")
+    ratios = {}
+    for name in fns:
+        w, c = statistics.median(walls[name]), statistics.median(cpu[name])
+        line = f"   {name:14}{w:8.2f}{c:8.2f}"
+        if name == "plain":
+            print(line)
+            continue
+        ratios[name] = [m / p for m, p in zip(cpu[name], cpu["plain"])], [m / p for m, p in zip(walls[name],
+                                                                                                 walls["plain"])]
+        med = [statistics.median(p[i] for p in parts[name]) for i in range(5)]
+        print(f"{line}{statistics.median(ratios[name][1]):11.3f}{statistics.median(ratios[name][0]):10.3f}"
+              f"{med[0]:8.0f}{med[1]:8.0f}{med[2]:8.2f}{med[3]:6.0f}{med[4]:7.2f}   "
+              f"[{', '.join(f'{r:.3f}' for r in ratios[name][0])}]")
+    print("   (probe s: wall seconds in the probe steps after the first, whose trace is a one-off; draw s: in the "
+          "redraws)")
     print(f"\nTensorFlow 'triggered tf.function retracing' warnings: {RETRACING.count}")
     print(f"\nsummary ({time.perf_counter() - start:.0f} s; {machine_note()}):")
-    ratio_cpu, ratio_wall = statistics.median(cpu_r), statistics.median(wall_r)
-    print(f"  {verdict(ratio_cpu, TARGET)}  fit of {steps} steps with TrainingMonitor(every={args.every}): "
-          f"{ratio_cpu:.3f}x the plain fit's process CPU time, {ratio_wall:.3f}x its wall time (median of "
-          f"{args.repeats} same-round ratios; target <= {TARGET}x); DiagnosticsCallback alone "
-          f"{med['callback'][1] / med['plain'][1]:.3f}x CPU")
+    for name, (cpu_r, wall_r) in ratios.items():
+        ratio = statistics.median(cpu_r)
+        default = " (the default)" if budgets[name] == default_budget else ""
+        print(f"  {verdict(ratio, TARGET) if default else 'info'}  fit of {steps} steps with "
+              f"TrainingMonitor(every={args.every}, {name}){default}: {ratio:.3f}x the plain fit's process CPU "
+              f"time, {statistics.median(wall_r):.3f}x its wall time (medians of {args.repeats} same-round ratios; "
+              f"target <= {TARGET}x)")
+
+
+def _timed(obj, name: str) -> list:
+    """Wrap method ``name`` of ``obj``; returns the list each call's wall seconds are appended to."""
+    original, into = getattr(obj, name), []
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            into.append(time.perf_counter() - start)
+
+    setattr(obj, name, wrapper)
+    return into
 
 
 if __name__ == "__main__":

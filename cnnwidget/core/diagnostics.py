@@ -25,6 +25,7 @@ import math
 import os
 import sys
 import threading
+import time
 import warnings as _pywarnings
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable, NamedTuple
@@ -172,6 +173,42 @@ def _earlier_median(norms: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(med), med, np.inf)
 
 
+class ProbeBudget:
+    """The ``budget`` rule of DiagnosticsCallback: may a due probe step run now? ``fraction`` None: always.
+
+    ``spent(seconds, first)`` after each probe step: the first one (its trace and first run, a one-off) only
+    starts the clock; later ones add to the probe time. ``allows()`` when a probe step is due: True when the probe
+    time so far plus the last probe step's again is at most ``fraction`` x the other time since the first probe
+    step (``clock()``, seconds). ``deferred`` counts the due probe steps that had to wait (once each, however many
+    training steps they waited).
+    """
+
+    def __init__(self, fraction: float | None, clock: Callable[[], float] = time.perf_counter):
+        self.fraction, self.clock = fraction, clock
+        self.start = None  # clock() at the end of the first probe step
+        self.probe_seconds = self.last = 0.0
+        self.deferred = 0
+        self._waiting = False
+
+    def spent(self, seconds: float, first: bool):
+        if first or self.start is None:
+            self.start = self.clock()
+        else:
+            self.probe_seconds += seconds
+            self.last = seconds
+        self._waiting = False
+
+    def allows(self) -> bool:
+        if self.fraction is None or self.start is None:
+            return True
+        other = self.clock() - self.start - self.probe_seconds
+        ok = self.probe_seconds + self.last <= self.fraction * other
+        if not ok and not self._waiting:
+            self.deferred += 1
+        self._waiting = not ok
+        return ok
+
+
 # -- the callback --------------------------------------------------------------------------------------------
 
 class DiagnosticsCallback(keras.callbacks.Callback):
@@ -187,7 +224,18 @@ class DiagnosticsCallback(keras.callbacks.Callback):
     every: probe steps are the first step and then every ``every`` training steps. At the default, 50, on the
         demo model (benchmarks/training.py, 2 busy cores): a probe step costs about 0.6-0.8 training steps, so
         1.5% of training time; the first one also traces and first runs the pass, a one-off of about 0.5 s of
-        CPU (0.5-0.9 s of wall time); in all about 2-4% of a 128-step fit, about 1.5% of a long one.
+        CPU (0.5-0.9 s of wall time); in all about 2-4% of a 128-step fit, about 1.5% of a long one. A probe step
+        costs a forward and backward pass over the probe batch, so with a probe batch larger than the training
+        batches, or a small ``every``, it weighs more (notebooks/training.ipynb's small CNN, 64 probe images,
+        batches of 32: about 1.7 training steps each; at every=5, a third of the fit): see ``budget``.
+    budget: None (the default) probes on the schedule above exactly. A fraction (e.g. 0.1, TrainingMonitor's
+        default) caps the probe steps' share of the fit's time: a probe step that is due waits, one training
+        step at a time, while the probe steps so far plus one more (as long as the last one took) would exceed
+        ``budget`` x the rest of the fit's time since the first probe step (training, validation and callbacks;
+        wall time). The first probe step is not counted: its trace is a one-off. Probe steps are then at least
+        ``every`` steps apart, and further apart when they are costly; each is still one measurement at the
+        step recorded in ``probe_step``, and the rules' "probe steps in a row" are the probe steps taken.
+        ``deferred`` counts the probe steps that waited.
     bins: histogram bins per layer. Edges are fixed per layer at the first probe step (so histograms over time
         are comparable): [lo - w/2, hi + w/2] around that step's extremes lo, hi (w = hi - lo, at least 1e-3),
         with the lower edge at 0 when lo >= 0 (rectifier, sigmoid outputs). Values beyond fall in the end bins.
@@ -205,13 +253,15 @@ class DiagnosticsCallback(keras.callbacks.Callback):
 
     def __init__(self, probe_data=None, every: int = 50, bins: int = 32, smoothing: float = 0.9,
                  warn: Iterable[str] | None = None, thresholds: Thresholds | None = None, verbose: int = 1,
-                 print_fn: Callable[[str], None] | None = None):
+                 print_fn: Callable[[str], None] | None = None, budget: float | None = None):
         super().__init__()
         if probe_data is not None and not (isinstance(probe_data, (tuple, list)) and len(probe_data) == 2):
             raise OptionError("probe_data must be a pair (images, labels), e.g. (x_train[:64], y_train[:64]), or "
                               f"None; got {_describe(probe_data)}.")
         every = options.positive_int("every", every)  # probe steps are every `every` training steps
         bins = options.positive_int("bins", bins, 2)
+        if budget is not None and not 0.0 < options.fraction("budget", budget) <= 1.0:
+            raise OptionError(f"budget must be None or a fraction in (0, 1], e.g. 0.1; got {budget!r}.")
         if not 0.0 <= options.fraction("smoothing", smoothing) < 1.0:
             raise OptionError(f"smoothing must be in [0, 1); got {smoothing!r}.")
         kinds = tuple(KINDS if warn is None else warn)
@@ -230,6 +280,8 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         self.thresholds = thresholds or Thresholds()
         self.verbose = int(verbose)
         self.print_fn = print_fn
+        self.budget = None if budget is None else float(budget)
+        self._clock = time.perf_counter  # the budget's clock (tests put a fake one here)
         self._traces_before = 0  # traces of the probe passes of models this callback was attached to before
         self._lock = threading.RLock()
         self._subscribers: list[Callable[[dict], None]] = []
@@ -243,6 +295,11 @@ class DiagnosticsCallback(keras.callbacks.Callback):
     def trace_count(self) -> int:
         """Times the probe pass was traced (counted by its probe): one per model the callback is attached to."""
         return self._traces_before + (self._pass.probe.trace_count if self._pass is not None else 0)
+
+    @property
+    def deferred(self) -> int:
+        """Probe steps of this fit that waited for the ``budget`` (0 without a budget)."""
+        return self._budget.deferred
 
     @property
     def warnings(self) -> list[Warning]:
@@ -355,7 +412,8 @@ class DiagnosticsCallback(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         step = self._step_base + int(batch) + 1  # steps done once this batch is
-        self._probing = self._ready_pass() and (self._last_probe is None or step - self._last_probe >= self.every)
+        self._probing = self._ready_pass() and (self._last_probe is None or (step - self._last_probe >= self.every
+                                                                             and self._budget.allows()))
         if self._probing:
             try:
                 self._pass.snapshot()
@@ -448,6 +506,7 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         self._reference = None
         self._failed_subscribers: set = set()
         self._broken = False  # the probe pass failed in this fit: losses are still recorded, probes are not
+        self._budget = ProbeBudget(self.budget, self._clock)
 
     def _failed(self, exc: BaseException, step: int):
         """The monitor's own failure (a model form its probe pass cannot read, an error inside the pass): it
@@ -472,12 +531,14 @@ class DiagnosticsCallback(keras.callbacks.Callback):
         return ((index + 1) * mean - (prev_index + 1) * prev_mean) / (index - prev_index)
 
     def _probe(self, step: int):
+        first = not self._probe_steps
+        started = self._clock()
         try:
             out = self._pass.run()
         except Exception as exc:  # noqa: BLE001 - the monitor's failure must not stop fit
             self._failed(exc, step)
             return
-        first = not self._probe_steps
+        self._budget.spent(self._clock() - started, first)
         with self._lock:
             self._last_probe = step
             self._probe_steps.append(step)

@@ -27,8 +27,12 @@ class TrainingMonitor(CnnWidget):
     message saying to pass it, and the rest is shown as usual, with the warnings that need no data (overfitting,
     underfitting, exploding from a non-finite loss or weights). The other options are those of
     ``cnnwidget.core.diagnostics.DiagnosticsCallback`` (``bins``, ``smoothing``, ``warn``, ``thresholds``,
-    ``verbose``). ``max_rate``: at most this many redraws a second while batches arrive (an epoch's end, a
-    warning and the end of fit always redraw), so a fast fit is not slowed by its own display.
+    ``verbose``). ``budget`` (default 0.1): the probe steps take at most about this share of the fit's time: a
+    probe step due every ``every`` steps waits while it would take more (see DiagnosticsCallback ``budget``; the
+    first probe step's one-off trace is not counted), and the status line says how many waited; None probes
+    every ``every`` steps whatever they cost. ``max_rate``: at most this many redraws a second while batches
+    arrive (an epoch's end, a warning and the end of fit always redraw), so a fast fit is not slowed by its own
+    display.
 
     Shows: per-batch loss (raw and smoothed) against the step; per-epoch loss and val_loss, and the other
     metrics; log10 ||update|| / ||weight|| per weight layer at the latest probe step; a weight histogram of a
@@ -52,9 +56,9 @@ class TrainingMonitor(CnnWidget):
                                                               **ipywidgets.widget_serialization)
 
     def __init__(self, probe_data=None, *, every: int = 50, bins: int = 32, smoothing: float = 0.9, warn=None,
-                 thresholds=None, verbose: int = 0, max_rate: float = 4.0):
+                 thresholds=None, verbose: int = 0, max_rate: float = 4.0, budget: float | None = 0.1):
         self.callback = DiagnosticsCallback(probe_data, every=every, bins=bins, smoothing=smoothing, warn=warn,
-                                            thresholds=thresholds, verbose=verbose)
+                                            thresholds=thresholds, verbose=verbose, budget=budget)
         self._interval = 1.0 / float(max_rate) if max_rate and max_rate > 0 else 0.0
         self._last_draw = 0.0
         self._epoch = None
@@ -180,6 +184,10 @@ class TrainingMonitor(CnnWidget):
         self._draw_warnings()
         epoch = "" if self._epoch is None else f", epoch {self._epoch + 1} done"
         status = f"step {int(steps[-1]) if len(steps) else 0}{epoch}, {len(h['probe_step'])} probe steps"
+        deferred = self.callback.deferred
+        if deferred:  # the probe steps are not every `every` steps: say so where the count is read
+            status += (f" ({deferred} put off to keep probing within {100 * self.callback.budget:g}% of the fit's "
+                       "time)")
         self._push(status=status)
         self._status_label.value = status
 

@@ -261,6 +261,8 @@ def test_bad_options_are_refused():
         DiagnosticsCallback(np.zeros((1, H, H, 3)))
     with pytest.raises(OptionError, match="every"):
         DiagnosticsCallback(probe, every=0)
+    with pytest.raises(OptionError, match=r"budget must be None or a fraction in \(0, 1\]"):
+        DiagnosticsCallback(probe, budget=0)
 
 
 def test_warnings_that_need_a_probe_batch_are_refused_without_one():
@@ -344,6 +346,30 @@ def test_chance_loss_is_known_for_cross_entropy_only():
     assert dg._chance_loss(tiny_model()) == pytest.approx(np.log(3))
     assert dg._chance_loss(tiny_model(loss=keras.losses.CategoricalCrossentropy())) == pytest.approx(np.log(3))
     assert dg._chance_loss(tiny_model(loss="mse")) is None
+
+
+def test_the_budget_puts_off_a_due_probe_step_while_one_more_would_exceed_its_share_of_the_time():
+    now = [0.0]
+    budget = dg.ProbeBudget(0.1, clock=lambda: now[0])  # a fake clock: the rule, without sleeping or fitting
+    assert budget.allows()  # before the first probe step
+    now[0] = 2.0
+    budget.spent(2.0, first=True)  # the trace's one-off starts the clock and is not counted
+    now[0] = 3.0
+    assert budget.allows()  # no probe step counted yet
+    now[0] = 3.5
+    budget.spent(0.5, first=False)
+    now[0] = 5.0  # 1 s of training since: 0.5 s spent + 0.5 s more > 10% of it
+    assert not budget.allows() and budget.deferred == 1
+    now[0] = 12.0  # 9.5 s: 1.0 > 0.95, still waiting: the same probe step, counted once
+    assert not budget.allows() and budget.deferred == 1
+    now[0] = 12.6  # 10.1 s: 1.0 <= 1.01
+    assert budget.allows()
+    budget.spent(0.5, first=False)
+    assert not budget.allows() and budget.deferred == 2
+    unlimited = dg.ProbeBudget(None, clock=lambda: now[0])
+    unlimited.spent(5.0, first=True)
+    unlimited.spent(5.0, first=False)
+    assert unlimited.allows() and unlimited.deferred == 0
 
 
 # -- end to end (slow) ------------------------------------------------------------------------------------------

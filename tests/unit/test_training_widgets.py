@@ -66,6 +66,18 @@ def test_monitor_throttles_redraws_while_batches_arrive(data):
     mon.close()
 
 
+def test_monitor_status_says_when_the_budget_put_probe_steps_off():
+    mon = cw.TrainingMonitor()
+    assert mon.callback.budget == 0.1
+    mon.refresh()
+    assert "put off" not in mon.status
+    mon.callback._budget.deferred = 3  # as a fit whose probe steps cost more than 10% of its time leaves it
+    mon.refresh()
+    assert mon.status == "step 0, 0 probe steps (3 put off to keep probing within 10% of the fit's time)"
+    assert mon._status_label.value == mon.status
+    mon.close()
+
+
 @pytest.mark.slow
 def test_monitor_lists_a_vanishing_gradient_warning(data):
     x, y = data
