@@ -188,6 +188,10 @@ class CnnWidget(anywidget.AnyWidget):
         sync=True, owner="python")
     warning = t.Unicode("", help="a caveat about the input, shown in the widget while it holds").tag(
         sync=True, owner="python")
+    # The traits the page may set whose change needs the kernel (_export.kernel_traits, the rule export_html uses):
+    # with the kernel shut down, the page puts a change of one back and says why (js/export_tools.js
+    # cnnwKernelGuard), as the exported HTML does, instead of showing, say, a layer whose maps cannot be computed.
+    _kernel_traits = t.List(t.Unicode()).tag(sync=True, owner="python")
 
     _worker_name = "cnnwidget-worker"
 
@@ -216,6 +220,7 @@ class CnnWidget(anywidget.AnyWidget):
         the view needs on first draw goes in its comm_open."""
         state.setdefault("warning", self.__dict__.get("_input_warning", ""))
         state.setdefault("_view_count", 0)  # the page counts its views: save_png knows whether one is shown
+        state.setdefault("_kernel_traits", _export.kernel_traits(self))
         with self._quietly():
             super().__init__(**state)
         self.on_msg(self._on_export_msg)

@@ -13,7 +13,7 @@ import traitlets as t
 from ..core import CnnWidgetError, ModelProbe, OptionError, as_probe
 from ..core.activations import fit_within, resize
 from ..core.options import PROBE_OPTIONS
-from . import _export, _transport
+from . import _transport
 from ._base import CnnWidget, checks, reacts
 from ._esm import bundle
 from ._jobs import Worker
@@ -129,10 +129,6 @@ class Explorer(CnnWidget):
     thumbs_meta = t.Dict().tag(**_PY)  # {"n", "h", "w", "total"}
     predictions = t.List(t.Dict()).tag(**_PY)  # per image {"index", "label", "p"}: its predicted class
     notes = t.List(t.Unicode()).tag(**_PY)  # what is left out and why (e.g. no dropout layers)
-    # The traits the page may set whose change needs the kernel (_export.kernel_traits, the rule export_html uses):
-    # with the kernel shut down, the page puts a change of one back and says why (js/export_tools.js
-    # cnnwKernelGuard), as the exported HTML does, instead of showing a layer whose panels cannot be computed.
-    _kernel_traits = t.List(t.Unicode()).tag(**_PY)
     activations_panel = _panel_trait("activations")
     featurevis_panel = _panel_trait("featurevis")
     examples_panel = _panel_trait("examples")
@@ -177,7 +173,7 @@ class Explorer(CnnWidget):
                      "spatial": bool(i.is_spatial)} for i in infos],
             n_images=n, class_names=[str(c) for c in self.probe.class_names], notes=notes, layer=start,
             channel=channel, image=image, target=target, open_panels=chosen, status="computing…",
-            _kernel_traits=_export.kernel_traits(self), **self._strip())
+            **self._strip())
         with self._propagating():
             for name in COST_ORDER:  # made cheapest first: each starts its first computation on its worker
                 if name in chosen:

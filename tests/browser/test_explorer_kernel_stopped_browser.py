@@ -8,7 +8,8 @@ saved from the kernel and its size printed (cropped to what the Explorer shows).
 A click in the Explorer's layer list needs the kernel (its panels compute the new layer): with the kernel gone it
 is put back, and the Explorer's error line says why, by the rule the exported HTML uses (the Explorer syncs its
 kernel traits; js/export_tools.js cnnwKernelGuard). Before that fix the list showed the clicked layer, and the
-channel box its channel count, over panels that still showed the old layer."""
+channel box its channel count, over panels that still showed the old layer. The grid's own layer picker is put
+back the same way (every widget syncs its kernel traits, from the widget base)."""
 from __future__ import annotations
 
 import time
@@ -109,5 +110,15 @@ def test_with_the_kernel_shut_down_the_grids_colour_map_and_scale_still_redraw_i
     banner = page.locator(".jp-Notebook .cnnw-no-kernel:has(+ .cnnw-explorer)")
     assert banner.count() == 1 and "No running kernel" in banner.inner_text()
     print("layer click with no kernel:", clicked, "->", after)
+    # every widget syncs its kernel traits (the base does): the grid's own layer picker is put back too
+    select = page.locator(f"{ROOT} .cnnw-grid .cnnw-layer-select")
+    was = select.input_value()
+    options = [o for o in select.locator("option").evaluate_all("(os) => os.map((o) => o.value)") if o != was]
+    select.select_option(options[0])
+    grid_error = f"{ROOT} .cnnw-grid .cnnw-error"
+    page.wait_for_function("(s) => document.querySelector(s).textContent.startsWith('layer: needs the kernel')",
+                           arg=grid_error, timeout=10_000)
+    page.wait_for_timeout(200)
+    assert select.input_value() == was, (was, options[0], select.input_value())
     errors = lab.console_errors(clear=False)
     assert errors == [], errors

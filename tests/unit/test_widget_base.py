@@ -199,3 +199,13 @@ def test_repr_is_one_short_line(widget):
 
 def test_the_widget_is_its_own_view(widget):
     assert widget.view is widget
+
+
+def test_every_widget_tells_the_page_which_of_its_changes_need_the_kernel(widget):
+    # with the kernel shut down the page puts such a change back (js/export_tools.js cnnwKernelGuard): the same rule
+    # as the exported HTML (_export.kernel_traits), synced by the base for every widget, not only the Explorer
+    from cnnwidget.widgets import _export
+
+    assert widget._kernel_traits == _export.kernel_traits(widget)
+    assert "value" in widget._kernel_traits and "shown" not in widget._kernel_traits
+    assert widget.get_state(["_kernel_traits"]) == {"_kernel_traits": widget._kernel_traits}
