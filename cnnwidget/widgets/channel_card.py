@@ -131,10 +131,15 @@ class _Passes:
         return self.obtain(layer, k, progress, cancel, again)
 
 
+def shows_layer(info) -> bool:
+    """True for a layer the data-set views show: a feature map (H, W, C) or a vector (C,) (dense, global pooling:
+    a unit of those sees the whole image)."""
+    return len(info.output_shape) in (1, 3)
+
+
 def example_layers(probe) -> list:
-    """The layers the data-set views show, in model order: feature maps (H, W, C) and vectors (C,) (dense, global
-    pooling: a unit of those sees the whole image)."""
-    return [i for i in probe.layers if len(i.output_shape) in (1, 3)]
+    """The layers the data-set views show (``shows_layer``), in model order."""
+    return [i for i in probe.layers if shows_layer(i)]
 
 
 def example_layer(probe, value) -> str:
@@ -143,7 +148,7 @@ def example_layer(probe, value) -> str:
     if not isinstance(value, str):
         raise LayerError(f"layer must be a layer name or path (a string); got {value!r} ({type(value).__name__}).")
     info = probe.layer(value)
-    if len(info.output_shape) not in (1, 3):
+    if not shows_layer(info):
         names = ", ".join(repr(i.path) for i in example_layers(probe)[-6:])
         raise LayerError(f"layer {info.path!r} outputs {tuple(info.output_shape)} per image; these views take a "
                          f"spatial layer (H, W, C) or a vector layer (C,), e.g. {names}.")

@@ -75,6 +75,14 @@ def _channel_card_class():
     return ChannelCard
 
 
+def _card_shows(probe, layer) -> bool:
+    """True when the examples panel (ChannelCard) shows ``layer``: a feature map or a vector layer (a dense unit's
+    top images are whole images)."""
+    from .channel_card import shows_layer
+
+    return shows_layer(probe.layer(layer))
+
+
 def _panel_trait(name: str):
     return t.Instance(ipywidgets.DOMWidget, allow_none=True, help=f"the {LABELS[name]} panel, once opened").tag(
         **_PY, **ipywidgets.widget_serialization)
@@ -368,10 +376,10 @@ class Explorer(CnnWidget):
             except CnnWidgetError:  # a layer no channel objective takes (the input): its own default layer
                 panel = FeatureVisualization(probe, **opts)
         elif name == "examples":
-            if self.probe.layer(self.layer).is_spatial:
+            if _card_shows(probe, self.layer):
                 panel = _channel_card_class()(probe, self._data, self.layer, channel, **opts)
-            else:  # the card shows spatial layers only
-                panel = self._card_on_first_spatial(opts)
+            else:  # a layer the card does not show (say, a flattened or 2-D output): its first layer it shows
+                panel = self._card_on_first_layer(opts)
         elif name == "attribution":
             panel = AttributionMap(probe, images, image_index=self.image,
                                    target=None if self.target < 0 else self.target, **opts)
@@ -391,9 +399,10 @@ class Explorer(CnnWidget):
         self._push(**{f"{name}_panel": panel})
         return panel
 
-    def _card_on_first_spatial(self, opts):
-        first = next(i.path for i in self.probe.layers if i.is_spatial)
-        return _channel_card_class()(self.probe, self._data, first, 0, **opts)
+    def _card_on_first_layer(self, opts):
+        from .channel_card import example_layers
+
+        return _channel_card_class()(self.probe, self._data, example_layers(self.probe)[0].path, 0, **opts)
 
     def _follow_panel(self, name: str, panel):
         """A person's change in the panel's own controls moves the Explorer's selection (then every other panel).
@@ -556,8 +565,8 @@ class Explorer(CnnWidget):
         return None
 
     def _sync_examples(self, card, resume):
-        if self.channel < 0 or not self.probe.layer(self.layer).is_spatial:
-            return None  # the card shows a channel of a spatial layer: it stays on the last one
+        if self.channel < 0 or not _card_shows(self.probe, self.layer):
+            return None  # a layer the card does not show: it stays on the last one
         if card.layer == self.layer and card.channel == self.channel:
             if resume:
                 card.compute()

@@ -202,6 +202,24 @@ def test_the_feature_visualization_follows_the_selected_channel(probe):
 
 
 @pytest.mark.slow
+def test_the_examples_panel_follows_a_dense_layers_unit(probe):
+    # the card shows vector layers too (a unit's top images are whole images): the Explorer's selection of the
+    # output layer's unit 2 reaches it (it stayed on the last spatial layer before)
+    data = RNG.random((12, 24, 24, 3)).astype("float32")
+    explorer = cw.Explorer(probe, IMAGES, data=data, panels=["examples"], panel_options={"examples": {"k": 3}})
+    try:
+        assert explorer.wait(120)
+        card = explorer.panels["examples"]
+        explorer.select(layer="out", channel=2)
+        assert explorer.wait(120)
+        assert (card.layer, card.channel) == ("out", 2) and card.error == "", card.error
+        assert card.patches_meta["whole_image"] and card.patches_meta["n"] == 3, card.patches_meta
+    finally:
+        explorer.close()
+        explorer.wait(60)
+
+
+@pytest.mark.slow
 def test_every_panel_of_the_demo_model_opens_and_follows_the_image():
     from cnnwidget import demo
 
