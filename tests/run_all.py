@@ -8,9 +8,12 @@ group), so nothing is shared between them but the cores.
 
   unit      every test needing no kernel, browser or notebook (the quick set and the slow unit tests)
   browser   the JupyterLab / Notebook 7 / Voila tests (tests/browser and any test using `lab`)
-  kernels   the headless-kernel tests and the notebooks run top to bottom
+  kernels   the headless-kernel tests, the notebooks run top to bottom, and the unit tests that start fresh Python
+            processes of their own (marker `processes`: two logical devices, TF_CONFIG workers)
 
-The unit group is the long pole (24.7 min on 2 cores, 2026-12-07; browser 17.4, kernels 13.3). Splitting it in two
+The unit group is the long pole (24.7 min on 2 cores, 2026-12-07; browser 17.4, kernels 13.3; a later run: unit 30.6,
+browser 21.5, kernels 18.7): the tests that start processes of their own (about 200 s) run in the kernels group,
+which ends first. Splitting it in two
 processes by file, balanced by measured seconds, made the whole run slower (26.9 min: unit 26.9 and 24.5, browser
 23.1, kernels 19.6): the suite is bound by the two cores (about 42 CPU minutes in all), so a fourth process only
 adds contention. Each group's summary line gives its CPU minutes beside its wall minutes (os.wait4's rusage of
@@ -34,9 +37,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "_artifacts"
 GROUPS = {
-    "unit": "not kernel and not browser and not notebook",
+    "unit": "not kernel and not browser and not notebook and not processes",
     "browser": "browser",
-    "kernels": "(kernel or notebook) and not browser",
+    "kernels": "(kernel or notebook or processes) and not browser",
 }
 
 

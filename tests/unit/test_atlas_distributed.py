@@ -13,6 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.processes  # fresh interpreters of its own: run in the kernels group (tests/run_all.py)
+
 SCRIPT = """
 import sys
 import numpy as np, tensorflow as tf

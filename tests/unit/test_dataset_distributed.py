@@ -16,6 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ["conv1", "conv2", "gap"]
 
+pytestmark = pytest.mark.processes  # fresh interpreters of its own: run in the kernels group (tests/run_all.py)
+
 # Shared by both scripts: the model and data come from files the test wrote; results go to an npz.
 COMMON = """
 import keras, numpy as np, tensorflow as tf

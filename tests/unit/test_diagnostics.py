@@ -407,6 +407,7 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync, "probe_step": h["pr
 
 
 @pytest.mark.slow
+@pytest.mark.processes  # a fresh interpreter (two logical devices): run in the kernels group (tests/run_all.py)
 def test_the_callback_records_true_gradient_norms_under_a_two_replica_mirrored_strategy():
     import json
     import os
