@@ -59,7 +59,12 @@ class _Flight:
 class _Passes:
     """The data set a card (or list) shows, and its passes: per layer the last one made, at most ``KEEP_LAYERS``
     layers (those shown). A layer asked for while another widget computes it waits for that pass (with its
-    snapshots) instead of starting a second one."""
+    snapshots) instead of starting a second one.
+
+    A pass cut short is kept for its layer only when a person cancelled it (``stop``: what was gathered stays
+    shown, flagged partial, until Compute). One cut short because a newer request superseded its job (a layer
+    and a channel set one after the other) is made again in full by the next request: it was never meant to
+    stop, and showing it would show "top examples over the first 0 images" as the answer."""
 
     def __init__(self, probe, data, labels, score: str, strategy, batch_size):
         self.probe = probe
@@ -71,27 +76,38 @@ class _Passes:
         self.lock = threading.Lock()
         self.cache: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
         self.flights: dict[str, _Flight] = {}
+        self.stopped: set[str] = set()  # layers whose pass a person cancelled
+
+    def stop(self, layer: str) -> None:
+        """A person cancelled the pass of ``layer`` (if one is computing): its partial result is the one to show."""
+        with self.lock:
+            if layer in self.flights:
+                self.stopped.add(layer)
+
+    def _usable(self, layer: str, k: int, again: bool = False) -> _Entry | None:
+        """The kept pass of ``layer`` if it answers a request for ``k`` (under the lock)."""
+        entry = self.cache.get(layer)
+        if entry is None or entry.k < k or (entry.partial and (again or layer not in self.stopped)):
+            return None
+        self.cache.move_to_end(layer)
+        return entry
 
     def cached(self, layer: str, k: int) -> _Entry | None:
         with self.lock:
-            entry = self.cache.get(layer)
-            if entry is not None and entry.k >= k:
-                self.cache.move_to_end(layer)
-                return entry
-            return None
+            return self._usable(layer, k)
 
     def obtain(self, layer: str, k: int, progress, cancel: threading.Event, again: bool = False) -> _Entry:
         """The pass of ``layer`` with at least ``k`` examples per channel: kept, or computed now (``again``: a
         partial one is computed again). ``progress(done, total, partial ChannelExamples)``."""
         with self.lock:
-            entry = self.cache.get(layer)
-            if entry is not None and entry.k >= k and not (again and entry.partial):
-                self.cache.move_to_end(layer)
+            entry = self._usable(layer, k, again)
+            if entry is not None:
                 return entry
             flight = self.flights.get(layer)
             mine = flight is None or flight.k < k
             if mine:
                 flight = self.flights[layer] = _Flight(k)
+                self.stopped.discard(layer)  # a cancel from now on is of this pass
         if not mine:
             return self._join(layer, flight, k, progress, cancel, again)
         try:
@@ -327,6 +343,11 @@ class ChannelCard(CnnWidget):
             with self.hold_trait_notifications():
                 for name, value in values.items():
                     setattr(self, name, value)
+
+    def cancel(self):
+        """Stop the pass (what it gathered stays shown, flagged partial, until Compute) or the rendering."""
+        self._passes.stop(self.layer)
+        super().cancel()
 
     def compute(self) -> Job:
         """Finish what is missing on the worker (a pass cancelled part-way is made again in full, the feature

@@ -112,6 +112,11 @@ class DatasetExamples(CnnWidget):
             out.update(examples_arrays(ex))
         return out
 
+    def cancel(self):
+        """Stop the pass (what it gathered stays shown, flagged partial, until Compute)."""
+        self._passes.stop(self.layer)
+        super().cancel()
+
     def compute(self) -> Job:
         """Make the layer's pass again in full if it was cancelled part-way (else show the kept one)."""
         with self._locked():

@@ -176,8 +176,34 @@ def test_cancel_keeps_the_partial_top_k_and_says_so(probe):
         assert w.wait(60)
         assert w.partial and 0 < w.images < 40 and w.status.startswith("cancelled: partial top-4")
         assert w.patches_meta["n"] >= 1 and max(w.patches_meta["indices"]) < w.images
+        w.channel = 3  # another channel of the cancelled layer: still the partial pass, still said
+        assert w.wait(60) and w.partial and w.status.startswith("cancelled: partial top-4")
         w.compute().wait(120)  # Compute finishes the pass
         assert not w.partial and w.images == 40
+    finally:
+        w.close()
+
+
+@pytest.mark.slow
+def test_a_pass_cut_short_by_a_newer_request_is_made_again_in_full(probe):
+    # a pass that a newer request cancelled (here: another layer, then back) is not a person's Cancel: showing its
+    # partial result would show the top examples of the first few images as the answer
+    started = threading.Event()
+
+    def batches():
+        for i in range(0, 40, 4):
+            if i:
+                started.set()
+                time.sleep(0.2)
+            yield IMAGES[i:i + 4]
+
+    w = cw.ChannelCard(probe, batches, "relu2", 2, k=4, feature_vis=False)
+    try:
+        assert started.wait(120)
+        w.layer = "relu1"
+        w.layer = "relu2"
+        assert w.wait(120)
+        assert not w.partial and w.images == 40 and w.patches_meta["n"] == 4, (w.status, w.images)
     finally:
         w.close()
 
