@@ -1,15 +1,20 @@
 """Closing a widget frees it: create, use (a change from Python, one from the page, a computation) and close each
-widget 10 times, each time on a new model; afterwards every widget, probe and model is collected, the open widgets
+widget 6 times, each time on a new model; afterwards every widget, probe and model is collected, the open widgets
 (comms: charts, marks, scales, axes, controls) are back to where they started, and memory stops growing after the
-first round (rounds 2-10 add less than 10% of what the first one did). Ten rounds, not twenty: seven widgets times
-twenty took ~4 of the suite's 20 minutes, and what leaks is caught by the weakrefs in the first rounds and by RSS
-long before the tenth (a cache kept per model grows by megabytes a round).
+first round (rounds 2-6 add less than 10% of what the first one did per nine rounds: the rate the ten-round rule
+allowed, about 1.1 MB a round). Six rounds, not ten (ten took ~95 CPU-s): what is kept alive is caught by the
+weakrefs in any round, and a leak the RSS sees (TensorFlow's gradient registry kept ~2.5 MB a model) is a steady
+growth per round, held here to the same rate per round as before. Measured alone, 2026-12-07: rounds 2-6 moved
+RSS by -4.6 (featurevis) to +1.2 MB (explorer) against the 5.6 MB allowed; 2.5 MB kept a round fails it. After
+each close, up to 20 collections 50 ms apart (the widget's worker may hold its last job a moment longer; a loaded
+machine once showed one round's widget alive after a single collection), each cheap (_older_objects_set_aside).
 
     .venv/bin/python -m pytest tests/unit/test_widget_leaks.py -s -m slow   # prints comms and RSS per widget
 """
 
 import gc
 import os
+import time
 import weakref
 
 import ipywidgets
@@ -20,10 +25,22 @@ import pytest
 import cnnwidget as cw
 import cnnwidget.widgets  # noqa: F401  (widgets a module makes at import are open before the count starts)
 
-ROUNDS = 10
+ROUNDS = 6
 RNG = np.random.default_rng(0)
 IMAGES = RNG.random((12, 24, 24, 3)).astype("float32")
 LABELS = RNG.integers(0, 3, 12)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _older_objects_set_aside():
+    """gc.collect() walks every object the process holds: ~300,000 once TensorFlow and Keras are imported, 0.3 CPU-s
+    a call. What is alive before this module's first test is set aside (gc.freeze) for the module, so each
+    collection here walks only what the tests made (~5 ms). A leak still shows: an older object that refers to a
+    new one (a module-level list keeping a probe) keeps it alive, as before; gc.unfreeze() at the end."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 def small_model():
@@ -108,8 +125,11 @@ def use_monitor(_model):
 
 # The smallest first round the 10% rule is taken of. Inside the whole suite, TensorFlow's and the allocator's
 # arenas move RSS by a few MB over 20 rounds with nothing leaked (CI: +3.2 MB for the grid against a 1 MB bound);
-# what is kept alive is caught by the weakrefs, and a cache that leaks grows by far more than 10 MB.
+# what is kept alive is caught by the weakrefs, and a cache that leaks grows by megabytes a round.
 FLOOR_MB = 100.0
+# Rounds 2-ROUNDS may add this share of the first round's growth (of at least FLOOR_MB): 10% per nine rounds, the
+# ten-round rule's rate (1.1 MB a round at the floor: 5.6 MB over rounds 2-6), not 10% over however many rounds.
+LATER_SHARE = 0.1 * (ROUNDS - 1) / 9
 
 def rss_mb() -> float:
     with open(f"/proc/{os.getpid()}/statm") as f:
@@ -133,7 +153,11 @@ def rounds(name: str) -> dict:
             refs = [weakref.ref(x) for x in (widget, probe, model) if x is not None]
             widget.close()
             del widget, probe, model
-            gc.collect()
+            for _ in range(20):  # the worker thread may still hold its last job a moment after wait() returned
+                gc.collect()
+                if all(r() is None for r in refs):
+                    break
+                time.sleep(0.05)
             alive += [type(r()).__name__ for r in refs if r() is not None]
             rss.append(rss_mb())
         _runs[name] = {"alive": alive, "comms": (comms_before, len(ipywidgets.Widget.widgets)),
@@ -146,7 +170,7 @@ def rounds(name: str) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(USES))
-def test_after_ten_rounds_every_widget_probe_and_model_is_collected_and_no_widget_stays_open(name):
+def test_after_six_rounds_every_widget_probe_and_model_is_collected_and_no_widget_stays_open(name):
     run = rounds(name)
     assert run["alive"] == [] and run["comms"][1] == run["comms"][0]
 
@@ -158,9 +182,9 @@ def test_after_ten_rounds_every_widget_probe_and_model_is_collected_and_no_widge
                                   "similarity"])
 def test_memory_stops_growing_after_the_first_round(name):
     run = rounds(name)
-    # 10% of the first round's growth, of at least FLOOR_MB (see there): a first round that found TensorFlow warm
-    # already costs a few MB or less, and allocator noise of a few MB does not count as a leak
-    assert run["later"] < 0.1 * max(run["first"], FLOOR_MB), (
+    # LATER_SHARE of the first round's growth, of at least FLOOR_MB (see there): a first round that found TensorFlow
+    # warm already costs a few MB or less, and allocator noise of a few MB does not count as a leak
+    assert run["later"] < LATER_SHARE * max(run["first"], FLOOR_MB), (
         f"RSS grew {run['later']:.1f} MB over rounds 2-{ROUNDS}; the first round took {run['first']:.1f}")
 
 
