@@ -468,10 +468,13 @@ def test_a_tiny_training_set_raises_overfitting():
 
 @pytest.mark.slow
 def test_a_healthy_run_on_the_demo_data_raises_nothing():
+    # 16 x 16 images (as the vanishing test's), not 32 x 32: the same 192 steps, 4 probe steps and 6 epochs for every
+    # rule at a quarter of the pixels (20 -> 11 CPU-s, 2026-12-07). Measured: validation accuracy 0.10 -> 0.39,
+    # loss 2.31 -> 1.54, no warning (at 32 x 32: 0.44, 1.72, none).
     keras.utils.set_random_seed(0)
     train, val = demo.shapes(2048, seed=14), demo.shapes(512, seed=15)
-    x, xv = train.images[:, ::2, ::2], val.images[:, ::2, ::2]  # 32 x 32
-    inp = h = keras.Input((32, 32, 3))
+    x, xv = train.images[:, ::4, ::4], val.images[:, ::4, ::4]  # 16 x 16
+    inp = h = keras.Input((16, 16, 3))
     for i, filters in enumerate((16, 32, 64)):
         h = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(h)
         h = keras.layers.MaxPooling2D(2)(h)
