@@ -1,10 +1,12 @@
 """The Explorer on the demo model in JupyterLab (headless chromium): display to every open panel drawn, a channel
 click to the linked panels redrawn, and the first feature-visualization frame after a click.
 
-    .venv/bin/python benchmarks/explorer.py [--clicks 9] [--steps 128]
+    .venv/bin/python benchmarks/explorer.py [--clicks 9] [--steps 128] [--windowing contentVisibility|none]
 
 Measured in the real browser with the test harness (tests/harness/lab.py: one JupyterLab server, headless chromium
-at 1400x1000). One notebook: a setup cell (imports, TensorFlow and the demo model loaded, 8 demo images, 64 labelled
+at 1400x1000), with the notebook's windowing mode a user has (JupyterLab 4's default, contentVisibility: the cell
+of the cold Explorer, scrolled away, is not rendered each frame); ``--windowing none`` is the tests' setting (every
+cell rendered every frame, so they can read off-screen widgets back). One notebook: a setup cell (imports, TensorFlow and the demo model loaded, 8 demo images, 64 labelled
 images as ``data=``), then two cells that each show an Explorer with its default open panels (activations, feature
 visualization with ``--steps`` steps, top data-set examples, attribution with saliency, gradient x input, Grad-CAM):
 
@@ -200,10 +202,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clicks", type=int, default=9)
     ap.add_argument("--steps", type=int, default=128, help="feature visualization steps (the Explorer's default)")
+    ap.add_argument("--windowing", default="contentVisibility", choices=["contentVisibility", "none"],
+                    help="the notebook's windowingMode: JupyterLab's default, what a user has (contentVisibility: "
+                         "the browser skips the rendering of cells off screen), or the test harness's 'none' (every "
+                         "cell rendered, so tests can read off-screen widgets back; every frame costs more)")
     args = ap.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="cnnwidget-bench-"))
-    lab = LabHarness(root_dir=root)
+    lab = LabHarness(root_dir=root, settings={
+        "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": args.windowing}})
     try:
         lab.start()
         cells = [SETUP,
@@ -222,7 +229,8 @@ def main():
 
         print(f"explorer.py: the Explorer on the demo model in JupyterLab + {lab.browser.version} (headless), "
               f"{machine_note()}")
-        print(f"open panels: {', '.join(DISPLAYED)}; feature visualization {args.steps} steps; 8 images, data= 64")
+        print(f"open panels: {', '.join(DISPLAYED)}; feature visualization {args.steps} steps; 8 images, data= 64; "
+              f"notebook windowingMode {args.windowing!r}")
         print("display -> drawn, seconds (per panel, from the kernel's time before the constructor):")
         for name, rec, t0 in (("cold", cold, t_cold), ("warm", warm, t_warm)):
             per = {k: (rec["times"][k] - t0) / 1000 for k in DISPLAYED}

@@ -3,7 +3,7 @@
 // writes back what the user picks; colour maps, normalization and overlay are applied here, with no kernel trip.
 // Model text (layer names) only ever reaches the page through textContent, option text and attributes.
 import {
-  baseStyle, commitOnEnter, errorBox, h, mountWidget, react, setOptions, showsText, warningBox,
+  baseStyle, commitOnEnter, errorBox, h, mountWidget, pictureImg, react, setOptions, showsText, warningBox,
 } from "./dom.js";
 import { colormap, COLORMAPS } from "./colormaps.js";
 import { colorBar } from "./colorbar.js";
@@ -35,7 +35,7 @@ const STYLE = baseStyle("cnnw-grid") + `
 .cnnw-grid input[type="range"] { width: 6em; }
 .cnnw-grid button:disabled { opacity: 0.4; }
 .cnnw-grid .cnnw-muted { color: var(--jp-ui-font-color2, #616161); }
-.cnnw-grid canvas { image-rendering: pixelated; }
+.cnnw-grid canvas, .cnnw-grid img { image-rendering: pixelated; }
 .cnnw-grid-outer { display: flex; flex-wrap: wrap; align-items: flex-start; gap: 8px; min-width: 0; }
 .cnnw-grid-outer > .cnnw-grid { flex: 1 1 480px; min-width: 0; }
 .cnnw-grid-outer > .cnnw-grid-chart { flex: 0 1 440px; min-width: 240px; }
@@ -58,7 +58,7 @@ const STYLE = baseStyle("cnnw-grid") + `
 .cnnw-grid .cnnw-strip-item { flex: 0 0 auto; display: flex; flex-direction: column; align-items: center; gap: 2px;
   width: 88px; padding: 3px; border: 2px solid transparent; background: none; cursor: pointer; }
 .cnnw-grid .cnnw-strip-item.cnnw-current { border-color: var(--jp-brand-color1, #1976d2); }
-.cnnw-grid .cnnw-strip-item canvas { width: 48px; height: 48px; }
+.cnnw-grid .cnnw-strip-item img { width: 48px; height: 48px; }
 .cnnw-grid .cnnw-strip-item span { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   font-size: var(--jp-ui-font-size0, 11px); }
 `;
@@ -379,13 +379,12 @@ export default {
       const bytes = bytesOf(model.get("strip"));
       const colours = table();
       strip.replaceChildren(...(meta.layers ?? []).map((name, i) => {
-        const thumb = h("canvas", { width: t, height: t });
+        let thumb = h("img", { alt: "" }); // an image, not a canvas: see pictureImg
         if (t > 0 && bytes.length >= (i + 1) * t * t) {
-          const tctx = thumb.getContext("2d");
-          const image = tctx.createImageData(t, t);
+          const image = new ImageData(t, t);
           const source = { data: bytes.subarray(i * t * t, (i + 1) * t * t), w: t, h: t };
           paintIndexed(image, { x: 0, y: 0, w: t, h: t }, source, colours, IDENTITY);
-          tctx.putImageData(image, 0, 0);
+          thumb = pictureImg(image);
         }
         const shape = shapeText(meta.shapes?.[i]);
         return h("button", { class: "cnnw-strip-item", type: "button", title: name, "data-layer": name,

@@ -8,7 +8,7 @@ import {
 } from "./dom.js";
 import { rgbaOf, zoomFor } from "./images.js";
 import {
-  drawPatch, histogramHeights, patchesComplete, percentText, supportRows, valueText,
+  histogramHeights, patchImg, patchesComplete, percentText, supportRows, valueText,
 } from "./patches.js";
 import { bytesOf } from "./tiles.js";
 
@@ -30,7 +30,7 @@ const STYLE = baseStyle("cnnw-cc") + `
   background: var(--jp-layout-color2, #eeeeee); }
 .cnnw-cc .cnnw-cc-main { display: flex; flex-wrap: wrap; gap: 16px; align-items: flex-start; }
 .cnnw-cc figure { margin: 0; display: flex; flex-direction: column; align-items: center; gap: 2px; }
-.cnnw-cc canvas { image-rendering: pixelated; }
+.cnnw-cc canvas, .cnnw-cc img { image-rendering: pixelated; }
 .cnnw-cc .cnnw-cc-fv canvas { width: ${FV_PX}px; height: ${FV_PX}px; background: var(--jp-layout-color2, #eee); }
 .cnnw-cc .cnnw-cc-caption { font-size: var(--jp-ui-font-size0, 11px); max-width: 100%; overflow: hidden;
   text-overflow: ellipsis; white-space: nowrap; }
@@ -38,7 +38,7 @@ const STYLE = baseStyle("cnnw-cc") + `
 .cnnw-cc .cnnw-cc-stats { display: grid; grid-template-columns: auto auto; gap: 0 12px; }
 .cnnw-cc .cnnw-cc-patches { display: flex; flex-wrap: wrap; gap: 6px; }
 /* outside the image (where the receptive field reaches past it) the patch is transparent: a checkerboard shows */
-.cnnw-cc .cnnw-cc-patch canvas { background: repeating-conic-gradient(#ccc 0 25%, #fff 0 50%) 0 0 / 8px 8px; }
+.cnnw-cc .cnnw-cc-patch img { background: repeating-conic-gradient(#ccc 0 25%, #fff 0 50%) 0 0 / 8px 8px; }
 /* name, bar, "mean (count)": the number never wraps nor is cut; the bar gives way first, then the name (ellipsis),
    so the rows fit a 300 px sidebar */
 .cnnw-cc .cnnw-cc-classes { display: grid; grid-template-columns: minmax(3em, max-content) minmax(32px, 140px)
@@ -144,14 +144,13 @@ export default {
       const zoom = zoomFor(Math.max(meta.h, meta.w), PATCH_PX);
       const figures = [];
       for (let i = 0; i < meta.n; i++) {
-        const canvas = h("canvas");
-        drawPatch(canvas, bytes, meta, i);
-        canvas.style.width = `${meta.w * zoom}px`;
-        canvas.style.height = `${meta.h * zoom}px`;
+        const picture = patchImg(bytes, meta, i);
+        picture.style.width = `${meta.w * zoom}px`;
+        picture.style.height = `${meta.h * zoom}px`;
         const caption = h("figcaption", { class: "cnnw-cc-caption",
           text: `#${meta.indices[i]} · ${valueText(meta.values[i])}` });
         figures.push(h("figure", { class: "cnnw-cc-patch", title: `image ${meta.indices[i]}, ${by} ` +
-          `${meta.values[i]}`, "data-index": String(meta.indices[i]) }, [canvas, caption]));
+          `${meta.values[i]}`, "data-index": String(meta.indices[i]) }, [picture, caption]));
       }
       patches.replaceChildren(...figures);
       patches.dataset.n = String(meta.n);

@@ -6,7 +6,7 @@ import {
   baseStyle, errorBox, h, mountWidget, PROGRESS_TRAITS, progressBar, react, setOptions, showsText, warningBox,
 } from "./dom.js";
 import { zoomFor } from "./images.js";
-import { drawPatch, patchesComplete, valueText } from "./patches.js";
+import { patchesComplete, patchImg, valueText } from "./patches.js";
 import { bytesOf } from "./tiles.js";
 
 const TILE_PX = 56;
@@ -25,8 +25,8 @@ const STYLE = baseStyle("cnnw-de") + `
   cursor: pointer; border: 2px solid transparent; border-radius: 3px; }
 .cnnw-de .cnnw-de-tile:hover { border-color: var(--jp-border-color1, #bdbdbd); }
 .cnnw-de .cnnw-de-tile[aria-pressed="true"] { border-color: var(--jp-brand-color1, #1976d2); }
-.cnnw-de .cnnw-de-tile[data-dead="true"] canvas { opacity: 0.35; }
-.cnnw-de .cnnw-de-tile canvas { image-rendering: pixelated;
+.cnnw-de .cnnw-de-tile[data-dead="true"] img { opacity: 0.35; }
+.cnnw-de .cnnw-de-tile img { image-rendering: pixelated;
   background: repeating-conic-gradient(#ccc 0 25%, #fff 0 50%) 0 0 / 8px 8px; }
 .cnnw-de .cnnw-de-caption { font-size: var(--jp-ui-font-size0, 11px); white-space: nowrap; max-width: 9em;
   overflow: hidden; text-overflow: ellipsis; }
@@ -111,10 +111,10 @@ export default {
       const figures = [];
       for (let i = 0; i < meta.n; i++) {
         const c = meta.channels[i];
-        const canvas = h("canvas");
-        if (meta.indices[i] >= 0) drawPatch(canvas, bytes, meta, i);
-        canvas.style.width = `${meta.w * zoom}px`;
-        canvas.style.height = `${meta.h * zoom}px`;
+        // an empty slot (a channel with no example yet) is an image without a source: nothing drawn
+        const picture = meta.indices[i] >= 0 ? patchImg(bytes, meta, i) : h("img", { alt: "" });
+        picture.style.width = `${meta.w * zoom}px`;
+        picture.style.height = `${meta.h * zoom}px`;
         const deadText = meta.dead[i] ? " · dead" : "";
         const name = meta.names ? meta.names[i] : null; // the output unit's class name (text)
         const nameText = name != null ? ` · ${name}` : "";
@@ -124,7 +124,7 @@ export default {
           title: `${whole ? "unit" : "channel"} ${c}${name != null ? ` (${name})` : ""}: ${by} ` +
             `${valueText(meta.values[i])} in image ${meta.indices[i]}` +
             (meta.dead[i] ? " (dead on this data: one value everywhere)" : ""),
-        }, [canvas, h("figcaption", { class: "cnnw-de-caption",
+        }, [picture, h("figcaption", { class: "cnnw-de-caption",
           text: `${c}${nameText} · ${valueText(meta.values[i])}${deadText}` })]);
         figure.addEventListener("click", () => select(c));
         figure.addEventListener("keydown", (event) => {

@@ -5,7 +5,7 @@
 // beside the panels and the panels side by side in a wide area. Model text (layer and class names) reaches the
 // page through textContent, option text and attributes only, never as HTML.
 import {
-  baseStyle, commitOnEnter, errorBox, h, mountWidget, react, setOptions, showsText, warningBox,
+  baseStyle, commitOnEnter, errorBox, h, mountWidget, pictureImg, react, setOptions, showsText, warningBox,
 } from "./dom.js";
 import { bytesOf, paintRGB } from "./tiles.js";
 
@@ -39,7 +39,7 @@ const STYLE = baseStyle("cnnw-explorer") + `
   width: 60px; padding: 2px; border: 2px solid transparent; background: none; cursor: pointer; font: inherit;
   color: inherit; }
 .cnnw-explorer .cnnw-x-thumb[aria-pressed="true"] { border-color: var(--jp-brand-color1, #1976d2); }
-.cnnw-explorer .cnnw-x-thumb canvas { width: ${THUMB_PX}px; height: ${THUMB_PX}px; image-rendering: pixelated; }
+.cnnw-explorer .cnnw-x-thumb img { width: ${THUMB_PX}px; height: ${THUMB_PX}px; image-rendering: pixelated; }
 .cnnw-explorer .cnnw-x-thumb span { max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap;
   font-size: var(--jp-ui-font-size0, 11px); }
 .cnnw-explorer .cnnw-x-row { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 12px; }
@@ -154,18 +154,17 @@ export default {
       const size = (meta.h ?? 0) * (meta.w ?? 0) * 3;
       const items = [];
       for (let i = 0; i < (meta.n ?? 0); i++) {
-        const canvas = h("canvas", { width: meta.w, height: meta.h });
+        let picture = h("img", { alt: "" }); // an image, not a canvas: see pictureImg
         if (size > 0 && bytes.length >= (i + 1) * size) {
-          const ctx = canvas.getContext("2d");
-          const image = ctx.createImageData(meta.w, meta.h);
+          const image = new ImageData(meta.w, meta.h);
           paintRGB(image, { x: 0, y: 0, w: meta.w, h: meta.h },
             { data: bytes.subarray(i * size, (i + 1) * size), w: meta.w, h: meta.h });
-          ctx.putImageData(image, 0, 0);
+          picture = pictureImg(image);
         }
         const label = predictions[i]?.label;
         items.push(h("button", { class: "cnnw-x-thumb", type: "button", "data-index": String(i),
           title: label === undefined ? `image ${i}` : `image ${i}: predicted ${label}`,
-          "aria-label": `image ${i}` }, [canvas, h("span", { text: label ?? String(i) })]));
+          "aria-label": `image ${i}` }, [picture, h("span", { text: label ?? String(i) })]));
       }
       strip.replaceChildren(...items);
       showImage();

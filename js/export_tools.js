@@ -523,7 +523,8 @@ async function cnnwPngComposeScene(root) {
         else ctx.drawImage(el, x, y, Math.round(w * scale), Math.round(h * scale));
         parts.canvases += 1;
       } else if (item.kind === "img") {
-        ctx.imageSmoothingEnabled = true;
+        // a small picture (a thumbnail, a patch: js/dom.js pictureImg) shown with sharp pixels is drawn so too
+        ctx.imageSmoothingEnabled = getComputedStyle(el).imageRendering !== "pixelated";
         ctx.drawImage(el, X(box.left), Y(box.top), w * scale, h * scale);
         parts.images += 1;
       } else if (charts[i]) {

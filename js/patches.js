@@ -1,6 +1,7 @@
 // Receptive-field patches sent as one uint8 RGBA buffer (n, h, w, 4), alpha 0 outside the image (docs: the
 // data-set views, cnnwidget/widgets/channel_card.py), and the short number texts those views show. The pure
-// functions have node tests (patches.test.mjs); drawPatch is the one DOM call.
+// functions have node tests (patches.test.mjs); patchImg is the one DOM call.
+import { pictureImg } from "./dom.js";
 
 /** True when `bytes` holds every patch `meta` ({ n, h, w }) describes (bytes and meta may arrive apart). */
 export function patchesComplete(bytes, meta) {
@@ -17,11 +18,10 @@ export function patchPixels(bytes, meta, i) {
   return new Uint8ClampedArray(bytes.subarray(i * size, (i + 1) * size));
 }
 
-/** Draw patch i into `canvas` at its own size (the page zooms it with CSS, pixels kept sharp). */
-export function drawPatch(canvas, bytes, meta, i) {
-  canvas.width = meta.w;
-  canvas.height = meta.h;
-  canvas.getContext("2d").putImageData(new ImageData(patchPixels(bytes, meta, i), meta.w, meta.h), 0, 0);
+/** Patch i as an <img> at its own size (the page zooms it with CSS, pixels kept sharp): an image, not a canvas (see
+ * pictureImg: a card's 16 patches were 16 composited layers). */
+export function patchImg(bytes, meta, i, props = {}) {
+  return pictureImg(new ImageData(patchPixels(bytes, meta, i), meta.w, meta.h), props);
 }
 
 /** A value in three significant digits ("0.00312", "41.2", "1.23e+5"); "–" for none (null, NaN). */

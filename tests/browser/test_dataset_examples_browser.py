@@ -44,7 +44,7 @@ def page(lab):
 def test_the_card_draws_its_patches_its_rendering_and_its_numbers_as_text(lab, page):
     root = page.locator(CARD).first
     for nth in range(8):
-        px = lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch canvas", nth=nth)
+        px = lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch img", nth=nth)
         assert px["non_transparent"] > 0 and px["distinct_colors"] > 1, (nth, px)
     fv = lab.canvas_pixels(page, f"{CARD} .cnnw-cc-fv canvas")
     assert fv["width"] == 64 and fv["non_transparent"] == 64 * 64 and fv["distinct_colors"] > 50
@@ -68,19 +68,19 @@ def test_a_bad_channel_typed_in_the_card_is_refused_and_a_good_one_redraws(lab, 
     error.wait_for(state="visible", timeout=30_000)
     assert "channel 64 is out of range of layer 'block3_relu'" in error.inner_text()
     page.wait_for_function("(sel) => document.querySelector(sel).value === '5'", arg=f"{CARD} .cnnw-cc-channel")
-    before = lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch canvas")["hash"]
+    before = lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch img")["hash"]
     box.fill("9")
     box.press("Enter")
     page.wait_for_function("(sel) => document.querySelector(sel).dataset.channel === '9'", arg=CARD,
                            timeout=60_000)
     assert error.is_hidden()
-    assert lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch canvas")["hash"] != before
+    assert lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch img")["hash"] != before
     _idle(page, CARD)
 
 
 def test_clicking_a_channel_in_the_list_opens_its_card(lab, page):
     lst = page.locator(LIST).first
-    px = lab.canvas_pixels(page, f"{LIST} .cnnw-de-tile canvas", nth=3)
+    px = lab.canvas_pixels(page, f"{LIST} .cnnw-de-tile img", nth=3)
     assert px["non_transparent"] > 0 and px["distinct_colors"] > 1
     lst.locator(".cnnw-de-next").click()
     page.wait_for_function("(sel) => document.querySelector(sel)?.dataset.page === '1'", arg=f"{LIST} .cnnw-de-tiles",
@@ -92,7 +92,7 @@ def test_clicking_a_channel_in_the_list_opens_its_card(lab, page):
                            " && c.querySelector('.cnnw-cc-patches').dataset.n === '16'; }", arg=opened,
                            timeout=120_000)
     assert lst.locator('.cnnw-de-tile[data-channel="19"]').get_attribute("aria-pressed") == "true"
-    px = lab.canvas_pixels(page, f"{opened} .cnnw-cc-patch canvas")
+    px = lab.canvas_pixels(page, f"{opened} .cnnw-cc-patch img")
     assert px["non_transparent"] > 0 and px["distinct_colors"] > 1
     assert lab.kernel_run(page, "print(de.channel, de.card.channel, de.card.layer)").split() == [
         "19", "19", "block2_relu"]
@@ -113,7 +113,7 @@ def test_the_card_on_the_output_layer_shows_whole_images_and_the_unit_s_class_na
     title = root.locator(".cnnw-cc-patches-title").inner_text()
     assert "unit 0 (<b>circle</b>)" in title and "the whole image (64×64 px)" in title, title
     assert root.locator("b").count() == 0  # the class name is text, never HTML
-    px = lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch canvas")
+    px = lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch img")
     assert (px["width"], px["height"]) == (64, 64) and px["non_transparent"] == 64 * 64 and px["distinct_colors"] > 1
     _idle(page, CARD)
     # an output unit's rendering is its class's log-odds: the softmax value itself left a flat grey image

@@ -217,8 +217,14 @@ _PIXELS_JS = r"""
   const els = document.querySelectorAll(sel);
   const el = els[nth];
   if (!el) return null;
-  let c = el.tagName === 'CANVAS' ? el : el.querySelector('canvas');
+  let c = el.tagName === 'CANVAS' || el.tagName === 'IMG' ? el : el.querySelector('canvas, img');
   if (!c) return null;
+  if (c.tagName === 'IMG') {  // a small picture shown as an image (js/dom.js pictureImg): its pixels, one for one
+    const copy = document.createElement('canvas');
+    copy.width = c.complete ? c.naturalWidth : 0; copy.height = c.complete ? c.naturalHeight : 0;
+    if (copy.width) copy.getContext('2d').drawImage(c, 0, 0);
+    c = copy;
+  }
   const w = c.width, h = c.height;
   if (!w || !h) return {width: w, height: h, non_transparent: 0, non_background: 0, background: null,
                          distinct_colors: 0, mean_rgba: [0, 0, 0, 0], hash: '00000000'};
@@ -383,8 +389,12 @@ class WsTraffic:
 
 
 class LabHarness:
-    def __init__(self, root_dir: Path | str, port: int | None = None, log_path: Path | None = None):
+    def __init__(self, root_dir: Path | str, port: int | None = None, log_path: Path | None = None,
+                 settings: dict | None = None):
+        """``settings``: Lab user settings merged over ``LAB_SETTINGS`` per file (a benchmark measuring what a
+        user's JupyterLab does passes the notebook tracker's default ``windowingMode`` back)."""
         self.root_dir = Path(root_dir)
+        self.settings = {rel: {**LAB_SETTINGS.get(rel, {}), **value} for rel, value in (settings or {}).items()}
         self.port = port
         self.log_path = log_path or env.log_path("jupyterlab")
         self.console_log_path = env.log_path("browser-console")
@@ -413,7 +423,7 @@ class LabHarness:
         self.root_dir.mkdir(parents=True, exist_ok=True)
         base = (env.SESSION_DIR or env.setup()) / f"lab-{uuid.uuid4().hex[:6]}"
         settings_dir, workspaces_dir = base / "user-settings", base / "workspaces"
-        for rel, value in LAB_SETTINGS.items():
+        for rel, value in {**LAB_SETTINGS, **self.settings}.items():
             p = settings_dir / rel
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(json.dumps(value))
