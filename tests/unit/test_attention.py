@@ -1,6 +1,8 @@
 """cnnwidget.core.attention on small models built here: captured MultiHeadAttention scores against the layer called
 directly with return_attention_scores=True, the model left unchanged, rollout against a numpy reference, gates."""
 
+import functools
+
 import keras
 import numpy as np
 import pytest
@@ -128,8 +130,15 @@ def _stack(layers=2, heads=2, class_token=False, seed=3):
     return keras.Model(x, out, name="stack")
 
 
+@functools.lru_cache(maxsize=None)
+def _shared_stack(layers=2, heads=2, class_token=False):
+    """One model per structure for the tests that only read it: built, and its remembered probe traced, once per
+    session, not once per test (_stack stays the builder for tests that need a model of their own: leak tests)."""
+    return _stack(layers=layers, heads=heads, class_token=class_token)
+
+
 def test_rows_of_every_heads_map_sum_to_one():
-    maps = att.attention_maps(_stack(), _images())
+    maps = att.attention_maps(_shared_stack(), _images())
     assert len(maps) == 2
     for scores in maps.values():
         np.testing.assert_allclose(scores.sum(-1), 1.0, atol=1e-5)
@@ -138,7 +147,7 @@ def test_rows_of_every_heads_map_sum_to_one():
 
 @pytest.mark.parametrize("class_token", [False, pytest.param(True, marks=SLOW)])
 def test_rollout_of_one_layer_one_head_without_residual_is_that_heads_map(class_token):
-    model, images = _stack(layers=1, heads=1, class_token=class_token), _images()
+    model, images = _shared_stack(layers=1, heads=1, class_token=class_token), _images()
     scores = att.attention_maps(model, images)["mha0"][:, 0]  # (N, T, T)
     want = scores[:, 0, 1:] if class_token else scores.mean(axis=1)
     got = att.attention_rollout(model, images, residual=False, upsample=False)
@@ -173,7 +182,7 @@ def _reference_rollout(maps, fusion, discard, residual, class_token):
     ("mean", 0.0, True, False), ("max", 0.0, True, False), ("min", 0.5, True, False), ("mean", 0.9, True, True),
     ("max", 0.3, False, True)])
 def test_rollout_matches_a_numpy_reference(fusion, discard, residual, class_token):
-    model, images = _stack(layers=2, heads=3, class_token=class_token), _images()
+    model, images = _shared_stack(layers=2, heads=3, class_token=class_token), _images()
     maps = att.attention_maps(model, images)
     want = _reference_rollout([maps["mha0"], maps["mha1"]], fusion, discard, residual, class_token)
     got = att.attention_rollout(model, images, head_fusion=fusion, discard_ratio=discard, residual=residual,
@@ -185,8 +194,8 @@ def test_rollout_matches_a_numpy_reference(fusion, discard, residual, class_toke
 
 @SLOW
 def test_passes_are_traced_once():
-    model, images = _stack(), _images()
-    probe = ModelProbe(model)
+    model, images = _shared_stack(), _images()
+    probe = ModelProbe(model)  # a probe of its own: its trace count starts at 0
     att.attention_maps(probe, images)
     att.attention_rollout(probe, images, discard_ratio=0.2)
     count = probe.trace_count
@@ -257,7 +266,7 @@ def test_a_model_without_attention_says_so():
 
 
 def test_bad_options_are_refused_with_what_is_allowed():
-    model, images = _stack(), _images()
+    model, images = _shared_stack(), _images()
     with pytest.raises(OptionError, match="head_fusion must be one of"):
         att.attention_rollout(model, images, head_fusion="median")
     with pytest.raises(OptionError, match=r"discard_ratio must be in \[0, 1\)"):
@@ -288,7 +297,7 @@ def test_token_grid_and_head_maps():
 def test_rollout_takes_progress_and_cancel():
     import threading
 
-    model, images = _stack(), _images(5)
+    model, images = _shared_stack(), _images(5)
     seen = []
     att.attention_rollout(model, images, batch_size=2, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(2, 5), (4, 5), (5, 5)]
@@ -301,11 +310,12 @@ def test_rollout_takes_progress_and_cancel():
 @pytest.mark.slow
 def test_efficientnet_b0_has_one_channel_gate_per_se_block():
     model = keras.applications.EfficientNetB0(weights=None, input_shape=(64, 64, 3))
-    sites = ModelProbe(model).attention_layers
+    probe = ModelProbe(model)  # one probe for the sites and the maps: the model flattened and replayed once
+    sites = probe.attention_layers
     se = [layer.name for layer in model.layers if layer.name.endswith("se_excite")]
     assert len(se) == 16
     assert [s.path for s in sites] == se and {s.kind for s in sites} == {"channel_gate"}
-    maps = att.attention_maps(model, np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32))
+    maps = att.attention_maps(probe, np.random.default_rng(0).uniform(0, 1, (2, 64, 64, 3)).astype(np.float32))
     for site in sites:
         assert maps[site.path].shape == (2,) + site.shape
         assert maps[site.path].min() >= 0 and maps[site.path].max() <= 1
@@ -313,21 +323,29 @@ def test_efficientnet_b0_has_one_channel_gate_per_se_block():
 
 # -- attention rollout as one more attribution method ----------------------------------------------------------
 
-def test_rollout_is_an_attribution_method_of_models_with_self_attention_only():
+@pytest.fixture(scope="module")
+def demo_models():
+    """The demo hybrid (self-attention) and CNN models, loaded once for the two tests below."""
     from cnnwidget import demo
+
+    return demo.load_hybrid_model(), demo.load_model()
+
+
+def test_rollout_is_an_attribution_method_of_models_with_self_attention_only(demo_models):
     from cnnwidget.core import attribution as attr
 
-    assert "attention_rollout" in attr.methods_for(demo.load_hybrid_model())
-    assert "attention_rollout" not in attr.methods_for(demo.load_model())
+    hybrid, cnn = demo_models
+    assert "attention_rollout" in attr.methods_for(hybrid)
+    assert "attention_rollout" not in attr.methods_for(cnn)
     assert attr.method("attention_rollout") is att.attention_rollout
 
 
 @pytest.mark.slow
-def test_the_attribution_map_widget_shows_rollout_and_refuses_it_without_attention():
+def test_the_attribution_map_widget_shows_rollout_and_refuses_it_without_attention(demo_models):
     import cnnwidget as cw
     from cnnwidget import demo
 
-    hybrid, x = demo.load_hybrid_model(), demo.shapes(2, seed=2).images
+    (hybrid, cnn), x = demo_models, demo.shapes(2, seed=2).images
     am = cw.AttributionMap(hybrid, x, ("saliency", "attention_rollout"), curves=False)
     try:
         assert am.wait(120) and am.error == ""
@@ -336,4 +354,4 @@ def test_the_attribution_map_widget_shows_rollout_and_refuses_it_without_attenti
     finally:
         am.close()
     with pytest.raises(cw.OptionError, match="attention_rollout needs a model with self-attention"):
-        cw.AttributionMap(demo.load_model(), x, ("attention_rollout",))
+        cw.AttributionMap(cnn, x, ("attention_rollout",))
