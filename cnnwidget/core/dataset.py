@@ -495,9 +495,7 @@ def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, b
     C = plan.channels
     positions = plan.height * plan.width if plan.spatial else 1
     flat = tf.reshape(a, (n, positions, C))
-    # Each image's reductions over its positions, computed once and shared by the scores and the statistics: on
-    # CPU each reduction is a pass over the layer's output (block4 of the demo model, 128 x 16 x 16 x 128 a batch:
-    # 4-12 ms of CPU each), as costly together as the forward they follow.
+    # Each image's sum, max and min over its positions, shared by the scores and the statistics.
     per = _per_image(flat)
     scores = per["max"] if score == "max" or not plan.spatial else per["sum"] / float(positions)
     per_image = per["sum"] / float(positions)
@@ -539,9 +537,11 @@ def _argmax_positions(flat, image, channel):
     return tf.argmax(tf.gather_nd(flat, idx), axis=1, output_type=tf.int32)
 
 
+@tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
 def _per_image(f) -> dict:
     """Per image and channel of ``f`` (n images, P positions, C channels), over its positions: sum, max and min,
-    each (n, C) float32. (The zeros are counted in the histogram's pass, ``_histogram_slots``.)"""
+    each (n, C) float32: one XLA loop over ``f`` (block4 of the demo model, 128 x 16 x 16 x 128 a batch: 6-8 ms of
+    CPU against 9-13 ms as three TensorFlow reductions)."""
     return {"sum": tf.reduce_sum(f, 1), "max": tf.reduce_max(f, 1), "min": tf.reduce_min(f, 1)}
 
 
@@ -553,21 +553,70 @@ def _batch_stats(f, per: dict, lo, hi, bins: int):
 
     Every reduction runs over the positions of each image first, then over the images: reducing the (n * P, C)
     matrix down its columns in one go is slow on CPU for the few channels of an early layer (block1 of the demo
-    model, 64 x 64 x 16: 59 ms for a batch of 64, against 19 ms this way; XLA did no better, 36 ms). The histogram's
-    slots are one fused XLA loop (5 ms against 19 ms op by op) and a bincount (7 ms; XLA's scatter took 41)."""
+    model, 64 x 64 x 16: 59 ms for a batch of 64, against 19 ms this way; in XLA too: the sum of squares of a block4
+    batch over both axes in one XLA computation took 13 ms of CPU, over the positions 5-7 ms). After ``_per_image``,
+    one more XLA loop over ``f`` (``_slots_and_deviations``) gives the histogram's slots, with the zeros in a slot
+    of their own, and each image's sum of squared deviations from the batch's mean; then a bincount of the slots.
+    (Block4, at load ~7: 19-23 ms of CPU for ``_per_image`` and that loop together, against 31-38 ms for the three
+    TensorFlow reductions, the sum of squares and the slots with the zeros counted by a reduction. A one-loop
+    shifted form, the sums of f - ref and of its squares together, made XLA give up fusing the sibling reductions:
+    45-55 ms.)"""
     rows = tf.shape(f)[0] * tf.shape(f)[1]
     count = tf.cast(rows, tf.float32)
     mean = tf.reduce_sum(per["sum"], 0) / tf.maximum(count, 1.0)
-    m2 = tf.reduce_sum(tf.reduce_sum(tf.square(f - mean), 1), 0)
     vmin = tf.reduce_min(per["min"], 0)
     vmax = tf.reduce_max(per["max"], 0)
     C = f.shape[-1]
-    level, start = _window(vmin, vmax, lo, hi, bins)
-    slots, zeros = _histogram_slots(f, lo, hi, level, start, bins)
-    zeros = tf.reduce_sum(tf.cast(zeros, tf.int64), 0)
-    hist = tf.math.bincount(tf.reshape(slots, [-1]),
-                            minlength=C * (bins + 2), maxlength=C * (bins + 2), dtype=tf.int64)
+    level, start, slots, zero_bin, deviations = _slots_and_deviations(f, lo, hi, vmin, vmax, mean, bins)
+    m2 = tf.reduce_sum(deviations, 0)
+    zeros, hist = _histogram(slots, zero_bin, C, bins)
     return count, mean, m2, zeros, vmin, vmax, hist, level, start
+
+
+@tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
+def _slots_and_deviations(f, lo, hi, vmin, vmax, mean, bins):
+    """One XLA loop over ``f`` (n, P, C) of a batch whose values lie in [vmin, vmax]: its histogram window's
+    ``level`` and ``start`` (C,) int32 (``_window``), each value's slot (n, P, C) int32 (``_slots``), the bin of a 0
+    in the window (C,) int32, and each image's sum of squared deviations from ``mean`` (n, C) float32. Pure
+    arithmetic on its inputs, no model state: the traces are keyed by shape only."""
+    level, start = _window(vmin, vmax, lo, hi, bins)
+    slots = _slots(f, lo, hi, level, start, bins)
+    zero_bin = tf.cast(_bins(tf.zeros_like(lo), lo, hi, level, start, bins), tf.int32)
+    return level, start, slots, zero_bin, tf.reduce_sum(tf.square(f - mean), 1)
+
+
+def _bins(f, lo, hi, level, start, bins: int):
+    """Each finite value's bin in its channel's window (``level``, ``start``; see ``_window``), float32 0..bins - 1.
+    The window holds every finite value of the batch: the clip only guards the end bins against rounding."""
+    scale = tf.gather(tf.constant(_LEVEL_SCALES), level)
+    return tf.clip_by_value(tf.floor(_lattice(f, lo, hi, bins) * scale) - tf.cast(start, tf.float32), 0.0,
+                            tf.cast(bins - 1, tf.float32))
+
+
+def _slots(f, lo, hi, level, start, bins: int):
+    """Each value's histogram slot, channel c's at c * (bins + 3): 0 for -inf and NaN (an image refused after the
+    step; its cast to an integer is undefined), 1 + its bin (``_bins``) for a finite value other than 0, bins + 1
+    for +inf, bins + 2 for a value exactly 0 (so the zeros are counted by the histogram's bincount: a reduction of
+    their own cost 6 ms of CPU a block4 batch). int32, the shape of ``f``."""
+    j = _bins(f, lo, hi, level, start, bins)
+    j = tf.where(tf.math.is_finite(f), j, tf.where(f > 0, tf.cast(bins, tf.float32), -1.0))
+    j = tf.where(tf.equal(f, 0.0), tf.cast(bins + 1, tf.float32), j)
+    offset = tf.cast(tf.range(tf.shape(f)[-1]) * (bins + 3) + 1, tf.float32)
+    return tf.cast(j + offset, tf.int32)
+
+
+def _histogram(slots, zero_bin, C: int, bins: int):
+    """The zeros (C,) int64 and the histogram (C, bins + 2) int64 (slot 0 for -inf and NaN, 1..bins the window's
+    bins, bins + 1 for +inf) of a batch's ``slots`` (``_slots``): one bincount over them (7-9 ms of CPU a block4
+    batch; XLA's scatter took 41), the zeros then added to the bin of 0, ``zero_bin`` (C,). The op itself:
+    ``tf.math.bincount`` first takes the slots' maximum for the output's size, a loop over them (2-3 ms) for a
+    size its minlength and maxlength fix anyway."""
+    counts = tf.raw_ops.DenseBincount(input=tf.reshape(slots, [-1]), size=C * (bins + 3),
+                                      weights=tf.zeros([0], tf.int64), binary_output=False)
+    counts = tf.reshape(counts, (C, bins + 3))
+    zeros = counts[:, bins + 2]
+    hist = counts[:, :bins + 2] + tf.one_hot(zero_bin + 1, bins + 2, dtype=tf.int64) * zeros[:, None]
+    return zeros, hist
 
 
 _LEVEL_SCALES = 2.0 ** -np.arange(LEVELS, dtype=np.float32)  # exact powers of two: a level's bins nest in the next
@@ -605,39 +654,23 @@ _TF_INFO_LINE = re.compile(rb"^I\d{4} [\d:.]+ +\d+ [^\]]+\] ")  # TensorFlow's C
 def _start_xla_quietly() -> None:
     """The first XLA compilation of a process writes TensorFlow INFO lines straight to descriptor 2 ("XLA service
     ... initialized", "StreamExecutor [0]: Host", "Compiled cluster using XLA!"), which ipykernel puts in the cell
-    of the first pass. Once per process, ``_histogram_slots`` is compiled here on a tiny input inside
-    ``stderr_captured`` (as TensorFlow's import is); what was written meanwhile is written back, less TensorFlow's
-    C++ INFO lines (another thread's output is delayed, not lost)."""
+    of the first pass. Once per process, ``_per_image`` and ``_slots_and_deviations`` are compiled here on a tiny
+    input inside ``stderr_captured`` (as TensorFlow's import is); what was written meanwhile is written back, less
+    TensorFlow's C++ INFO lines (another thread's output is delayed, not lost)."""
     global _XLA_STARTED
     with _XLA_LOCK:
         if _XLA_STARTED:
             return
         _XLA_STARTED = True
         with stderr_captured() as captured:
-            _histogram_slots(tf.zeros((1, 1, 1)), tf.zeros((1,)), tf.ones((1,)), tf.zeros((1,), tf.int32),
-                             tf.zeros((1,), tf.int32), 2)
+            f = tf.zeros((1, 1, 1))
+            _per_image(f)
+            zero, one = tf.zeros((1,)), tf.ones((1,))
+            _slots_and_deviations(f, zero, one, zero, zero, zero, 2)
         rest = b"".join(line for line in captured[0].splitlines(True) if not _TF_INFO_LINE.match(line)) \
             if captured else b""
         if rest:
             os.write(2, rest)
-
-
-@tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-def _histogram_slots(f, lo, hi, level, start, bins):
-    """Each value's histogram slot, channel c's slots at c * (bins + 2) (see ``_batch_stats``), int32 like ``f``:
-    its bin at the channel's ``level`` (``_lattice``) less the window's ``start``. Pure arithmetic on its inputs,
-    no model state: the traces are keyed by shape only. Also returns each image's count of values exactly 0, (n, C)
-    float32 (exact below 2**24 positions a channel): counted in the same loop over ``f`` (4 ms of CPU a block4
-    batch less than a pass of its own; summing an int64 cast of the mask took 45 ms)."""
-    offset = tf.cast(tf.range(tf.shape(f)[-1]) * (bins + 2) + 1, tf.float32)
-    scale = tf.gather(tf.constant(_LEVEL_SCALES), level)
-    # the window holds every finite value of the batch: the clip only guards the end bins against rounding
-    j = tf.clip_by_value(tf.floor(_lattice(f, lo, hi, bins) * scale) - tf.cast(start, tf.float32), 0.0,
-                         tf.cast(bins - 1, tf.float32))
-    # not finite: -inf and NaN (an image refused after the step; its cast to an integer is undefined) in slot 0,
-    # +inf in slot bins + 1 (a truncating cast of a value >= 0 is its floor)
-    j = tf.where(tf.math.is_finite(f), j, tf.where(f > 0, tf.cast(bins, tf.float32), -1.0))
-    return tf.cast(j + offset, tf.int32), tf.reduce_sum(tf.cast(tf.equal(f, 0.0), tf.float32), 1)
 
 
 def _candidate_names(plan: _Plan) -> tuple:
@@ -1084,9 +1117,11 @@ def _all_local(strategy: tf.distribute.Strategy) -> bool:
 
 
 def _host_batch(strategy, x, index):
-    """The batch's images (display space, float32) and global indices on the host, replicas concatenated."""
+    """The batch's images (display space, float32) and global indices on the host, replicas concatenated. On one
+    device the images stay a tensor: ``_host_patches`` copies only the images it cuts from (a copy of the whole
+    batch, 6 MB a batch of 128 demo images, was 1-1.7 ms of CPU a batch when a few images had winners)."""
     if strategy is None:
-        return x.numpy(), index.numpy()
+        return x, index.numpy()
     xs = [t.numpy() for t in strategy.experimental_local_results(x)]
     ids = [t.numpy() for t in strategy.experimental_local_results(index)]
     return np.concatenate(xs), np.concatenate(ids)
@@ -1096,13 +1131,15 @@ def _host_patches(plan: _Plan, host, index: np.ndarray, where: np.ndarray) -> np
     """Patches of the winners, cut from the host copy of the batch (see ``_patches``): (M, h, w, channels)."""
     images, ids = host
     order = np.argsort(ids, kind="stable")
-    b = order[np.searchsorted(ids[order], index)]
+    used, b = np.unique(order[np.searchsorted(ids[order], index)], return_inverse=True)
+    picked = tf.gather(images, used).numpy() if tf.is_tensor(images) else images[used]
     if not plan.spatial:
-        return np.asarray(_whole(plan, images[b]), np.float32)
+        return np.asarray(_whole(plan, picked[b]), np.float32)
     rf = plan.field
     (pt, pl), (pb, pr) = plan.pad_before, plan.pad_after
-    used, b = np.unique(b, return_inverse=True)
-    padded = np.pad(images[used], ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=np.nan)
+    u, h, w, channels = picked.shape
+    padded = np.full((u, h + pt + pb, w + pl + pr, channels), np.nan, np.float32)  # np.pad took twice as long
+    padded[:, pt:pt + h, pl:pl + w] = picked
     y0 = (where // plan.width) * rf.jump[0] + rf.start[0] + pt
     x0 = (where % plan.width) * rf.jump[1] + rf.start[1] + pl
     # Each patch is one block of a windowed view, copied whole: indexing every pixel with three index arrays took
