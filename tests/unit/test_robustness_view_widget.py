@@ -22,6 +22,7 @@ NAMES = ["<b>cat</b>", "dog & co", "bird"]  # model text: sent as text, drawn wi
 
 
 def small_model():
+    keras.utils.set_random_seed(0)  # the same weights every run: which class a 2-step attack reaches depends on them
     inp = keras.Input((16, 16, 3))
     x = keras.layers.Conv2D(6, 3, padding="same", name="conv1")(inp)
     x = keras.layers.BatchNormalization(name="bn")(x)
@@ -132,8 +133,11 @@ def test_each_public_trait_recomputes(widget, probe):
         assert widget.shown[name] == value, name
     assert widget.epsilon_max == pytest.approx(16 / 255 * np.sqrt(16 * 16 * 3 / 4))  # L2 reaches further than L-inf
     assert widget.clean_image == _transport.image_bytes(IMAGES[2], (0.0, 1.0))
-    assert widget.predictions["adversarial"][-1]["index"] == 2 or widget.predictions["adversarial"][0]["index"] == 2
-    assert "reach" in widget.status
+    # the target is listed (the model's top classes, and the target after them when it is not among them) and named
+    # in the status, reached or not (with random weights the 2-step attack reached it in some runs only: the
+    # test asserted it was first or last, and failed 3 runs of 4 once the model was built later in the session)
+    assert 2 in [p["index"] for p in widget.predictions["adversarial"]], widget.predictions
+    assert "reach bird" in widget.status, widget.status
 
 
 def test_a_norm_that_cannot_take_the_current_epsilon_is_refused(widget):
