@@ -509,10 +509,10 @@ def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, b
     if plan.device_patches:
         cand["patch"] = _patches(plan, x, image, cand["where"])
     # Statistics of this batch, each with a leading axis of 1 (one row per replica once gathered).
-    count, mean, m2, zeros, vmin, vmax, hist, level, start = _batch_stats(flat, per, lo, hi, bins)
+    count, mean, m2, zeros, vmin, vmax, hist, level, start, lo, hi = _batch_stats(flat, per, lo, hi, bins)
     stats = {"count": tf.cast(count, tf.int64)[None], "mean": mean[None], "m2": m2[None], "zeros": zeros[None],
              "min": vmin[None], "max": vmax[None], "hist": tf.reshape(hist, (1, C, bins + 2)), "level": level[None],
-             "start": start[None]}
+             "start": start[None], "lo": lo[None], "hi": hi[None]}
     if classes:
         known = (labels >= 0) & (labels < classes)
         segment = tf.where(known, labels, tf.cast(classes, tf.int64))
@@ -566,11 +566,15 @@ def _batch_stats(f, per: dict, lo, hi, bins: int):
     mean = tf.reduce_sum(per["sum"], 0) / tf.maximum(count, 1.0)
     vmin = tf.reduce_min(per["min"], 0)
     vmax = tf.reduce_max(per["max"], 0)
+    # A NaN base range: this is the pass's first batch (one device), whose range is the base (``_base_range``).
+    first_lo, first_hi = _base_range_tf(vmin, vmax)
+    first = tf.math.is_nan(lo)
+    lo, hi = tf.where(first, first_lo, lo), tf.where(first, first_hi, hi)
     C = f.shape[-1]
     level, start, slots, zero_bin, deviations = _slots_and_deviations(f, lo, hi, vmin, vmax, mean, bins)
     m2 = tf.reduce_sum(deviations, 0)
     zeros, hist = _histogram(slots, zero_bin, C, bins)
-    return count, mean, m2, zeros, vmin, vmax, hist, level, start
+    return count, mean, m2, zeros, vmin, vmax, hist, level, start, lo, hi
 
 
 @tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
@@ -678,7 +682,7 @@ def _candidate_names(plan: _Plan) -> tuple:
 
 
 def _stat_names(classes: int) -> tuple:
-    return ("count", "mean", "m2", "zeros", "min", "max", "hist", "level", "start") + (
+    return ("count", "mean", "m2", "zeros", "min", "max", "hist", "level", "start", "lo", "hi") + (
         ("class_sum", "class_count", "bad_labels") if classes else ())
 
 
@@ -704,7 +708,7 @@ def _unpack(packets: np.ndarray, plans: list, bins: int, classes: int):
             cands.append(cand)
             C = plan.channels
             sizes = {"count": 1, "mean": C, "m2": C, "zeros": C, "min": C, "max": C, "hist": C * (bins + 2),
-                     "level": C, "start": C,
+                     "level": C, "start": C, "lo": C, "hi": C,
                      "class_sum": classes * C, "class_count": classes, "bad_labels": 1}
             stat = {}
             for name in _stat_names(classes):
@@ -976,7 +980,15 @@ class _Pass:
                     cancelled, keep_pending = True, True
                     break
                 if self.lattice is None:
-                    lows, highs = self._ranges(ranges, x)
+                    if strategy is not None:  # the replicas' first batches together make the base range
+                        lows, highs = self._ranges(ranges, x)
+                    elif pending is None:  # the first batch's step takes the base range from its own values
+                        lows = highs = [tf.constant(np.full(p.channels, np.nan, np.float32)) for p in self.plans]
+                    else:  # ... which the next batches' steps need: wait for that step (a forward less than a
+                        # pass of its own over the first batch, 1 of 32 batches of 4,000 images)
+                        packets = pending[0].result() if isinstance(pending[0], Future) else pending[0]
+                        pending = (packets,) + pending[1:]
+                        lows, highs = self._lattice_of(packets)
                 thresholds = [tf.constant(t.thresholds()) for t in self.tops]
                 args = (x, index, labels, thresholds, lows, highs)
                 running = pool.submit(compute, *args) if pool is not None else compute(*args)
@@ -1006,6 +1018,8 @@ class _Pass:
         if isinstance(packets, Future):
             packets = packets.result()
         bad, out = _unpack(packets, self.plans, self.bins, self.classes)
+        if self.lattice is None:
+            self._lattice_of(packets, out)
         host = None
         if bad:
             raise ImageError(f"batch {done} of data has {bad} image(s) with NaN or infinite pixels.")
@@ -1021,6 +1035,13 @@ class _Pass:
             stat.merge(stats)
         self.images = self.stats[0].count // max(1, self._positions(self.plans[0]))
         return done + 1
+
+    def _lattice_of(self, packets, out=None):
+        """Fix the base ranges from a first batch's step (one device; see ``_batch_stats``); returns them as the
+        steps take them."""
+        out = out if out is not None else _unpack(packets, self.plans, self.bins, self.classes)[1]
+        return self._set_lattice([stats["lo"][0].astype(np.float32) for _, stats in out],
+                                 [stats["hi"][0].astype(np.float32) for _, stats in out])
 
     def _maybe_report(self, progress, done: int, total, last_report: float, reported: int) -> tuple[float, int]:
         now = time.monotonic()
@@ -1041,26 +1062,19 @@ class _Pass:
             distributed = tf.function(lambda a: strategy.run(lambda b: ranges(b), args=(a,)), autograph=False)
             packets = _gathered(strategy, distributed(x))
         packets = packets.reshape(-1, 2 * sum(p.channels for p in self.plans))  # a row per replica
-        lows, highs, self.lattice, offset = [], [], [], 0
+        lows, highs, offset = [], [], 0
         for plan in self.plans:
             C = plan.channels
-            mn = packets[:, offset:offset + C].min(0)
-            mx = packets[:, offset + C:offset + 2 * C].max(0)
+            lo32, hi32 = _base_range(packets[:, offset:offset + C].min(0), packets[:, offset + C:offset + 2 * C].max(0))
             offset += 2 * C
-            finite = np.isfinite(mn) & np.isfinite(mx)
-            mn, mx = np.where(finite, mn, 0.0), np.where(finite, mx, 0.0)
-            width = mx - mn
-            layer_width = float(np.max(mx) - np.min(mn)) if mx.size else 0.0
-            width = np.where(width > 0, width, layer_width if layer_width > 0 else np.maximum(np.abs(mn), 1.0))
-            lo = mn - HISTOGRAM_MARGIN * width
-            lo = np.where(mn >= 0, np.maximum(lo, 0.0), lo)
-            hi = mx + HISTOGRAM_MARGIN * width
-            hi = np.where(hi > lo, hi, lo + width)
-            lo32, hi32 = lo.astype(np.float32), hi.astype(np.float32)
-            lows.append(tf.constant(lo32))
-            highs.append(tf.constant(hi32))
-            self.lattice.append((lo32, np.float32(self.bins) / (hi32 - lo32)))  # as _lattice computes it
-        return lows, highs
+            lows.append(lo32)
+            highs.append(hi32)
+        return self._set_lattice(lows, highs)
+
+    def _set_lattice(self, lows: list, highs: list):
+        """Fix the histograms' base ranges [lo, hi) (float32 (C,) per layer); returns them as the steps take them."""
+        self.lattice = [(lo, np.float32(self.bins) / (hi - lo)) for lo, hi in zip(lows, highs)]  # as _lattice has it
+        return [tf.constant(lo) for lo in lows], [tf.constant(hi) for hi in highs]
 
     def _result(self, done: int, partial: bool, cancelled: bool) -> ChannelExamples:
         layers = {}
@@ -1106,6 +1120,48 @@ class _Pass:
                 patch_note=plan.note)
         return ChannelExamples(layers=layers, images=self.images, batches=done, k=self.k, score=self.score,
                                partial=partial, cancelled=cancelled, labels=self.labelled)
+
+
+def _base_range(mn: np.ndarray, mx: np.ndarray):
+    """A layer's histogram base range [lo, hi) from its first batch's per-channel minimum and maximum (C,): that
+    range widened by ``HISTOGRAM_MARGIN`` of its width each side, not below 0 for a channel with no negative value;
+    a constant channel takes the layer's width (or max(|value|, 1) when the whole layer is constant); not finite
+    values count as 0. Computed in float64, returned as float32 (C,) each. ``_base_range_tf`` is its twin on the
+    device, bit for bit the same (a test checks it): TensorFlow's CPU kernels flush float32 subnormals to 0 (and
+    read them as 0), so they are flushed here too, in and out."""
+    mn, mx = _flushed(mn).astype(np.float64), _flushed(mx).astype(np.float64)
+    finite = np.isfinite(mn) & np.isfinite(mx)
+    mn, mx = np.where(finite, mn, 0.0), np.where(finite, mx, 0.0)
+    width = mx - mn
+    layer_width = float(np.max(mx) - np.min(mn)) if mx.size else 0.0
+    width = np.where(width > 0, width, layer_width if layer_width > 0 else np.maximum(np.abs(mn), 1.0))
+    lo = mn - HISTOGRAM_MARGIN * width
+    lo = np.where(mn >= 0, np.maximum(lo, 0.0), lo)
+    hi = mx + HISTOGRAM_MARGIN * width
+    hi = np.where(hi > lo, hi, lo + width)
+    return _flushed(lo), _flushed(hi)
+
+
+def _flushed(v) -> np.ndarray:
+    """``v`` as float32 with subnormal values set to 0 (sign kept), as TensorFlow's CPU kernels do."""
+    v = np.asarray(v).astype(np.float32)
+    return np.where(np.abs(v) < np.finfo(np.float32).tiny, v * np.float32(0), v)
+
+
+def _base_range_tf(mn, mx):
+    """``_base_range`` in TensorFlow, the same float64 operations in the same order: (lo, hi) float32 (C,)."""
+    mn, mx = tf.cast(mn, tf.float64), tf.cast(mx, tf.float64)
+    finite = tf.math.is_finite(mn) & tf.math.is_finite(mx)
+    mn, mx = tf.where(finite, mn, 0.0), tf.where(finite, mx, 0.0)
+    width = mx - mn
+    layer_width = tf.reduce_max(mx) - tf.reduce_min(mn)
+    fallback = tf.where(layer_width > 0, layer_width * tf.ones_like(mn), tf.maximum(tf.abs(mn), 1.0))
+    width = tf.where(width > 0, width, fallback)
+    lo = mn - HISTOGRAM_MARGIN * width
+    lo = tf.where(mn >= 0, tf.maximum(lo, 0.0), lo)
+    hi = mx + HISTOGRAM_MARGIN * width
+    hi = tf.where(hi > lo, hi, lo + width)
+    return tf.cast(lo, tf.float32), tf.cast(hi, tf.float32)
 
 
 def _all_local(strategy: tf.distribute.Strategy) -> bool:

@@ -64,3 +64,19 @@ def test_a_channel_with_a_large_offset_and_a_small_spread_gets_its_std():
     np.testing.assert_allclose(res.std, v.std(0), rtol=1e-3)
     assert res.std[0] > 0.005
 
+
+def test_the_first_batch_s_base_range_is_the_same_on_the_device_as_on_the_host():
+    # One device: the first batch's step takes its histogram's base range itself (_base_range_tf); under a strategy
+    # the host takes it from the replicas' first batches (_base_range). The same data must give the same bins.
+    rng = np.random.default_rng(7)
+    mn = (rng.normal(0, 3, 64) * 10.0 ** rng.integers(-30, 30, 64)).astype(np.float32)
+    mx = (mn + np.abs(rng.normal(0, 2, 64)).astype(np.float32) * rng.integers(0, 2, 64)).astype(np.float32)
+    mn[:6] = [0, 0, -np.inf, np.nan, 1e38, -3e-39]
+    mx[:6] = [0, 5, 1, 2, np.inf, 2e-39]
+    cases = [(mn, mx), (np.zeros(3, np.float32), np.zeros(3, np.float32)),  # a constant layer
+             (np.full(2, -4.0, np.float32), np.full(2, -4.0, np.float32)), (mn[:1], mx[:1] + 1)]
+    for lo_in, hi_in in cases:
+        want = dataset._base_range(lo_in, hi_in)
+        got = [t.numpy() for t in dataset._base_range_tf(lo_in, hi_in)]
+        for w, g in zip(want, got):
+            np.testing.assert_array_equal(g.view(np.int32), w.view(np.int32))  # bit for bit
