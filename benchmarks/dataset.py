@@ -156,8 +156,20 @@ def speed(n: int, repeats: int = 1, layers: tuple = BLOCKS) -> None:
     fns = {"predict": lambda: model.predict(full, verbose=0)}
     for layer in layers:
         fns[layer] = lambda layer=layer: dataset.channel_examples(model, full, layer, k=16)
+    # The process's CPU time of each call too, beside the wall time: steadier on this VM, whose rounds sometimes
+    # run on one core (the per-round wall ratios then jump).
+    cpu = {name: [] for name in fns}
+
+    def with_cpu(name, fn):
+        def run():
+            start = time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - start)
+        return run
+
     # The first round is a warm-up (the last, smaller batch traces its shapes), not timed.
-    rounds = interleaved_times(fns, warmup=1, repeats=repeats)
+    rounds = interleaved_times({name: with_cpu(name, fn) for name, fn in fns.items()}, warmup=1, repeats=repeats)
+    cpu = {name: ts[-repeats:] for name, ts in cpu.items()}  # the timed rounds'
     times = {name: statistics.median(ts) for name, ts in rounds.items()}
     floor = n / times["predict"]
     print(f"model.predict (floor): {floor:8.1f} images/s (median of {repeats}; per round "
@@ -171,6 +183,11 @@ def speed(n: int, repeats: int = 1, layers: tuple = BLOCKS) -> None:
         print(f"{layer:>12} top-16 + statistics: {rate:8.1f} images/s; per-round ratio to the floor, median "
               f"{ratio:.2f}x (rounds {', '.join(f'{p / t:.2f}' for p, t in zip(rounds['predict'], rounds[layer]))};"
               f" target >= {target}x: {'PASS' if ratio >= target else 'MISS'})")
+        cpu_ratios = [p / t for p, t in zip(cpu["predict"], cpu[layer])]
+        batches = -(-n // BATCH)
+        print(f"{'':>12} CPU time: {1000 * statistics.median(cpu[layer]) / batches:.0f} ms a batch against "
+              f"predict's {1000 * statistics.median(cpu['predict']) / batches:.0f}; per-round CPU ratio, median "
+              f"{statistics.median(cpu_ratios):.2f}x (rounds {', '.join(f'{r:.2f}' for r in cpu_ratios)})")
 
 
 def memory(sizes: list[int]) -> None:
