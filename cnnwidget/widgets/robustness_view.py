@@ -417,10 +417,12 @@ def _divergence_chart(names: list[str]) -> bqplot.Figure:
         # bqplot ignores tick_values on an ordinal scale; with num_ticks it names every floor(n / (num_ticks - 1))-th
         # category from the first: at least `every` apart, so the names fit.
         names_axis.num_ticks = len(names) // every + 1
-    axes = [names_axis, _axes.axis(y, "||a(adv) − a(clean)|| / ||a(clean)||")]
-    fig = bqplot.Figure(marks=[bars], axes=axes, title="where the representations split",
+    # min_width within JupyterLab's 300 px sidebar (a view there is ~250 px wide; the Explorer's robustness panel
+    # too): at 360 px the chart ran past the panel. Title and axis label short enough for that width.
+    axes = [names_axis, _axes.axis(y, "||a(adv) − a|| / ||a||")]
+    fig = bqplot.Figure(marks=[bars], axes=axes, title="divergence per layer",
                         fig_margin={"top": top, "bottom": bottom, "left": 60, "right": 24},
-                        layout=ipywidgets.Layout(width="100%", max_width="520px", min_width="360px",
+                        layout=ipywidgets.Layout(width="100%", max_width="520px", min_width="220px",
                                                  height=f"{height}px"))
     return _axes.follow(fig)
 
@@ -433,5 +435,6 @@ def _curve_chart(input_range, norm: str) -> bqplot.Figure:
                           colors=["#c44e52"], stroke_width=1.5, line_style="dashed")
     axes = [_axes.axis(x, "epsilon"), _axes.axis(y, "accuracy", kind="percent", vertical=True)]
     return _axes.follow(bqplot.Figure(marks=[line, marker], axes=axes, title="accuracy against epsilon",
-                                      layout=ipywidgets.Layout(width="360px", height="260px"),
+                                      layout=ipywidgets.Layout(width="100%", max_width="360px",
+                                                               min_width="220px", height="260px"),
                                       fig_margin={"top": 48, "bottom": 40, "left": 56, "right": 16}))

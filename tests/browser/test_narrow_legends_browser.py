@@ -25,15 +25,19 @@ CELLS = [
     "am = cw.AttributionMap(model, data.images[:2], ['saliency', 'grad_cam'], curves=False)\n"
     "from cnnwidget.demo.train import build_model\nimport keras\nkeras.utils.set_random_seed(0)\n"
     "grid = cw.ActivationGrid(build_model(), data.images[:4], layer='block3_relu')  # untrained\n"
-    "grid.selected_channel = 3",
+    "grid.selected_channel = 3\n"
+    "rv = cw.RobustnessView(model, data.images[:2], data=(data.images[:16], data.labels[:16]), steps=2,\n"
+    "                       curve_epsilons=[0.0, 8 / 255])",
     "card",
     "uv",
     "am",
     "grid",
+    "rv",
     "card_side = cw.show_in_sidebar(card, title='card')",
     "uv_side = cw.show_in_sidebar(uv, title='uv')",
     "am_side = cw.show_in_sidebar(am, title='am')",
     "grid_side = cw.show_in_sidebar(grid, title='grid')",
+    "rv_side = cw.show_in_sidebar(rv, title='rv')",
 ]
 
 # Per visible view of `sel`: where it is (notebook or sidebar), its box, and every legend part that is not whole:
@@ -88,8 +92,8 @@ MEASURE = r"""(sel) => [...document.querySelectorAll(sel)].filter((v) => v.offse
     for (const t of fig.querySelectorAll('text')) {
       const b = t.getBoundingClientRect();
       if (!b.width || !t.textContent.trim()) continue;
-      if (!inside(b, fb, 1) || !inside(b, ar, 1)) bad.push(['chart text cut', t.textContent, b.left, b.right, fb.right,
-                                                           ar.right]);
+      if (!inside(b, fb, 1) || !inside(b, ar, 1)) bad.push(['chart text cut', t.textContent, b.left, b.right,
+                                                           'figure', fb.left, fb.right, 'panel', ar.left, ar.right]);
     }
   }
   // an idle view shows no progress bar
@@ -102,41 +106,65 @@ MEASURE = r"""(sel) => [...document.querySelectorAll(sel)].filter((v) => v.offse
 
 
 def _show_sidebar(page, title: str):
-    """Bring the right sidebar's panel called ``title`` to the front (one panel shows at a time)."""
-    page.evaluate("""(title) => { const shell = window.jupyterapp.shell;
+    """Bring the right sidebar's panel called ``title`` to the front (one panel shows at a time), and scroll each of
+    its charts into view once, as a person reading it does: bqplot lays a figure out again (new margins for the
+    names it was given) only while the figure is on screen, so a chart below the panel's fold keeps the layout it
+    had when it was made until it is scrolled to (the robustness view's divergence chart: its layer names past the
+    panel's left edge, at the 60 px margin it was made with instead of the 107 px it was given)."""
+    page.evaluate("""async (title) => { const shell = window.jupyterapp.shell;
       const w = [...shell.widgets('right')].find((x) => x.title.label === title);
-      shell.activateById(w.id); }""", title)
+      shell.activateById(w.id);
+      const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      await frame();
+      // the panel's own scrolling box only (scrollIntoView would scroll JupyterLab's shell sideways too)
+      const scroller = (el) => { for (let p = el.parentElement; p && w.node.contains(p); p = p.parentElement) {
+        if (p.scrollHeight > p.clientHeight + 1 && /auto|scroll/.test(getComputedStyle(p).overflowY)) return p; }
+        return null; };
+      const moved = new Set();
+      for (const fig of w.node.querySelectorAll('.bqplot')) {
+        const box = fig.parentElement.closest('.bqplot') ? null : scroller(fig);
+        if (!box) continue;
+        box.scrollTop += fig.getBoundingClientRect().top - box.getBoundingClientRect().top;
+        moved.add(box);
+        await frame();
+        await new Promise((r) => setTimeout(r, 150));  // bqplot's debounced relayout
+      }
+      for (const box of moved) box.scrollTop = 0; }""", title)
     page.wait_for_timeout(500)  # ResizeObservers and the charts relayout
 
 
 def test_class_support_numbers_and_the_maps_colour_bars_read_whole_in_the_sidebar_and_the_notebook(lab):
     page = lab.open_notebook(CELLS, name="narrow_legends")
     lab.run_all(page, timeout=240)
-    lab.kernel_run(page, "assert card.wait(240) and uv.wait(240) and am.wait(240) and grid.wait(240)", timeout=260)
+    lab.kernel_run(page, "assert card.wait(240) and uv.wait(240) and am.wait(240) and grid.wait(240) and rv.wait(240)",
+                   timeout=260)
     page.wait_for_function("() => document.querySelectorAll('#jp-right-stack .cnnw-cc, #jp-right-stack .cnnw-uv, "
-                           "#jp-right-stack .cnnw-am, #jp-right-stack .cnnw-grid').length === 4", timeout=60_000)
+                           "#jp-right-stack .cnnw-am, #jp-right-stack .cnnw-grid, #jp-right-stack .cnnw-rv')"
+                           ".length === 5", timeout=60_000)
     seen = {}
     for title, root, ready in (
             ("card", ".cnnw-cc", ".cnnw-cc-classes-box:not([hidden]) .cnnw-cc-bar"),
             ("uv", ".cnnw-uv", ".cnnw-uv-maps[data-done='true'] .cnnw-colorbar:not([hidden])"),
             ("am", ".cnnw-am", ".cnnw-am-map[data-done='true'] .cnnw-colorbar:not([hidden])"),
-            ("grid", ".cnnw-grid", ".cnnw-focus-bar:not([hidden])")):
+            ("grid", ".cnnw-grid", ".cnnw-focus-bar:not([hidden])"),
+            ("rv", ".cnnw-rv-outer", ".cnnw-rv-charts .bqplot")):
         _show_sidebar(page, title)
         page.wait_for_function("([r, s]) => [...document.querySelectorAll(r)].filter((v) => v.offsetWidth > 0"
                                " && v.querySelector(s)).length === 2", arg=[root, ready], timeout=120_000)
         views = page.evaluate(MEASURE, root)
         lab.screenshot(page, f"narrow_legends_{title}_sidebar", selector=f"#jp-right-stack {root}")
         assert sorted(v["where"] for v in views) == ["notebook", "sidebar"], views
-        if title == "uv":  # the calibration charts are there too (bqplot lays them out after they show)
-            page.wait_for_function("() => [...document.querySelectorAll('.cnnw-uv .bqplot text')].filter((t) => "
-                                   "t.textContent === '100%').length >= 4", timeout=60_000)
+        if title in ("uv", "rv"):  # the charts are there too (bqplot lays them out after they show)
+            page.wait_for_function("(r) => [...document.querySelectorAll(r + ' .bqplot text')].filter((t) => "
+                                   "t.textContent === '100%').length >= 2 * (r === '.cnnw-uv' ? 2 : 1)",
+                                   arg=root, timeout=60_000)
             page.wait_for_timeout(1000)
             views = page.evaluate(MEASURE, root)
         if title == "grid":
             lab.screenshot(page, "narrow_legends_grid_bars_sidebar", selector="#jp-right-stack .cnnw-grid .cnnw-main")
         for v in views:
             print(title, v["where"], round(v["width"]), v["parts"], v["warning"])
-            assert v["parts"], v  # the legends are there
+            assert v["parts"] or title == "rv", v  # the legends are there (the robustness view: its charts)
             if title == "grid":  # the untrained model's predictions say nothing, and the view says so
                 assert "is the model trained?" in (v["warning"] or "").lower(), v
             assert v["bad"] == [], v["bad"]
