@@ -185,6 +185,10 @@ export function mountWidget(model, trait, container) {
         return;
       }
       view = created;
+      // the view, for the PNG export (js/export_tools.js): a bqplot figure off screen keeps a stale layout until it
+      // is laid out again, and the export reaches the figures' views through here
+      container.cnnwMountedView = view;
+      container.dataset.cnnwMount = "";
       tell("before-attach");
       container.replaceChildren(view.el);
       tell("after-attach");
@@ -198,6 +202,7 @@ export function mountWidget(model, trait, container) {
     token += 1;
     view?.remove();
     view = null;
+    container.cnnwMountedView = null;
     shown = false;
     if (visible()) create();
   }
@@ -216,6 +221,7 @@ export function mountWidget(model, trait, container) {
     resize.disconnect();
     view?.remove();
     view = null;
+    container.cnnwMountedView = null;
   };
 }
 

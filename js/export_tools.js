@@ -391,8 +391,49 @@ function cnnwPngLoad(xml) {
  * count is the number of canvases drawn, parts counts each kind (canvases, images, charts, words, boxes), and
  * (left, top) is the page position (CSS px) of the PNG's top-left pixel. Throws if the view shows nothing.
  */
-export function cnnwPngCompose(root) {
+export async function cnnwPngCompose(root) {
+  await cnnwPngLayCharts(root);
   return cnnwPngComposeScene(root);
+}
+
+/** The bqplot figure views under `root`: reached from the child views js/dom.js mountWidget made (a figure, or an
+ * ipywidgets box of them), through the boxes' children. */
+async function cnnwPngFigureViews(root) {
+  const found = [];
+  const walk = async (view, depth) => {
+    if (!view || depth > 8) return;
+    if (typeof view.relayoutImpl === "function" && "visible" in view) found.push(view);
+    for (const child of view.children_views?.views ?? []) walk(await child, depth + 1);
+  };
+  for (const el of root.querySelectorAll("[data-cnnw-mount]")) await walk(el.cnnwMountedView, 0);
+  return found;
+}
+
+/** Lay out again the charts that bqplot left as they were while they were off screen (it relays a figure out only
+ * while an IntersectionObserver sees it: new margins, ranges or data sizes given meanwhile are applied when it is
+ * scrolled to), so the PNG shows them as the page would. A figure seen on screen is left alone. */
+async function cnnwPngLayCharts(root) {
+  let views = [];
+  try {
+    views = await cnnwPngFigureViews(root);
+  } catch (error) {
+    return; // no manager or another bqplot: the charts are drawn as they are
+  }
+  const stale = views.filter((v) => v.visible === false && v.el?.isConnected && v.el.getBoundingClientRect().width > 0);
+  for (const view of stale) {
+    try {
+      view.visible = true; // for this one layout only: bqplot's observer sets it again when it is scrolled to
+      view.should_relayout = true;
+      view.relayoutImpl();
+    } catch (error) {
+      // drawn as it is
+    } finally {
+      view.visible = false;
+    }
+  }
+  if (stale.length) {
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))); // the marks' redraws
+  }
 }
 
 async function cnnwPngComposeScene(root) {

@@ -341,7 +341,9 @@ def test_save_png_writes_the_canvas_pixels_and_needs_a_shown_view(lab, png_page,
     assert "ExportError" in out and "no displayed view" in out
     lab.kernel_run(page, f"future = g.save_png({str(target)!r})")
     deadline = time.monotonic() + 30
-    while not target.exists():
+    # the future resolves once the file is written whole (the file exists, empty, a moment before: read then, it
+    # failed the PNG signature check once under load)
+    while lab.kernel_run(page, "print(future.done())") != "True":
         assert time.monotonic() < deadline, "no PNG written"
         time.sleep(0.1)
     width, height, rgba = png_rgba(target.read_bytes())  # decoded here, not by the browser

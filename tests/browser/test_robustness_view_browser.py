@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from harness import charts
+from harness import charts, png
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -31,6 +31,14 @@ DEEP_CELLS = [
     "deep_held, deep_labels = (255 * rng.random((8, 96, 96, 3))).astype('float32'), rng.integers(0, 10, 8)\n"
     "deep = cw.RobustnessView(deep_model, deep_images, data=(deep_held, deep_labels), steps=2)\n"
     "deep",
+]
+# A view below a tall block in its own cell's output: off screen from the start (its charts get their margins and
+# data while bqplot does not lay them out).
+LOW_CELLS = [
+    "from IPython.display import HTML, display\n"
+    "display(HTML('<div style=\"height: 2600px\">(space)</div>'))\n"
+    "low = cw.RobustnessView(demo.load_model(), data.images[:1], steps=2)\n"
+    "display(low)",
 ]
 CELL = '.jp-Notebook .jp-Cell[data-cw-cell="0"]'
 ROOT = f"{CELL} .cnnw-rv"
@@ -53,7 +61,7 @@ def _drawn(page) -> int:
 
 @pytest.fixture(scope="module")
 def page(lab):
-    page = lab.open_notebook(CELLS + DEEP_CELLS, name="robustness_view_browser")
+    page = lab.open_notebook(CELLS + DEEP_CELLS + LOW_CELLS, name="robustness_view_browser")
     lab.run_all(page)
     assert (lab.cell(page, 0), lab.cell(page, 1)) == (CELL, DEEP_CELL)
     lab.wait_for(page, ROOT)
@@ -211,3 +219,24 @@ def test_a_deep_untrained_model_names_every_layer_readably_and_its_verdict_match
     status = root.locator(".cnnw-rv-status").inner_text()
     assert "accuracy at this L∞ epsilon 4: " in status, status  # a curve point: the curve is kept
     assert root.locator(".cnnw-error").is_hidden()
+
+
+def test_the_png_of_a_view_off_screen_shows_its_charts_laid_out_as_on_screen(lab, page, tmp_path):
+    """bqplot lays a figure out again only while it is on screen: the divergence chart of a view that was never
+    scrolled to kept the 60 px left margin it was made with, not the one Python gave it for the layer names, and
+    its PNG showed the names cut at the edge. The PNG export lays such charts out first."""
+    low = lab.cell(page, len(CELLS) + len(DEEP_CELLS))
+    lab.kernel_run(page, "assert low.wait(180)", timeout=200)
+    page.wait_for_function("(sel) => Number(document.querySelector(sel)?.dataset.drawn ?? 0) >= 1",
+                           arg=f"{low} .cnnw-rv", timeout=60_000)
+    page.evaluate("(sel) => document.querySelector(sel).scrollIntoView()", CELL)
+    page.wait_for_timeout(300)
+    off = page.evaluate("(sel) => { const r = document.querySelector(sel).getBoundingClientRect();"
+                        " return r.bottom < 0 || r.top > innerHeight; }", f"{low} .cnnw-rv-charts")
+    assert off, "the view's charts are on screen"
+    away = png.save(lab, page, "low", tmp_path / "away.png")
+    page.evaluate("(sel) => document.querySelector(sel).scrollIntoView()", f"{low} .cnnw-rv-charts")
+    page.wait_for_timeout(1000)  # bqplot's observer lays the figures out
+    shown = png.save(lab, page, "low", tmp_path / "shown.png")
+    diff = png.differ(page, away, shown)
+    assert len(diff["sizes"]) == 1 and diff["differ"] <= diff["of"] // 500, diff

@@ -12,7 +12,7 @@ order), ``blind`` has no probe data.
 import time
 
 import pytest
-from harness import charts
+from harness import charts, png
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -167,34 +167,6 @@ def test_without_probe_data_the_page_says_how_to_get_gradients(lab, page):
     assert len(page.evaluate(READ, root)["ratios"]) == 3
 
 
-# Two PNGs decoded in the page: how many pixels differ by more than 24 in a channel, of how many, and their sizes.
-PNG_DIFF = """async ([a, b]) => {
-  const load = async (b64) => { const img = new Image(); img.src = 'data:image/png;base64,' + b64; await img.decode();
-    const c = document.createElement('canvas'); c.width = img.width; c.height = img.height;
-    const ctx = c.getContext('2d'); ctx.drawImage(img, 0, 0); return ctx.getImageData(0, 0, c.width, c.height); };
-  const [x, y] = [await load(a), await load(b)];
-  if (x.width !== y.width || x.height !== y.height) return {sizes: [[x.width, x.height], [y.width, y.height]]};
-  let differ = 0;
-  for (let i = 0; i < x.data.length; i += 4) {
-    if (Math.max(Math.abs(x.data[i] - y.data[i]), Math.abs(x.data[i + 1] - y.data[i + 1]),
-                 Math.abs(x.data[i + 2] - y.data[i + 2])) > 24) differ++;
-  }
-  return {sizes: [[x.width, x.height]], differ, of: x.width * x.height};
-}"""
-
-
-def _png(lab, page, widget: str, path) -> str:
-    import base64
-
-    lab.kernel_run(page, f"_f = {widget}.save_png({str(path)!r})")
-    deadline = time.monotonic() + 60
-    while lab.kernel_run(page, "print(_f.done())") != "True":
-        assert time.monotonic() < deadline, f"no PNG written for {widget}"
-        time.sleep(0.1)
-    assert lab.kernel_run(page, "print(_f.exception())") == "None"
-    return base64.b64encode(path.read_bytes()).decode()
-
-
 def test_the_png_of_a_monitor_off_screen_shows_the_charts_as_they_are_on_screen(lab, page, tmp_path):
     """bqplot lays a figure out again (new margins for new tick labels, a zero line moved by the data) only while
     it is on screen (an IntersectionObserver). A monitor fed while scrolled away saves the same PNG as when it is
@@ -212,9 +184,9 @@ def test_the_png_of_a_monitor_off_screen_shows_the_charts_as_they_are_on_screen(
     probes = int(lab.kernel_run(page, "print(len(fresh.history['probe_step']))"))
     _wait_heatmap(page, root, 3 * probes)
     page.wait_for_timeout(500)
-    away = _png(lab, page, "fresh", tmp_path / "away.png")
+    away = png.save(lab, page, "fresh", tmp_path / "away.png")
     page.evaluate("(root) => document.querySelector(root).scrollIntoView()", root)
     page.wait_for_timeout(1000)  # bqplot's intersection observer lays the figures out again
-    shown = _png(lab, page, "fresh", tmp_path / "shown.png")
-    diff = page.evaluate(PNG_DIFF, [away, shown])
+    shown = png.save(lab, page, "fresh", tmp_path / "shown.png")
+    diff = png.differ(page, away, shown)
     assert len(diff["sizes"]) == 1 and diff["differ"] <= diff["of"] // 500, diff
