@@ -105,9 +105,9 @@ def test_diversity_makes_the_images_of_a_batch_differ(probe):
     # distance of the diverse images 0.25 (0.39).
     plain = fv.render(probe, objective, batch=4, steps=64)
     diverse = fv.render(probe, objective + 1.0 * fv.diversity(layer), batch=4, steps=64)
+    # (the Gram matrices' similarity: mean pixel distance between the images cannot tell these apart, 0.25 for
+    # the plain batch as for the diverse one, and was dropped as a check that could not fail)
     assert gram_similarity(diverse) < gram_similarity(plain) - 0.05
-    pixel_distance = np.mean([np.abs(diverse[i] - diverse[j]).mean() for i in range(4) for j in range(i + 1, 4)])
-    assert pixel_distance > 0.1
 
 
 @pytest.mark.slow
