@@ -403,7 +403,7 @@ async function cnnwPngFigureViews(root) {
   const walk = async (view, depth) => {
     if (!view || depth > 8) return;
     if (typeof view.relayoutImpl === "function" && "visible" in view) found.push(view);
-    for (const child of view.children_views?.views ?? []) walk(await child, depth + 1);
+    for (const child of view.children_views?.views ?? []) await walk(await child, depth + 1);
   };
   for (const el of root.querySelectorAll("[data-cnnw-mount]")) await walk(el.cnnwMountedView, 0);
   return found;
