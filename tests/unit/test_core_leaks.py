@@ -18,19 +18,10 @@ from cnnwidget.core import diagnostics, probe_for, similarity
 from cnnwidget.core import featurevis as fv
 from cnnwidget.core.probe import MAX_COMPILED
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),
+              pytest.mark.usefixtures("older_objects_set_aside")]  # conftest: cheap gc.collect()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _older_objects_set_aside():
-    """gc.collect() walks every object the process holds: ~300,000 once TensorFlow and Keras are imported, 0.3 CPU-s
-    a call. What is alive before this module's first test is set aside (gc.freeze) for the module, so each
-    collection here walks only what the tests made (~5 ms). A leak still shows: an older object that refers to a
-    new one (a module-level list keeping a probe) keeps it alive, as before; gc.unfreeze() at the end."""
-    gc.collect()
-    gc.freeze()
-    yield
-    gc.unfreeze()
 
 
 SIZE = 16

@@ -31,16 +31,7 @@ IMAGES = RNG.random((12, 24, 24, 3)).astype("float32")
 LABELS = RNG.integers(0, 3, 12)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _older_objects_set_aside():
-    """gc.collect() walks every object the process holds: ~300,000 once TensorFlow and Keras are imported, 0.3 CPU-s
-    a call. What is alive before this module's first test is set aside (gc.freeze) for the module, so each
-    collection here walks only what the tests made (~5 ms). A leak still shows: an older object that refers to a
-    new one (a module-level list keeping a probe) keeps it alive, as before; gc.unfreeze() at the end."""
-    gc.collect()
-    gc.freeze()
-    yield
-    gc.unfreeze()
+pytestmark = pytest.mark.usefixtures("older_objects_set_aside")  # conftest: cheap gc.collect() here
 
 
 def small_model():
