@@ -157,17 +157,24 @@ def test_a_dead_channel_is_flagged(probe):
         w.close()
 
 
-@pytest.mark.slow
-def test_cancel_keeps_the_partial_top_k_and_says_so(probe):
+def slow_batches(pause: float):
+    """IMAGES in batches of 4, ``pause`` seconds before each after the first: a function returning a new generator
+    (the card may read the data once per layer), and an Event set once the first batch is read."""
     started = threading.Event()
 
-    def batches():  # a function returning a new generator: the card may read the data once per layer
+    def batches():
         for i in range(0, 40, 4):
             if i:
                 started.set()
-                time.sleep(0.3)
+                time.sleep(pause)
             yield IMAGES[i:i + 4]
 
+    return batches, started
+
+
+@pytest.mark.slow
+def test_cancel_keeps_the_partial_top_k_and_says_so(probe):
+    batches, started = slow_batches(0.3)
     w = cw.ChannelCard(probe, batches, "relu2", 2, k=4, feature_vis=False)
     try:
         assert started.wait(120)
@@ -188,15 +195,7 @@ def test_cancel_keeps_the_partial_top_k_and_says_so(probe):
 def test_a_pass_cut_short_by_a_newer_request_is_made_again_in_full(probe):
     # a pass that a newer request cancelled (here: another layer, then back) is not a person's Cancel: showing its
     # partial result would show the top examples of the first few images as the answer
-    started = threading.Event()
-
-    def batches():
-        for i in range(0, 40, 4):
-            if i:
-                started.set()
-                time.sleep(0.2)
-            yield IMAGES[i:i + 4]
-
+    batches, started = slow_batches(0.2)
     w = cw.ChannelCard(probe, batches, "relu2", 2, k=4, feature_vis=False)
     try:
         assert started.wait(120)
