@@ -14,9 +14,7 @@ Test sizes: with ``test_sizes`` (the default) the kernel's environment has ``CNN
 runs that cell's data on fewer images (the user, without the variable, gets the full size); every other cell is the
 same code. Which notebooks do, and what is then not run at full size by the suite:
 
-* dataset_examples: 2,000 demo images instead of 10,000 (the passes' time grows with the count);
-* uncertainty_and_robustness: the script attacks (PGD, targeted PGD, the accuracy curve) on 25 held-out images
-  instead of 100.
+* dataset_examples: 2,000 demo images instead of 10,000 (the passes' time grows with the count).
 
 ``test_sizes=False`` runs a notebook exactly as a user does (e.g. ``python -c "from harness.notebooks import *;
 run_notebook('notebooks/dataset_examples.ipynb', test_sizes=False)"`` from tests/).
