@@ -4,7 +4,8 @@
 // rendering as uint8 RGB; this view draws them and writes back the layer, channel and k the person picks. Model
 // text (layer and class names) reaches the page through textContent and option text only.
 import {
-  baseStyle, commitOnEnter, errorBox, h, PROGRESS_TRAITS, progressBar, react, setOptions, showsText, warningBox,
+  baseStyle, commitOnEnter, errorBox, h, kernelLive, PROGRESS_TRAITS, progressBar, react, setOptions, showsText,
+  warningBox,
 } from "./dom.js";
 import { rgbaOf, zoomFor } from "./images.js";
 import {
@@ -103,6 +104,38 @@ export default {
       model.save_changes();
     }
 
+    // ---- what is shown: the kernel's traits, or the layer's channels sent ahead ----
+    // Once a layer's full pass is drawn, the kernel sends every channel of it (when small: channel_card.py
+    // _send_layer) in one custom message. A channel set in the page (the Explorer echoes a grid click) is drawn from
+    // those at once; the kernel's own reply for it then holds the same and is drawn the same. The traits win as soon
+    // as they are of the selected layer and channel; those sent ahead are used only for the layer, k and images they
+    // were made for, so a channel is never shown with another's patches or another pass's numbers.
+    const LAYER_ACTION = "cnnw_cc_layer";
+    let ahead = null; // { layer, k, images, channels: [{patches_meta, histogram, stats, class_support, offset, nbytes}], bytes }
+    function onCustom(message, buffers) {
+      if (!message || message.action !== LAYER_ACTION || !Array.isArray(message.channels)) return;
+      ahead = { ...message, bytes: bytesOf(buffers?.[0]) };
+      root.dataset.ahead = `${ahead.layer} ${ahead.k}`; // for tests: which layer's channels the page holds
+      for (const draw of [drawPatches, drawStats, drawHistogram, drawClasses, drawPartial]) schedule(draw);
+    }
+    function shown() {
+      const meta = model.get("patches_meta") ?? {};
+      const layer = model.get("layer");
+      const channel = model.get("channel");
+      const traits = {
+        meta, bytes: bytesOf(model.get("patches")), stats: model.get("stats") ?? {},
+        histogram: model.get("histogram") ?? {}, support: model.get("class_support"),
+        images: model.get("images") ?? 0, partial: Boolean(model.get("partial")), from: "kernel",
+      };
+      if (meta.layer === layer && meta.channel === channel) return traits;
+      const one = ahead && ahead.layer === layer && ahead.k === model.get("k") ? ahead.channels[channel] : null;
+      if (!one || !(one.offset + one.nbytes <= ahead.bytes.length)) return traits;
+      return {
+        meta: one.patches_meta, bytes: ahead.bytes.subarray(one.offset, one.offset + one.nbytes), stats: one.stats,
+        histogram: one.histogram, support: one.class_support, images: ahead.images, partial: false, from: "page",
+      };
+    }
+
     // ---- drawing ----
     function fillLayers() {
       setOptions(layer, (model.get("layers") ?? []).map((l) => [l.name, `${l.name} (${l.channels})`]));
@@ -118,10 +151,16 @@ export default {
       channel.max = info ? info.channels - 1 : "";
     }
 
+    let patchesDrawn = ""; // what drawPatches drew last: the same again (the kernel's reply to a channel drawn
+    // from what was sent ahead) is not drawn again
     function drawPatches() {
-      const meta = model.get("patches_meta") ?? {};
-      const bytes = bytesOf(model.get("patches"));
-      const images = model.get("images") ?? 0;
+      const source = shown();
+      const { meta, bytes, images } = source;
+      const key = JSON.stringify([meta.layer, meta.channel, meta.n, meta.h, meta.w, meta.indices, meta.values, images,
+        meta.score, bytes.length]);
+      root.dataset.source = source.from;
+      if (key === patchesDrawn && patches.dataset.n === String(meta.n ?? 0)) return;
+      patchesDrawn = key;
       const by = meta.score === "mean" ? "mean" : "max";
       // a vector layer's unit (dense, global pooling) sees the whole image: its patches are whole images, resized
       const unit = meta.unit_name != null ? `unit ${meta.channel} (${meta.unit_name})` : `unit ${meta.channel}`;
@@ -179,7 +218,7 @@ export default {
     }
 
     function drawStats() {
-      const s = model.get("stats") ?? {};
+      const s = shown().stats;
       const rows = [["mean", valueText(s.mean)], ["std", valueText(s.std)], ["min", valueText(s.min)],
         ["max", valueText(s.max)], ["zeros", percentText(s.zero_fraction)], ["images", String(s.images ?? 0)]];
       stats.replaceChildren(...rows.flatMap(([name, value]) => [
@@ -193,11 +232,12 @@ export default {
     }
 
     function drawPartial() {
-      const isPartial = Boolean(model.get("partial"));
+      const source = shown();
+      const isPartial = source.partial;
       partial.hidden = !isPartial;
       // While the pass runs, what is shown is the pass so far, not a pass that stopped (new-user trial: the card
       // said "stopped after 128 images" while its progress bar moved).
-      const seen = model.get("images");
+      const seen = source.images;
       partial.textContent = !isPartial ? ""
         : model.get("running") ? `So far: the top examples and statistics of the first ${seen} images (the pass ` +
           "over the data set is running)."
@@ -215,7 +255,7 @@ export default {
     }
 
     function drawHistogram() {
-      const hist = model.get("histogram") ?? {};
+      const hist = shown().histogram;
       const counts = hist.counts ?? [];
       const ctx = histCanvas.getContext("2d");
       ctx.clearRect(0, 0, HIST_W, HIST_H);
@@ -237,7 +277,7 @@ export default {
     }
 
     function drawClasses() {
-      const rows = supportRows(model.get("class_support"));
+      const rows = supportRows(shown().support);
       classesBox.hidden = rows.length === 0;
       classes.replaceChildren(...rows.flatMap((r, i) => {
         const barEl = h("div", { class: "cnnw-cc-bar", "data-top": String(i === 0) });
@@ -261,21 +301,29 @@ export default {
     computeButton.addEventListener("click", () => model.send({ action: "compute" }));
     cancelButton.addEventListener("click", () => model.send({ action: "cancel" }));
 
-    const { dispose } = react(model, [
+    // the layer, channel and k select what shown() draws (the traits, or what was sent ahead)
+    const SELECTION = ["layer", "channel", "k"];
+    const { dispose, schedule } = react(model, [
       [fillLayers, ["layers"]],
       [syncControls, ["layer", "channel", "k"]],
-      [drawPatches, ["patches", "patches_meta", "images"]],
+      [drawPatches, ["patches", "patches_meta", "images", ...SELECTION]],
       [drawFv, ["fv_pixels", "fv_meta", "running", "feature_vis"]],
-      [drawStats, ["stats"]],
-      [drawPartial, ["partial", "images", "running"]],
-      [drawHistogram, ["histogram"]],
-      [drawClasses, ["class_support"]],
+      [drawStats, ["stats", "patches_meta", ...SELECTION]],
+      [drawPartial, ["partial", "images", "running", "patches_meta", ...SELECTION]],
+      [drawHistogram, ["histogram", "patches_meta", ...SELECTION]],
+      [drawClasses, ["class_support", "patches_meta", ...SELECTION]],
       [drawProgress, PROGRESS_TRAITS],
       [drawRunning, ["running"]],
       [showError, ["error"]],
       [showWarning, ["warning"]],
       [showsText(model, "status", status), ["status"]],
     ]);
-    return dispose;
+    model.on("msg:custom", onCustom);
+    // the layer's channels, if the kernel has them (a view made after they were sent); no kernel, no question
+    if (kernelLive(model)) model.send({ action: LAYER_ACTION });
+    return () => {
+      model.off("msg:custom", onCustom);
+      dispose();
+    };
   },
 };

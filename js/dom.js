@@ -35,6 +35,23 @@ export function pictureImg(image, props = {}) {
   return img;
 }
 
+/**
+ * Whether the view's model has a kernel to send to: JupyterLab's, Notebook 7's and Voila's widget managers hold
+ * the kernel, and say when it has gone; a page with no kernel (an exported HTML file) has none. A view asks before
+ * a message that only asks the kernel for something (never to hold back a person's change: that goes, and the
+ * kernel guard says when it cannot, js/export_tools.js cnnwKernelGuard).
+ */
+export function kernelLive(model) {
+  const manager = model?.widget_manager;
+  if (!manager || typeof manager !== "object" || !("kernel" in manager)) return false;
+  try {
+    const k = manager.kernel;
+    return Boolean(k) && !k.isDisposed && k.status !== "dead";
+  } catch (error) {
+    return false;
+  }
+}
+
 /** Replace the options of a select with [value, text] pairs. */
 export function setOptions(select, pairs) {
   select.replaceChildren(...pairs.map(([value, text]) => h("option", { value, text })));

@@ -52,3 +52,14 @@ test("every view with a progress bar redraws it when a job starts or ends (PROGR
     assert.match(text, /\[draw\w*, PROGRESS_TRAITS\]/, `${file} reacts to the progress trait alone`);
   }
 });
+
+test("kernelLive: a manager with a kernel that has not gone; no manager or no kernel (an exported page) is none", async () => {
+  const { kernelLive } = await import("./dom.js");
+  assert.equal(kernelLive(undefined), false);
+  assert.equal(kernelLive({ widget_manager: {} }), false); // the exported page's manager has no kernel
+  assert.equal(kernelLive({ widget_manager: { kernel: null } }), false);
+  assert.equal(kernelLive({ widget_manager: { kernel: { status: "idle", isDisposed: false } } }), true);
+  assert.equal(kernelLive({ widget_manager: { kernel: { status: "dead" } } }), false);
+  assert.equal(kernelLive({ widget_manager: { kernel: { status: "idle", isDisposed: true } } }), false);
+  assert.equal(kernelLive({ widget_manager: { get kernel() { throw new Error("disposed"); } } }), false);
+});

@@ -5,7 +5,7 @@
 // beside the panels and the panels side by side in a wide area. Model text (layer and class names) reaches the
 // page through textContent, option text and attributes only, never as HTML.
 import {
-  baseStyle, commitOnEnter, errorBox, h, mountWidget, pictureImg, react, setOptions, showsText, warningBox,
+  baseStyle, commitOnEnter, errorBox, h, kernelLive, mountWidget, pictureImg, react, setOptions, showsText, warningBox,
 } from "./dom.js";
 import { bytesOf, paintRGB } from "./tiles.js";
 
@@ -243,6 +243,76 @@ export default {
       root.dataset.running = String(Boolean(model.get("running")));
     }
 
+    // ---- a channel clicked in the grid: the selection here at once ----
+    // A person's click on a grid channel sets the grid's selected_channel in the page; the Explorer follows it in
+    // Python (Explorer._follow_panel), and its channel came back to this view one kernel round trip later. Here the
+    // view takes it at once, as a jslink would: it sets its own channel (its box, data-channel) and sends it right
+    // after the grid's own message. Python stays the judge: the value is checked there as any value from the page
+    // (a refusal puts it back and says why). After the grid's message, not before: the kernel then takes the grid's
+    // channel from the page first, and the Explorer's panels find the grid already on it (had the Explorer's come
+    // first, the kernel would set the grid's channel itself and send it back, and a reply to a click could reach the
+    // page after a newer click and show the older channel for a moment). Only a person's change in this page is
+    // followed (not a value the kernel sent: ipywidgets sets those under _state_lock), only while the grid shows
+    // the Explorer's layer and image, and only with a kernel to send it to (without one a grid click is put back).
+    let unlinkGrid = () => {};
+    let gridToken = 0;
+    function followGrid(grid) {
+      if (grid._state_lock || !kernelLive(model)) return; // the kernel's own value, or no kernel to ask
+      const value = grid.get("selected_channel");
+      if (!Number.isInteger(value) || value < 0 || value === model.get("channel")) return;
+      if (grid.get("layer") !== model.get("layer") || grid.get("image_index") !== model.get("image")) return;
+      const layer = (model.get("layers") ?? []).find((l) => l.path === model.get("layer"));
+      const channels = layer?.shape?.[layer.shape.length - 1];
+      if (!(value < channels)) return;
+      model.set("channel", value);
+      // The top-examples card too, when it shows this layer: it draws the channel from what the kernel sent it
+      // ahead, if it has it (js/channel_card.js shown()), else it waits for the kernel as before.
+      const card = examplesModel;
+      const toCard = card && !card._state_lock && card.get("layer") === model.get("layer")
+        && card.get("channel") !== value && (model.get("open_panels") ?? []).includes("examples");
+      if (toCard) card.set("channel", value);
+      // the grid's save_changes follows its set in the same task: these go after it
+      queueMicrotask(() => {
+        model.save_changes();
+        if (toCard) card.save_changes();
+      });
+    }
+    let examplesModel = null; // the examples panel's model, once resolved
+    let examplesToken = 0;
+    async function panelModel(trait) {
+      const ref = model.get(trait);
+      const manager = model.widget_manager;
+      if (typeof ref !== "string" || !ref.startsWith("IPY_MODEL_") || typeof manager?.get_model !== "function") {
+        return null;
+      }
+      try {
+        const found = await manager.get_model(ref.slice("IPY_MODEL_".length));
+        return found && typeof found.on === "function" ? found : null;
+      } catch (error) {
+        return null; // no such model (closed): nothing to follow
+      }
+    }
+    async function linkGrid() {
+      const mine = ++gridToken;
+      unlinkGrid();
+      unlinkGrid = () => {};
+      const grid = await panelModel("activations_panel");
+      if (mine !== gridToken || !grid) return;
+      const listener = () => followGrid(grid);
+      grid.on("change:selected_channel", listener);
+      unlinkGrid = () => grid.off("change:selected_channel", listener);
+    }
+    async function linkExamples() {
+      const mine = ++examplesToken;
+      examplesModel = null;
+      const card = await panelModel("examples_panel");
+      if (mine === examplesToken) examplesModel = card;
+    }
+    model.on("change:activations_panel", linkGrid);
+    model.on("change:examples_panel", linkExamples);
+    linkGrid();
+    linkExamples();
+
     // ---- input ----
     layerList.addEventListener("click", (event) => {
       const item = event.target.closest(".cnnw-x-layer");
@@ -282,6 +352,12 @@ export default {
     ]);
     return () => {
       dispose();
+      gridToken += 1;
+      examplesToken += 1;
+      examplesModel = null;
+      model.off("change:activations_panel", linkGrid);
+      model.off("change:examples_panel", linkExamples);
+      unlinkGrid();
       for (const { unmount } of sections.values()) unmount();
     };
   },

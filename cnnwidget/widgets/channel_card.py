@@ -29,6 +29,10 @@ from ._jobs import Job
 MAX_K = 64  # examples a card may show: k patches of the receptive field's size go to the browser at each change
 KEEP_LAYERS = 2  # passes kept per data set: the layer shown (by a card and the list that opened it), and one more
 KEEP_RENDERS = 16  # feature visualizations kept (64x64 RGB floats: ~50 KB each), the channels clicked last
+# A layer's every channel (patches, statistics) goes to the page once its full pass is drawn, when it is at most this
+# many bytes: a channel picked in the page then draws there at once, before the kernel's reply (see _send_layer).
+PAGE_LAYER_BYTES = 1 << 20
+LAYER_ACTION = "cnnw_cc_layer"  # the custom message that carries it (js/channel_card.js)
 _FRAME_SECONDS = 0.1  # feature visualization frames go out at most this often
 
 _PY = dict(sync=True, owner="python")
@@ -240,7 +244,8 @@ class ChannelCard(CnnWidget):
 
     _esm = bundle("channel_card.js")
     _worker_name = "cnnwidget-channel-card"
-    _actions = {"compute": "compute", "cancel": "cancel"}  # the view's buttons (base: _on_action)
+    # the view's buttons (base: _on_action); a view just made asks for the layer's channels (_send_layer)
+    _actions = {"compute": "compute", "cancel": "cancel", LAYER_ACTION: "_resend_layer"}
 
     layer = t.Unicode("").tag(sync=True)
     channel = t.Int(0).tag(sync=True)
@@ -280,6 +285,7 @@ class ChannelCard(CnnWidget):
         self._entry: _Entry | None = None  # the pass of the layer shown (full or partial)
         self._live = None  # (layer, partial ChannelExamples or None) of the pass computing now
         self._live_k = 0  # and its k
+        self._page_layer = None  # (entry, k) of the last layer sent to the page whole (_send_layer)
         path = example_layer(self.probe, layer)
         channel = index("channel", channel, self.probe.layer(path).output_shape[-1], f"layer {path!r}")
         k = _check_k(k)
@@ -400,7 +406,24 @@ class ChannelCard(CnnWidget):
         if job is not None and job.running and self._live is not None and self._live[0] == self.layer and \
                 self._live_k >= self.k:
             return
+        if self._complete() and not self._jobs.busy:
+            # Nothing is missing (the kept full pass is drawn, and the rendering, if any, is kept and sent): no job.
+            # A job here found the same pass, drew it again and said so: one more message a click, one more worker
+            # thread woken, for the Explorer's every channel click.
+            self._push(status=f"kept pass over {self._entry.images} images")
+            return
         self._start(self._job)
+
+    def _complete(self) -> bool:
+        """Whether what the card shows for its layer and channel is complete: a full kept pass of the layer with
+        at least ``k`` examples, and the feature visualization kept (or none asked for)."""
+        e = self._entry
+        return (e is not None and not e.partial and e.k >= self.k and e.examples.path == self.layer
+                and (not self.feature_vis or (self.layer, self.channel) in self._renders))
+
+    def kept(self, layer: str) -> bool:
+        """Whether changing to ``layer`` (a path the card shows) would draw at once: its full pass is kept."""
+        return self._passes.cached(layer, self.k) is not None
 
     # -- the job -------------------------------------------------------------------------------------------------
 
@@ -511,11 +534,50 @@ class ChannelCard(CnnWidget):
             else:
                 self._push(fv_pixels=b"", fv_meta={})
         self._show_examples(e.examples, e.images, e.partial)
+        self._send_layer()
+
+    def _resend_layer(self):
+        """A view was made (or asks again): send it the layer's channels."""
+        with self._locked():
+            self._page_layer = None
+            self._send_layer()
+
+    def _send_layer(self):
+        """Send the page every channel of the layer shown (what ``_show_examples`` pushes for one channel), once per
+        full pass and k, when it is at most PAGE_LAYER_BYTES: the view then draws a channel picked in the page
+        (the Explorer's grid click) at once, while the kernel's own reply is on its way, and ignores that reply
+        once it matches. A custom message, not a trait: a notebook saved with widgets keeps only the channel shown
+        (issue 13's bound on saved state), and a view made later asks for it again. A partial pass is never sent."""
+        e = self._entry
+        if e is None or e.partial or e.examples.path != self.layer or self._closed:
+            return
+        key = (id(e.examples), e.images, self.k)
+        if self._page_layer == key:
+            return
+        ex, k = e.examples, self.k
+        channels = ex.indices.shape[0]
+        h, w = (ex.patches.shape[2:4] if ex.patches is not None else (0, 0))
+        if channels * (k * h * w * 4 + 2048) > PAGE_LAYER_BYTES:  # the patches, and about 2 KB of text a channel
+            return
+        metas, chunks, offset = [], [], 0
+        for c in range(channels):
+            state = self._channel_state(ex, c, e.images)
+            patches = state.pop("patches")
+            metas.append({**state, "offset": offset, "nbytes": len(patches)})
+            chunks.append(patches)
+            offset += len(patches)
+        self._page_layer = key
+        self.send({"action": LAYER_ACTION, "layer": self.layer, "k": k, "images": int(e.images),
+                   "channels": metas}, buffers=[b"".join(chunks)])
 
     def _show_examples(self, ex, images: int, partial: bool):
-        c, k = self.channel, self.k
         if ex.path != self.layer:
             return
+        self._push(**self._channel_state(ex, self.channel, images), partial=bool(partial), images=int(images))
+
+    def _channel_state(self, ex, c: int, images: int) -> dict:
+        """The traits that show channel ``c`` of ``ex``: patches, patches_meta, histogram, stats, class_support."""
+        k = self.k
         filled = ex.indices[c, :k] >= 0
         n = int(filled.sum())
         patches = ex.patches[c, :n]
@@ -535,8 +597,8 @@ class ChannelCard(CnnWidget):
             support = [{"index": i, "name": self._names[i] if i < len(self._names) else str(i),
                         "mean": _number(ex.class_mean[i, c]), "count": int(ex.class_counts[i])}
                        for i in range(ex.class_mean.shape[0])]
-        self._push(patches=rgba(patches, self.probe.input_range).tobytes(), patches_meta=meta, histogram=hist,
-                   stats=stats, class_support=support, partial=bool(partial), images=int(images))
+        return {"patches": rgba(patches, self.probe.input_range).tobytes(), "patches_meta": meta, "histogram": hist,
+                "stats": stats, "class_support": support}
 
 
 def _histogram(counts: np.ndarray, edges: np.ndarray, not_finite: int) -> dict:

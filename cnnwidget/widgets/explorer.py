@@ -497,8 +497,16 @@ class Explorer(CnnWidget):
         docstring). ``first``: the first pass after the constructor (the quick panels started there already).
         ``resume``: panels just opened again, whose work a close had cancelled."""
         jobs = []
+        order = list(COST_ORDER)
+        card = self.examples_panel
+        if card is not None and "examples" in self.open_panels and "examples" not in resume \
+                and self.channel >= 0 and _card_shows(self.probe, self.layer) and card.kept(self.layer):
+            # The top examples of a layer whose pass is kept draw at once, from that pass (no job): the cheapest
+            # panel, so it goes first and its reply leaves before the others' work starts (a channel click).
+            order.remove("examples")
+            order.insert(0, "examples")
         with self._propagating():
-            for name in COST_ORDER:
+            for name in order:
                 panel = getattr(self, f"{name}_panel")
                 if panel is None or name not in self.open_panels:
                     continue

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.timeout(300)
 
 CELLS = [
     "import cnnwidget as cw\nfrom cnnwidget import demo\ndata = demo.shapes(6, seed=1)\n"
-    "ex = cw.Explorer(demo.load_model(), data.images, class_names=data.class_names,\n"
+    "pool = demo.shapes(32, seed=3)\n"
+    "ex = cw.Explorer(demo.load_model(), data.images, data=(pool.images, pool.labels), class_names=data.class_names,\n"
     "                 panel_options={'featurevis': {'steps': 48}})\nex",
     "side = cw.show_in_sidebar(ex, title='Explorer')",  # a second view of the same widget, 300 px wide
 ]
@@ -76,6 +77,63 @@ def test_a_click_on_a_grid_channel_selects_it_everywhere_and_redraws_the_feature
                            timeout=120_000)
     assert _py(lab, page, "ex.featurevis_panel.images_meta['title']") == f"channel('block1_conv', {channel})"
     lab.screenshot(page, "explorer_channel_clicked", selector=".jp-Notebook .jp-CodeCell:has(.cnnw-explorer)")
+
+
+def _click_channel(page, channel: int, side: int):
+    """A real click on the tile of ``channel`` in the Explorer's grid (in the notebook); ``side``: the tiles' maps'
+    width (tile_meta's w). Reads only the page: the kernel may be stopped."""
+    meta = page.evaluate("(s) => { const c = document.querySelector(s); return {channels: c.dataset.channels, "
+                         "w: c.width, h: c.height}; }", GRID)
+    channels = [int(c) for c in meta["channels"].split(",")]
+    tile = side * max(1, -(-48 // side))  # js/tiles.js tileScale: at least 48 px a tile
+    cols = max(1, (meta["w"] - 2 * PAD + GAP) // (tile + GAP))
+    i = channels.index(channel)
+    x, y = PAD + (i % cols) * (tile + GAP) + tile / 2, PAD + (i // cols) * (tile + GAP) + tile / 2
+    box = page.locator(GRID).first.bounding_box()
+    page.mouse.click(box["x"] + x * box["width"] / meta["w"], box["y"] + y * box["height"] / meta["h"])
+
+
+SHOWN_JS = """([root, c]) => { const r = document.querySelector(root), cc = r.querySelector('.cnnw-cc');
+  return [r.dataset.channel, r.querySelector('.cnnw-x-channel').value, r.querySelector('.cnnw-grid-canvas').dataset.selected,
+          r.querySelector('.cnnw-focus-canvas').dataset.channel, cc.dataset.channel,
+          cc.querySelector('.cnnw-cc-patches').dataset.n, cc.dataset.source]; }"""
+
+
+def test_with_the_kernel_frozen_a_grid_click_shows_in_the_explorer_at_once_and_the_newest_selection_wins(lab, page):
+    """The page echoes a grid click into the Explorer's view (its channel box and data-channel) and into the top
+    examples card, which draws the channel from the layer's channels the kernel sent ahead: all with the kernel
+    stopped (SIGSTOP). Once it runs again it takes both clicks in order and ends on the second everywhere (the
+    replies to the first never stay on the page), and a channel set later from Python wins over the page's."""
+    lab.kernel_run(page, "ex.wait(120)", timeout=150)
+    card = f"{ROOT} .cnnw-cc"
+    page.wait_for_function("(s) => document.querySelector(s)?.dataset.ahead === 'block1_conv 16'", arg=card,
+                           timeout=60_000)
+    start = _py(lab, page, "ex.channel")
+    meta = _py(lab, page, "ex.activations_panel.tile_meta")
+    a, b = [c for c in meta["channels"][2:6] if c != start][:2]
+    with lab.frozen_kernel(page):
+        for c in (a, b):
+            _click_channel(page, c, meta["w"])
+            page.wait_for_function(f"([root, c]) => ({SHOWN_JS})([root, c]).slice(0, 5).every((v) => v === String(c))"
+                                   " && document.querySelector(root).querySelector('.cnnw-cc-patches').dataset.n === '16'",
+                                   arg=[ROOT, c], timeout=10_000)
+            shown = page.evaluate(SHOWN_JS, [ROOT, c])
+            assert shown == [str(c)] * 5 + ["16", "page"], shown  # drawn in the page: the kernel is stopped
+    _until(lab, page, "[ex.channel, ex.activations_panel.selected_channel, ex.examples_panel.channel, "
+                      "ex.featurevis_panel.channels]", [b, b, b, [b]])
+    lab.kernel_run(page, "ex.wait(120)", timeout=150)
+    page.wait_for_timeout(300)  # any reply still on its way
+    shown = page.evaluate(SHOWN_JS, [ROOT, b])
+    assert shown[:6] == [str(b)] * 5 + ["16"], shown
+    assert _py(lab, page, "[ex.examples_panel.patches_meta['channel'], ex.activations_panel.focus_meta['channel']]") \
+        == [b, b]
+    # a channel set from Python afterwards wins over what the page set
+    lab.kernel_run(page, f"ex.channel = {a}")
+    page.wait_for_function(f"([root, c]) => ({SHOWN_JS})([root, c]).slice(0, 5).every((v) => v === String(c))",
+                           arg=[ROOT, a], timeout=30_000)
+    lab.kernel_run(page, "ex.wait(120)", timeout=150)
+    assert page.evaluate(SHOWN_JS, [ROOT, a])[:6] == [str(a)] * 5 + ["16"]
+    assert _py(lab, page, "[ex.channel, ex.activations_panel.selected_channel, ex.examples_panel.channel]") == [a] * 3
 
 
 def test_an_image_chosen_from_python_redraws_the_panels(lab, page):
