@@ -21,8 +21,11 @@ page polls every animation frame and stamps the first frame at which each panel 
                ``data-exact="true"``: the page's tile, checked to be that map at full resolution, byte for byte)
   attribution  every method's map is drawn (``data-done="true"`` on each)
   featurevis   a frame of the selected channel is on the canvas (the label names it, ``data-step`` > 0)
-  examples     the ChannelCard shows the selected channel's top patches
-  explorer     the Explorer's own view shows the selected channel (``data-channel``)
+  examples     the ChannelCard shows the selected channel's top patches (drawn from the kernel's reply, or from the
+               layer's channels the card's kernel side sent the page ahead once its pass was drawn: the click
+               lines count which, ``data-source`` page or kernel)
+  explorer     the Explorer's own view shows the selected channel (``data-channel``; the view takes a grid click at
+               once, before the kernel's reply, js/explorer.js)
 
 display  = last of activations, attribution, featurevis (first frame), examples - the kernel's time right before
            the constructor (target <= 2 s warm, i.e. "once TensorFlow is loaded"; cold is shown for what a first
@@ -112,7 +115,10 @@ WATCH_JS = r"""
                          {once: true, capture: true});
   function tick() {
     const r = root(), now = stamp();
-    if (r) for (const k of wanted) if (!(k in rec.times) && checks[k](r)) rec.times[k] = now;
+    if (r) for (const k of wanted) if (!(k in rec.times) && checks[k](r)) {
+      rec.times[k] = now;
+      if (k === 'examples') rec.examplesFrom = r.querySelector('.cnnw-cc')?.dataset.source ?? '';
+    }
     if (wanted.some((k) => !(k in rec.times)) && now - rec.start < 300000) requestAnimationFrame(tick);
   }
   requestAnimationFrame(tick);
@@ -240,7 +246,7 @@ def main():
             print(f"  {name:<5} every panel {last:6.2f} | " + "  ".join(f"{k} {v:.2f}" for k, v in per.items())
                   + f" | {target}")
 
-        linked, first_frame, parts, messages = [], [], {k: [] for k in LINKED}, []
+        linked, first_frame, parts, messages, sources = [], [], {k: [] for k in LINKED}, [], []
         comms = kernel_json(lab, page, COMMS)
         for i in range(args.clicks):
             index = 1 + i % 15
@@ -256,6 +262,7 @@ def main():
             for k in LINKED:
                 parts[k].append(rec["times"][k] - start)
             linked.append(max(rec["times"][k] for k in LINKED) - start)
+            sources.append(rec.get("examplesFrom") or "?")
             first_frame.append(rec["times"]["featurevis"] - start)
             lab.kernel_run(page, "ex_warm.wait(600)", timeout=650)
             records = page.evaluate("(i) => window.__cwWS.log.slice(i)", first)
@@ -265,7 +272,8 @@ def main():
         print(f"channel click on the warm Explorer's grid, {args.clicks} clicks, ms (median, max):")
         print(f"  linked panels redrawn (feature vis excluded) {med_linked:7.1f} {max(linked):7.1f} | "
               f"{verdict(med_linked, LINKED_TARGET_MS)} (<= {LINKED_TARGET_MS:.0f})")
-        print("    " + "  ".join(f"{k} {statistics.median(v):.1f}" for k, v in parts.items()))
+        print("    " + "  ".join(f"{k} {statistics.median(v):.1f}" for k, v in parts.items())
+              + f"  (examples drawn from: {', '.join(f'{s} {sources.count(s)}' for s in sorted(set(sources)))})")
         print(f"  first feature-vis frame                      {med_fv:7.1f} {max(first_frame):7.1f} | "
               f"{verdict(med_fv, FV_TARGET_MS)} (<= {FV_TARGET_MS:.0f})")
         print_messages(messages)

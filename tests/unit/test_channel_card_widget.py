@@ -147,6 +147,40 @@ def test_the_card_sends_core_s_top_k_patches_histogram_statistics_and_class_supp
 
 
 @pytest.mark.slow
+def test_the_page_gets_every_channel_of_the_layer_once_each_as_the_card_sends_it(probe, monkeypatch):
+    """Once a full pass is drawn, every channel of the layer goes to the page in one custom message (its view draws
+    a channel picked in the page from it at once): each channel's part equals what the card then sends for it,
+    it is sent once per pass (again when a view asks), and not at all for a layer over the size budget."""
+    from cnnwidget.widgets import channel_card
+
+    sent = []
+    monkeypatch.setattr(cw.ChannelCard, "send", lambda self, content, buffers=None: sent.append((content, buffers)))
+    layer_msgs = lambda: [(c, b) for c, b in sent if c.get("action") == channel_card.LAYER_ACTION]  # noqa: E731
+    card = cw.ChannelCard(probe, IMAGES, "relu2", 3, k=5, labels=LABELS, class_names=NAMES, batch_size=16,
+                          feature_vis=False)
+    try:
+        assert card.wait(120) and card.error == ""
+        assert len(layer_msgs()) == 1
+        msg, buffers = layer_msgs()[0]
+        assert (msg["layer"], msg["k"], msg["images"], len(msg["channels"])) == ("relu2", 5, 40, 8)
+        blob = buffers[0]
+        for c in (3, 0, 7):
+            card.channel = c
+            one = msg["channels"][c]
+            assert blob[one["offset"]:one["offset"] + one["nbytes"]] == card.patches
+            assert (one["patches_meta"], one["histogram"], one["stats"], one["class_support"]) == (
+                card.patches_meta, card.histogram, card.stats, card.class_support)
+        assert card.wait(60) and card.status == "kept pass over 40 images" and len(layer_msgs()) == 1
+        card._on_action(card, {"action": channel_card.LAYER_ACTION}, [])  # a view made later asks
+        assert len(layer_msgs()) == 2 and layer_msgs()[1][0] == msg
+        monkeypatch.setattr(channel_card, "PAGE_LAYER_BYTES", 1000)  # relu1: 6 channels x 5 patches, over 1000 B
+        card.layer = "relu1"
+        assert card.wait(120) and card.patches_meta["layer"] == "relu1" and len(layer_msgs()) == 2
+    finally:
+        card.close()
+
+
+@pytest.mark.slow
 def test_a_dead_channel_is_flagged(probe):
     zeros = np.zeros((8, 24, 24, 3), np.float32)  # conv without input: relu of the bias, one value everywhere
     w = cw.ChannelCard(probe, zeros, "relu1", 0, k=3, feature_vis=False)
