@@ -64,15 +64,16 @@ class LayerSimilarity(CnnWidget):
         self._batch_size, self._threshold = int(batch_size), float(threshold)
         self.cka: np.ndarray | None = None
         self.comparison = None
-        self.run_button = ipywidgets.Button(description="Run", icon="play")
-        self.cancel_button = ipywidgets.Button(description="Cancel", icon="stop", disabled=True)
+        self.run_button = ipywidgets.Button(description="Run", icon="play", layout={"width": "auto"})
+        self.cancel_button = ipywidgets.Button(description="Cancel", icon="stop", disabled=True,
+                                               layout={"width": "auto"})
         self.run_button.on_click(lambda _: self.run())
         self.cancel_button.on_click(lambda _: self.cancel())
         self.layers_box = ipywidgets.Text(value=_layers_text(layers), placeholder="every layer",
                                           description="Layers", continuous_update=False,
-                                          layout=ipywidgets.Layout(width="100%", max_width="560px"))
+                                          layout=ipywidgets.Layout(width="calc(100% - 4px)", max_width="560px"))
         self.layers_box.observe(self._on_layers_text, names="value")
-        self._bar = ipywidgets.FloatProgress(min=0.0, max=1.0, layout={"width": "200px"})
+        self._bar = ipywidgets.FloatProgress(min=0.0, max=1.0, layout={"width": "100%", "max_width": "200px"})
         self._status = ipywidgets.Label()
         self.heatmap, self._grid = _heatmap(self.probe_b is not None)
         self.drift_fig, self._drift = _drift_figure()
@@ -83,9 +84,11 @@ class LayerSimilarity(CnnWidget):
                              (self.drift_fig, "drift"), (self._verdicts, "verdicts")]:
             widget.add_class(f"cnnw-similarity-{name}")
         extra = [self.drift_fig, self._verdicts] if self.probe_b is not None else []
-        body = ipywidgets.VBox([ipywidgets.HBox([self.run_button, self.cancel_button, self._bar, self._status]),
+        wrap = {"flex_flow": "row wrap"}  # a narrow view (JupyterLab's sidebar, ~250 px) stacks what does not fit
+        body = ipywidgets.VBox([ipywidgets.HBox([self.run_button, self.cancel_button, self._bar, self._status],
+                                                layout=wrap),
                                 self.layers_box,
-                                ipywidgets.HBox([self.heatmap, *extra], layout={"flex_flow": "row wrap"})])
+                                ipywidgets.HBox([self.heatmap, *extra], layout=wrap)])
         super().__init__(layers=layers, body=body)
         self._own(self.drift_fig, self._verdicts)  # shown for two models only, closed with the widget always
         if autostart:
@@ -222,9 +225,11 @@ class LayerSimilarity(CnnWidget):
         diagonal = np.diag(cka)
         # Label sets textContent: layer names from the model are never parsed as HTML.
         old = self._verdicts.children
-        self._verdicts.children = [ipywidgets.Label("layer: verdict (CKA to its base self, weight drift)")] + [
-            ipywidgets.Label(f"{name}: {verdict} (CKA {c:.3f}, " + ("no weights)" if np.isnan(d) else f"drift {d:.3g})"))
+        # (a line too long for a narrow view ends in "…": hovering it shows it whole)
+        lines = ["layer: verdict (CKA to its base self, weight drift)"] + [
+            f"{name}: {verdict} (CKA {c:.3f}, " + ("no weights)" if np.isnan(d) else f"drift {d:.3g})")
             for name, verdict, c, d in zip(names, verdicts, diagonal, drift)]
+        self._verdicts.children = [ipywidgets.Label(line, tooltip=line) for line in lines]
         for label in old:
             label.close()
 
@@ -236,27 +241,44 @@ def _layers_text(layers) -> str:
     return "" if layers is None else ", ".join(str(n) for n in layers)
 
 
+# The charts fit a view in JupyterLab's 300 px sidebar (~250 px wide: 246 px for a chart between ipywidgets'
+# margins) and grow to their max_width in a notebook cell: margins follow the text shown (_axes.follow(fit=True)),
+# layer names longer than _NAME_PX are elided on the axes (and only every k-th written where they would overlap at
+# the narrowest width), and hovering a cell or a bar shows its layers whole.
+_MIN_WIDTH = "220px"
+_NAME_PX = 80
+
+
 def _heatmap(two_models: bool):
     rows, cols = bqplot.OrdinalScale(reverse=True), bqplot.OrdinalScale()
     color = bqplot.ColorScale(scheme="viridis", min=0.0, max=1.0)
+    across, down = ("fine-tuned layer", "base layer") if two_models else ("layer", "layer")
+    tooltip = bqplot.Tooltip(fields=["row", "column", "color"], labels=[down, across, "linear CKA"],
+                             formats=["", "", ".3f"])
     grid = bqplot.GridHeatMap(color=np.full((2, 2), np.nan), row=["", " "], column=["", " "],
-                              scales={"row": rows, "column": cols, "color": color}, null_color="#eeeeee")
-    # the axis labels go beyond the layer names (the helper measures them), the names are never cut off
-    axes = [_axes.axis(cols, "fine-tuned layer" if two_models else "layer", kind="ordinal", rotate=-45),
-            _axes.axis(rows, "base layer" if two_models else "layer", kind="ordinal", vertical=True),
-            _axes.color_axis(color, "linear CKA", side="right", orientation="vertical")]
+                              scales={"row": rows, "column": cols, "color": color}, null_color="#eeeeee",
+                              stroke=None, tooltip=tooltip)  # (black cell borders hid narrow cells' colours)
+    # the axis labels go beyond the layer names (the helper measures them), the names are never cut off; the colour
+    # bar's label is short ("CKA": the title says which), its margin sized to its numbers
+    axes = [_axes.axis(cols, across, kind="ordinal", rotate=-45, fit_names=_NAME_PX),
+            _axes.axis(rows, down, kind="ordinal", vertical=True, fit_names=_NAME_PX),
+            _axes.color_axis(color, "CKA", side="right", orientation="vertical")]
     fig = bqplot.Figure(marks=[grid], axes=axes, title="linear CKA",
-                        fig_margin={"top": 48, "bottom": 60, "left": 60, "right": 100},
-                        layout=ipywidgets.Layout(width="100%", max_width="560px", min_width="320px", height="520px"))
-    return _axes.follow(fig), grid
+                        fig_margin={"top": 48, "bottom": 40, "left": 16, "right": 16},
+                        layout=ipywidgets.Layout(width="100%", max_width="560px", min_width=_MIN_WIDTH,
+                                                 height="520px"))
+    return _axes.follow(fig, fit=True), grid
 
 
 def _drift_figure():
     x, y = bqplot.OrdinalScale(), bqplot.LinearScale(min=0.0)
-    bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#dd8452"], padding=0.1)
-    axes = [_axes.axis(x, kind="ordinal", rotate=-45),
+    tooltip = bqplot.Tooltip(fields=["x", "y"], labels=["layer", "weight drift"], formats=["", ".3g"])
+    bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#dd8452"], padding=0.1,
+                       tooltip=tooltip)
+    axes = [_axes.axis(x, kind="ordinal", rotate=-45, fit_names=_NAME_PX),
             _axes.axis(y, "||W_b - W_a|| / ||W_a||", vertical=True)]
-    fig = bqplot.Figure(marks=[bars], axes=axes, title="weight drift per layer",
-                        fig_margin={"top": 48, "bottom": 60, "left": 60, "right": 16},
-                        layout=ipywidgets.Layout(width="100%", max_width="460px", min_width="260px", height="360px"))
-    return _axes.follow(fig), bars
+    fig = bqplot.Figure(marks=[bars], axes=axes, title="weight drift",
+                        fig_margin={"top": 48, "bottom": 40, "left": 56, "right": 16},
+                        layout=ipywidgets.Layout(width="100%", max_width="460px", min_width=_MIN_WIDTH,
+                                                 height="360px"))
+    return _axes.follow(fig, fit=True), bars

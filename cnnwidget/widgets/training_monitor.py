@@ -67,18 +67,25 @@ class TrainingMonitor(CnnWidget):
                                                                   ["#c7d4e8", "#1f4e9c"])
         self.loss_fig, (self._epoch_loss,) = _lines_figure("epoch loss", "epoch", 1)
         self.metric_fig, (self._epoch_metric,) = _lines_figure("epoch metrics", "epoch", 1)
-        self.ratio_fig, self._ratio = _bars_figure("log10 update / weight (latest probe)", None)
+        self.ratio_fig, self._ratio = _bars_figure("log10 update / weight", None, labels=("layer, latest probe", ""),
+                                                   tooltip=("layer", "log10 update / weight"))
         if probe_data is not None:
             self.grad_fig, self._grad = _grid_figure()
-            self.dead_fig, self._dead = _bars_figure("dead unit fraction (latest probe)", (0.0, 1.0))
+            self.dead_fig, self._dead = _bars_figure("dead unit fraction", (0.0, 1.0),
+                                                     labels=("layer, latest probe", ""),
+                                                     tooltip=("layer", "dead fraction"))
             probe_row = [self.grad_fig, self.ratio_fig, self.dead_fig]
         else:  # nothing to draw them from: say how to get them instead of showing empty charts
             self.grad_fig = self._grad = self.dead_fig = self._dead = None
             self.no_probe_note = ipywidgets.HTML(f"<p>{_NO_PROBE_DATA}</p>", layout={"max_width": "460px"})
             self.no_probe_note.add_class("cnnw-monitor-no-probe")
             probe_row = [self.no_probe_note, self.ratio_fig]
-        self.hist_layer = ipywidgets.Dropdown(description="histogram", options=[], layout={"width": "320px"})
-        self.hist_step = ipywidgets.IntSlider(description="probe", min=0, max=0, continuous_update=False)
+        # controls within a narrow view (JupyterLab's sidebar leaves ~250 px): as wide as the view less ipywidgets'
+        # 2 px margins, up to 320 px
+        self.hist_layer = ipywidgets.Dropdown(description="histogram", options=[],
+                                              layout={"width": _FULL, "max_width": "320px"})
+        self.hist_step = ipywidgets.IntSlider(description="probe", min=0, max=0, continuous_update=False,
+                                              layout={"width": _FULL, "max_width": "320px"})
         self.hist_fig, self._hist = _bars_figure("histogram", None, x_scale=bqplot.LinearScale(), y_kind="count",
                                                    labels=("value", "count"))
         for fig, name in ((self.batch_fig, "batch-loss"), (self.loss_fig, "epoch-loss"), (self.grad_fig, "grad-norms"),
@@ -96,7 +103,8 @@ class TrainingMonitor(CnnWidget):
             self._warning_box,
             ipywidgets.HBox([self.batch_fig, self.loss_fig, self.metric_fig], **row),
             ipywidgets.HBox(probe_row, **row),
-            ipywidgets.HBox([ipywidgets.VBox([self.hist_layer, self.hist_step]), self.hist_fig], **row),
+            ipywidgets.HBox([ipywidgets.VBox([self.hist_layer, self.hist_step],
+                                             layout={"width": "100%", "max_width": "330px"}), self.hist_fig], **row),
         ])
         super().__init__(body=body)
         # the picker and the slider are the page's way to set the two traits; a value they cannot hold is refused
@@ -189,7 +197,8 @@ class TrainingMonitor(CnnWidget):
             status += (f" ({deferred} put off to keep probing within {100 * self.callback.budget:g}% of the fit's "
                        "time)")
         self._push(status=status)
-        self._status_label.value = status
+        # (a narrow view ends a long line in "…": hovering it shows it whole)
+        self._status_label.value = self._status_label.tooltip = status
 
     def _draw_epochs(self, h: dict):
         keys = [k.split("/", 1)[1] for k in h if k.startswith("epoch/")]
@@ -200,6 +209,7 @@ class TrainingMonitor(CnnWidget):
             # a line needs two points, and bqplot would squeeze a one-epoch (lines, 1) array to the wrong shape
             if not names or len(epochs) < 2:
                 continue
+            _place_legend(self.metric_fig if line is self._epoch_metric else self.loss_fig, names)
             with line.hold_sync():
                 line.labels = names
                 line.colors = _PALETTE[:len(names)] or _PALETTE[:1]
@@ -247,14 +257,15 @@ class TrainingMonitor(CnnWidget):
         with self._hist.hold_sync():
             self._hist.x = (edges[:-1] + edges[1:]) / 2
             self._hist.y = h[f"{prefix}_hist"][p, i]
-        self.hist_fig.title = f"{path} at step {int(h['probe_step'][p])}"
+        # the layer's name elided to fit the chart's narrowest title (the picker above holds it whole)
+        self.hist_fig.title = f"{_axes.elide(path, _TITLE_NAME_PX, 18)} at step {int(h['probe_step'][p])}"
 
     def _draw_warnings(self):
         warnings = self.callback.warnings
         if len(warnings) != len(self._warning_box.children):
             # Label sets textContent: layer names from the model are never parsed as HTML.
-            self._warning_box.children = [ipywidgets.Label(f"{w.kind} at step {w.step}: {w.message}")
-                                          for w in warnings]
+            lines = [f"{w.kind} at step {w.step}: {w.message}" for w in warnings]
+            self._warning_box.children = [ipywidgets.Label(line, tooltip=line) for line in lines]
 
 
 _NO_PROBE_DATA = ("Gradient norms, dead units and activation histograms are measured on a fixed probe batch, "
@@ -263,11 +274,36 @@ _NO_PROBE_DATA = ("Gradient norms, dead units and activation histograms are meas
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 
 
+# Charts fit a view in JupyterLab's 300 px sidebar (~250 px wide: 246 px for a chart between ipywidgets' margins) and
+# grow to their max_width in a notebook cell; margins follow the text shown (_axes.follow(fit=True)), layer names
+# longer than _NAME_PX are elided on the axes and shown whole on hover (tooltips), titles are short enough for the
+# narrowest chart (bqplot centres an 18 px title over the plot area).
+_MIN_WIDTH = "220px"
+_NAME_PX = 80
+_TITLE_NAME_PX = 90
+_FULL = "calc(100% - 4px)"  # a control as wide as its box: 100% and ipywidgets' 2 px margins ran 4 px past it
+
+
 def _figure(**options) -> bqplot.Figure:
     """A chart of the monitor's size (a Layout of its own: a shared one would be closed with the first monitor)."""
-    return bqplot.Figure(fig_margin={"top": 48, "bottom": 40, "left": 64, "right": 16},
-                         layout=ipywidgets.Layout(width="100%", max_width="460px", min_width="260px", height="260px"),
+    return bqplot.Figure(fig_margin={"top": 48, "bottom": 40, "left": 56, "right": 16},
+                         layout=ipywidgets.Layout(width="100%", max_width="460px", min_width=_MIN_WIDTH,
+                                                  height="260px"),
                          **options)
+
+
+def _place_legend(fig, names):
+    """Top right, unless bqplot's legend box (2 em wider than the longest name, in 16 px ems) is wider than the
+    chart's plot area in a sidebar view (_axes.NARROW_PX): then top left, where the names start inside the plot
+    area (top right, they started left of it, over the y axis's numbers: bqplot's box was 224 px for
+    "val_accuracy" in a 174 px plot area), without the box, whose end would run past the chart."""
+    narrowest = _axes.NARROW_PX - fig.fig_margin.get("left", 0) - fig.fig_margin.get("right", 0)
+    wide = 16 * (max((len(n) for n in names), default=0) + 2) > narrowest
+    location, style = ("top-left", {"fill": "none", "stroke": "none"}) if wide else \
+        ("top-right", {})
+    if fig.legend_location != location or fig.legend_style != style:
+        with fig.hold_sync():
+            fig.legend_location, fig.legend_style = location, style
 
 
 def _lines_figure(title, x_label, n, labels=None, colors=None):
@@ -279,33 +315,43 @@ def _lines_figure(title, x_label, n, labels=None, colors=None):
         lines = [bqplot.Lines(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, labels=labels or [],
                               colors=colors or _PALETTE, display_legend=True)]
     axes = [_axes.axis(x, x_label, kind="integer"), _axes.axis(y, vertical=True)]  # steps and epochs are whole
-    fig = _figure(marks=lines, axes=axes, title=title, legend_location="top-right")
-    return _axes.follow(fig), lines
+    fig = _axes.follow(_figure(marks=lines, axes=axes, title=title, legend_location="top-right"), fit=True)
+    if labels:
+        _place_legend(fig, labels)
+    return fig, lines
 
 
 def _grid_figure():
     rows, cols, color = bqplot.OrdinalScale(), bqplot.OrdinalScale(), bqplot.ColorScale(scheme="viridis")
     # color first: bqplot checks row and column against the color shape already set
+    tooltip = bqplot.Tooltip(fields=["row", "column", "color"], labels=["layer", "probe step", "log10 |grad|"],
+                             formats=["", "", ".3f"])
     grid = bqplot.GridHeatMap(color=np.full((2, 2), np.nan), row=["", " "], column=[0, 1],
                               scales={"row": rows, "column": cols, "color": color}, null_color="#eeeeee",
-                              visible=False)  # until data: an all-NaN grid on an unbounded colour scale draws black
-    axes = [_axes.axis(cols, "probe step", kind="ordinal", num_ticks=5),  # every 120th column named: 5 of them
-            _axes.axis(rows, kind="ordinal", vertical=True),
-            _axes.color_axis(color, "log10 |grad|", side="right", orientation="vertical")]
+                              visible=False,  # until data: an all-NaN grid on an unbounded colour scale draws black
+                              stroke=None, tooltip=tooltip)  # (black cell borders hid narrow cells' colours)
+    # Probe steps and layer names as many as fit at the narrowest width and the height (the others on hover); the
+    # colour bar's label short ("log10": the title says of what), its margin sized to its numbers.
+    axes = [_axes.axis(cols, "probe step", kind="ordinal", fit_names=_NAME_PX),
+            _axes.axis(rows, kind="ordinal", vertical=True, fit_names=_NAME_PX),
+            _axes.color_axis(color, "log10", side="right", orientation="vertical")]
     fig = bqplot.Figure(marks=[grid], axes=axes, title="gradient norm per layer",
-                        fig_margin={"top": 36, "bottom": 40, "left": 140, "right": 100},
-                        layout=ipywidgets.Layout(width="100%", max_width="560px", min_width="300px", height="400px"))
+                        fig_margin={"top": 36, "bottom": 40, "left": 16, "right": 16},
+                        layout=ipywidgets.Layout(width="100%", max_width="560px", min_width=_MIN_WIDTH, height="400px"))
     # (bqplot draws a vertical colour bar 200px shorter than the plot area: 400px leaves it 124px for its ticks)
-    return _axes.follow(fig), grid
+    return _axes.follow(fig, fit=True), grid
 
 
-def _bars_figure(title, y_range, x_scale=None, y_kind="real", labels=("", "")):
+def _bars_figure(title, y_range, x_scale=None, y_kind="real", labels=("", ""), tooltip=None):
     x = x_scale or bqplot.OrdinalScale()
     y = bqplot.LinearScale(**({"min": y_range[0], "max": y_range[1]} if y_range else {}))
-    bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#4c72b0"], padding=0.1)
-    axes = [_axes.axis(x, labels[0], kind="ordinal", rotate=-30) if x_scale is None else _axes.axis(x, labels[0]),
+    hover = None if tooltip is None else bqplot.Tooltip(fields=["x", "y"], labels=list(tooltip), formats=["", ".3g"])
+    bars = bqplot.Bars(x=np.zeros(0), y=np.zeros(0), scales={"x": x, "y": y}, colors=["#4c72b0"], padding=0.1,
+                       tooltip=hover)
+    axes = [_axes.axis(x, labels[0], kind="ordinal", rotate=-30, fit_names=_NAME_PX) if x_scale is None
+            else _axes.axis(x, labels[0]),
             _axes.axis(y, labels[1], kind=y_kind, vertical=True)]
-    return _axes.follow(_figure(marks=[bars], axes=axes, title=title)), bars
+    return _axes.follow(_figure(marks=[bars], axes=axes, title=title), fit=True), bars
 
 
 def _set_bars(bars, names, values):

@@ -98,3 +98,39 @@ def test_a_replaced_pass_leaves_progress_and_result_to_the_new_one(images):
     assert sim.running and not sim.status.startswith("cancelled"), sim.status  # the second's, not the first's
     sim.cancel()
     assert second.wait(120) and not sim.running and sim.status.startswith("cancelled")
+
+
+# -- a narrow view (JupyterLab's sidebar: ~250 px, 246 px for a chart) -------------------------------------------
+
+DEEP = [f"block{i // 5 + 1}_{kind}" for i, kind in enumerate(["conv", "bn", "relu", "pool", "dropout"] * 4)] + [
+    "features_block2_separable_conv_long", "predictions"]
+
+
+def test_the_heatmap_fits_a_sidebar_view_and_names_every_layer_whole_on_hover():
+    """The heatmap's margins follow the names shown: long names elided on the axes (bqplot tick_labels; the marks
+    keep the full names, which the tooltip shows), the column names thinned to fit 246 px, and the plot area keeps
+    most of the chart's width. Before: margins 140 + 100 px at a 320 px minimum width, every name whole."""
+    from cnnwidget.widgets import _axes
+    from cnnwidget.widgets.layer_similarity import _heatmap
+
+    fig, grid = _heatmap(False)
+    with grid.hold_sync():
+        grid.color = np.eye(len(DEEP))
+        grid.row, grid.column = DEEP, DEEP
+    cols, rows, _bar = fig.axes
+    assert fig.layout.min_width == "220px"
+    assert grid.tooltip.fields == ["row", "column", "color"] and list(grid.row) == DEEP  # hover: the full names
+    long = "features_block2_separable_conv_long"
+    short = rows.tick_labels[long]
+    assert short != long and "\u2026" in short and _axes.text_width(short) <= 80
+    assert rows.tick_labels == cols.tick_labels and len(set(rows.tick_labels.values())) == len(rows.tick_labels)
+    assert rows.tick_labels.get("block3_dropout", "block3_dropout").startswith("block3")  # the block number stays
+    margin = fig.fig_margin
+    plot = 246 - margin["left"] - margin["right"]
+    assert margin["left"] <= 120 and margin["right"] <= 70 and plot >= 60, margin
+    shown = _axes._shown(DEEP, cols.num_ticks)
+    assert 2 <= len(shown) < len(DEEP)
+    pitch = plot / len(DEEP) * (len(DEEP) // (cols.num_ticks - 1))  # px between two names shown, at 246 px
+    assert pitch * 0.7071 >= 14, (pitch, cols.num_ticks)  # rotated 45 degrees: 14 px apart at least
+    assert rows.num_ticks is None  # 22 names fit the 520 px height
+    fig.close()
