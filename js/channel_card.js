@@ -217,8 +217,19 @@ export default {
       fvCaption.textContent = `feature visualization${where}`;
     }
 
+    /** Whether `value` differs from what the draw `name` drew last (and remember it): the kernel's reply to a
+     * channel already drawn from what was sent ahead holds the same, and is not drawn again. */
+    const lastDrawn = new Map();
+    function changed(name, value) {
+      const key = JSON.stringify(value ?? null);
+      if (lastDrawn.get(name) === key) return false;
+      lastDrawn.set(name, key);
+      return true;
+    }
+
     function drawStats() {
       const s = shown().stats;
+      if (!changed("stats", s)) return;
       const rows = [["mean", valueText(s.mean)], ["std", valueText(s.std)], ["min", valueText(s.min)],
         ["max", valueText(s.max)], ["zeros", percentText(s.zero_fraction)], ["images", String(s.images ?? 0)]];
       stats.replaceChildren(...rows.flatMap(([name, value]) => [
@@ -256,6 +267,7 @@ export default {
 
     function drawHistogram() {
       const hist = shown().histogram;
+      if (!changed("histogram", hist)) return;
       const counts = hist.counts ?? [];
       const ctx = histCanvas.getContext("2d");
       ctx.clearRect(0, 0, HIST_W, HIST_H);
@@ -277,7 +289,9 @@ export default {
     }
 
     function drawClasses() {
-      const rows = supportRows(shown().support);
+      const support = shown().support;
+      if (!changed("classes", support)) return;
+      const rows = supportRows(support);
       classesBox.hidden = rows.length === 0;
       classes.replaceChildren(...rows.flatMap((r, i) => {
         const barEl = h("div", { class: "cnnw-cc-bar", "data-top": String(i === 0) });
