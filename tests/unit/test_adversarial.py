@@ -92,17 +92,17 @@ def test_an_untargeted_attack_moves_away_from_the_clean_prediction_or_given_labe
     np.testing.assert_array_equal(given.labels, data.labels)
 
 
-@pytest.fixture(scope="module")
-def demo_probe():
-    """The demo CNN's probe for the two slow attacks below: loaded, and its L-inf step traced, once."""
-    return cw.ModelProbe(demo.load_model())
+# The two slow attacks below use the session's demo_probe (tests/unit/conftest.py): the demo CNN loaded, and its
+# L-inf step traced, once for both (attacks leave the model as it was: test_batchnorm_moving_statistics...).
 
 
 @pytest.mark.slow
-def test_pgd20_at_8_over_255_brings_the_demo_accuracy_on_200_held_out_shapes_below_10_percent(demo_probe):
-    """Measured here: clean 1.000, after PGD-20 (step 2.5 epsilon / 20, random start) 0.07 (0.085 on 2026-12-07)."""
+def test_pgd20_at_8_over_255_brings_the_demo_accuracy_on_100_held_out_shapes_below_10_percent(demo_probe):
+    """Measured here (the attack's random start is seeded): clean 1.00, after PGD-20 (step 2.5 epsilon / 20, random
+    start) 0.07; weaker attacks on the same 100: PGD-10 0.09, PGD-5 0.11 (fails), FGSM 0.56 (fails). On 200 images
+    PGD-20 gave 0.085 at twice the CPU (22.8 s against 10.8 s)."""
     probe = demo_probe
-    held_out = demo.shapes(200, seed=HELD_OUT_SEED)
+    held_out = demo.shapes(100, seed=HELD_OUT_SEED)
     clean = (probe.predict(held_out.images).argmax(-1) == held_out.labels).mean()
     result = adv.pgd(probe, held_out.images, 8 / 255, steps=20, labels=held_out.labels)
     accuracy = (result.adv_pred == held_out.labels).mean()
