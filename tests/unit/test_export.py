@@ -195,7 +195,7 @@ def _kinds():
         # the widgets added later the same day, when present
         "ChannelCard": lambda: cw.ChannelCard(probe, data.images, "block2_conv", fv_steps=4),
         "DatasetExamples": lambda: cw.DatasetExamples(probe, data.images, "block2_conv"),
-        "ActivationAtlas": lambda: cw.ActivationAtlas(probe, data.images, "block2_conv", grid=6),
+        "ActivationAtlas": lambda: cw.ActivationAtlas(probe, data.images, "block2_conv", grid=6, steps=4),
         "Explorer": lambda: cw.Explorer(probe, images),
     }
 
