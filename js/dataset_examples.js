@@ -152,10 +152,14 @@ export default {
     function drawPartial() {
       const isPartial = Boolean(model.get("partial"));
       partial.hidden = !isPartial;
-      partial.textContent = isPartial
-        ? `Partial: the pass over the data set stopped after ${model.get("images")} images; the tiles show the best ` +
-          "of those images only."
-        : "";
+      // While the pass runs, the tiles are the pass so far, not a pass that stopped (new-user trial: the list said
+      // "stopped after 8320 images" while its progress bar moved; the card already said "So far").
+      const seen = model.get("images");
+      partial.textContent = !isPartial ? ""
+        : model.get("running") ? `So far: the best of the first ${seen} images (the pass over the data set is ` +
+          "running)."
+        : `Partial: the pass over the data set stopped after ${seen} images; the tiles show the best of those ` +
+          "images only (Compute to finish it).";
       root.dataset.partial = String(isPartial);
     }
 
@@ -176,7 +180,7 @@ export default {
       [drawPager, ["page", "pages", "layer"]],
       [drawTiles, ["tiles", "tiles_meta", "images"]],
       [drawSelection, ["channel", "tiles_meta"]],
-      [drawPartial, ["partial", "images"]],
+      [drawPartial, ["partial", "images", "running"]],
       [drawProgress, PROGRESS_TRAITS],
       [drawRunning, ["running"]],
       [showError, ["error"]],

@@ -384,7 +384,10 @@ class ChannelCard(CnnWidget):
         if self.channel >= channels:
             self._push(channel=0)
         self._entry = None
-        self._push(error="", partial=False)
+        # The previous layer's examples go at once (its patches, statistics and class support read as the new
+        # layer's under its name until the new pass drew, and for good when that pass was cancelled early).
+        self._push(error="", partial=False, images=0, patches=b"", patches_meta={}, stats={}, histogram={},
+                   class_support=[])
         self._refresh()
 
     @reacts("channel", "k")

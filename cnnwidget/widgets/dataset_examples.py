@@ -121,7 +121,7 @@ class DatasetExamples(CnnWidget):
         """Make the layer's pass again in full if it was cancelled part-way (else show the kept one)."""
         with self._locked():
             self._push(error="")
-            return self._start(lambda job: self._job(job, again=True))
+            return self._start(lambda job: self._job(job, again=True), status=_starting(self.layer))
 
     # -- checks --------------------------------------------------------------------------------------------------
 
@@ -152,9 +152,11 @@ class DatasetExamples(CnnWidget):
     def _on_layer(self, change):
         channels = self._channels()
         self._entry = None
-        self._push(error="", pages=_pages(channels, self.page_size), page=0, partial=False,
-                   channel=self.channel if self.channel < channels else -1)
-        self._start(self._job)
+        # The previous layer's tiles go at once: left up, they showed under the new layer's name until its pass
+        # sent a first batch (a first-time user read them as the new layer's), and for good after a Cancel then.
+        self._push(error="", pages=_pages(channels, self.page_size), page=0, partial=False, images=0,
+                   tiles=b"", tiles_meta={}, channel=self.channel if self.channel < channels else -1)
+        self._start(self._job, status=_starting(self.layer))
         self._sync_card()
 
     @reacts("page_size")
@@ -279,6 +281,12 @@ def examples_arrays(ex, prefix: str = "examples.") -> dict:
         if value is not None:
             out[prefix + ("values" if name == "scores" else name)] = np.array(value, copy=True)
     return out
+
+
+def _starting(layer: str) -> str:
+    # Said at once: the first batch's progress comes only after the pass is traced (12 s on a loaded machine, when
+    # the status still read the last pass's "cancelled before the first batch": new-user trial).
+    return f"data set pass over {layer}: starting (the first batch traces the model)…"
 
 
 def _pages(channels: int, page_size: int) -> int:

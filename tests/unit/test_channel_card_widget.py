@@ -242,6 +242,42 @@ def test_a_pass_cut_short_by_a_newer_request_is_made_again_in_full(probe):
 
 
 @pytest.mark.slow
+def test_a_new_layer_shows_nothing_of_the_previous_one_before_its_own_pass(probe):
+    # new-user trial: after a layer change, the list's tiles and the card's patches and statistics stayed the old
+    # layer's, under the new layer's name, until the new pass's first batch, and for good after an early Cancel
+    gate = threading.Event()
+
+    def batches():  # the first pass reads at once; a later one waits at the gate before its first batch
+        if reads:
+            gate.wait(60)
+        reads.append(1)
+        for i in range(0, 40, 4):
+            yield IMAGES[i:i + 4]
+
+    reads = []
+    de = cw.DatasetExamples(probe, batches, "relu2", page_size=4, channel=1, k=3,
+                            card_options={"feature_vis": False})
+    try:
+        assert de.wait(120) and de.card.wait(60) and de.tiles and de.card.stats
+        de.layer = "relu1"
+        card = de.card
+        assert card.layer == "relu1" and "starting" in de.status, de.status
+        for w, shown in ((de, ("tiles", "tiles_meta")), (card, ("patches", "patches_meta", "stats", "histogram"))):
+            assert w.images == 0 and not w.partial
+            for name in shown:
+                value = getattr(w, name)
+                assert not value or value.get("layer", "relu1") == "relu1", (type(w).__name__, name)
+        de._cancel_with_card()
+        gate.set()
+        assert de.wait(60) and card.wait(60)
+        # what the list shows after the Cancel is the new layer's or nothing, never the old layer's
+        assert not de.tiles or de.tiles_meta["layer"] == "relu1", (de.status, de.tiles_meta)
+        assert not card.patches_meta or card.patches_meta["layer"] == "relu1", card.status
+    finally:
+        de.close()
+
+
+@pytest.mark.slow
 def test_the_feature_visualization_is_rendered_on_the_worker(probe):
     w = cw.ChannelCard(probe, IMAGES, "relu2", 1, k=2, fv_steps=8)
     try:
