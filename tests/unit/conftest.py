@@ -66,8 +66,13 @@ def older_objects_set_aside():
     holds, ~300,000 once TensorFlow and Keras are imported, 0.3 CPU-s a call. What is alive before the module's first
     test is set aside (gc.freeze) for the module, so each collection walks only what the tests made (~5 ms). A leak
     still shows: an older object that refers to a new one (a module-level list keeping a probe) keeps it alive, as
-    before; gc.unfreeze() at the end. Use with ``pytestmark = pytest.mark.usefixtures("older_objects_set_aside")``."""
+    before; gc.unfreeze() at the end, then what is still alive is set aside again, as tests/conftest.py sets aside
+    what is alive after collection for the whole run (the module's own objects are garbage by then: this fixture
+    is set up first and torn down last of the module's). Use with
+    ``pytestmark = pytest.mark.usefixtures("older_objects_set_aside")``."""
     gc.collect()
     gc.freeze()
     yield
     gc.unfreeze()
+    gc.collect()
+    gc.freeze()
