@@ -271,11 +271,25 @@ export default {
       const toCard = card && !card._state_lock && card.get("layer") === model.get("layer")
         && card.get("channel") !== value && (model.get("open_panels") ?? []).includes("examples");
       if (toCard) card.set("channel", value);
-      // the grid's save_changes follows its set in the same task: these go after it
+      // The grid's save_changes follows its set in the same task: these go after it, the card's before the
+      // Explorer's, so that the kernel has both panels' channel from the page when the Explorer's arrives and sets
+      // nothing back (the kernel follows the grid's message itself only a moment later: PAGE_ECHO_SECONDS).
       queueMicrotask(() => {
-        model.save_changes();
         if (toCard) card.save_changes();
+        model.save_changes();
       });
+    }
+    /** A channel typed in the card's own box: the Explorer takes it here too, and sends it after the card's. */
+    function followCard(card) {
+      if (card._state_lock || !kernelLive(model)) return;
+      const value = card.get("channel");
+      if (!Number.isInteger(value) || value < 0 || value === model.get("channel")) return;
+      if (card.get("layer") !== model.get("layer")) return;
+      const layer = (model.get("layers") ?? []).find((l) => l.path === model.get("layer"));
+      const channels = layer?.shape?.[layer.shape.length - 1];
+      if (!(value < channels)) return;
+      model.set("channel", value);
+      queueMicrotask(() => model.save_changes());
     }
     let examplesModel = null; // the examples panel's model, once resolved
     let examplesToken = 0;
@@ -302,11 +316,18 @@ export default {
       grid.on("change:selected_channel", listener);
       unlinkGrid = () => grid.off("change:selected_channel", listener);
     }
+    let unlinkExamples = () => {};
     async function linkExamples() {
       const mine = ++examplesToken;
       examplesModel = null;
+      unlinkExamples();
+      unlinkExamples = () => {};
       const card = await panelModel("examples_panel");
-      if (mine === examplesToken) examplesModel = card;
+      if (mine !== examplesToken || !card) return;
+      examplesModel = card;
+      const listener = () => followCard(card);
+      card.on("change:channel", listener);
+      unlinkExamples = () => card.off("change:channel", listener);
     }
     model.on("change:activations_panel", linkGrid);
     model.on("change:examples_panel", linkExamples);
@@ -358,6 +379,7 @@ export default {
       model.off("change:activations_panel", linkGrid);
       model.off("change:examples_panel", linkExamples);
       unlinkGrid();
+      unlinkExamples();
       for (const { unmount } of sections.values()) unmount();
     };
   },

@@ -14,7 +14,7 @@ from ..core import CnnWidgetError, ModelProbe, OptionError, as_probe
 from ..core.activations import fit_within, resize
 from ..core.options import PROBE_OPTIONS
 from . import _transport
-from ._base import CnnWidget, checks, reacts
+from ._base import CnnWidget, checks, from_browser, reacts
 from ._esm import bundle
 from ._jobs import Worker
 from .activation_grid import ActivationGrid, _default_layer
@@ -28,6 +28,11 @@ _PY = dict(sync=True, owner="python")
 THUMB_PX = 48  # the image strip's thumbnails, px a side at most
 STRIP_MAX = 128  # thumbnails sent at most; the image number box reaches every image
 WAIT_SECONDS = 10.0  # the longest a selection change waits for a quick panel before going on to the next
+# A channel picked in a panel in the page (a grid click) is followed this much later when the Explorer is shown: its
+# view sends the same selection itself right after the panel's message (js/explorer.js followGrid), and the kernel
+# takes it from there first. Following at once raced that message, and the Explorer then set the panels' channel
+# itself and sent it back, which could reach the page after a newer click and show the older channel for a moment.
+PAGE_ECHO_SECONDS = 0.1
 
 # Panels in the order they are shown, with the label of their header.
 LABELS = {
@@ -113,6 +118,11 @@ class Explorer(CnnWidget):
     attention and the fast attribution maps are each waited for, then the top examples, the feature
     visualization render, uncertainty and robustness are started. Every panel runs on its own worker, where a
     newer request supersedes an older one, so a stale result is never drawn over a newer one.
+
+    In the page, a channel clicked in the grid shows at once in the Explorer's view (its channel box) and in the
+    top-examples panel (drawn from the layer's channels its kernel side sent ahead, when small enough): the view
+    sends the new selection itself (js/explorer.js), and Python checks it as any value from the page and stays the
+    source of truth; replies for an older click are drawn only while they match the selection shown.
 
     ``panel(name)`` returns a panel's widget (opening it); ``wait()`` blocks until every panel is idle;
     ``close()`` closes every panel and frees the model. ``cw.show_in_sidebar(explorer)`` shows it in
@@ -244,17 +254,28 @@ class Explorer(CnnWidget):
         """Block until the Explorer and every panel are idle (for scripts and tests). True if so."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
+            timers = self.__dict__.get("_link_timers", set())
+            for timer in list(timers):  # a delayed follow (_link_soon) first
+                timer.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                if not timer.is_alive():
+                    timers.discard(timer)  # fired (it removed itself), or cancelled by close()
             workers = [self._jobs, self._link_worker, *(p._jobs for p in self.panels.values())]
             for worker in workers:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 if not worker.wait(left):
                     return False
-            if not any(w.busy for w in workers):  # one may have started another meanwhile
-                return True
+            if not any(w.busy for w in workers) and not timers:
+                return True  # (one may have started another meanwhile)
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
 
     def close(self):
         """Stop every panel's work, close every panel and free the model."""
         link_worker = self.__dict__.get("_link_worker")
+        timers = self.__dict__.get("_link_timers", set())
+        for timer in list(timers):
+            timer.cancel()
+        timers.clear()
         if link_worker is not None:
             link_worker.stop()
         super().close()
@@ -423,7 +444,8 @@ class Explorer(CnnWidget):
                 return  # a panel dropping its selection does not drop the Explorer's
             with self._pending_lock:
                 self._pending[mapping[change["name"]]] = int(value) if not isinstance(value, str) else value
-            self._link_worker.submit(self._apply_pending)
+            echoed = mapping[change["name"]] == "channel" and from_browser() and self._view_count
+            self._link_soon(PAGE_ECHO_SECONDS if echoed else 0.0)
 
         def unlink():
             with contextlib.suppress(ValueError):
@@ -433,6 +455,24 @@ class Explorer(CnnWidget):
 
         panel.observe(on_change, names=list(mapping))
         self._links.append(unlink)
+
+    def _link_soon(self, delay: float):
+        """Apply the pending selection on the link worker, now or ``delay`` seconds from now (see
+        PAGE_ECHO_SECONDS); ``wait()`` waits for a delayed one too."""
+        if delay <= 0:
+            self._link_worker.submit(self._apply_pending)
+            return
+        timers = self.__dict__.setdefault("_link_timers", set())
+
+        def fire():
+            timers.discard(timer)
+            if not self._closed:
+                self._link_worker.submit(self._apply_pending)
+
+        timer = threading.Timer(delay, fire)
+        timer.daemon = True
+        timers.add(timer)
+        timer.start()
 
     def _apply_pending(self, _cancel):
         with self._pending_lock:

@@ -119,12 +119,21 @@ def test_with_the_kernel_frozen_a_grid_click_shows_in_the_explorer_at_once_and_t
                                    arg=[ROOT, c], timeout=10_000)
             shown = page.evaluate(SHOWN_JS, [ROOT, c])
             assert shown == [str(c)] * 5 + ["16", "page"], shown  # drawn in the page: the kernel is stopped
+        # from now on, every channel the Explorer, the grid and the card show (the kernel's replies to the first
+        # click must never bring it back over the second)
+        page.evaluate("""(root) => { const r = document.querySelector(root), seen = window.__echoSeen = [];
+          const watch = (el, attr) => new MutationObserver(() => seen.push(el.getAttribute(attr)))
+            .observe(el, {attributes: true, attributeFilter: [attr]});
+          watch(r, 'data-channel'); watch(r.querySelector('.cnnw-cc'), 'data-channel');
+          watch(r.querySelector('.cnnw-grid-canvas'), 'data-selected'); }""", ROOT)
     _until(lab, page, "[ex.channel, ex.activations_panel.selected_channel, ex.examples_panel.channel, "
                       "ex.featurevis_panel.channels]", [b, b, b, [b]])
     lab.kernel_run(page, "ex.wait(120)", timeout=150)
     page.wait_for_timeout(300)  # any reply still on its way
     shown = page.evaluate(SHOWN_JS, [ROOT, b])
     assert shown[:6] == [str(b)] * 5 + ["16"], shown
+    seen = page.evaluate("() => window.__echoSeen")
+    assert str(a) not in seen, f"the first click's channel came back after the second: {seen}"
     assert _py(lab, page, "[ex.examples_panel.patches_meta['channel'], ex.activations_panel.focus_meta['channel']]") \
         == [b, b]
     # a channel set from Python afterwards wins over what the page set
