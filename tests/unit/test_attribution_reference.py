@@ -237,6 +237,7 @@ def test_smoothgrad_without_noise_is_saliency_and_has_no_variance(cam):
                                0, atol=1e-6 * sal.max() ** 2)
 
 
+@pytest.mark.slow
 def test_smoothgrad_averages_the_gradient_over_gaussian_noise_of_the_given_spread(step):
     # Under noise of sd s the step's gradient w_p [x_p + e > 0.5] is on with probability P = Phi((x_p - 0.5) / s):
     # mean |w_p| P, squared w_p^2 P, variance w_p^2 P (1 - P); each within 4 standard errors of 4096 draws (a

@@ -117,6 +117,7 @@ def test_saliency_traced_while_another_probe_traces_guided_backprop_is_plain_sal
         np.testing.assert_allclose(later, expected, rtol=1e-5, atol=1e-6, err_msg=f"trial {trial}")
 
 
+@pytest.mark.slow
 def test_guided_passes_on_fresh_models_leave_nothing_in_tensorflows_gradient_registry(images):
     """tf.custom_gradient in a traced function registers its rule in a global registry that is never emptied
     (with the traced graph it closes over); the guided rule is recorded on the tape alone."""

@@ -63,6 +63,7 @@ def test_every_attribution_method_maps_free_size_images_at_their_own_size(free_p
     assert np.isfinite(first).all() and np.isfinite(second).all()
 
 
+@pytest.mark.slow
 def test_attribution_map_with_its_default_methods_works_on_a_free_size_model(free_size):
     am = cw.AttributionMap(free_size, images(2, 48, 48), class_names=["a", "b", "c"])
     try:
@@ -161,6 +162,7 @@ def test_the_monitor_measures_a_dense_only_model_and_finds_its_vanishing_gradien
         monitor.close()
 
 
+@pytest.mark.slow
 def test_the_monitor_never_breaks_fit_its_own_failure_becomes_a_warning():
     class Subclassed(keras.Model):  # its layers cannot be reached: the probe pass cannot be built
         def __init__(self):

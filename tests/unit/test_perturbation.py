@@ -56,6 +56,7 @@ def test_occlusion_masks_a_second_image_size_at_that_size(free_size_model):
     np.testing.assert_allclose(got, _occlusion_by_hand(free_size_model, second, 8, 8), atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, options", [
     ("occlusion", {"patch": 8, "stride": 8}), ("rise", {"masks": 8, "grid": 4}),
     ("lime", {"samples": 8, "n_segments": 6}), ("kernel_shap", {"samples": 8, "n_segments": 6}),

@@ -93,6 +93,7 @@ def test_cka_refuses_mismatched_inputs(rng):
 
 # -- layers of models --------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_layer_by_layer_matrix_of_a_model_with_itself_has_a_unit_diagonal(images):
     model = small_model()
     data = tf.data.Dataset.from_tensor_slices((images, np.zeros(len(images)))).batch(32)  # (images, labels)
