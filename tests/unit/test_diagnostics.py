@@ -132,7 +132,8 @@ def test_a_fit_records_everything_traces_once_and_notifies_subscribers(data, tmp
 
 @pytest.fixture(scope="module")
 def dead_channel_run(data):
-    """A fit of 3 steps probed after each, conv channel 2 killed by a bias of -1000 (inputs are in [0, 1] and
+    """(Its three tests are slow: a Keras fit's first trace costs seconds of CPU, too much for the quick set.)
+    A fit of 3 steps probed after each, conv channel 2 killed by a bias of -1000 (inputs are in [0, 1] and
     its 27 weights under 1, so it is below zero at every position of every probe image); with a GradientTape's
     per-layer gradient norms on the probe batch at the final weights, taken right after the fit."""
     import tensorflow as tf
@@ -149,12 +150,14 @@ def dead_channel_run(data):
     return model, cb, {k: np.array(v) for k, v in cb.history.items()}, tape_norms
 
 
+@pytest.mark.slow
 def test_a_channel_killed_by_its_bias_is_exactly_the_measured_dead_fraction(dead_channel_run):
     # One unit of 4 dead: 0.25, however many positions the other channels are positive at.
     _, _, history, _ = dead_channel_run
     np.testing.assert_array_equal(history["dead_fraction"], [[0.25]] * 3)
 
 
+@pytest.mark.slow
 def test_the_last_probes_gradient_norms_equal_a_tapes_on_the_probe_batch(dead_channel_run):
     # Probing after every step, the last probe sees the final weights, as the tape did.
     _, _, history, tape_norms = dead_channel_run
@@ -163,6 +166,7 @@ def test_the_last_probes_gradient_norms_equal_a_tapes_on_the_probe_batch(dead_ch
     assert not np.allclose(history["grad_norm"][0], tape_norms, rtol=1e-3)  # an earlier step's norms differ
 
 
+@pytest.mark.slow
 def test_with_the_bias_put_back_no_unit_is_dead(dead_channel_run, data):
     x, y = data
     model, cb, _, _ = dead_channel_run

@@ -107,6 +107,7 @@ def test_the_divergence_chart_names_layers_on_horizontal_bars_at_a_bounded_heigh
     deep.close()
 
 
+@pytest.mark.slow
 def test_the_default_epsilon_is_8_grey_levels_of_the_input_range():
     model = small_model()
     w = cw.RobustnessView(model, IMAGES * 255, input_range=(0, 255), steps=1)
