@@ -175,6 +175,8 @@ class Explorer(CnnWidget):
         self._fv_shown: tuple | None = None  # the (layer, channel) the feature visualization was last asked for
         self._pending: dict = {}  # Explorer trait -> value, from a panel's own controls (see _follow_panel)
         self._pending_lock = threading.Lock()
+        self._pending_sync = False  # a change from the page asked for the panels' update (see _sync_soon)
+        self._pending_resume: set = set()
         self._local = threading.local()  # .propagating: this thread is setting panels from the selection
         self.__dict__["_link_worker"] = Worker("cnnwidget-explorer-links")
         notes: list[str] = []
@@ -477,7 +479,14 @@ class Explorer(CnnWidget):
     def _apply_pending(self, _cancel):
         with self._pending_lock:
             pending, self._pending = self._pending, {}
-        if not pending or self._closed:
+            sync, resume = self._pending_sync, self._pending_resume
+            self._pending_sync, self._pending_resume = False, set()
+        if self._closed:
+            return
+        if sync:
+            with self._locked():
+                self._sync_all(resume=tuple(resume))
+        if not pending:
             return
         if "layer" in pending and "channel" not in pending:
             try:
@@ -505,12 +514,12 @@ class Explorer(CnnWidget):
         if self.channel >= self._channels(self.layer):
             self._push(channel=0)  # a channel the new layer does not have
         self._push(error="")
-        self._sync_all()
+        self._sync_soon()
 
     @reacts("channel", "image", "target")
     def _on_selection(self, change):
         self._push(error="")
-        self._sync_all()
+        self._sync_soon()
 
     @reacts("open_panels")
     def _on_open(self, change):
@@ -530,7 +539,21 @@ class Explorer(CnnWidget):
                         self._build(name)
                     except CnnWidgetError as exc:  # e.g. data a panel cannot take: say so, the others go on
                         self._push(error=f"{LABELS[name]}: {exc}")
-        self._sync_all(resume=opened)
+        self._sync_soon(resume=opened)
+
+    def _sync_soon(self, resume=()):
+        """Bring the panels to the selection: at once for a change from Python (``explorer.layer = ...`` returns
+        with the quick panels drawn, as a widget's change does), on the link worker for one from the page. The page's
+        message is then answered at once and the kernel stays free: waiting there for each quick panel (up to
+        WAIT_SECONDS each) kept the kernel busy for seconds on a big model (3.6 s for a layer of MobileNetV2 in the
+        new-user trial), a run cell waited behind it, and an interrupt landed in the wait."""
+        if not from_browser():
+            self._sync_all(resume=resume)
+            return
+        with self._pending_lock:
+            self._pending_sync = True
+            self._pending_resume.update(resume)
+        self._link_soon(0.0)
 
     def _sync_all(self, first: bool = False, resume=()):
         """Bring every open panel to the selection, cheapest first; wait for the quick ones (see the class

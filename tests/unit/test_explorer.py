@@ -4,6 +4,8 @@ Python and the page alike, panels are made only when opened, and closing it clos
 The quick tests share one probe (so its compiled passes are traced once) and open the cheap panels only; the
 feature visualization is rendered in the slow tests."""
 
+import threading
+
 import ipywidgets
 import keras
 import numpy as np
@@ -82,6 +84,27 @@ def test_a_channel_clicked_in_the_grid_selects_it_in_the_explorer(ex):
     assert ex.wait(30)
     assert (ex.layer, ex.image) == ("relu1", 1)
     assert ex.panels["attribution"].image_index == 1  # and from the Explorer to every other panel
+
+
+def test_a_change_from_the_page_is_answered_at_once_and_the_panels_follow_off_the_kernel_thread(ex, monkeypatch):
+    # new-user trial: a layer picked in the page kept the kernel busy while the Explorer waited for each quick panel
+    # (3.6 s for a layer of MobileNetV2); a cell run meanwhile waited, and an interrupt landed in that wait
+    release, threads, real = threading.Event(), [], ex._sync_all
+
+    def slow_sync(*args, **kwargs):  # the panels' update, held until released
+        threads.append(threading.current_thread())
+        assert release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ex, "_sync_all", slow_sync)
+    ex.set_state({"layer": "conv2", "channel": 5})  # as the page sends it: answered while the update is held
+    assert (ex.layer, ex.channel) == ("conv2", 5)
+    release.set()
+    assert ex.wait(30) and threading.main_thread() not in threads and threads
+    grid = ex.panels["activations"]
+    assert (grid.layer, grid.selected_channel) == ("conv2", 5)
+    ex.channel = 6  # from Python: the panels are up to date when the assignment returns, as before
+    assert grid.selected_channel == 6 and threads[-1] is threading.main_thread()
 
 
 def test_a_class_picked_in_the_attribution_panel_becomes_the_explorers_target(ex):
