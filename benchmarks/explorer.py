@@ -125,6 +125,22 @@ WATCH_JS = r"""
 }
 """
 
+DIAGNOSE = textwrap.dedent("""\
+    import sys
+    for _name in ("ex_cold", "ex_warm"):
+        _ex = globals().get(_name)
+        if _ex is None:
+            continue
+        print(_name, repr(_ex), "status", repr(_ex.status), "error", repr(_ex.error), "channel", _ex.channel)
+        for _p, _w in _ex.panels.items():
+            print("   ", _p, "job", _w.job, "running", _w.running, "status", repr(_w.status), "error", repr(_w.error))
+    import threading, traceback
+    _names = {t.ident: t.name for t in threading.enumerate()}
+    for _ident, _frame in sys._current_frames().items():
+        print("thread", _names.get(_ident, _ident))
+        print("".join(traceback.format_stack(_frame)[-6:]))
+    """)
+
 DISPLAYED = ("activations", "attribution", "featurevis", "examples")
 LINKED = ("activations", "explorer", "examples")
 # The comm of each widget of the warm Explorer, by the name the message table uses.
@@ -228,8 +244,14 @@ def main():
         page.evaluate(WATCH_JS, ["cold", 0, 0, list(DISPLAYED)])
         page.evaluate(WATCH_JS, ["warm", 1, 0, list(DISPLAYED)])  # polls until the second view exists
         lab.run_all(page, timeout=600)
-        cold = wait_done(page, "cold", DISPLAYED)
-        warm = wait_done(page, "warm", DISPLAYED)
+        try:
+            cold = wait_done(page, "cold", DISPLAYED, timeout_ms=180_000)
+            warm = wait_done(page, "warm", DISPLAYED, timeout_ms=180_000)
+        except RuntimeError:
+            # what the kernel holds then: each panel's job and status, and every thread's stack (a panel that never
+            # drew its first result was seen twice at load 9-14, the examples once and the feature visualization once)
+            print(lab.kernel_run(page, DIAGNOSE, timeout=60))
+            raise
         lab.kernel_run(page, "ex_warm.wait(600)", timeout=650)
         t_cold, t_warm = kernel_json(lab, page, "[_t_cold * 1000, _t_warm * 1000]")
 
