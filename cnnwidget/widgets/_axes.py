@@ -371,6 +371,12 @@ def _margins(figure: bqplot.Figure, margin: dict) -> dict:
     if figure.title and any(a.orientation == "vertical" for a in figure.axes) and \
             margin.get("top", 0) < _TITLE_CLEARANCE:
         margin["top"] = _TITLE_CLEARANCE
+    if fit and figure.title and any(a.orientation == "vertical" for a in figure.axes):
+        # bqplot centres the title (18 px) over the plot area: one wider than the plot area at its narrowest reaches
+        # over the left axis, whose top number sticks 7 px above the plot area; 60 px keeps the title above it
+        narrowest = NARROW_PX - margin.get("left", 0) - margin.get("right", 0)
+        if text_width(figure.title, 18) > narrowest and margin.get("top", 0) < _TITLE_CLEARANCE + 12:
+            margin["top"] = _TITLE_CLEARANCE + 12
     return margin
 
 

@@ -259,6 +259,7 @@ class TrainingMonitor(CnnWidget):
             self._hist.y = h[f"{prefix}_hist"][p, i]
         # the layer's name elided to fit the chart's narrowest title (the picker above holds it whole)
         self.hist_fig.title = f"{_axes.elide(path, _TITLE_NAME_PX, 18)} at step {int(h['probe_step'][p])}"
+        _axes.refresh(self.hist_fig)  # room above the plot area for a title this wide
 
     def _draw_warnings(self):
         warnings = self.callback.warnings
@@ -280,7 +281,7 @@ _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 # narrowest chart (bqplot centres an 18 px title over the plot area).
 _MIN_WIDTH = "220px"
 _NAME_PX = 80
-_TITLE_NAME_PX = 90
+_TITLE_NAME_PX = 80
 _FULL = "calc(100% - 4px)"  # a control as wide as its box: 100% and ipywidgets' 2 px margins ran 4 px past it
 
 
