@@ -176,16 +176,23 @@ ${controls.map((c) => `${r} ${c}`).join(", ")} { font: inherit; color: inherit;
  * (Lumino messages) and displayed, and told to re-lay itself out when `container` resizes. The view is created,
  * and re-laid out, only while `container` is in the page with a width: a bqplot figure measures its box as it
  * renders, and one laid out in a detached or hidden box (a sidebar panel behind another) gets a negative plot
- * area. Follows changes of the trait. Returns a cleanup function that removes the view.
+ * area. The width is asked again once the view is made (making it takes a few awaits, during which the box may be
+ * hidden: an AttributionMap's charts in the Explorer, hidden by the view's first draw while their figures were on
+ * their way, logged 12 "<rect> attribute width: A negative value is not valid" on every page load); a view made for
+ * a hidden box waits, made but not attached, until the box has a width. Follows changes of the trait. Returns a
+ * cleanup function that removes the view.
  */
 export function mountWidget(model, trait, container) {
   let view = null;
   let shown = false;
   let token = 0; // the current trait value's turn: a view created for an older value is dropped
   let creating = false;
+  let gone = false; // the view was removed by its model's close (from Python): nothing to show until the trait changes
   const tell = (type) => {
     const widget = view?.luminoWidget ?? view?.pWidget;
-    widget?.processMessage?.({ type, isConflatable: type === "resize", width: -1, height: -1 });
+    // a disposed Lumino widget has dropped its view: a message to it throws (ipywidgets' processMessage)
+    if (!widget || widget.isDisposed) return;
+    widget.processMessage?.({ type, isConflatable: type === "resize", width: -1, height: -1 });
   };
   const visible = () => container.isConnected && container.clientWidth > 0;
   async function create() {
@@ -202,18 +209,31 @@ export function mountWidget(model, trait, container) {
         return;
       }
       view = created;
-      // the view, for the PNG export (js/export_tools.js): a bqplot figure off screen keeps a stale layout until it
-      // is laid out again, and the export reaches the figures' views through here
-      container.cnnwMountedView = view;
-      container.dataset.cnnwMount = "";
-      tell("before-attach");
-      container.replaceChildren(view.el);
-      tell("after-attach");
-      view.trigger("displayed");
-      shown = true;
+      // A model closed from Python removes its views itself: forget this one, and tell it nothing more (the box
+      // resizing as it empties would send a resize to its disposed Lumino widget: "Cannot read properties of null
+      // (reading 'processLuminoMessage')", once per chart and panel of a closed Explorer).
+      created.once?.("remove", () => {
+        if (view !== created) return;
+        view = null;
+        shown = false;
+        gone = true;
+        container.cnnwMountedView = null;
+      });
+      if (visible()) attach(); // else the ResizeObserver attaches it once the box has a width
     } finally {
       creating = false;
     }
+  }
+  function attach() {
+    // the view, for the PNG export (js/export_tools.js): a bqplot figure off screen keeps a stale layout until it
+    // is laid out again, and the export reaches the figures' views through here
+    container.cnnwMountedView = view;
+    container.dataset.cnnwMount = "";
+    tell("before-attach");
+    container.replaceChildren(view.el);
+    tell("after-attach");
+    view.trigger("displayed");
+    shown = true;
   }
   function show() {
     token += 1;
@@ -221,12 +241,14 @@ export function mountWidget(model, trait, container) {
     view = null;
     container.cnnwMountedView = null;
     shown = false;
+    gone = false;
     if (visible()) create();
   }
   const resize = new ResizeObserver(() => {
-    if (!visible()) return; // hidden: the view keeps its last layout
+    if (gone || !visible()) return; // hidden: the view keeps its last layout
     if (shown) tell("resize");
-    else if (!view && !creating) create();
+    else if (view) attach(); // made while the box was hidden
+    else if (!creating) create();
   });
   const listener = () => show();
   model.on(`change:${trait}`, listener);

@@ -273,7 +273,22 @@ class CnnWidget(anywidget.AnyWidget):
                 _close_tree(widget, seen)
             state["_owned"].clear()
         finally:
+            self._stop_view_count()
             super().close()
+
+    def _stop_view_count(self):
+        """Before the comm closes, tell the page to stop counting this widget's views (``_view_count`` None).
+        ipywidgets' WidgetView sends ``_view_count - 1`` (save_changes) from every view removed while the count is a
+        number, and a model closed from Python removes its views after dropping its comm: each view then threw an
+        uncaught "Syncing error: no comm channel defined" in the page (one per view of the widget and of each panel
+        it owns). The update goes out before comm_close and JupyterLab handles a comm's messages in order, so the
+        views are removed with no count to send."""
+        if self.comm is None or self._view_count is None:
+            return
+        try:
+            self._view_count = None
+        except Exception:  # the kernel's comm already gone: no page to tell
+            pass
 
     def __repr__(self) -> str:
         try:
