@@ -32,6 +32,8 @@ const CNNW_PNG_SVG_PROPS = ["fill", "fill-opacity", "fill-rule", "stroke", "stro
 const CNNW_PNG_PAD = 4; // CSS px of background around what is drawn
 const CNNW_PNG_MAX_SCALE = 4;
 const CNNW_PNG_MAX_PIXELS = 64e6; // a bigger PNG is scaled down (and says so in the answer)
+const CNNW_PNG_HIDDEN_WAIT = 20000; // ms a view that is not shown waits before answering a save_png request (a
+// shown view of a TrainingMonitor took over 2 s to compose on a loaded machine; the kernel keeps the first answer)
 
 // ---- pure helpers (node tests: js/export_tools.test.mjs) --------------------------------------------------------
 
@@ -775,6 +777,10 @@ export function __cnnwExportTools(view) {
       const cleanup = await view.render({ ...props, model: cnnwKernelGuard(model, el) });
       const onMessage = async (message) => {
         if (!message || message.action !== "cnnw_save_png") return;
+        // Every view of the widget gets the request and the kernel keeps the first answer. A view that is not
+        // shown (a sidebar panel behind another, a closed tab) answers later, so that a shown one's PNG wins over
+        // its "shows nothing" (a widget shown in a cell and in the sidebar failed when the sidebar panel was hidden).
+        if (!el.getClientRects().length) await new Promise((resolve) => setTimeout(resolve, CNNW_PNG_HIDDEN_WAIT));
         try {
           const { canvas, count, parts } = await cnnwPngCompose(el);
           const buffer = await (await cnnwPngBlob(canvas)).arrayBuffer();

@@ -293,6 +293,54 @@ PNG_CHECK = r"""([viewSel, canvasSel, barSel]) => {
 }"""
 
 
+# Each bqplot chart's plot area in window.__png and on the page: the colour most of its pixels have in the PNG (3 px
+# inside its edges), its computed fill, and its box on the page (for a screenshot of it).
+PLOT_AREAS = r"""(viewSel) => {
+  const P = window.__png;
+  const view = document.querySelector(viewSel);
+  const host = view.closest('[data-cnnw-png]');
+  const o = JSON.parse(host.dataset.cnnwPng);
+  const hr = host.getBoundingClientRect();
+  return [...view.querySelectorAll('.plotarea_background')].filter((r) => r.getBoundingClientRect().width > 0)
+    .map((r) => {
+      const b = r.getBoundingClientRect();
+      const count = {};
+      for (let y = Math.round((b.top + 3 - hr.top - o.top) * o.scale); y < (b.bottom - 3 - hr.top - o.top) * o.scale; y++)
+        for (let x = Math.round((b.left + 3 - hr.left - o.left) * o.scale); x < (b.right - 3 - hr.left - o.left) * o.scale;
+             x++) {
+          const i = 4 * (y * P.w + x);
+          const k = `${P.data[i]},${P.data[i + 1]},${P.data[i + 2]}`;
+          count[k] = (count[k] || 0) + 1;
+        }
+      const png = Object.entries(count).sort((u, v) => v[1] - u[1])[0][0].split(',').map(Number);
+      return {png, fill: getComputedStyle(r).fill, box: {x: b.left + 3, y: b.top + 3, width: b.width - 6,
+                                                          height: b.height - 6}};
+    });
+}"""
+
+# The colour most pixels of a base64 PNG have.
+MOST = """async (b64) => { const img = new Image(); img.src = 'data:image/png;base64,' + b64; await img.decode();
+  const c = document.createElement('canvas'); c.width = img.width; c.height = img.height;
+  const x = c.getContext('2d'); x.drawImage(img, 0, 0); const d = x.getImageData(0, 0, c.width, c.height).data;
+  const count = {}; for (let i = 0; i < d.length; i += 4) { const k = `${d[i]},${d[i + 1]},${d[i + 2]}`;
+    count[k] = (count[k] || 0) + 1; }
+  return Object.entries(count).sort((u, v) => v[1] - u[1])[0][0].split(',').map(Number); }"""
+
+
+def _plot_areas_as_shown(page, view: str) -> list[dict]:
+    """The charts' plot areas under ``view``: the colour of each in window.__png (the PNG just saved) and in a
+    screenshot of the page (what a person sees), and its computed fill."""
+    import base64
+
+    page.evaluate("(v) => document.querySelector(v).querySelector('.plotarea_background').scrollIntoView()", view)
+    page.wait_for_timeout(500)
+    areas = page.evaluate(PLOT_AREAS, view)
+    for area in areas:
+        shot = page.screenshot(clip=area["box"])
+        area["page"] = page.evaluate(MOST, base64.b64encode(shot).decode())
+    return areas
+
+
 def _save_png(lab, page, widget: str, target: Path) -> dict:
     """``widget.save_png(target)`` from the kernel; the PNG decoded in the page (window.__png)."""
     import base64
@@ -409,6 +457,12 @@ def test_save_png_holds_the_colour_bars_their_text_and_the_charts(lab, png_page,
         assert got["select"]["ink"] >= 20, got["select"]  # a setting drawn as its text (not the control)
         lab.screenshot(page, f"png_legends_{widget}_page", selector=f".jp-Notebook {view}")
         if widget == "amap":
+            # the plot areas as the page shows them (issue 13: "light grey on the page, white in the PNG")
+            areas = _plot_areas_as_shown(page, f".jp-Notebook {view}")
+            print("plot areas", areas)
+            assert len(areas) == 2, areas
+            for area in areas:
+                assert max(abs(a - b) for a, b in zip(area["png"], area["page"])) <= 2, area
             assert len(got["charts"]) == 2, got["charts"]
             for chart in got["charts"]:
                 lines = {line["css"]: line["pixels"] for line in chart["lines"]}
