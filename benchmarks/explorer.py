@@ -2,6 +2,7 @@
 click to the linked panels redrawn, and the first feature-visualization frame after a click.
 
     .venv/bin/python benchmarks/explorer.py [--clicks 9] [--steps 128] [--windowing contentVisibility|none]
+                                            [--layer block3_relu]
 
 Measured in the real browser with the test harness (tests/harness/lab.py: one JupyterLab server, headless chromium
 at 1400x1000), with the notebook's windowing mode a user has (JupyterLab 4's default, contentVisibility: the cell
@@ -228,7 +229,12 @@ def main():
                     help="the notebook's windowingMode: JupyterLab's default, what a user has (contentVisibility: "
                          "the browser skips the rendering of cells off screen), or the test harness's 'none' (every "
                          "cell rendered, so tests can read off-screen widgets back; every frame costs more)")
+    ap.add_argument("--layer", default="", help="the layer both Explorers open on (default: theirs, the first "
+                    "convolution, block1_conv); the top examples of a layer whose channels are at most 4 MB are drawn "
+                    "in the page at a click (block1 to block3 and the output layer of the demo model), the others "
+                    "(block4, gap) wait for the kernel")
     args = ap.parse_args()
+    layer = f"layer={args.layer!r}, " if args.layer else ""
 
     root = Path(tempfile.mkdtemp(prefix="cnnwidget-bench-"))
     lab = LabHarness(root_dir=root, settings={
@@ -236,8 +242,8 @@ def main():
     try:
         lab.start()
         cells = [SETUP,
-                 SHOW.format(name="cold", model="model", wait="", names="", steps=args.steps),
-                 SHOW.format(name="warm", model="ex_cold.probe", wait="ex_cold.wait(600)", names="",
+                 SHOW.format(name="cold", model="model", wait="", names=layer, steps=args.steps),
+                 SHOW.format(name="warm", model="ex_cold.probe", wait="ex_cold.wait(600)", names=layer,
                              steps=args.steps)]
         page = lab.open_notebook(cells, name="bench_explorer")
         # The watchers go in before the cells run: they stamp the first animation frame showing each panel.
@@ -258,7 +264,7 @@ def main():
         print(f"explorer.py: the Explorer on the demo model in JupyterLab + {lab.browser.version} (headless), "
               f"{machine_note()}")
         print(f"open panels: {', '.join(DISPLAYED)}; feature visualization {args.steps} steps; 8 images, data= 64; "
-              f"notebook windowingMode {args.windowing!r}")
+              f"notebook windowingMode {args.windowing!r}; layer {args.layer or 'the default (block1_conv)'}")
         print("display -> drawn, seconds (per panel, from the kernel's time before the constructor):")
         for name, rec, t0 in (("cold", cold, t_cold), ("warm", warm, t_warm)):
             per = {k: (rec["times"][k] - t0) / 1000 for k in DISPLAYED}

@@ -31,7 +31,9 @@ KEEP_LAYERS = 2  # passes kept per data set: the layer shown (by a card and the 
 KEEP_RENDERS = 16  # feature visualizations kept (64x64 RGB floats: ~50 KB each), the channels clicked last
 # A layer's every channel (patches, statistics) goes to the page once its full pass is drawn, when it is at most this
 # many bytes: a channel picked in the page then draws there at once, before the kernel's reply (see _send_layer).
-PAGE_LAYER_BYTES = 1 << 20
+# Sent once per pass, in the background. On the demo model with k=16: block1 and block2 (0.04-0.27 MB), block3
+# (64 channels of 26 x 26 patches: 2.9 MB) and the output layer (2.6 MB) fit; block4 and gap (9-15 MB) do not.
+PAGE_LAYER_BYTES = 4 << 20
 LAYER_ACTION = "cnnw_cc_layer"  # the custom message that carries it (js/channel_card.js)
 _FRAME_SECONDS = 0.1  # feature visualization frames go out at most this often
 
