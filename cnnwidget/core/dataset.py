@@ -195,11 +195,11 @@ def channel_examples(probe, data, layers, k: int = 16, score: str = "max", batch
     if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
         raise OptionError(f"strategy must be None or a tf.distribute.Strategy; got {strategy!r}.")
     keys, infos = _layers(probe, layers)
-    ds, total, labelled = _batches(probe, data, batch_size)
-    plans = [_Plan(probe, info, k, dense_patch) for info in infos]
-    _options.fits_in_memory("k", k, 2 * sum(p.nbytes for p in plans), "the kept patches")
     if strategy is None and tf.distribute.has_strategy():
         strategy = tf.distribute.get_strategy()
+    ds, total, labelled = _batches(probe, data, batch_size, numbered_here=strategy is None)
+    plans = [_Plan(probe, info, k, dense_patch) for info in infos]
+    _options.fits_in_memory("k", k, 2 * sum(p.nbytes for p in plans), "the kept patches")
     return _Pass(probe, keys, plans, k, score, bins, strategy).run(ds, total, labelled, progress, cancel)
 
 
@@ -340,8 +340,12 @@ def _whole(plan: _Plan, images):
 
 # -- data ----------------------------------------------------------------------------------------------------
 
-def _batches(probe: ModelProbe, data, batch_size):
-    """(a tf.data.Dataset of (images float32, global index int64, labels int64 (-1: none)), batches or None)."""
+def _batches(probe: ModelProbe, data, batch_size, numbered_here: bool = False):
+    """(a tf.data.Dataset of (images float32, global index int64, labels int64 (-1: none)), batches or None,
+    labelled). ``numbered_here``: a data set or generator is numbered (and its images cast, its labels made
+    indices) batch by batch as it is read, not by a map and a scan in the pipeline, which are made anew (traced) for
+    each pass: about 250 ms of CPU a pass (the first is an iterable of those triples then, not a data set; a
+    strategy needs the pipeline's, to number the images before it shares them out)."""
     h, w, c = probe.input_shape
     labelled = False
     if isinstance(data, tf.data.Dataset):
@@ -383,6 +387,8 @@ def _batches(probe: ModelProbe, data, batch_size):
         raise ImageError(f"the model takes images {(h, w, c)}; data yields {got}.")
     cardinality = int(ds.cardinality())
     total = cardinality if cardinality >= 0 else None
+    if numbered_here:
+        return _Numbered(ds.prefetch(2), labelled), total, labelled
 
     def parts(*items):
         x = tf.cast(items[0], tf.float32)
@@ -405,6 +411,29 @@ def _batches(probe: ModelProbe, data, batch_size):
 
     ds = ds.scan(tf.constant(0, tf.int64), number)
     return ds.prefetch(2), total, labelled
+
+
+class _Numbered:
+    """Batches of a data set as (images float32, global index int64, labels int64 (-1: none)), numbered as they
+    are read (see ``_batches``): what the pipeline's map and scan make, without them."""
+
+    def __init__(self, ds: tf.data.Dataset, labelled: bool):
+        self.ds, self.labelled = ds, labelled
+
+    def __iter__(self):
+        offset = 0
+        for item in self.ds:
+            x = tf.cast(item[0] if self.labelled else item, tf.float32)  # no op when float32 already
+            n = int(x.shape[0])
+            if self.labelled:
+                y = item[1]
+                if y.shape.rank == 2:
+                    y = tf.argmax(y, axis=-1)
+                y = tf.reshape(tf.cast(y, tf.int64), [-1])
+            else:
+                y = tf.constant(np.full(n, -1, np.int64))
+            yield x, tf.constant(np.arange(offset, offset + n, dtype=np.int64)), y
+            offset += n
 
 
 def _from_iterable(data) -> tf.data.Dataset:
@@ -458,12 +487,12 @@ def _steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, classe
 
 
 def _make_steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, classes: int):
-    _start_xla_quietly()
     forward = probe.forward(tuple(p.info.path for p in plans))
     h, w, c = (int(v) for v in probe.input_shape)
     image = tf.TensorSpec((None, h, w, c), tf.float32)
     ints = tf.TensorSpec((None,), tf.int64)
     per_layer = [tf.TensorSpec((p.channels,), tf.float32) for p in plans]
+    rows_per_layer = [tf.TensorSpec((), tf.int32) for _ in plans]
 
     def ranges(x):  # one float64 packet per replica: per layer, the C minima then the C maxima
         out = []
@@ -472,31 +501,34 @@ def _make_steps(probe: ModelProbe, plans: list, k: int, score: str, bins: int, c
             out += [tf.reduce_min(v, 0), tf.reduce_max(v, 0)]
         return tf.cast(tf.concat(out, 0), tf.float64)
 
-    def step(x, index, labels, thresholds, lows, highs):
+    def step(x, index, labels, thresholds, lows, highs, xla_rows):
         # One float64 packet per replica (see _unpack): one transfer, and one all-gather across workers.
         finite = tf.reduce_all(tf.math.is_finite(tf.reshape(x, (tf.shape(x)[0], -1))), 1)
         bad = tf.reduce_sum(tf.cast(~finite, tf.int64))
         # A batch with a bad image is refused after the step (see _Pass._absorb): nothing below needs finite values
         # (the histogram's slots put NaN below its range), so the batch is not masked (a copy of it: 3 ms of CPU).
         pieces = [bad]
-        for plan, a, threshold, lo, hi in zip(plans, forward(x), thresholds, lows, highs):
-            cand, stats = _layer_step(plan, x, a, index, labels, threshold, lo, hi, k, score, bins, classes)
+        for plan, a, threshold, lo, hi, rows in zip(plans, forward(x), thresholds, lows, highs, xla_rows):
+            cand, stats = _layer_step(plan, x, a, index, labels, threshold, lo, hi, rows, k, score, bins, classes)
             pieces += [tf.size(cand["channel"])] + [cand[name] for name in _candidate_names(plan)]
             pieces += [stats[name] for name in _stat_names(classes)]
         return tf.concat([tf.reshape(tf.cast(t, tf.float64), [-1]) for t in pieces], 0)
 
     return (probe.tf_function(ranges, input_signature=[image], family="dataset", autograph=False),
-            probe.tf_function(step, input_signature=[image, ints, ints, per_layer, per_layer, per_layer],
-                              family="dataset", autograph=False))
+            probe.tf_function(step, input_signature=[image, ints, ints, per_layer, per_layer, per_layer,
+                                                     rows_per_layer], family="dataset", autograph=False))
 
 
-def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, bins, classes):
+def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, rows, k, score, bins, classes):
     n = tf.shape(a)[0]
     C = plan.channels
     positions = plan.height * plan.width if plan.spatial else 1
     flat = tf.reshape(a, (n, positions, C))
+    # The statistics' loops over the layer's output in XLA, padded to ``rows`` images, or as TensorFlow ops (rows
+    # 0: a pass too small to pay for a compilation; see _Pass._xla_rows).
+    xla = (rows >= n) & (n > 0)
     # Each image's sum, max and min over its positions, shared by the scores and the statistics.
-    per = _per_image(flat)
+    per = tf.cond(xla, lambda: _padded(_per_image, rows, flat), lambda: _per_image_ops(flat))
     scores = per["max"] if score == "max" or not plan.spatial else per["sum"] / float(positions)
     per_image = per["sum"] / float(positions)
     # Candidates: each channel's best k of this batch that reach its current k-th best score.
@@ -509,7 +541,7 @@ def _layer_step(plan: _Plan, x, a, index, labels, threshold, lo, hi, k, score, b
     if plan.device_patches:
         cand["patch"] = _patches(plan, x, image, cand["where"])
     # Statistics of this batch, each with a leading axis of 1 (one row per replica once gathered).
-    count, mean, m2, zeros, vmin, vmax, hist, level, start, lo, hi = _batch_stats(flat, per, lo, hi, bins)
+    count, mean, m2, zeros, vmin, vmax, hist, level, start, lo, hi = _batch_stats(flat, per, lo, hi, bins, xla, rows)
     stats = {"count": tf.cast(count, tf.int64)[None], "mean": mean[None], "m2": m2[None], "zeros": zeros[None],
              "min": vmin[None], "max": vmax[None], "hist": tf.reshape(hist, (1, C, bins + 2)), "level": level[None],
              "start": start[None], "lo": lo[None], "hi": hi[None]}
@@ -537,15 +569,26 @@ def _argmax_positions(flat, image, channel):
     return tf.argmax(tf.gather_nd(flat, idx), axis=1, output_type=tf.int32)
 
 
-@tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-def _per_image(f) -> dict:
+def _per_image_ops(f) -> dict:
     """Per image and channel of ``f`` (n images, P positions, C channels), over its positions: sum, max and min,
-    each (n, C) float32: one XLA loop over ``f`` (block4 of the demo model, 128 x 16 x 16 x 128 a batch: 6-8 ms of
-    CPU against 9-13 ms as three TensorFlow reductions)."""
+    each (n, C) float32. ``_per_image`` is the same in one XLA loop over ``f`` (block4 of the demo model, 128 x 16
+    x 16 x 128 a batch: 6-8 ms of CPU against 9-13 ms as three TensorFlow reductions)."""
     return {"sum": tf.reduce_sum(f, 1), "max": tf.reduce_max(f, 1), "min": tf.reduce_min(f, 1)}
 
 
-def _batch_stats(f, per: dict, lo, hi, bins: int):
+_per_image = tf.function(_per_image_ops, jit_compile=True, reduce_retracing=True, autograph=False)
+
+
+def _padded(loop, rows, f, *args):
+    """``loop`` (an XLA function of per-image rows) on ``f`` (n, P, C) padded with zeros to ``rows`` >= n images,
+    its outputs cut back to the first n: XLA compiles a loop for each shape it meets, and a pass's smaller batches
+    (its last, ragged) take the shape compiled for its first."""
+    n = tf.shape(f)[0]
+    out = loop(tf.pad(f, [[0, rows - n], [0, 0], [0, 0]]), *args)  # no copy when rows == n
+    return tf.nest.map_structure(lambda t: t[:n], out)
+
+
+def _batch_stats(f, per: dict, lo, hi, bins: int, xla, xla_rows):
     """Per channel of ``f`` (n images, P positions, C channels; P = 1 for a dense layer), given its per-image
     reductions ``per`` (``_per_image``): count, mean, sum of squared deviations, zeros, min, max, and the histogram
     of this batch on the lattice of the base range [lo, hi) (``_window``): C * (bins + 2) counts, slot 0 for -inf
@@ -571,22 +614,49 @@ def _batch_stats(f, per: dict, lo, hi, bins: int):
     first = tf.math.is_nan(lo)
     lo, hi = tf.where(first, first_lo, lo), tf.where(first, first_hi, hi)
     C = f.shape[-1]
-    level, start, slots, zero_bin, deviations = _slots_and_deviations(f, lo, hi, vmin, vmax, mean, bins)
+    level, start = _window(vmin, vmax, lo, hi, bins)
+    zero_bin = tf.cast(_bins(tf.zeros_like(lo), lo, hi, level, start, bins), tf.int32)
+    args = (f, lo, hi, level, start, mean, bins)
+    slots, deviations = tf.cond(xla, lambda: _padded(_slots_and_deviations, xla_rows, *args),
+                                lambda: _slots_and_deviations_plain(per["sum"], *args))
     m2 = tf.reduce_sum(deviations, 0)
     zeros, hist = _histogram(slots, zero_bin, C, bins)
     return count, mean, m2, zeros, vmin, vmax, hist, level, start, lo, hi
 
 
-@tf.function(jit_compile=True, reduce_retracing=True, autograph=False)
-def _slots_and_deviations(f, lo, hi, vmin, vmax, mean, bins):
-    """One XLA loop over ``f`` (n, P, C) of a batch whose values lie in [vmin, vmax]: its histogram window's
-    ``level`` and ``start`` (C,) int32 (``_window``), each value's slot (n, P, C) int32 (``_slots``), the bin of a 0
-    in the window (C,) int32, and each image's sum of squared deviations from ``mean`` (n, C) float32. Pure
-    arithmetic on its inputs, no model state: the traces are keyed by shape only."""
-    level, start = _window(vmin, vmax, lo, hi, bins)
-    slots = _slots(f, lo, hi, level, start, bins)
-    zero_bin = tf.cast(_bins(tf.zeros_like(lo), lo, hi, level, start, bins), tf.int32)
-    return level, start, slots, zero_bin, tf.reduce_sum(tf.square(f - mean), 1)
+def _slots_and_deviations_ops(f, lo, hi, level, start, mean, bins):
+    """Each value of ``f`` (n, P, C)'s histogram slot (n, P, C) int32 in its channel's window (``level``,
+    ``start``: ``_window``; see ``_slots``), and each image's sum of squared deviations from ``mean`` (n, C)
+    float32. ``_slots_and_deviations`` is the same in one XLA loop over ``f``. Pure arithmetic on its inputs, no
+    model state: the XLA loop's compilations are keyed by shape only (and ``bins``). The window (a few operations
+    on (C, LEVELS) values) stays outside: in the loop it doubled the compilation's time (0.3-0.5 s of CPU)."""
+    return _slots(f, lo, hi, level, start, bins), tf.reduce_sum(tf.square(f - mean), 1)
+
+
+_slots_and_deviations = tf.function(_slots_and_deviations_ops, jit_compile=True, reduce_retracing=True,
+                                    autograph=False)
+
+
+def _slots_and_deviations_plain(sums, f, lo, hi, level, start, mean, bins):
+    """``_slots_and_deviations_ops`` as TensorFlow ops, each a pass over ``f`` (these ops are memory-bound: their
+    cost is the passes): when every value is finite (each image's ``sums`` (n, C) is) and so is every channel's
+    lattice scale, the slots skip the not-finite cases (``_lattice`` and ``_slots`` less six passes, the same
+    slots: no value can be NaN or infinite on the way but a product clipped to +-2**60 as there). Process CPU, a
+    batch of 64 of the demo model at load 15: block1 64 ms against 102, block3 9 against 14, block4 20 against 34."""
+    scale = tf.cast(bins, tf.float32) / (hi - lo)  # as _lattice has it
+
+    def finite():
+        t = tf.clip_by_value((f - lo) * scale, -2.0 ** 60, 2.0 ** 60)
+        j = tf.clip_by_value(tf.floor(t * tf.gather(tf.constant(_LEVEL_SCALES), level)) - tf.cast(start, tf.float32),
+                             0.0, tf.cast(bins - 1, tf.float32))  # as _bins has it
+        j = tf.where(tf.equal(f, 0.0), tf.cast(bins + 1, tf.float32), j)
+        offset = tf.cast(tf.range(tf.shape(f)[-1]) * (bins + 3) + 1, tf.float32)
+        return tf.cast(j + offset, tf.int32)
+
+    ok = (tf.reduce_all(tf.math.is_finite(sums)) & tf.reduce_all(tf.math.is_finite(scale) & (scale > 0))
+          & tf.reduce_all(tf.math.is_finite(lo)))
+    slots = tf.cond(ok, finite, lambda: _slots(f, lo, hi, level, start, bins))
+    return slots, tf.reduce_sum(tf.math.squared_difference(f, mean), 1)
 
 
 def _bins(f, lo, hi, level, start, bins: int):
@@ -650,27 +720,48 @@ def _window(vmin, vmax, lo, hi, bins: int):
     return level, tf.cast(tf.gather(low, level, batch_dims=1), tf.int32)
 
 
+# When the statistics' loops run in XLA. XLA compiles them for each shape of a layer's output it meets, and its first
+# compilation in a process starts XLA itself: a small pass never pays that back (a user's first pass over 256 images
+# took 0.9 s of CPU longer, the tests twice as long). A layer's loops run in XLA once the CPU they save on its output's
+# values (XLA_SAVES seconds a value, against the plain TensorFlow ops) reaches what compiling them costs (XLA_COMPILE,
+# plus XLA_START in a process that has not started XLA): counting the values of that shape done with the plain ops in
+# this process so far, this batch's, and when the pass's number of batches is known those left (a compilation then
+# pays at the first batch of a long pass; else it costs at most about twice what it saves, once the plain ops would
+# have paid for it). A shape compiled before, by any pass of the process, is used at once; a smaller batch (a pass's
+# ragged last) is padded to it unless it has less than 1 / XLA_PAD of its images. See ``_Pass._xla_rows``.
+# Measured (process CPU at load 13, /tmp/t1/calib.py, not in the repo): on the demo model's blocks 1-4 the loops
+# saved 11-20 ns a value at batches of 128 and 7-9 at 64 (the plain ops 12-29 ns, the loops 5-8); compiling both
+# took 0.3-0.5 s for a shape, starting XLA 0.1 s. On the tests' tiny layers the saving is the ops' fixed cost, 1-1.6
+# ms a batch.
+XLA_SAVES = 8e-9
+XLA_COMPILE = 0.4
+XLA_START = 0.1
+XLA_PAD = 4
 _XLA_LOCK = threading.Lock()
 _XLA_STARTED = False  # True once _start_xla_quietly has run in this process
+_XLA_SHAPES: dict = {}  # (positions, channels, bins): the batch sizes whose XLA loops were asked for in this process
+_PLAIN_VALUES: dict = {}  # (positions, channels, bins): values done with the plain ops in this process
 _TF_INFO_LINE = re.compile(rb"^I\d{4} [\d:.]+ +\d+ [^\]]+\] ")  # TensorFlow's C++ INFO log line
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _xla_first(v):
+    return v + 1.0
 
 
 def _start_xla_quietly() -> None:
     """The first XLA compilation of a process writes TensorFlow INFO lines straight to descriptor 2 ("XLA service
     ... initialized", "StreamExecutor [0]: Host", "Compiled cluster using XLA!"), which ipykernel puts in the cell
-    of the first pass. Once per process, ``_per_image`` and ``_slots_and_deviations`` are compiled here on a tiny
-    input inside ``stderr_captured`` (as TensorFlow's import is); what was written meanwhile is written back, less
-    TensorFlow's C++ INFO lines (another thread's output is delayed, not lost)."""
+    of the first pass. Once per process, before a pass's first XLA loop, a tiny function is compiled here inside
+    ``stderr_captured`` (as TensorFlow's import is); what was written meanwhile is written back, less TensorFlow's
+    C++ INFO lines (another thread's output is delayed, not lost)."""
     global _XLA_STARTED
     with _XLA_LOCK:
         if _XLA_STARTED:
             return
-        _XLA_STARTED = True
         with stderr_captured() as captured:
-            f = tf.zeros((1, 1, 1))
-            _per_image(f)
-            zero, one = tf.zeros((1,)), tf.ones((1,))
-            _slots_and_deviations(f, zero, one, zero, zero, zero, 2)
+            _xla_first(tf.zeros((1,)))
+        _XLA_STARTED = True
         rest = b"".join(line for line in captured[0].splitlines(True) if not _TF_INFO_LINE.match(line)) \
             if captured else b""
         if rest:
@@ -947,10 +1038,10 @@ class _Pass:
         self.lattice = None  # per layer, the histogram's base range: (lo, base bins per unit), float32 (C,) each
         self.images = 0
 
-        def compute(x, index, labels, thresholds, lows, highs) -> np.ndarray:
+        def compute(*args) -> np.ndarray:
             if strategy is None:
-                return step(x, index, labels, thresholds, lows, highs).numpy()
-            return _gathered(strategy, distributed_step(x, index, labels, thresholds, lows, highs))
+                return step(*args).numpy()
+            return _gathered(strategy, distributed_step(*args))
 
         # On one device, batch i + 1's step runs on a helper thread while this thread merges batch i (candidates,
         # patches, statistics) and reads batch i + 2: the host's share of a batch no longer adds to the device's
@@ -959,7 +1050,7 @@ class _Pass:
         # of the candidates that could still win and the merge (a total order: score, then index) keeps the same
         # top-k. Under a strategy the steps stay on this thread (collectives across workers run in one order).
         pool = ThreadPoolExecutor(1, thread_name_prefix="cnnwidget-pass") if strategy is None else None
-        done, last_report, reported, cancelled = 0, 0.0, -1, False
+        done, last_report, reported, cancelled, started = 0, 0.0, -1, False, 0
         pending = None  # (packets or their future, x, index) of the batch whose step is running or ran
         # A cancel keeps the batches whose step had started when it was set. Set while a step runs or the next batch
         # is read: that step's batch is merged, the batch read is not started, and the pass stops.
@@ -990,8 +1081,10 @@ class _Pass:
                         pending = (packets,) + pending[1:]
                         lows, highs = self._lattice_of(packets)
                 thresholds = [tf.constant(t.thresholds()) for t in self.tops]
-                args = (x, index, labels, thresholds, lows, highs)
+                xla_rows = self._xla_rows(self._replica_rows(x), started, total)
+                args = (x, index, labels, thresholds, lows, highs, xla_rows)
                 running = pool.submit(compute, *args) if pool is not None else compute(*args)
+                started += 1
                 if pending is not None:
                     done = self._absorb(done, *pending)
                     last_report, reported = self._maybe_report(progress, done, total, last_report, reported)
@@ -1049,6 +1142,37 @@ class _Pass:
             progress(done, total, self._result(done, partial=True, cancelled=False))
             return now, done
         return last_report, reported
+
+    def _replica_rows(self, x) -> int:
+        """The most images a replica gets of batch ``x``."""
+        if self.strategy is None:
+            return int(x.shape[0])
+        return max((int(t.shape[0]) for t in self.strategy.experimental_local_results(x)), default=0)
+
+    def _xla_rows(self, n: int, started: int, total) -> list:
+        """Per layer, the images (int32 scalar) to which a batch of ``n`` images a replica is padded for the
+        statistics' XLA loops, or 0 for TensorFlow ops (see XLA_SAVES): the batch is the pass's ``started``-th (from
+        0) of ``total`` (None: not known)."""
+        out = []
+        for i, plan in enumerate(self.plans):
+            positions = self._positions(plan)
+            key = (positions, plan.channels, self.bins)
+            with _XLA_LOCK:  # compiled: padded to the nearest size, unless a much smaller batch costs less in ops
+                fit = min((r for r in _XLA_SHAPES.get(key, ()) if n <= r <= XLA_PAD * n), default=0)
+            rows = fit
+            if n and not fit:
+                values = n * positions * plan.channels
+                with _XLA_LOCK:  # values of this shape done with the plain ops in this process, this batch's too
+                    done = _PLAIN_VALUES[key] = _PLAIN_VALUES.get(key, 0) + values
+                # with this pass's batches left (if as large) when known
+                todo = done + (max(total - started, 1) - 1) * values if total is not None else done
+                if XLA_SAVES * todo >= XLA_COMPILE + (0.0 if _XLA_STARTED else XLA_START):
+                    _start_xla_quietly()
+                    with _XLA_LOCK:
+                        _XLA_SHAPES.setdefault(key, set()).add(n)
+                    rows = n
+            out.append(tf.constant(rows, tf.int32))
+        return out
 
     @staticmethod
     def _positions(plan: _Plan) -> int:
