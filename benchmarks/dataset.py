@@ -10,13 +10,20 @@ Speed: one layer's top-16 (and its statistics, computed in the same pass) over N
 (uint8 images in memory, cast to float in the pipeline, batches of 128), as images/s and as a ratio to plain
 ``model.predict`` on the same pipeline (the floor: the pass cannot be faster than the forward pass it needs).
 Target >= 0.9x for one layer, >= 0.8x for each of the four blocks. Timed interleaved (predict, block1, ..., block4)
-so that load from other processes hits all alike; traced once on a small set first.
+so that load from other processes hits all alike. Before the timed rounds everything is traced and compiled once:
+predict and each pass on a small set with the full set's last, smaller batch, and each pass on the full set,
+cancelled after its first batches (a pass of that length compiles its statistics' XLA loops at its first batch).
 
 Memory: the pass over M images made on the fly by a generator (demo.shapes in chunks of 500, so the data set is never
-in memory), in a fresh process per M; the largest resident set size (/proc/self/statm) sampled at every progress
-call of the pass (every 0.25 s) printed for each, and their ratio (target: flat, within 5%). (ru_maxrss is not
-used: loading TensorFlow already sets a high-water mark the pass never reaches, so it would read flat whatever the
-pass did.) Memory of the pass is O(layers x channels x k), not O(images).
+in memory), in a fresh process per M. The peak is the kernel's high-water mark of the resident set (VmHWM), reset
+when the pass starts (/proc/self/clear_refs), printed for each M, and their ratio (target: flat, within 5%).
+(ru_maxrss is not used: loading TensorFlow already sets a high-water mark the pass never reaches, so it would read
+flat whatever the pass did.) Memory of the pass is O(layers x channels x k), not O(images). The resident set also
+sampled at every progress call (every 0.25 s) is printed beside it, its largest value over the first M0 images (the
+smallest M) and over all: it swings by some 100 MB within each batch (the forward's tensors, the generator's chunks,
+the progress snapshot's copy of the patches), so the largest of 4x more samples is larger by the luck of the draw
+(block4, M0 = 5,000: 928 -> 977 MiB as the peak of 40 and 157 samples, while 10-batch windows of the anonymous
+resident set sampled every 5 ms had maxima of 474-549 MiB throughout the 157 batches, with no trend).
 
 Workers (``--workers N``, default 4,000 images; 0 skips it): block4_relu's top-16 over N demo images from tf.data,
 timed inside each process after a pass over 256 images (traces), in one process with no strategy, then in two local
@@ -34,6 +41,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -62,12 +70,25 @@ def rss_mib():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
+def hwm_mib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+
+first = int(sys.argv[2])  # images of the smallest run: the sampled peak over as many images
 before = rss_mib()
-peak = [before]
+try:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # the high-water mark starts again from the current resident set
+    reset = True
+except OSError:
+    reset = False
+samples = [(0, before)]
 res = dataset.channel_examples(model, ds, "block4_relu", k=16,
-                               progress=lambda done, total, partial: peak.append(rss_mib()))
-peak.append(rss_mib())
-print(json.dumps({"images": res.images, "before_mib": before, "peak_mib": max(peak)}))
+                               progress=lambda done, total, partial: samples.append((done * 128, rss_mib())))
+samples.append((n, rss_mib()))
+print(json.dumps({"images": res.images, "before_mib": before, "hwm_mib": hwm_mib() if reset else None,
+                  "sampled_mib": max(m for _, m in samples),
+                  "sampled_first_mib": max(m for done, m in samples if done <= first)}))
 """
 
 
@@ -149,10 +170,15 @@ def speed(n: int, repeats: int = 1, layers: tuple = BLOCKS) -> None:
         return (tf.data.Dataset.from_tensor_slices(x).batch(BATCH)
                 .map(lambda b: tf.cast(b, tf.float32) / 255.0).prefetch(2))
 
-    small, full = pipeline(images[:256]), pipeline(images)
-    model.predict(small, verbose=0)  # trace everything once
+    # Trace everything once, the last batch's smaller shape too, and compile each pass's XLA loops as a full pass
+    # does (at its first batch: the cancelled pass keeps what its first batches compiled).
+    small, full = pipeline(images[:2 * BATCH + n % BATCH]), pipeline(images)
+    model.predict(small, verbose=0)
     for layer in layers:
         dataset.channel_examples(model, small, layer, k=16)
+        cancel = threading.Event()
+        dataset.channel_examples(model, full, layer, k=16, cancel=cancel,
+                                 progress=lambda done, total, partial: done >= 2 and cancel.set())
     fns = {"predict": lambda: model.predict(full, verbose=0)}
     for layer in layers:
         fns[layer] = lambda layer=layer: dataset.channel_examples(model, full, layer, k=16)
@@ -167,8 +193,7 @@ def speed(n: int, repeats: int = 1, layers: tuple = BLOCKS) -> None:
             cpu[name].append(time.process_time() - start)
         return run
 
-    # The first round is a warm-up (the last, smaller batch traces its shapes), not timed.
-    rounds = interleaved_times({name: with_cpu(name, fn) for name, fn in fns.items()}, warmup=1, repeats=repeats)
+    rounds = interleaved_times({name: with_cpu(name, fn) for name, fn in fns.items()}, warmup=0, repeats=repeats)
     cpu = {name: ts[-repeats:] for name, ts in cpu.items()}  # the timed rounds'
     times = {name: statistics.median(ts) for name, ts in rounds.items()}
     floor = n / times["predict"]
@@ -193,19 +218,25 @@ def speed(n: int, repeats: int = 1, layers: tuple = BLOCKS) -> None:
 def memory(sizes: list[int]) -> None:
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(root)}
-    peaks = {}
+    peaks, kind = {}, "high-water mark"
     for m in sizes:
-        run = subprocess.run([sys.executable, "-c", MEMORY, str(m)], capture_output=True, text=True, env=env)
+        run = subprocess.run([sys.executable, "-c", MEMORY, str(m), str(min(sizes))], capture_output=True, text=True,
+                             env=env)
         if run.returncode != 0:
             print(f"memory run at {m} images failed:\n{run.stderr[-2000:]}")
             return
         out = json.loads(run.stdout.strip().splitlines()[-1])
-        peaks[m] = out["peak_mib"]
+        if out["hwm_mib"] is None:  # the high-water mark could not be reset: the largest sample instead
+            kind = "largest sample"
+        peaks[m] = out["hwm_mib"] if out["hwm_mib"] is not None else out["sampled_mib"]
         print(f"block4_relu top-16 over {out['images']:6d} generated images: peak RSS during the pass "
-              f"{out['peak_mib']:7.1f} MiB (before it {out['before_mib']:.1f} MiB)")
+              f"{peaks[m]:7.1f} MiB ({kind}; before it {out['before_mib']:.1f} MiB); RSS sampled at progress calls: "
+              f"largest {out['sampled_mib']:.1f} MiB, over the first {min(sizes)} images "
+              f"{out['sampled_first_mib']:.1f}")
     lo, hi = min(sizes), max(sizes)
     ratio = peaks[hi] / peaks[lo]
-    print(f"peak RSS {hi} / {lo} images: {ratio:.3f} (target within 5%: {'PASS' if abs(ratio - 1) <= 0.05 else 'MISS'})")
+    print(f"peak RSS ({kind}) {hi} / {lo} images: {ratio:.3f} (target within 5%: "
+          f"{'PASS' if abs(ratio - 1) <= 0.05 else 'MISS'})")
 
 
 def main() -> None:
