@@ -213,6 +213,12 @@ def speed(n: int, repeats: int = 1, layers: tuple = BLOCKS) -> None:
         print(f"{'':>12} CPU time: {1000 * statistics.median(cpu[layer]) / batches:.0f} ms a batch against "
               f"predict's {1000 * statistics.median(cpu['predict']) / batches:.0f}; per-round CPU ratio, median "
               f"{statistics.median(cpu_ratios):.2f}x (rounds {', '.join(f'{r:.2f}' for r in cpu_ratios)})")
+        # Cores busy (CPU time over wall time): a pass's wall ratio is its CPU ratio times its share of the cores
+        # predict keeps busy (on an idle 2-core machine predict's convolutions keep both busy, a pass's
+        # single-threaded parts leave one idle for a while).
+        busy = statistics.median(c / w for c, w in zip(cpu[layer], rounds[layer]))
+        print(f"{'':>12} cores busy: {busy:.2f} against predict's "
+              f"{statistics.median(c / w for c, w in zip(cpu['predict'], rounds['predict'])):.2f} (CPU / wall, median)")
 
 
 def memory(sizes: list[int]) -> None:
