@@ -48,17 +48,6 @@ late = cw.LayerSimilarity(base, tuned, d.images[:1024], layers=["conv1", "conv2"
                           autostart=False)
 """
 
-# Scroll each chart under `root` to the middle of the notebook's view, one after the other, as a reader does: bqplot
-# lays a figure out again (the margins its new names were given) only while it is on screen (IntersectionObserver).
-SCROLL_CHARTS = """async (root) => {
-  const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-  for (const fig of document.querySelectorAll(root + ' .bqplot')) {
-    if (fig.parentElement.closest('.bqplot')) continue;
-    fig.scrollIntoView({block: 'center'});
-    await frame();
-    await new Promise((r) => setTimeout(r, 200));  // bqplot's debounced relayout
-  }
-}"""
 
 
 # What the page shows: status text, progress bar width, error text (if shown), the Layers box, heatmap cells.
@@ -242,7 +231,7 @@ def test_a_widget_shown_before_its_pass_draws_the_heatmap_and_drift_when_the_res
                            " === 3 && document.querySelectorAll(root + ' .cnnw-similarity-cka .heatmapcell').length"
                            " === 9", arg=LATE, polling=50, timeout=30_000)
     # the charts were off screen when their data came: each is laid out when scrolled to (margins for its names)
-    page.evaluate(SCROLL_CHARTS, LATE)
+    charts.scroll_into_view(page, LATE)
     heat = charts.geometry(page, f"{LATE} .cnnw-similarity-cka")
     drift = charts.geometry(page, f"{LATE} .cnnw-similarity-drift")
     assert len(heat["cells"]) == 9 and len(set(heat["cells"])) >= 3, heat

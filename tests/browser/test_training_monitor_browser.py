@@ -44,17 +44,6 @@ blind = cw.TrainingMonitor(every=4)
 fit_blind = trainer(blind)
 fit_blind(1)
 """
-# Scroll each chart under `root` to the middle of the notebook's view, one after the other, as a reader does: bqplot
-# lays a figure out again (the margins its new names were given) only while it is on screen (IntersectionObserver).
-SCROLL_CHARTS = """async (root) => {
-  const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-  for (const fig of document.querySelectorAll(root + ' .bqplot')) {
-    if (fig.parentElement.closest('.bqplot')) continue;
-    fig.scrollIntoView({block: 'center'});
-    await frame();
-    await new Promise((r) => setTimeout(r, 200));  // bqplot's debounced relayout
-  }
-}"""
 
 
 SPACER = "from IPython.display import HTML\nHTML('<div style=\"height: 2400px\">(space: the monitors above scroll off screen)</div>')"
@@ -156,7 +145,7 @@ def test_a_monitor_shown_before_fit_draws_its_live_charts(lab, page):
     probes = int(lab.kernel_run(page, "print(len(fresh.history['probe_step']))"))
     _wait_heatmap(page, root, 3 * probes, epochs=3)  # the redraw at the end of fit lands
     # the charts were off screen when their data came: each is laid out when scrolled to (margins for its names)
-    page.evaluate(SCROLL_CHARTS, root)
+    charts.scroll_into_view(page, root)
     g = page.evaluate(GEOMETRY, root)
     assert g["loss_points"] > 10, g
     fills = set(g["fills"])

@@ -7,6 +7,7 @@ for the first bqplot figure matching ``selector`` (its own element or one inside
 ``off_scale(fills, "viridis")`` -> the fills ("rgb(r, g, b)") that are not colours of the scheme (nor the null grey
 #eeeeee), using the anchors of js/colormaps.js.
 ``settled(page, root)`` -> waits until the charts under ``root`` stop changing (instead of sleeping for a redraw).
+``scroll_into_view(page, root)`` -> scrolls each chart under ``root`` into view in turn, as a reader does.
 """
 from __future__ import annotations
 
@@ -150,3 +151,21 @@ def settled(page, root: str = ".jp-Notebook", quiet: int = 10, timeout: float = 
     seconds (the test's own assertions then say what is drawn). A figure scrolled into view is laid out again some
     frames later (a deep RobustnessView's names axis: 5 quiet frames were too few, 60 enough): give ``quiet=60``."""
     return page.evaluate(SETTLED_JS, [root, quiet, int(timeout * 1000)])
+
+
+# bqplot lays a figure out again (the margins its new names were given) only while it is on screen
+# (IntersectionObserver): a chart that got its data off screen is read after it is scrolled to, as a reader sees it.
+SCROLL_JS = """async (root) => {
+  const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  for (const fig of document.querySelectorAll(root + ' .bqplot')) {
+    if (fig.parentElement.closest('.bqplot')) continue;
+    fig.scrollIntoView({block: 'center'});
+    await frame();
+    await new Promise((r) => setTimeout(r, 200));  // bqplot's debounced relayout
+  }
+}"""
+
+
+def scroll_into_view(page, root: str = ".jp-Notebook") -> None:
+    """Scroll each chart under ``root`` to the middle of the view, one after the other (see SCROLL_JS)."""
+    page.evaluate(SCROLL_JS, root)
