@@ -281,7 +281,8 @@ _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 # narrowest chart (bqplot centres an 18 px title over the plot area).
 _MIN_WIDTH = "220px"
 _NAME_PX = 80
-_TITLE_NAME_PX = 80
+# 'block4_relu at step 12' whole at 18 px in a 246 px chart (at 80 px the name lost its block number: 'blo…relu')
+_TITLE_NAME_PX = 130
 _FULL = "calc(100% - 4px)"  # a control as wide as its box: 100% and ipywidgets' 2 px margins ran 4 px past it
 
 

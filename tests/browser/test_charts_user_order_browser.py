@@ -140,15 +140,17 @@ def test_a_training_monitor_shown_before_fit_draws_empty_charts(lab, page):
 
 
 def test_layer_similarity_names_and_labels_are_whole(lab, page):
-    """The CKA heatmap's rotated layer names hang whole below the plot (they were cut: "block1_re", "predictior"),
-    and no tick or axis label of the heatmap or the drift chart is cut by the figure's edge."""
+    """The CKA heatmap's rotated layer names hang whole below the plot (they were cut by the figure: "block1_re",
+    "predictior"; a long one is now elided on purpose), and no tick or axis label of the heatmap or the drift chart
+    is cut by the figure's edge."""
     root = _shown(lab, page, "cnnw-similarity", drawn=".cnnw-similarity-cka svg")
     lab.kernel_run(page, "sim.run().wait(120)", timeout=150)
     page.wait_for_function("(sel) => document.querySelectorAll(sel + ' .heatmapcell').length >= 9",
                            arg=f"{root} .cnnw-similarity-cka", timeout=30_000)
     charts.settled(page, root)
     heat = charts.geometry(page, f"{root} .cnnw-similarity-cka")
-    assert heat["ticks"]["fine-tuned layer"] == ["block1_relu", "global_average_pool", "predictions"], heat["ticks"]
+    # a name longer than the axes' 80 px is elided in the middle (the hover gives it whole: narrow-legends test)
+    assert heat["ticks"]["fine-tuned layer"] == ["block1_relu", "globa…_pool", "predictions"], heat["ticks"]
     for chart in ("cka", "drift"):  # bqplot lays a figure out again (new margins) only while it is on screen
         page.locator(f"{root} .cnnw-similarity-{chart}").first.scroll_into_view_if_needed()
         charts.settled(page, root, quiet=60, timeout=20)  # the relayout comes some frames after the scroll

@@ -116,10 +116,13 @@ def use_monitor(_model):
 
 # The smallest first round the 10% rule is taken of. Inside the whole suite, TensorFlow's and the allocator's
 # arenas move RSS by a few MB over 20 rounds with nothing leaked (CI: +3.2 MB for the grid against a 1 MB bound);
-# what is kept alive is caught by the weakrefs, and a cache that leaks grows by megabytes a round.
-FLOOR_MB = 100.0
+# what is kept alive is caught by the weakrefs, and a cache that leaks grows by megabytes a round. At 100 MB the
+# bound was 1.1 MB a round, and a CI run of 2026-12-07 saw featurevis add 5.6 MB over rounds 2-6 (its first round
+# -6.6 MB: the allocator's noise both ways) with nothing alive; at 144 MB it is 1.6 MB a round, still well under
+# the leak this test was written for (fv.render kept ~2.5 MB a model: 12.5 MB over rounds 2-6).
+FLOOR_MB = 144.0
 # Rounds 2-ROUNDS may add this share of the first round's growth (of at least FLOOR_MB): 10% per nine rounds, the
-# ten-round rule's rate (1.1 MB a round at the floor: 5.6 MB over rounds 2-6), not 10% over however many rounds.
+# ten-round rule's rate (1.6 MB a round at the floor: 8 MB over rounds 2-6), not 10% over however many rounds.
 LATER_SHARE = 0.1 * (ROUNDS - 1) / 9
 
 def rss_mb() -> float:
