@@ -73,7 +73,9 @@ def test_a_bad_channel_typed_in_the_card_is_refused_and_a_good_one_redraws(lab, 
     box.press("Enter")
     page.wait_for_function("(sel) => document.querySelector(sel).dataset.channel === '9'", arg=CARD,
                            timeout=60_000)
-    assert error.is_hidden()
+    # the page draws channel 9 at once from the layer it holds (the card's channels sent ahead); the refusal of 64
+    # goes when the kernel's reply clears `error`, a round trip later: wait for it rather than read it at once
+    error.wait_for(state="hidden", timeout=30_000)
     assert lab.canvas_pixels(page, f"{CARD} .cnnw-cc-patch img")["hash"] != before
     _idle(page, CARD)
 
